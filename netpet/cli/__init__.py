@@ -1,0 +1,1 @@
+"""The ``netpet`` command line (see :mod:`netpet.cli.main`)."""

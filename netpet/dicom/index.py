@@ -1,0 +1,381 @@
+"""Index a DICOM folder tree: patients -> studies -> series, with PET tracer and partner.
+
+The tree may nest folders, name files without a ``.dcm`` suffix, hold a DICOMDIR or not, and
+mix in non-DICOM files; a series may be split over several folders. Only headers are read,
+in parallel processes for large trees. Each PET series is labelled with its tracer and paired
+with the anatomical series (CT or MR) of the same hybrid session: the one sharing its
+FrameOfReferenceUID, else the one of the same study closest in time; the pair makes the PET a
+``PET/CT`` or a ``PET/MR``.
+
+Patient names and birth dates are read for grouping only and are left out of every export
+unless asked for (``include_identity=True``).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Any, Dict, Iterable, List, Optional, Sequence
+
+from pydicom.tag import Tag
+
+from netpet.dicom import files, tags
+from netpet.dicom.dates import iso
+from netpet.dicom.pet_header import _code, _radiopharmaceutical, vendor_of
+from netpet.dicom.tracer import Tracer, identify
+from netpet.errors import DicomInputError
+from netpet.progress import ProgressCallback, report
+
+log = logging.getLogger(__name__)
+
+ANATOMICAL = ("CT", "MR")
+#: Trees smaller than this are read in this process (starting workers costs more).
+PARALLEL_MIN_FILES = 400
+_CHUNK = 200
+
+#: Header tags the index needs; reading only these keeps a header read well under a millisecond.
+_TAGS = [Tag(k) for k in (
+    "SOPClassUID", "SOPInstanceUID", "Modality", "PatientID", "PatientName", "StudyInstanceUID",
+    "StudyDate", "StudyTime", "StudyDescription", "AccessionNumber", "SeriesInstanceUID",
+    "SeriesNumber", "SeriesDescription", "SeriesDate", "SeriesTime", "AcquisitionDate",
+    "AcquisitionTime", "AcquisitionDateTime", "FrameOfReferenceUID", "Manufacturer",
+    "ManufacturerModelName", "NumberOfFrames", "ImageType", "Units", "DecayCorrection",
+    "CorrectedImage", "RadiopharmaceuticalInformationSequence", "SpecificCharacterSet",
+)]
+
+
+@dataclass
+class SeriesRecord:
+    """One series of the tree (all its files, wherever they lie)."""
+
+    series_uid: str
+    modality: str
+    description: Optional[str]
+    series_number: Optional[int]
+    sop_class_uid: Optional[str]
+    frame_of_reference_uid: Optional[str]
+    manufacturer: Optional[str]
+    model: Optional[str]
+    series_datetime: Optional[str]
+    acquisition_datetime: Optional[str]
+    instance_count: int
+    frame_count: int
+    files: List[str] = field(default_factory=list)
+    folders: List[str] = field(default_factory=list)
+    image_type: List[str] = field(default_factory=list)
+    units: Optional[str] = None
+    decay_correction: Optional[str] = None
+    corrected_image: List[str] = field(default_factory=list)
+    tracer: Optional[Tracer] = None
+    partner_series_uid: Optional[str] = None
+    partner_rule: Optional[str] = None
+    hybrid: Optional[str] = None
+    warnings: List[str] = field(default_factory=list)
+    study_uid: str = ""
+    patient_id: str = ""
+
+    @property
+    def is_pet(self) -> bool:
+        return self.modality == "PT"
+
+    def start(self) -> Optional[_dt.datetime]:
+        text = self.acquisition_datetime or self.series_datetime
+        return _dt.datetime.fromisoformat(text) if text else None
+
+    def to_dict(self, include_files: bool = False) -> Dict[str, Any]:
+        out = asdict(self)
+        out["tracer"] = self.tracer.to_dict() if self.tracer else None
+        if not include_files:
+            out.pop("files")
+        return out
+
+
+@dataclass
+class StudyRecord:
+    study_uid: str
+    date: Optional[str]
+    description: Optional[str]
+    accession: Optional[str]
+    series: List[SeriesRecord] = field(default_factory=list)
+
+
+@dataclass
+class PatientRecord:
+    patient_id: str
+    name: Optional[str]
+    studies: List[StudyRecord] = field(default_factory=list)
+
+
+@dataclass
+class StudyIndex:
+    """The grouped index of a tree; see :func:`index_tree`."""
+
+    root: str
+    patients: List[PatientRecord]
+    files_seen: int
+    dicom_files: int
+    skipped: Dict[str, int]
+
+    def all_series(self) -> List[SeriesRecord]:
+        return [s for p in self.patients for st in p.studies for s in st.series]
+
+    def pet_series(self) -> List[SeriesRecord]:
+        return [s for s in self.all_series() if s.is_pet]
+
+    def series(self, uid: str) -> SeriesRecord:
+        for record in self.all_series():
+            if record.series_uid == uid:
+                return record
+        raise DicomInputError(f"No series with SeriesInstanceUID {uid} under {self.root}.")
+
+    def to_dict(self, include_identity: bool = False, include_files: bool = False) -> Dict[str, Any]:
+        """JSON-ready index. Patient names are left out unless ``include_identity``."""
+        return {
+            "root": self.root,
+            "files_seen": self.files_seen,
+            "dicom_files": self.dicom_files,
+            "skipped": dict(self.skipped),
+            "patients": [
+                {
+                    "patient_id": p.patient_id,
+                    **({"patient_name": p.name} if include_identity else {}),
+                    "studies": [
+                        {
+                            "study_uid": st.study_uid,
+                            "date": st.date,
+                            "description": st.description,
+                            **({"accession": st.accession} if include_identity else {}),
+                            "series": [s.to_dict(include_files) for s in st.series],
+                        }
+                        for st in p.studies
+                    ],
+                }
+                for p in self.patients
+            ],
+        }
+
+
+def _summaries(paths: Sequence[str]) -> List[Optional[Dict[str, Any]]]:
+    """Per-file header summary (picklable), None for files that are not DICOM images."""
+    out: List[Optional[Dict[str, Any]]] = []
+    for path in paths:
+        ds = files.read_header(path, specific_tags=_TAGS)
+        if ds is None:
+            out.append(None)
+            continue
+        notes: List[str] = []
+        acquisition = tags.get_datetime(ds, "AcquisitionDate", "AcquisitionTime", notes) or tags.get_dt(
+            ds, "AcquisitionDateTime", notes)
+        modality = (tags.get_text(ds, "Modality") or "OT").upper()
+        summary = {
+            "path": path,
+            "sop_instance_uid": tags.get_text(ds, "SOPInstanceUID"),
+            "sop_class_uid": tags.get_text(ds, "SOPClassUID"),
+            "modality": modality,
+            "patient_id": tags.get_text(ds, "PatientID") or "",
+            "patient_name": tags.get_text(ds, "PatientName"),
+            "study_uid": tags.get_text(ds, "StudyInstanceUID") or "",
+            "study_date": tags.get_text(ds, "StudyDate"),
+            "study_description": tags.get_text(ds, "StudyDescription"),
+            "accession": tags.get_text(ds, "AccessionNumber"),
+            "series_uid": tags.get_text(ds, "SeriesInstanceUID") or "",
+            "series_number": tags.get_float(ds, "SeriesNumber"),
+            "description": tags.get_text(ds, "SeriesDescription"),
+            "series_datetime": tags.get_datetime(ds, "SeriesDate", "SeriesTime", notes),
+            "acquisition": acquisition,
+            "for_uid": tags.get_text(ds, "FrameOfReferenceUID"),
+            "manufacturer": tags.get_text(ds, "Manufacturer"),
+            "model": tags.get_text(ds, "ManufacturerModelName"),
+            "frames": int(tags.get_float(ds, "NumberOfFrames") or 1),
+            "image_type": list(tags.get_multi_text(ds, "ImageType")),
+            "units": tags.get_text(ds, "Units"),
+            "decay_correction": tags.get_text(ds, "DecayCorrection"),
+            "corrected_image": list(tags.get_multi_text(ds, "CorrectedImage")),
+            "radiopharmaceutical": _radiopharmaceutical(ds, notes) if modality == "PT" else None,
+        }
+        out.append(summary)
+    return out
+
+
+def index_tree(root: str, jobs: Optional[int] = None, progress: Optional[ProgressCallback] = None) -> StudyIndex:
+    """Index every DICOM file under ``root``.
+
+    Parameters
+    ----------
+    root : str
+        A folder (searched recursively) or a single file.
+    jobs : int, optional
+        Worker processes for reading headers; default: all cores for large trees.
+    progress : callable, optional
+        ``progress(fraction, message) -> cancel`` (see :mod:`netpet.progress`).
+
+    Returns
+    -------
+    StudyIndex
+
+    Raises
+    ------
+    DicomInputError
+        When ``root`` does not exist.
+    """
+    if not os.path.exists(root):
+        raise DicomInputError(f"{root} does not exist; give a folder or file of DICOM data.")
+    report(progress, 0.0, f"Listing files under {root}")
+    paths = files.walk_files(root)
+    total = len(paths)
+    done = [0]
+
+    def advance(count: int) -> None:
+        done[0] += count
+        report(progress, 0.05 + 0.9 * done[0] / max(total, 1), f"Read {done[0]}/{total} headers")
+
+    jobs = files.default_jobs() if jobs is None else max(1, jobs)
+    if total < PARALLEL_MIN_FILES:
+        jobs = 1
+    summaries = files.parallel_map(_summaries, paths, jobs, _CHUNK, advance)
+    report(progress, 0.97, "Grouping series")
+    index = _group(root, paths, summaries)
+    report(progress, 1.0, f"Indexed {index.dicom_files} DICOM files in {len(index.all_series())} series")
+    return index
+
+
+def _group(root: str, paths: Sequence[str], summaries: Sequence[Optional[Dict[str, Any]]]) -> StudyIndex:
+    skipped: Dict[str, int] = {}
+    by_series: Dict[tuple, List[Dict[str, Any]]] = {}
+    dicom_files = 0
+    for path, summary in zip(paths, summaries):
+        if summary is None:
+            skipped["not a DICOM image (or a DICOMDIR)"] = skipped.get("not a DICOM image (or a DICOMDIR)", 0) + 1
+            continue
+        if not summary["series_uid"]:
+            skipped["DICOM without SeriesInstanceUID"] = skipped.get("DICOM without SeriesInstanceUID", 0) + 1
+            continue
+        dicom_files += 1
+        key = (summary["patient_id"], summary["study_uid"], summary["series_uid"])
+        by_series.setdefault(key, []).append(summary)
+
+    patients: Dict[str, PatientRecord] = {}
+    studies: Dict[tuple, StudyRecord] = {}
+    for (patient_id, study_uid, series_uid), items in sorted(by_series.items(), key=lambda kv: kv[0]):
+        record = _series_record(series_uid, items)
+        record.patient_id, record.study_uid = patient_id, study_uid
+        first = items[0]
+        patient = patients.setdefault(patient_id, PatientRecord(patient_id, first["patient_name"]))
+        study = studies.get((patient_id, study_uid))
+        if study is None:
+            study = StudyRecord(study_uid, first["study_date"], first["study_description"], first["accession"])
+            studies[(patient_id, study_uid)] = study
+            patient.studies.append(study)
+        study.series.append(record)
+    for patient in patients.values():
+        patient.studies.sort(key=lambda s: (s.date or "", s.study_uid))
+        for study in patient.studies:
+            study.series.sort(key=lambda s: (s.series_number if s.series_number is not None else 1e9, s.series_uid))
+        _pair(patient)
+    return StudyIndex(root, [patients[k] for k in sorted(patients)], len(paths), dicom_files, skipped)
+
+
+def _series_record(series_uid: str, items: List[Dict[str, Any]]) -> SeriesRecord:
+    warnings: List[str] = []
+    unique: Dict[str, Dict[str, Any]] = {}
+    for item in items:
+        uid = item["sop_instance_uid"] or item["path"]
+        if uid in unique:
+            warnings.append(f"duplicate instance {uid}: {item['path']} ignored (same as {unique[uid]['path']})")
+            continue
+        unique[uid] = item
+    kept = list(unique.values())
+    first = kept[0]
+    modalities = sorted({i["modality"] for i in kept})
+    if len(modalities) > 1:
+        warnings.append(f"series mixes modalities {modalities}")
+    acquisitions = [i["acquisition"] for i in kept if i["acquisition"] is not None]
+    series_times = [i["series_datetime"] for i in kept if i["series_datetime"] is not None]
+    folders = sorted({os.path.dirname(i["path"]) for i in kept})
+    record = SeriesRecord(
+        series_uid=series_uid,
+        modality=first["modality"],
+        description=first["description"],
+        series_number=int(first["series_number"]) if first["series_number"] is not None else None,
+        sop_class_uid=first["sop_class_uid"],
+        frame_of_reference_uid=first["for_uid"],
+        manufacturer=first["manufacturer"],
+        model=first["model"],
+        series_datetime=iso(min(series_times)) if series_times else None,
+        acquisition_datetime=iso(min(acquisitions)) if acquisitions else None,
+        instance_count=len(kept),
+        frame_count=sum(i["frames"] for i in kept),
+        files=sorted(i["path"] for i in kept),
+        folders=folders,
+        image_type=first["image_type"],
+        units=first["units"],
+        decay_correction=first["decay_correction"],
+        corrected_image=first["corrected_image"],
+        warnings=warnings,
+    )
+    if len(folders) > 1:
+        record.warnings.append(f"series split over {len(folders)} folders")
+    if record.is_pet and first["radiopharmaceutical"] is not None:
+        record.tracer = identify(first["radiopharmaceutical"])
+    return record
+
+
+def _pair(patient: PatientRecord) -> None:
+    """Pair each PET series of a patient with its anatomical series (see module docstring)."""
+    everything = [(study, s) for study in patient.studies for s in study.series]
+    anatomical = [(study, s) for study, s in everything if s.modality in ANATOMICAL]
+    for study, pet in everything:
+        if not pet.is_pet:
+            continue
+        start = pet.start()
+
+        def gap(candidate: SeriesRecord) -> float:
+            other = candidate.start()
+            if start is None or other is None:
+                return float("inf")
+            return abs((other - start).total_seconds())
+
+        same_for = [s for _st, s in anatomical if pet.frame_of_reference_uid and s.frame_of_reference_uid == pet.frame_of_reference_uid]
+        if same_for:
+            partner = min(same_for, key=lambda s: (gap(s), -s.instance_count))
+            rule = "same FrameOfReferenceUID"
+            if len(same_for) > 1:
+                rule += f" (closest in time of {len(same_for)})"
+        else:
+            same_study = [s for st, s in anatomical if st is study]
+            if not same_study:
+                continue
+            partner = min(same_study, key=lambda s: (gap(s), -s.instance_count))
+            rule = "same study, closest in time (no shared FrameOfReferenceUID)"
+            if gap(partner) > 6 * 3600:
+                pet.warnings.append("the anatomical partner was acquired more than 6 h apart")
+        pet.partner_series_uid = partner.series_uid
+        pet.partner_rule = rule
+        pet.hybrid = f"PET/{partner.modality}"
+
+
+def vendor(record: SeriesRecord) -> str:
+    return vendor_of(record.manufacturer)
+
+
+def describe(index: StudyIndex) -> str:
+    """Human-readable text of an index (no patient names)."""
+    lines = [f"{index.root}: {index.dicom_files} DICOM files in {len(index.all_series())} series, "
+             f"{len(index.patients)} patients ({index.files_seen - index.dicom_files} other files skipped)"]
+    for patient in index.patients:
+        lines.append(f"patient {patient.patient_id}")
+        for study in patient.studies:
+            lines.append(f"  study {study.study_uid} {study.date or ''} {study.description or ''}".rstrip())
+            for s in study.series:
+                head = f"    {s.modality:3} #{s.series_number if s.series_number is not None else '-':<4} " \
+                       f"{(s.description or '')[:40]:40} {s.instance_count:5} files"
+                if s.is_pet:
+                    tracer = s.tracer.label if s.tracer else "tracer unknown"
+                    head += f"  {tracer}  {s.hybrid or 'PET only'}  {s.units or '?'}"
+                lines.append(head)
+                lines.append(f"        {s.series_uid}")
+                for warning in s.warnings:
+                    lines.append(f"        ! {warning}")
+    return "\n".join(lines)

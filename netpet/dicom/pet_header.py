@@ -1,0 +1,437 @@
+"""What a PET series says about its quantification, normalised over files and frames.
+
+A PET series arrives either as one file per slice (PET Image Storage) or as one or more
+multi-frame files (Enhanced PET Image Storage, Legacy Converted Enhanced PET). This module
+reads the attributes SUV conversion needs into :class:`PetHeader` (series level) and
+:class:`PetFrame` (one per image plane), so that the SUV rules in :mod:`netpet.dicom.suv`
+never deal with file layouts. Nothing here decides anything about SUV; it only reads,
+and notes values it had to ignore.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from pydicom.dataset import Dataset
+
+from netpet.dicom import dates, tags
+
+PET_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.128"
+ENHANCED_PET_STORAGE = "1.2.840.10008.5.1.4.1.1.130"
+LEGACY_ENHANCED_PET_STORAGE = "1.2.840.10008.5.1.4.1.1.128.1"
+
+GE_CREATOR = "GEMS_PETD_01"
+SIEMENS_CREATOR = "SIEMENS MED PT"
+PHILIPS_CREATOR = "Philips PET Private Group"
+
+#: UCUM codes of DICOM CID 84 "PET Units" -> (Units (0054,1001) term, SUVType term)
+UCUM_UNITS: Dict[str, Tuple[str, Optional[str]]] = {
+    "Bq/ml": ("BQML", None),
+    "{counts}": ("CNTS", None),
+    "{counts}/s": ("CPS", None),
+    "g/ml{SUVbw}": ("GML", "BW"),
+    "g/ml{SUVlbm}": ("GML", "LBM"),
+    "g/ml{SUVlbm(James128)}": ("GML", "LBMJAMES128"),
+    "g/ml{SUVlbm(Janma)}": ("GML", "LBMJANMA"),
+    "g/ml{SUVibw}": ("GML", "IBW"),
+    "cm2/ml{SUVbsa}": ("CM2ML", "BSA"),
+    "{propcounts}": ("PROPCNTS", None),
+    "{propcounts}/s": ("PROPCPS", None),
+    "/cm": ("1CM", None),
+}
+
+
+@dataclass
+class PetFrame:
+    """One image plane: a single-frame file, or one frame of a multi-frame file.
+
+    Times are local datetimes; durations and offsets keep DICOM's milliseconds.
+    """
+
+    path: str
+    frame: Optional[int]
+    instance_number: Optional[int]
+    position: Optional[Tuple[float, float, float]]
+    orientation: Optional[Tuple[float, ...]]
+    pixel_spacing: Optional[Tuple[float, float]]
+    slice_thickness: Optional[float]
+    rows: int
+    columns: int
+    slope: Optional[float]
+    intercept: Optional[float]
+    acquisition: Optional[_dt.datetime] = None
+    frame_reference_time_ms: Optional[float] = None
+    frame_duration_ms: Optional[float] = None
+    frame_reference_datetime: Optional[_dt.datetime] = None
+    philips_suv_factor: Optional[float] = None
+    philips_activity_factor: Optional[float] = None
+
+    @property
+    def label(self) -> str:
+        return self.path if self.frame is None else f"{self.path} frame {self.frame + 1}"
+
+
+@dataclass
+class CodedValue:
+    """A code from a code sequence item."""
+
+    scheme: Optional[str]
+    value: Optional[str]
+    meaning: Optional[str]
+
+    def text(self) -> str:
+        return f"({self.value}, {self.scheme}, \"{self.meaning}\")"
+
+
+@dataclass
+class Radiopharmaceutical:
+    """The first item of RadiopharmaceuticalInformationSequence (0054,0016)."""
+
+    text: Optional[str] = None
+    dose_raw: Optional[float] = None
+    half_life_s: Optional[float] = None
+    start_datetime: Optional[_dt.datetime] = None
+    start_time: Optional[_dt.time] = None
+    nuclide_code: Optional[CodedValue] = None
+    agent_code: Optional[CodedValue] = None
+    items: int = 0
+
+
+@dataclass
+class PetHeader:
+    """Series-level quantification attributes of a PET series (see module docstring)."""
+
+    label: str
+    series_uid: str
+    description: Optional[str]
+    sop_class_uid: Optional[str]
+    enhanced: bool
+    manufacturer: Optional[str]
+    model: Optional[str]
+    units: Optional[str]
+    units_source: str
+    suv_type: Optional[str]
+    decay_correction: Optional[str]
+    decay_correction_source: str
+    decay_correction_datetime: Optional[_dt.datetime]
+    corrected_image: Tuple[str, ...]
+    dose_calibration_factor: Optional[float]
+    series_datetime: Optional[_dt.datetime]
+    weight_raw: Optional[float]
+    size_raw: Optional[float]
+    sex_raw: Optional[str]
+    radiopharmaceutical: Radiopharmaceutical
+    ge_scan_datetime: Optional[_dt.datetime]
+    ge_source: Optional[str]
+    siemens_dc_datetime: Optional[_dt.datetime]
+    siemens_source: Optional[str]
+    photometric: Optional[str]
+    frames: List[PetFrame] = field(default_factory=list)
+    notes: List[str] = field(default_factory=list)
+    conflicts: Dict[str, List[Any]] = field(default_factory=dict)
+
+    @property
+    def vendor(self) -> str:
+        """``GE``, ``SIEMENS``, ``PHILIPS`` or ``OTHER`` from Manufacturer (0008,0070)."""
+        return vendor_of(self.manufacturer)
+
+
+def vendor_of(manufacturer: Optional[str]) -> str:
+    """Normalise Manufacturer (0008,0070) to GE, SIEMENS, PHILIPS or OTHER."""
+    text = (manufacturer or "").upper()
+    if "SIEMENS" in text or text.startswith("CPS") or text.startswith("CTI"):
+        return "SIEMENS"
+    if text.startswith("GE") or "GENERAL ELECTRIC" in text or "GEMS" in text:
+        return "GE"
+    if "PHILIPS" in text or "ADAC" in text:
+        return "PHILIPS"
+    return "OTHER"
+
+
+def _code(seq: Any) -> Optional[CodedValue]:
+    if not seq:
+        return None
+    item = seq[0]
+    value = tags.get_text(item, "CodeValue") or tags.get_text(item, "LongCodeValue") or tags.get_text(item, "URNCodeValue")
+    return CodedValue(
+        tags.get_text(item, "CodingSchemeDesignator"), value, tags.get_text(item, "CodeMeaning")
+    )
+
+
+def _radiopharmaceutical(ds: Dataset, notes: List[str]) -> Radiopharmaceutical:
+    seq = ds.get("RadiopharmaceuticalInformationSequence")
+    if not seq:
+        return Radiopharmaceutical()
+    item = seq[0]
+    start_time = None
+    try:
+        start_time = dates.parse_tm(item.get("RadiopharmaceuticalStartTime", None))
+    except ValueError as exc:
+        notes.append(f"RadiopharmaceuticalStartTime (0018,1072) ignored: {exc}")
+    return Radiopharmaceutical(
+        text=tags.get_text(item, "Radiopharmaceutical"),
+        dose_raw=tags.get_float(item, "RadionuclideTotalDose"),
+        half_life_s=tags.get_float(item, "RadionuclideHalfLife"),
+        start_datetime=tags.get_dt(item, "RadiopharmaceuticalStartDateTime", notes),
+        start_time=start_time,
+        nuclide_code=_code(item.get("RadionuclideCodeSequence")),
+        agent_code=_code(item.get("RadiopharmaceuticalCodeSequence")),
+        items=len(seq),
+    )
+
+
+def _tuple(value: Any, n: int) -> Optional[Tuple[float, ...]]:
+    if value is None:
+        return None
+    try:
+        values = tuple(float(v) for v in value)
+    except (TypeError, ValueError):
+        return None
+    return values if len(values) == n else None
+
+
+def _functional(ds: Dataset, frame: int, sequence: str) -> Optional[Dataset]:
+    """Item of a functional group macro for a frame: per-frame first, then shared."""
+    per_frame = ds.get("PerFrameFunctionalGroupsSequence")
+    if per_frame is not None and frame < len(per_frame):
+        group = per_frame[frame].get(sequence)
+        if group:
+            return group[0]
+    shared = ds.get("SharedFunctionalGroupsSequence")
+    if shared:
+        group = shared[0].get(sequence)
+        if group:
+            return group[0]
+    return None
+
+
+def _series_level(ds: Dataset, path: str, notes: List[str]) -> Dict[str, Any]:
+    """Attributes that must agree across the files of a series."""
+    ge_dt, ge_found = tags.private_datetime(ds, 0x0009, GE_CREATOR, 0x0D)
+    sie_dt, sie_found = tags.private_datetime(ds, 0x0071, SIEMENS_CREATOR, 0x22)
+    units = tags.get_text(ds, "Units")
+    return {
+        "units": units.upper() if units else None,
+        "suv_type": (tags.get_text(ds, "SUVType") or "").upper() or None,
+        "decay_correction": (tags.get_text(ds, "DecayCorrection") or "").upper() or None,
+        "decay_corrected": (tags.get_text(ds, "DecayCorrected") or "").upper() or None,
+        "decay_correction_datetime": tags.get_dt(ds, "DecayCorrectionDateTime", notes),
+        "corrected_image": tags.get_multi_text(ds, "CorrectedImage"),
+        "dose_calibration_factor": tags.get_float(ds, "DoseCalibrationFactor"),
+        "series_datetime": tags.get_datetime(ds, "SeriesDate", "SeriesTime", notes),
+        "weight_raw": tags.get_float(ds, "PatientWeight"),
+        "size_raw": tags.get_float(ds, "PatientSize"),
+        "sex_raw": tags.get_text(ds, "PatientSex"),
+        "radiopharmaceutical": _radiopharmaceutical(ds, notes),
+        "ge_scan_datetime": ge_dt,
+        "ge_source": ge_found.describe("GE PET scan datetime", GE_CREATOR) if ge_found else None,
+        "siemens_dc_datetime": sie_dt,
+        "siemens_source": sie_found.describe("Siemens decay correction datetime", SIEMENS_CREATOR)
+        if sie_found else None,
+        "manufacturer": tags.get_text(ds, "Manufacturer"),
+        "model": tags.get_text(ds, "ManufacturerModelName"),
+        "photometric": tags.get_text(ds, "PhotometricInterpretation"),
+    }
+
+
+#: Series-level attributes compared across files; a disagreement is recorded as a conflict.
+_COMPARED = (
+    "units", "suv_type", "decay_correction", "decay_corrected", "weight_raw", "size_raw",
+    "sex_raw", "series_datetime", "ge_scan_datetime", "siemens_dc_datetime",
+    "decay_correction_datetime", "radiopharmaceutical",
+)
+
+
+def _acquisition(ds: Dataset, notes: List[str]) -> Optional[_dt.datetime]:
+    """AcquisitionDate/Time, else AcquisitionDateTime, else AcquisitionTime on the series date."""
+    acquisition = tags.get_datetime(ds, "AcquisitionDate", "AcquisitionTime", notes)
+    if acquisition is None:
+        acquisition = tags.get_dt(ds, "AcquisitionDateTime", notes)
+    if acquisition is None and ds.get("AcquisitionTime"):
+        for date_kw in ("SeriesDate", "StudyDate"):
+            acquisition = tags.get_datetime(ds, date_kw, "AcquisitionTime", notes)
+            if acquisition is not None:
+                series = tags.get_datetime(ds, "SeriesDate", "SeriesTime", notes)
+                if series is not None and (series - acquisition).total_seconds() > 12 * 3600:
+                    acquisition += _dt.timedelta(days=1)  # acquired after midnight
+                note = f"AcquisitionDate (0008,0022) missing: AcquisitionTime placed on the {date_kw}"
+                if note not in notes:
+                    notes.append(note)
+                break
+    return acquisition
+
+
+def _frames_classic(ds: Dataset, path: str, notes: List[str]) -> List[PetFrame]:
+    philips_suv, _ = tags.private_float(ds, 0x7053, PHILIPS_CREATOR, 0x00)
+    philips_acsf, _ = tags.private_float(ds, 0x7053, PHILIPS_CREATOR, 0x09)
+    acquisition = _acquisition(ds, notes)
+    spacing = _tuple(ds.get("PixelSpacing"), 2)
+    instance = tags.get_float(ds, "InstanceNumber")
+    return [
+        PetFrame(
+            path=path,
+            frame=None,
+            instance_number=int(instance) if instance is not None else None,
+            position=_tuple(ds.get("ImagePositionPatient"), 3),
+            orientation=_tuple(ds.get("ImageOrientationPatient"), 6),
+            pixel_spacing=(spacing[0], spacing[1]) if spacing else None,
+            slice_thickness=tags.get_float(ds, "SliceThickness"),
+            rows=int(ds.get("Rows", 0) or 0),
+            columns=int(ds.get("Columns", 0) or 0),
+            slope=tags.get_float(ds, "RescaleSlope"),
+            intercept=tags.get_float(ds, "RescaleIntercept"),
+            acquisition=acquisition,
+            frame_reference_time_ms=tags.get_float(ds, "FrameReferenceTime"),
+            frame_duration_ms=tags.get_float(ds, "ActualFrameDuration"),
+            philips_suv_factor=philips_suv,
+            philips_activity_factor=philips_acsf,
+        )
+    ]
+
+
+def _frames_enhanced(ds: Dataset, path: str, notes: List[str]) -> Tuple[List[PetFrame], Optional[str], Optional[str], str]:
+    """Frames of a multi-frame file, plus the units found in its Real World Value Mapping."""
+    n = int(tags.get_float(ds, "NumberOfFrames") or 1)
+    frames: List[PetFrame] = []
+    units_seen: List[Tuple[Optional[str], Optional[str]]] = []
+    rwv_used = False
+    for i in range(n):
+        plane = _functional(ds, i, "PlanePositionSequence")
+        orient = _functional(ds, i, "PlaneOrientationSequence")
+        measures = _functional(ds, i, "PixelMeasuresSequence")
+        content = _functional(ds, i, "FrameContentSequence")
+        transform = _functional(ds, i, "PixelValueTransformationSequence")
+        rwv = _functional(ds, i, "RealWorldValueMappingSequence")
+        slope = intercept = None
+        if rwv is not None and (
+            rwv.get("RealWorldValueSlope") is not None or rwv.get("RealWorldValueIntercept") is not None
+        ):
+            slope = tags.get_float(rwv, "RealWorldValueSlope")
+            intercept = tags.get_float(rwv, "RealWorldValueIntercept")
+            rwv_used = True
+            unit_code = _code(rwv.get("MeasurementUnitsCodeSequence"))
+            ucum = unit_code.value if unit_code else None
+            units_seen.append(UCUM_UNITS.get(ucum or "", (None, None)) if ucum in UCUM_UNITS else (ucum, None))
+        elif transform is not None:
+            slope = tags.get_float(transform, "RescaleSlope")
+            intercept = tags.get_float(transform, "RescaleIntercept")
+        else:
+            slope = tags.get_float(ds, "RescaleSlope")
+            intercept = tags.get_float(ds, "RescaleIntercept")
+        spacing = _tuple(measures.get("PixelSpacing"), 2) if measures is not None else None
+        acquisition = tags.get_dt(content, "FrameAcquisitionDateTime", notes) if content is not None else None
+        frames.append(
+            PetFrame(
+                path=path,
+                frame=i,
+                instance_number=i + 1,
+                position=_tuple(plane.get("ImagePositionPatient"), 3) if plane is not None else None,
+                orientation=_tuple(orient.get("ImageOrientationPatient"), 6) if orient is not None else None,
+                pixel_spacing=(spacing[0], spacing[1]) if spacing else None,
+                slice_thickness=tags.get_float(measures, "SliceThickness") if measures is not None else None,
+                rows=int(ds.get("Rows", 0) or 0),
+                columns=int(ds.get("Columns", 0) or 0),
+                slope=slope,
+                intercept=intercept,
+                acquisition=acquisition,
+                frame_reference_time_ms=None,
+                frame_duration_ms=tags.get_float(content, "FrameAcquisitionDuration") if content is not None else None,
+                frame_reference_datetime=tags.get_dt(content, "FrameReferenceDateTime", notes)
+                if content is not None else None,
+            )
+        )
+    distinct = sorted({u for u in units_seen}, key=str)
+    if len(distinct) > 1:
+        return frames, "CONFLICT:" + ",".join(str(u[0]) for u in distinct), None, "Real World Value Mapping"
+    if distinct:
+        units, suv_type = distinct[0]
+        return frames, units, suv_type, "MeasurementUnitsCodeSequence (0040,08EA) of the Real World Value Mapping"
+    return frames, None, None, "Units (0054,1001)" if not rwv_used else "Real World Value Mapping"
+
+
+def read_pet_header(datasets: Sequence[Tuple[str, Dataset]], label: str) -> PetHeader:
+    """Read the quantification attributes of one PET series.
+
+    Parameters
+    ----------
+    datasets : sequence of (path, pydicom Dataset)
+        Every file of the series (headers suffice; pixel data is not touched).
+    label : str
+        How errors and notes name the series.
+
+    Returns
+    -------
+    PetHeader
+        With one :class:`PetFrame` per image plane, in file order. Attributes that differ
+        between files are listed in ``conflicts``.
+    """
+    if not datasets:
+        raise ValueError("no files")
+    notes: List[str] = []
+    first_path, first = datasets[0]
+    level = _series_level(first, first_path, notes)
+    conflicts: Dict[str, List[Any]] = {}
+    frames: List[PetFrame] = []
+    sop_class = tags.get_text(first, "SOPClassUID")
+    enhanced = sop_class in (ENHANCED_PET_STORAGE, LEGACY_ENHANCED_PET_STORAGE) or (
+        "PerFrameFunctionalGroupsSequence" in first
+    )
+    units = level["units"]
+    units_source = "Units (0054,1001)"
+    suv_type = level["suv_type"]
+    for index, (path, ds) in enumerate(datasets):
+        if index:
+            other = _series_level(ds, path, notes)
+            for key in _COMPARED:
+                if other[key] != level[key]:
+                    conflicts.setdefault(key, [level[key]])
+                    if other[key] not in conflicts[key]:
+                        conflicts[key].append(other[key])
+        if enhanced:
+            got, rwv_units, rwv_type, source = _frames_enhanced(ds, path, notes)
+            frames.extend(got)
+            if rwv_units is not None:
+                units, units_source = rwv_units, source
+                suv_type = rwv_type or suv_type
+        else:
+            frames.extend(_frames_classic(ds, path, notes))
+
+    decay = level["decay_correction"]
+    decay_source = "DecayCorrection (0054,1102)"
+    if enhanced and level["decay_corrected"] in ("YES", "NO"):
+        # Enhanced PET Corrections module: DecayCorrected (0018,9758) YES means decay corrected to
+        # DecayCorrectionDateTime (0018,9701); NO means each frame is at its own time.
+        decay = "START" if level["decay_corrected"] == "YES" else "NONE"
+        decay_source = f"DecayCorrected (0018,9758) = {level['decay_corrected']}"
+    return PetHeader(
+        label=label,
+        series_uid=tags.get_text(first, "SeriesInstanceUID") or "",
+        description=tags.get_text(first, "SeriesDescription"),
+        sop_class_uid=sop_class,
+        enhanced=enhanced,
+        manufacturer=level["manufacturer"],
+        model=level["model"],
+        units=units,
+        units_source=units_source,
+        suv_type=suv_type,
+        decay_correction=decay,
+        decay_correction_source=decay_source,
+        decay_correction_datetime=level["decay_correction_datetime"],
+        corrected_image=level["corrected_image"],
+        dose_calibration_factor=level["dose_calibration_factor"],
+        series_datetime=level["series_datetime"],
+        weight_raw=level["weight_raw"],
+        size_raw=level["size_raw"],
+        sex_raw=level["sex_raw"],
+        radiopharmaceutical=level["radiopharmaceutical"],
+        ge_scan_datetime=level["ge_scan_datetime"],
+        ge_source=level["ge_source"],
+        siemens_dc_datetime=level["siemens_dc_datetime"],
+        siemens_source=level["siemens_source"],
+        photometric=level["photometric"],
+        frames=frames,
+        notes=notes,
+        conflicts=conflicts,
+    )
