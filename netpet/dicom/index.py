@@ -23,7 +23,7 @@ from pydicom.tag import Tag
 
 from netpet.dicom import files, tags
 from netpet.dicom.dates import iso
-from netpet.dicom.pet_header import _code, _radiopharmaceutical, vendor_of
+from netpet.dicom.pet_header import _radiopharmaceutical
 from netpet.dicom.tracer import Tracer, identify
 from netpet.errors import DicomInputError
 from netpet.progress import ProgressCallback, report
@@ -279,8 +279,13 @@ def _group(root: str, paths: Sequence[str], summaries: Sequence[Optional[Dict[st
 
 def _series_record(series_uid: str, items: List[Dict[str, Any]]) -> SeriesRecord:
     warnings: List[str] = []
-    unique: Dict[str, Dict[str, Any]] = {}
+    # of duplicated instances keep the copy in the folder holding most of the series
+    per_folder: Dict[str, int] = {}
     for item in items:
+        folder = os.path.dirname(item["path"])
+        per_folder[folder] = per_folder.get(folder, 0) + 1
+    unique: Dict[str, Dict[str, Any]] = {}
+    for item in sorted(items, key=lambda i: (-per_folder[os.path.dirname(i["path"])], i["path"])):
         uid = item["sop_instance_uid"] or item["path"]
         if uid in unique:
             warnings.append(f"duplicate instance {uid}: {item['path']} ignored (same as {unique[uid]['path']})")
@@ -354,10 +359,6 @@ def _pair(patient: PatientRecord) -> None:
         pet.partner_series_uid = partner.series_uid
         pet.partner_rule = rule
         pet.hybrid = f"PET/{partner.modality}"
-
-
-def vendor(record: SeriesRecord) -> str:
-    return vendor_of(record.manufacturer)
 
 
 def describe(index: StudyIndex) -> str:

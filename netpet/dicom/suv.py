@@ -460,6 +460,12 @@ class _Conversion:
             self.rule(f"decay reference time: {rule}")
             return np.full(n, _ts(when))
 
+        series = self.h.series_datetime
+        if series is not None and earliest is not None and series > earliest:
+            self.warn(
+                f"Series Date/Time {series.isoformat()} is later than the earliest acquisition "
+                f"{earliest.isoformat()}: rewritten by post-processing, not used as the decay reference"
+            )
         if self.h.decay_correction_datetime is not None:
             self.p.inputs["DecayCorrectionDateTime (0018,9701)"] = iso(self.h.decay_correction_datetime)
             return self._cross_checked(chosen(self.h.decay_correction_datetime, "DecayCorrectionDateTime (0018,9701)"))
@@ -469,7 +475,6 @@ class _Conversion:
         if self.h.ge_scan_datetime is not None:
             self.p.inputs[self.h.ge_source] = iso(self.h.ge_scan_datetime)
             return self._cross_checked(chosen(self.h.ge_scan_datetime, self.h.ge_source))
-        series = self.h.series_datetime
         if series is not None and (earliest is None or series <= earliest):
             if earliest is None:
                 self.warn("no AcquisitionTime to check the Series Time against; Series Date/Time used as it is")
@@ -479,11 +484,6 @@ class _Conversion:
             else:
                 rule = "Series Date/Time (0008,0021)/(0008,0031), not after the earliest acquisition"
             return self._cross_checked(chosen(series, rule))
-        if series is not None:
-            self.warn(
-                f"Series Date/Time {series.isoformat()} is later than the earliest acquisition "
-                f"{earliest.isoformat()}: rewritten by post-processing, not used"
-            )
         refs, how = self._back_computed()
         if refs is not None:
             spread = float(refs.max() - refs.min())

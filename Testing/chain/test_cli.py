@@ -1,0 +1,142 @@
+"""The netpet command line end to end: index, suv, demo; exit codes and messages."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from netpet.cli.main import main
+from netpet.dicom import dro, writer
+
+TOL = 1e-4  # int16 storage with the maximum at full range: 4.0 / 32767 / 2 = 6.1e-5 SUV
+
+
+def vendor_series(tmp_path, vendor):
+    """A real-shaped series of GE, Siemens or Philips with per-slice slopes and private tags."""
+    case = dro.Case(seed=vendor, nuclide="Ga-68", agent_text="Ga68-DOTATATE", dose_bq=151.3e6,
+                    agent_code=("SCT", "724025002", "Dotatate Ga^68^"))
+    datasets, truth = dro.build(case)
+    exact = dro.activity(case, truth)
+    if vendor == "ge":
+        dro.vary_slopes(datasets, exact)
+        for ds in datasets:  # GE post-processed: Series Time is the reconstruction time
+            dro.set_dt(ds, "Series", case.scan + dt.timedelta(minutes=17))
+        dro.ge(datasets, case, private_scan=case.scan)
+    elif vendor == "siemens":
+        dro.vary_slopes(datasets, exact)
+        dro.siemens(datasets, case)
+    else:
+        dro.philips(datasets, case, activity=exact)
+    folder = tmp_path / vendor
+    writer.save_datasets(datasets, str(folder))
+    return folder, truth, case
+
+
+@pytest.mark.parametrize("vendor", ["ge", "siemens", "philips"])
+@pytest.mark.parametrize("extension", [".nrrd", ".nii.gz", ".mha"])
+def test_suv_command_writes_image_in_patient_geometry(tmp_path, capsys, vendor, extension):
+    folder, truth, case = vendor_series(tmp_path, vendor)
+    out = tmp_path / f"suv{extension}"
+    assert main(["suv", str(folder), "--out", str(out), "--json"]) == 0
+    provenance = json.loads(capsys.readouterr().out)
+    image = sitk.ReadImage(str(out))
+    assert image.GetPixelID() == sitk.sitkFloat32
+    assert np.abs(sitk.GetArrayFromImage(image) - truth).max() <= TOL
+    assert image.GetOrigin() == pytest.approx(case.origin, abs=1e-3)
+    assert image.GetSpacing() == pytest.approx(case.spacing, abs=1e-4)
+    assert image.GetDirection() == pytest.approx((1, 0, 0, 0, 1, 0, 0, 0, 1))
+    assert provenance["tracer"]["label"] == "68Ga-DOTATATE"
+    assert provenance["suv_type"] == "bw" and provenance["output"] == str(out)
+    assert "Test^Patient" not in json.dumps(provenance)  # no names in exports
+
+
+def test_suv_text_output_and_provenance_file(tmp_path, capsys):
+    folder, _, _ = vendor_series(tmp_path, "ge")
+    sidecar = tmp_path / "prov.json"
+    assert main(["suv", str(folder), "--out", str(tmp_path / "x.nrrd"), "--provenance", str(sidecar)]) == 0
+    text = capsys.readouterr().out
+    assert "GE PET scan datetime (0009,100D)" in text and "rewritten by post-processing" in text
+    assert json.loads(sidecar.read_text())["reference_time_rule"].startswith("GE PET scan datetime")
+
+
+def test_several_pet_series_need_series_option(tmp_path, capsys):
+    for vendor in ("ge", "siemens"):
+        vendor_series(tmp_path / "tree", vendor)
+    assert main(["suv", str(tmp_path / "tree"), "--out", str(tmp_path / "x.nrrd")]) == 4
+    err = capsys.readouterr().err
+    assert "2 PET series" in err and "--series UID" in err
+    uid = [line.split()[0] for line in err.splitlines()[1:]][1]
+    assert main(["suv", str(tmp_path / "tree"), "--series", uid, "--out", str(tmp_path / "x.nrrd")]) == 0
+
+
+def test_refusal_exit_code_and_one_sentence(tmp_path):
+    folder, _, _ = vendor_series(tmp_path, "siemens")
+    for name in os.listdir(folder):
+        import pydicom
+
+        ds = pydicom.dcmread(folder / name)
+        del ds.PatientWeight
+        ds.save_as(folder / name)
+    command = [sys.executable, "-m", "netpet.cli.main", "suv", str(folder), "--out", str(tmp_path / "x.nrrd")]
+    done = subprocess.run(command, capture_output=True, text=True)
+    assert done.returncode == 5
+    assert "Traceback" not in done.stderr
+    assert done.stderr.count("\n") == 1 and "PatientWeight (0010,1030) is missing; give the weight with --weight KG" in done.stderr
+    fixed = subprocess.run(command + ["--weight", "72.5"], capture_output=True, text=True)
+    assert fixed.returncode == 0, fixed.stderr
+
+
+def test_overrides_from_the_command_line(tmp_path, capsys):
+    folder, truth, case = vendor_series(tmp_path, "siemens")
+    injection = case.injection - dt.timedelta(minutes=20)
+    args = ["suv", str(folder), "--out", str(tmp_path / "o.nrrd"), "--json", "--weight", "80", "--dose", "200",
+            "--injection-time", injection.isoformat(), "--height", "1.7", "--sex", "m", "--type", "lbm"]
+    assert main(args) == 0
+    p = json.loads(capsys.readouterr().out)
+    assert p["overrides"] == {"weight_kg": 80.0, "height_m": 1.7, "sex": "M", "dose_bq": 200e6,
+                              "injection_time": injection.isoformat()}
+    assert p["dose_source"] == "override" and p["sex"] == "M" and p["suv_type_dicom"] == "LBMJAMES128"
+
+
+@pytest.mark.parametrize("args,code,message", [
+    (["suv", "/no/such/dir", "--out", "x.nrrd"], 3, "does not exist"),
+    (["suv", ".", "--out", "x.png"], 2, "use one of"),
+    (["suv", ".", "--out", "x.nrrd", "--injection-time", "yesterday"], 2, "not ISO 8601"),
+])
+def test_input_errors(tmp_path, capsys, args, code, message):
+    assert main(args) == code
+    assert message in capsys.readouterr().err
+
+
+def test_no_pet_in_folder(tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("nothing here")
+    assert main(["suv", str(tmp_path), "--out", str(tmp_path / "x.nrrd")]) == 3
+    assert "No PET series" in capsys.readouterr().err
+
+
+def test_index_command_json(tmp_path, capsys):
+    folder, _, _ = vendor_series(tmp_path, "philips")
+    assert main(["index", str(tmp_path), "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    series = payload["patients"][0]["studies"][0]["series"][0]
+    assert series["modality"] == "PT" and series["units"] == "CNTS" and series["instance_count"] == 18
+    assert series["tracer"]["label"] == "68Ga-DOTATATE"
+    assert "patient_name" not in payload["patients"][0]
+    assert main(["index", str(tmp_path)]) == 0
+    assert "68Ga-DOTATATE" in capsys.readouterr().out
+
+
+def test_demo_command(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path / "demo")]) == 0
+    out = capsys.readouterr().out
+    assert out.count(" ok") == 4 and "MISMATCH" not in out
+    report = json.loads((tmp_path / "demo" / "demo-report.json").read_text())
+    assert report["all_ok"] and {r["hybrid"] for r in report["results"]} == {"PET/CT", "PET/MR"}
+    assert {r["units"] for r in report["results"]} == {"BQML", "CNTS"}
