@@ -20,7 +20,7 @@ from pydicom.dataset import Dataset
 
 from netpet.dicom import files, volume
 from netpet.dicom.index import SeriesRecord
-from netpet.dicom.pet_header import PetHeader, read_pet_header
+from netpet.dicom.pet_header import FileHeader, PetHeader, combine, read_file_header
 from netpet.dicom.suv import Overrides, Provenance, compute_suv_factors
 from netpet.dicom.tracer import identify
 from netpet.errors import DicomInputError
@@ -42,14 +42,40 @@ class SUVResult:
     header: PetHeader
 
 
+_NATIVE = ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1")  # implicit / explicit VR little endian
+
+
 def _pixels(path: str, ds: Dataset) -> np.ndarray:
-    """Stored pixel values of a file: (rows, cols) or (frames, rows, cols)."""
+    """Stored pixel values of a file: (rows, cols), or (frames, rows, cols) for multi-frame."""
+    meta = getattr(ds, "file_meta", None)
+    syntax = getattr(meta, "TransferSyntaxUID", None)
+    multi = "NumberOfFrames" in ds
+    rows, cols = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
+    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    bits = int(ds.get("BitsAllocated", 0) or 0)
+    if (str(syntax) in _NATIVE and "PixelData" in ds and int(ds.get("SamplesPerPixel", 1) or 1) == 1
+            and bits in (8, 16, 32) and int(ds.get("BitsStored", 0) or 0) == bits):
+        # fast path: native little-endian, every allocated bit stored (no sign extension needed)
+        signed = int(ds.get("PixelRepresentation", 0) or 0) == 1
+        dtype = np.dtype(("<i" if signed else "<u") + str(bits // 8))
+        count = rows * cols * frames
+        data = ds.PixelData
+        if len(data) >= count * dtype.itemsize:
+            values = np.frombuffer(data, dtype=dtype, count=count)
+            return values.reshape((frames, rows, cols) if multi else (rows, cols))
     try:
-        return ds.pixel_array
+        values = ds.pixel_array
     except Exception as exc:  # pydicom raises several types for missing decoders
-        syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
         if syntax is None or not getattr(syntax, "is_compressed", False):
             raise DicomInputError(f"Cannot read the pixel data of {path}: {exc}") from exc
+        values = _pixels_with_gdcm(path, ds, syntax)
+    if multi and values.ndim == 2:
+        values = values[np.newaxis]
+    return values
+
+
+def _pixels_with_gdcm(path: str, ds: Dataset, syntax) -> np.ndarray:
+    """Decode compressed pixel data with SimpleITK/GDCM, undoing its rescale."""
     if str(ds.get("PhotometricInterpretation", "")).strip().upper() == "MONOCHROME1":
         raise DicomInputError(
             f"{path} is compressed ({syntax.name}) and MONOCHROME1: the available decoder (GDCM) would "
@@ -60,11 +86,11 @@ def _pixels(path: str, ds: Dataset) -> np.ndarray:
     slope = float(ds.get("RescaleSlope", 1) or 1)
     intercept = float(ds.get("RescaleIntercept", 0) or 0)
     stored = (values - intercept) / slope
-    return stored[0] if stored.shape[0] == 1 and int(ds.get("NumberOfFrames", 1) or 1) == 1 else stored
+    return stored[0] if stored.shape[0] == 1 and "NumberOfFrames" not in ds else stored
 
 
-def _read_files(paths: Sequence[str]) -> List[Tuple[str, Dataset, np.ndarray]]:
-    """Read files fully; return (path, header without pixel data, stored pixels)."""
+def _read_files(paths: Sequence[str]) -> List[Tuple[FileHeader, np.ndarray]]:
+    """Read files fully; return each file's PET header and its stored pixel values."""
     out = []
     for path in paths:
         try:
@@ -74,16 +100,13 @@ def _read_files(paths: Sequence[str]) -> List[Tuple[str, Dataset, np.ndarray]]:
         if "PixelData" not in ds and "FloatPixelData" not in ds:
             raise DicomInputError(f"{path} has no pixel data; it is not an image of the series.")
         pixels = _pixels(path, ds)
-        for keyword in ("PixelData", "FloatPixelData"):
-            if keyword in ds:
-                del ds[keyword]
-        out.append((path, ds, pixels))
+        out.append((read_file_header(path, ds), pixels))
     return out
 
 
-def _label(ds: Dataset, paths: Sequence[str]) -> str:
-    uid = str(ds.get("SeriesInstanceUID", "?"))
-    description = str(ds.get("SeriesDescription", "") or "").strip()
+def _label(header: FileHeader, paths: Sequence[str]) -> str:
+    uid = header.series_uid or "?"
+    description = (header.description or "").strip()
     folder = os.path.dirname(paths[0]) or "."
     return f"{uid} ('{description}' in {folder})" if description else f"{uid} (in {folder})"
 
@@ -103,18 +126,18 @@ def read_series(paths: Sequence[str], jobs: Optional[int] = None,
         report(progress, 0.9 * done[0] / len(paths), f"Read {done[0]}/{len(paths)} files")
 
     records = files.parallel_map(_read_files, list(paths), jobs, _CHUNK, advance)
-    modalities = {str(ds.get("Modality", "")).upper() for _p, ds, _a in records}
+    modalities = {(h.modality or "").upper() for h, _a in records}
     if modalities != {"PT"}:
         raise DicomInputError(
             f"The files given are not one PET series (Modality {sorted(modalities)}); select the PET series."
         )
-    uids = {str(ds.get("SeriesInstanceUID", "")) for _p, ds, _a in records}
+    uids = {h.series_uid for h, _a in records}
     if len(uids) > 1:
         raise DicomInputError(f"The files given belong to {len(uids)} series; select one with --series.")
-    label = _label(records[0][1], paths)
-    header = read_pet_header([(p, ds) for p, ds, _a in records], label)
+    label = _label(records[0][0], paths)
+    header = combine([h for h, _a in records], label)
     planes: List[np.ndarray] = []
-    for _path, _ds, pixels in records:
+    for _header, pixels in records:
         if pixels.ndim == 3:
             planes.extend(pixels[i] for i in range(pixels.shape[0]))
         else:

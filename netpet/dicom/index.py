@@ -21,7 +21,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence
 
 from pydicom.tag import Tag
 
-from netpet.dicom import files, tags
+from netpet.dicom import dates, files, tags
 from netpet.dicom.dates import iso
 from netpet.dicom.pet_header import _radiopharmaceutical
 from netpet.dicom.tracer import Tracer, identify
@@ -157,44 +157,67 @@ class StudyIndex:
         }
 
 
+def _raw_dt(ds, date_tag: int, time_tag: int) -> Optional[_dt.datetime]:
+    try:
+        return dates.combine(dates.parse_da(tags.raw_text(ds, date_tag)), dates.parse_tm(tags.raw_text(ds, time_tag)))
+    except ValueError:
+        return None
+
+
 def _summaries(paths: Sequence[str]) -> List[Optional[Dict[str, Any]]]:
-    """Per-file header summary (picklable), None for files that are not DICOM images."""
+    """Per-file header summary (picklable), None for files that are not DICOM images.
+
+    Identifiers, dates and numbers are read from the stored bytes (they are ASCII); the
+    descriptive attributes, decoded with the file's character set, and the radiopharmaceutical
+    are read once per series (``series_level``), from its first file in this chunk.
+    """
     out: List[Optional[Dict[str, Any]]] = []
+    seen_series = set()
     for path in paths:
         ds = files.read_header(path, specific_tags=_TAGS)
         if ds is None:
             out.append(None)
             continue
-        notes: List[str] = []
-        acquisition = tags.get_datetime(ds, "AcquisitionDate", "AcquisitionTime", notes) or tags.get_dt(
-            ds, "AcquisitionDateTime", notes)
-        modality = (tags.get_text(ds, "Modality") or "OT").upper()
-        summary = {
+        modality = (tags.raw_text(ds, 0x00080060) or "OT").upper()
+        series_uid = tags.raw_text(ds, 0x0020000E) or ""
+        acquisition = _raw_dt(ds, 0x00080022, 0x00080032)
+        if acquisition is None:
+            try:
+                acquisition = dates.parse_dt(tags.raw_text(ds, 0x0008002A))
+            except ValueError:
+                acquisition = None
+        summary: Dict[str, Any] = {
             "path": path,
-            "sop_instance_uid": tags.get_text(ds, "SOPInstanceUID"),
-            "sop_class_uid": tags.get_text(ds, "SOPClassUID"),
+            "sop_instance_uid": tags.raw_text(ds, 0x00080018),
             "modality": modality,
-            "patient_id": tags.get_text(ds, "PatientID") or "",
-            "patient_name": tags.get_text(ds, "PatientName"),
-            "study_uid": tags.get_text(ds, "StudyInstanceUID") or "",
-            "study_date": tags.get_text(ds, "StudyDate"),
-            "study_description": tags.get_text(ds, "StudyDescription"),
-            "accession": tags.get_text(ds, "AccessionNumber"),
-            "series_uid": tags.get_text(ds, "SeriesInstanceUID") or "",
-            "series_number": tags.get_float(ds, "SeriesNumber"),
-            "description": tags.get_text(ds, "SeriesDescription"),
-            "series_datetime": tags.get_datetime(ds, "SeriesDate", "SeriesTime", notes),
+            "patient_id": tags.raw_text(ds, 0x00100020) or "",
+            "study_uid": tags.raw_text(ds, 0x0020000D) or "",
+            "series_uid": series_uid,
+            "series_datetime": _raw_dt(ds, 0x00080021, 0x00080031),
             "acquisition": acquisition,
-            "for_uid": tags.get_text(ds, "FrameOfReferenceUID"),
-            "manufacturer": tags.get_text(ds, "Manufacturer"),
-            "model": tags.get_text(ds, "ManufacturerModelName"),
-            "frames": int(tags.get_float(ds, "NumberOfFrames") or 1),
-            "image_type": list(tags.get_multi_text(ds, "ImageType")),
-            "units": tags.get_text(ds, "Units"),
-            "decay_correction": tags.get_text(ds, "DecayCorrection"),
-            "corrected_image": list(tags.get_multi_text(ds, "CorrectedImage")),
-            "radiopharmaceutical": _radiopharmaceutical(ds, notes) if modality == "PT" else None,
+            "frames": int(tags.raw_float(ds, 0x00280008) or 1),
+            "series_level": None,
         }
+        if series_uid not in seen_series:
+            seen_series.add(series_uid)
+            notes: List[str] = []
+            summary["series_level"] = {
+                "sop_class_uid": tags.get_text(ds, "SOPClassUID"),
+                "patient_name": tags.get_text(ds, "PatientName"),
+                "study_date": tags.get_text(ds, "StudyDate"),
+                "study_description": tags.get_text(ds, "StudyDescription"),
+                "accession": tags.get_text(ds, "AccessionNumber"),
+                "series_number": tags.get_float(ds, "SeriesNumber"),
+                "description": tags.get_text(ds, "SeriesDescription"),
+                "for_uid": tags.get_text(ds, "FrameOfReferenceUID"),
+                "manufacturer": tags.get_text(ds, "Manufacturer"),
+                "model": tags.get_text(ds, "ManufacturerModelName"),
+                "image_type": list(tags.get_multi_text(ds, "ImageType")),
+                "units": tags.get_text(ds, "Units"),
+                "decay_correction": tags.get_text(ds, "DecayCorrection"),
+                "corrected_image": list(tags.get_multi_text(ds, "CorrectedImage")),
+                "radiopharmaceutical": _radiopharmaceutical(ds, notes) if modality == "PT" else None,
+            }
         out.append(summary)
     return out
 
@@ -261,7 +284,7 @@ def _group(root: str, paths: Sequence[str], summaries: Sequence[Optional[Dict[st
     for (patient_id, study_uid, series_uid), items in sorted(by_series.items(), key=lambda kv: kv[0]):
         record = _series_record(series_uid, items)
         record.patient_id, record.study_uid = patient_id, study_uid
-        first = items[0]
+        first = next(i["series_level"] for i in items if i["series_level"] is not None)
         patient = patients.setdefault(patient_id, PatientRecord(patient_id, first["patient_name"]))
         study = studies.get((patient_id, study_uid))
         if study is None:
@@ -292,7 +315,7 @@ def _series_record(series_uid: str, items: List[Dict[str, Any]]) -> SeriesRecord
             continue
         unique[uid] = item
     kept = list(unique.values())
-    first = kept[0]
+    level = next(i["series_level"] for i in items if i["series_level"] is not None)
     modalities = sorted({i["modality"] for i in kept})
     if len(modalities) > 1:
         warnings.append(f"series mixes modalities {modalities}")
@@ -301,29 +324,29 @@ def _series_record(series_uid: str, items: List[Dict[str, Any]]) -> SeriesRecord
     folders = sorted({os.path.dirname(i["path"]) for i in kept})
     record = SeriesRecord(
         series_uid=series_uid,
-        modality=first["modality"],
-        description=first["description"],
-        series_number=int(first["series_number"]) if first["series_number"] is not None else None,
-        sop_class_uid=first["sop_class_uid"],
-        frame_of_reference_uid=first["for_uid"],
-        manufacturer=first["manufacturer"],
-        model=first["model"],
+        modality=kept[0]["modality"],
+        description=level["description"],
+        series_number=int(level["series_number"]) if level["series_number"] is not None else None,
+        sop_class_uid=level["sop_class_uid"],
+        frame_of_reference_uid=level["for_uid"],
+        manufacturer=level["manufacturer"],
+        model=level["model"],
         series_datetime=iso(min(series_times)) if series_times else None,
         acquisition_datetime=iso(min(acquisitions)) if acquisitions else None,
         instance_count=len(kept),
         frame_count=sum(i["frames"] for i in kept),
         files=sorted(i["path"] for i in kept),
         folders=folders,
-        image_type=first["image_type"],
-        units=first["units"],
-        decay_correction=first["decay_correction"],
-        corrected_image=first["corrected_image"],
+        image_type=level["image_type"],
+        units=level["units"],
+        decay_correction=level["decay_correction"],
+        corrected_image=level["corrected_image"],
         warnings=warnings,
     )
     if len(folders) > 1:
         record.warnings.append(f"series split over {len(folders)} folders")
-    if record.is_pet and first["radiopharmaceutical"] is not None:
-        record.tracer = identify(first["radiopharmaceutical"])
+    if record.is_pet and level["radiopharmaceutical"] is not None:
+        record.tracer = identify(level["radiopharmaceutical"])
     return record
 
 

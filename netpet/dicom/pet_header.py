@@ -207,8 +207,39 @@ def _functional(ds: Dataset, frame: int, sequence: str) -> Optional[Dataset]:
     return None
 
 
+#: Standard tags read by :func:`_series_level`; their stored bytes fingerprint a file's
+#: series-level attributes so that the files of one series are interpreted only once.
+_LEVEL_TAGS = (
+    0x00541001, 0x00541006, 0x00541102, 0x00189758, 0x00189701, 0x00280051, 0x00541322, 0x00080021,
+    0x00080031, 0x00101030, 0x00101020, 0x00100040, 0x00540016, 0x00080070, 0x00081090, 0x00280004,
+)
+_LEVEL_CACHE: Dict[tuple, Tuple[Dict[str, Any], List[str]]] = {}
+
+
+def _level_fingerprint(ds: Dataset) -> tuple:
+    private = tuple(
+        (int(tag), tags.raw_bytes(ds, tag)) for tag in ds.keys() if tag.group in (0x0009, 0x0071)
+    )
+    return tuple(tags.raw_bytes(ds, tag) for tag in _LEVEL_TAGS) + private
+
+
 def _series_level(ds: Dataset, path: str, notes: List[str]) -> Dict[str, Any]:
-    """Attributes that must agree across the files of a series."""
+    """Attributes that must agree across the files of a series (interpreted once per content)."""
+    key = _level_fingerprint(ds)
+    cached = _LEVEL_CACHE.get(key)
+    if cached is None:
+        level_notes: List[str] = []
+        cached = (_read_series_level(ds, level_notes), level_notes)
+        if len(_LEVEL_CACHE) > 32:
+            _LEVEL_CACHE.clear()
+        _LEVEL_CACHE[key] = cached
+    for note in cached[1]:
+        if note not in notes:
+            notes.append(note)
+    return cached[0]
+
+
+def _read_series_level(ds: Dataset, notes: List[str]) -> Dict[str, Any]:
     ge_dt, ge_found = tags.private_datetime(ds, 0x0009, GE_CREATOR, 0x0D)
     sie_dt, sie_found = tags.private_datetime(ds, 0x0071, SIEMENS_CREATOR, 0x22)
     units = tags.get_text(ds, "Units")
@@ -244,16 +275,26 @@ _COMPARED = (
 )
 
 
+def _raw_datetime(ds: Dataset, date_tag: int, time_tag: int, what: str, notes: List[str]) -> Optional[_dt.datetime]:
+    try:
+        return dates.combine(dates.parse_da(tags.raw_text(ds, date_tag)), dates.parse_tm(tags.raw_text(ds, time_tag)))
+    except ValueError as exc:
+        note = f"{what} ignored: {exc}"
+        if note not in notes:
+            notes.append(note)
+        return None
+
+
 def _acquisition(ds: Dataset, notes: List[str]) -> Optional[_dt.datetime]:
     """AcquisitionDate/Time, else AcquisitionDateTime, else AcquisitionTime on the series date."""
-    acquisition = tags.get_datetime(ds, "AcquisitionDate", "AcquisitionTime", notes)
+    acquisition = _raw_datetime(ds, 0x00080022, 0x00080032, "AcquisitionDate/Time", notes)
     if acquisition is None:
         acquisition = tags.get_dt(ds, "AcquisitionDateTime", notes)
-    if acquisition is None and ds.get("AcquisitionTime"):
-        for date_kw in ("SeriesDate", "StudyDate"):
-            acquisition = tags.get_datetime(ds, date_kw, "AcquisitionTime", notes)
+    if acquisition is None and tags.raw_text(ds, 0x00080032):
+        for date_tag, date_kw in ((0x00080021, "SeriesDate"), (0x00080020, "StudyDate")):
+            acquisition = _raw_datetime(ds, date_tag, 0x00080032, "AcquisitionTime", notes)
             if acquisition is not None:
-                series = tags.get_datetime(ds, "SeriesDate", "SeriesTime", notes)
+                series = _raw_datetime(ds, 0x00080021, 0x00080031, "SeriesDate/Time", notes)
                 if series is not None and (series - acquisition).total_seconds() > 12 * 3600:
                     acquisition += _dt.timedelta(days=1)  # acquired after midnight
                 note = f"AcquisitionDate (0008,0022) missing: AcquisitionTime placed on the {date_kw}"
@@ -264,27 +305,30 @@ def _acquisition(ds: Dataset, notes: List[str]) -> Optional[_dt.datetime]:
 
 
 def _frames_classic(ds: Dataset, path: str, notes: List[str]) -> List[PetFrame]:
-    philips_suv, _ = tags.private_float(ds, 0x7053, PHILIPS_CREATOR, 0x00)
-    philips_acsf, _ = tags.private_float(ds, 0x7053, PHILIPS_CREATOR, 0x09)
-    acquisition = _acquisition(ds, notes)
-    spacing = _tuple(ds.get("PixelSpacing"), 2)
-    instance = tags.get_float(ds, "InstanceNumber")
+    philips_suv = philips_acsf = None
+    if any(tag in ds for tag in ((0x7053, 0x0010), (0x7053, 0x1000), (0x7053, 0x1009))):
+        philips_suv, _ = tags.private_float(ds, 0x7053, PHILIPS_CREATOR, 0x00)
+        philips_acsf, _ = tags.private_float(ds, 0x7053, PHILIPS_CREATOR, 0x09)
+    spacing = tags.raw_floats(ds, 0x00280030)
+    position = tags.raw_floats(ds, 0x00200032)
+    orientation = tags.raw_floats(ds, 0x00200037)
+    instance = tags.raw_float(ds, 0x00200013)
     return [
         PetFrame(
             path=path,
             frame=None,
             instance_number=int(instance) if instance is not None else None,
-            position=_tuple(ds.get("ImagePositionPatient"), 3),
-            orientation=_tuple(ds.get("ImageOrientationPatient"), 6),
-            pixel_spacing=(spacing[0], spacing[1]) if spacing else None,
-            slice_thickness=tags.get_float(ds, "SliceThickness"),
+            position=position if position and len(position) == 3 else None,
+            orientation=orientation if orientation and len(orientation) == 6 else None,
+            pixel_spacing=(spacing[0], spacing[1]) if spacing and len(spacing) == 2 else None,
+            slice_thickness=tags.raw_float(ds, 0x00180050),
             rows=int(ds.get("Rows", 0) or 0),
             columns=int(ds.get("Columns", 0) or 0),
-            slope=tags.get_float(ds, "RescaleSlope"),
-            intercept=tags.get_float(ds, "RescaleIntercept"),
-            acquisition=acquisition,
-            frame_reference_time_ms=tags.get_float(ds, "FrameReferenceTime"),
-            frame_duration_ms=tags.get_float(ds, "ActualFrameDuration"),
+            slope=tags.raw_float(ds, 0x00281053),
+            intercept=tags.raw_float(ds, 0x00281052),
+            acquisition=_acquisition(ds, notes),
+            frame_reference_time_ms=tags.raw_float(ds, 0x00541300),
+            frame_duration_ms=tags.raw_float(ds, 0x00181242),
             philips_suv_factor=philips_suv,
             philips_activity_factor=philips_acsf,
         )
@@ -351,8 +395,47 @@ def _frames_enhanced(ds: Dataset, path: str, notes: List[str]) -> Tuple[List[Pet
     return frames, None, None, "Units (0054,1001)" if not rwv_used else "Real World Value Mapping"
 
 
+@dataclass
+class FileHeader:
+    """What one file says: its series-level attributes and its image planes (picklable)."""
+
+    path: str
+    level: Dict[str, Any]
+    frames: List[PetFrame]
+    enhanced: bool
+    rwv_units: Optional[str]
+    rwv_suv_type: Optional[str]
+    rwv_source: str
+    sop_class_uid: Optional[str]
+    series_uid: str
+    description: Optional[str]
+    modality: Optional[str]
+    notes: List[str]
+
+
+def read_file_header(path: str, ds: Dataset) -> FileHeader:
+    """Read one file of a PET series (headers only; pixel data is not touched)."""
+    notes: List[str] = []
+    level = _series_level(ds, path, notes)
+    sop_class = tags.get_text(ds, "SOPClassUID")
+    enhanced = sop_class in (ENHANCED_PET_STORAGE, LEGACY_ENHANCED_PET_STORAGE) or (
+        "PerFrameFunctionalGroupsSequence" in ds
+    )
+    rwv_units = rwv_type = None
+    rwv_source = "Units (0054,1001)"
+    if enhanced:
+        frames, rwv_units, rwv_type, rwv_source = _frames_enhanced(ds, path, notes)
+    else:
+        frames = _frames_classic(ds, path, notes)
+    return FileHeader(
+        path=path, level=level, frames=frames, enhanced=enhanced, rwv_units=rwv_units, rwv_suv_type=rwv_type,
+        rwv_source=rwv_source, sop_class_uid=sop_class, series_uid=tags.get_text(ds, "SeriesInstanceUID") or "",
+        description=tags.get_text(ds, "SeriesDescription"), modality=tags.get_text(ds, "Modality"), notes=notes,
+    )
+
+
 def read_pet_header(datasets: Sequence[Tuple[str, Dataset]], label: str) -> PetHeader:
-    """Read the quantification attributes of one PET series.
+    """Read the quantification attributes of one PET series from its datasets.
 
     Parameters
     ----------
@@ -360,6 +443,12 @@ def read_pet_header(datasets: Sequence[Tuple[str, Dataset]], label: str) -> PetH
         Every file of the series (headers suffice; pixel data is not touched).
     label : str
         How errors and notes name the series.
+    """
+    return combine([read_file_header(path, ds) for path, ds in datasets], label)
+
+
+def combine(files: Sequence[FileHeader], label: str) -> PetHeader:
+    """One series header from the headers of its files.
 
     Returns
     -------
@@ -367,36 +456,32 @@ def read_pet_header(datasets: Sequence[Tuple[str, Dataset]], label: str) -> PetH
         With one :class:`PetFrame` per image plane, in file order. Attributes that differ
         between files are listed in ``conflicts``.
     """
-    if not datasets:
+    if not files:
         raise ValueError("no files")
+    first = files[0]
+    level = first.level
     notes: List[str] = []
-    first_path, first = datasets[0]
-    level = _series_level(first, first_path, notes)
     conflicts: Dict[str, List[Any]] = {}
     frames: List[PetFrame] = []
-    sop_class = tags.get_text(first, "SOPClassUID")
-    enhanced = sop_class in (ENHANCED_PET_STORAGE, LEGACY_ENHANCED_PET_STORAGE) or (
-        "PerFrameFunctionalGroupsSequence" in first
-    )
     units = level["units"]
     units_source = "Units (0054,1001)"
     suv_type = level["suv_type"]
-    for index, (path, ds) in enumerate(datasets):
+    for index, header in enumerate(files):
+        for note in header.notes:
+            if note not in notes:
+                notes.append(note)
         if index:
-            other = _series_level(ds, path, notes)
             for key in _COMPARED:
-                if other[key] != level[key]:
+                if header.level[key] != level[key]:
                     conflicts.setdefault(key, [level[key]])
-                    if other[key] not in conflicts[key]:
-                        conflicts[key].append(other[key])
-        if enhanced:
-            got, rwv_units, rwv_type, source = _frames_enhanced(ds, path, notes)
-            frames.extend(got)
-            if rwv_units is not None:
-                units, units_source = rwv_units, source
-                suv_type = rwv_type or suv_type
-        else:
-            frames.extend(_frames_classic(ds, path, notes))
+                    if header.level[key] not in conflicts[key]:
+                        conflicts[key].append(header.level[key])
+        frames.extend(header.frames)
+        if header.enhanced and header.rwv_units is not None:
+            units, units_source = header.rwv_units, header.rwv_source
+            suv_type = header.rwv_suv_type or suv_type
+    enhanced = first.enhanced
+    sop_class = first.sop_class_uid
 
     decay = level["decay_correction"]
     decay_source = "DecayCorrection (0054,1102)"
@@ -407,8 +492,8 @@ def read_pet_header(datasets: Sequence[Tuple[str, Dataset]], label: str) -> PetH
         decay_source = f"DecayCorrected (0018,9758) = {level['decay_corrected']}"
     return PetHeader(
         label=label,
-        series_uid=tags.get_text(first, "SeriesInstanceUID") or "",
-        description=tags.get_text(first, "SeriesDescription"),
+        series_uid=first.series_uid,
+        description=first.description,
         sop_class_uid=sop_class,
         enhanced=enhanced,
         manufacturer=level["manufacturer"],

@@ -70,6 +70,59 @@ def to_text(value: Any) -> Optional[str]:
     return text or None
 
 
+def raw_text(ds: Dataset, tag: int) -> Optional[str]:
+    """Text of an element without pydicom's value conversion (fast path for text VRs).
+
+    Reads the undecoded bytes when the element has not been converted yet; multiple values
+    stay joined by backslashes. None when absent or empty.
+    """
+    try:
+        elem = ds.get_item(tag)
+    except KeyError:
+        return None
+    if elem is None:
+        return None
+    value = elem.value
+    if value is None:
+        return None
+    if isinstance(value, (bytes, bytearray)):
+        text = bytes(value).decode("latin-1").strip(" \x00")
+    elif isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+        text = "\\".join(str(v) for v in value)
+    else:
+        text = str(value).strip()
+    return text or None
+
+
+def raw_floats(ds: Dataset, tag: int) -> Optional[Tuple[float, ...]]:
+    """All numbers of a DS/IS element (fast path); None when absent, empty or not numeric."""
+    text = raw_text(ds, tag)
+    if text is None:
+        return None
+    try:
+        return tuple(float(part) for part in text.split("\\"))
+    except ValueError:
+        return None
+
+
+def raw_float(ds: Dataset, tag: int) -> Optional[float]:
+    """First number of a DS/IS element (fast path)."""
+    values = raw_floats(ds, tag)
+    return values[0] if values else None
+
+
+def raw_bytes(ds: Dataset, tag: int) -> Any:
+    """The element's stored value as found (bytes before conversion), for fingerprints."""
+    try:
+        elem = ds.get_item(tag)
+    except KeyError:
+        return None
+    if elem is None:
+        return None
+    value = elem.value
+    return value if isinstance(value, (bytes, bytearray, str, int, float)) or value is None else repr(value)
+
+
 def get_float(ds: Dataset, keyword: str) -> Optional[float]:
     """Float value of a standard attribute by keyword, or None when absent or empty."""
     elem = ds.get(keyword)
@@ -156,10 +209,9 @@ def find_private(
     """
     wanted = creator.strip().upper()
     creators_present = False
-    for block in range(0x10, 0x100):
+    blocks = [tag.element for tag in ds.keys() if tag.group == group and 0x10 <= tag.element <= 0xFF]
+    for block in blocks:
         elem = ds.get((group, block))
-        if elem is None:
-            continue
         creators_present = True
         if (to_text(elem.value) or "").upper() == wanted:
             tag = (group, (block << 8) | offset)
