@@ -93,7 +93,7 @@ def ensure_venv() -> str:
                 venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
             else:
                 raise SystemExit(f"[quickstart] cannot create a virtual environment ({exc}); "
-                                 "install python3-venv and run again")
+                                 "install python3-venv and run again") from exc
     current = fingerprint()
     done = open(STAMP, encoding="utf-8").read() if os.path.exists(STAMP) else ""
     if done != current:

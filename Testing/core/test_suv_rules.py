@@ -793,7 +793,6 @@ def test_monochrome1_values_are_not_inverted(tmp_path, built):
 
 
 def test_rle_compressed_pixel_data(tmp_path, built):
-    pytest.importorskip("pydicom.pixels")
     from pydicom.uid import RLELossless
 
     datasets, truth = built

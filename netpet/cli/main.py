@@ -18,7 +18,7 @@ import json
 import logging
 import os
 import sys
-from typing import Any, Callable, List, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 from netpet import __version__
 from netpet.errors import DicomInputError, NetpetError, SUVConversionError

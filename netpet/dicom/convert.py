@@ -93,6 +93,8 @@ def _read_files(paths: Sequence[str]) -> List[Tuple[FileHeader, np.ndarray]]:
     """Read files fully; return each file's PET header and its stored pixel values."""
     out = []
     for path in paths:
+        if not files.looks_like_dicom(path):
+            raise DicomInputError(f"Cannot read {path}: it is not a DICOM file; remove it from the series.")
         try:
             ds = files.read_full(path)
         except Exception as exc:

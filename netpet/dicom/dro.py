@@ -13,8 +13,8 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import math
-from dataclasses import dataclass, field, replace
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from dataclasses import dataclass
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
 from pydicom.dataset import Dataset
@@ -191,8 +191,8 @@ def philips(datasets: Sequence[Dataset], case: Case, acsf: bool = True, suvsf: b
             block = ds.private_block(0x7053, "Philips PET Private Group", create=True)
             add = block.add_new
         else:
-            def add(offset, vr, value):
-                ds.add_new((0x7053, 0x1000 | offset), vr, value)
+            def add(offset, vr, value, target=ds):
+                target.add_new((0x7053, 0x1000 | offset), vr, value)
         if suvsf:
             add(0x00, "DS", writer._ds_text(case.bw_factor() / counts_per_bqml * suvsf_error))
         if acsf:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import os
 import struct
+import warnings
 from concurrent.futures import ProcessPoolExecutor
-from typing import Callable, Iterable, Iterator, List, Optional, Sequence, Tuple, TypeVar
+from typing import Callable, Iterable, Iterator, List, Optional, Sequence, TypeVar
 
 import multiprocessing
 
@@ -57,7 +58,9 @@ def read_header(path: str, specific_tags: Optional[Sequence] = None) -> Optional
     if not looks_like_dicom(path):
         return None
     try:
-        ds = pydicom.dcmread(path, stop_before_pixels=True, force=True, specific_tags=specific_tags)
+        with warnings.catch_warnings():  # pydicom's remarks on odd files are noise for an index
+            warnings.simplefilter("ignore")
+            ds = pydicom.dcmread(path, stop_before_pixels=True, force=True, specific_tags=specific_tags)
     except (InvalidDicomError, OSError, ValueError, EOFError, struct.error, TypeError, KeyError, IndexError,
             AttributeError, NotImplementedError):
         return None

@@ -17,7 +17,7 @@ import datetime as _dt
 import logging
 import os
 from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, Iterable, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 from pydicom.tag import Tag
 
@@ -268,7 +268,7 @@ def _group(root: str, paths: Sequence[str], summaries: Sequence[Optional[Dict[st
     skipped: Dict[str, int] = {}
     by_series: Dict[tuple, List[Dict[str, Any]]] = {}
     dicom_files = 0
-    for path, summary in zip(paths, summaries):
+    for _path, summary in zip(paths, summaries):
         if summary is None:
             skipped["not a DICOM image (or a DICOMDIR)"] = skipped.get("not a DICOM image (or a DICOMDIR)", 0) + 1
             continue
@@ -350,6 +350,18 @@ def _series_record(series_uid: str, items: List[Dict[str, Any]]) -> SeriesRecord
     return record
 
 
+def _time_gap(start: Optional[_dt.datetime]):
+    """Seconds between ``start`` and a series' start (infinite when either is unknown)."""
+
+    def gap(candidate: SeriesRecord) -> float:
+        other = candidate.start()
+        if start is None or other is None:
+            return float("inf")
+        return abs((other - start).total_seconds())
+
+    return gap
+
+
 def _pair(patient: PatientRecord) -> None:
     """Pair each PET series of a patient with its anatomical series (see module docstring)."""
     everything = [(study, s) for study in patient.studies for s in study.series]
@@ -357,13 +369,7 @@ def _pair(patient: PatientRecord) -> None:
     for study, pet in everything:
         if not pet.is_pet:
             continue
-        start = pet.start()
-
-        def gap(candidate: SeriesRecord) -> float:
-            other = candidate.start()
-            if start is None or other is None:
-                return float("inf")
-            return abs((other - start).total_seconds())
+        gap = _time_gap(pet.start())
 
         same_for = [s for _st, s in anatomical if pet.frame_of_reference_uid and s.frame_of_reference_uid == pet.frame_of_reference_uid]
         if same_for:

@@ -46,7 +46,7 @@ import numpy as np
 
 from netpet.dicom import body, radionuclides
 from netpet.dicom.dates import iso
-from netpet.dicom.pet_header import PetFrame, PetHeader
+from netpet.dicom.pet_header import PetHeader
 from netpet.errors import SUVConversionError
 
 SUV_TYPES: Tuple[str, ...] = ("bw", "lbm", "lbmjanma", "bsa", "ibw")
@@ -277,7 +277,7 @@ class _Conversion:
             if not 0.3 <= value <= 2.8:
                 raise self.refuse(
                     f"the height override {value:g} m is not a height in metres",
-                    "give --height in metres (e.g. 1.72)",
+                    "give --height in metres, such as 1.72",
                 )
         else:
             raw = self.h.size_raw
