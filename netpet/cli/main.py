@@ -242,8 +242,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
     p.set_defaults(func=cmd_suv)
 
-    from netpet.cli import demo
+    from netpet.cli import demo, phantom
 
+    phantom.add_parser(sub)
     demo.add_parser(sub)
     return parser
 

@@ -18,7 +18,6 @@ from typing import Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
 from pydicom.dataset import Dataset
-from pydicom.uid import generate_uid
 
 from netpet.dicom import radionuclides, writer
 
@@ -78,7 +77,7 @@ def dro_suv(shape: Tuple[int, int, int]) -> np.ndarray:
 
 
 def uid_factory(seed: str) -> Callable[[str], str]:
-    return lambda key: generate_uid(prefix=None, entropy_srcs=[seed, key])
+    return lambda key: writer.deterministic_uid("netpet-dro", seed, key)
 
 
 def build(case: Case, suv: Optional[np.ndarray] = None) -> Tuple[List[Dataset], np.ndarray]:
@@ -99,7 +98,10 @@ def build(case: Case, suv: Optional[np.ndarray] = None) -> Tuple[List[Dataset], 
         bed_of_slice=case.bed_of_slice(),
     )
     activity = suv / case.bw_factor()
-    return writer.pet_datasets(activity, geometry, patient, study, series, acquisition, uid), suv
+    datasets = writer.pet_datasets(activity, geometry, patient, study, series, acquisition, uid)
+    for ds in datasets:  # own copies, so that a test may alter one slice's radiopharmaceutical
+        ds.RadiopharmaceuticalInformationSequence = copy.deepcopy(ds.RadiopharmaceuticalInformationSequence)
+    return datasets, suv
 
 
 def activity(case: Case, suv: np.ndarray) -> np.ndarray:

@@ -82,7 +82,8 @@ def _worker_init() -> None:  # pragma: no cover - runs in child processes
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
-def _context():
+def process_context():
+    """The multiprocessing context for worker pools: fork where available (fast start)."""
     methods = multiprocessing.get_all_start_methods()
     return multiprocessing.get_context("fork" if "fork" in methods else "spawn")
 
@@ -102,7 +103,7 @@ def parallel_map(function: Callable[[Sequence[str]], List[T]], items: Sequence[s
             if progress:
                 progress(len(part))
         return results
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=_context(), initializer=_worker_init) as pool:
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=process_context(), initializer=_worker_init) as pool:
         for part, result in zip(chunks, pool.map(function, chunks)):
             results.extend(result)
             if progress:

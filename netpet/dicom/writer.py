@@ -12,14 +12,19 @@ vendors); :func:`save_datasets` writes them.
 
 from __future__ import annotations
 
+import copy
 import datetime as _dt
 import math
 import os
+import uuid
 from dataclasses import dataclass
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
+from pydicom.charset import convert_encodings
 from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import correct_ambiguous_vr_element, write_data_element, write_file_meta_info
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import ExplicitVRLittleEndian, PYDICOM_IMPLEMENTATION_UID
 
@@ -112,6 +117,16 @@ class PetAcquisition:
 
 UidFactory = Callable[[str], str]
 
+#: Namespace of NETPET's name-based UUIDs (RFC 4122 version 5).
+_UID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_DNS, "netpet.invalid")
+
+
+def deterministic_uid(*keys: object) -> str:
+    """A UID derived from ``keys`` alone: 2.25 followed by the decimal form of a name-based UUID
+    (PS3.5 B.2), so that generated data are the same, byte for byte, every time."""
+    name = "\x1f".join(str(k) for k in keys)
+    return "2.25." + str(uuid.uuid5(_UID_NAMESPACE, name).int)
+
 
 def _file_meta(sop_class: str, sop_instance: str) -> FileMetaDataset:
     meta = FileMetaDataset()
@@ -140,19 +155,16 @@ def _ds_text(value: float) -> str:
     return f"{value:.4g}"
 
 
-def _common(ds: Dataset, modality: str, sop_class: str, sop_instance: str, patient: PatientInfo,
-            study: StudyInfo, series: SeriesInfo, geometry: VolumeGeometry, k: int, rows: int, cols: int,
-            content: _dt.datetime) -> None:
-    ds.file_meta = _file_meta(sop_class, sop_instance)
+def _template(modality: str, sop_class: str, patient: PatientInfo, study: StudyInfo, series: SeriesInfo,
+              geometry: VolumeGeometry, rows: int, cols: int) -> Dataset:
+    """The attributes every image of a series shares."""
+    ds = Dataset()
     ds.SpecificCharacterSet = "ISO_IR 100"
     ds.SOPClassUID = sop_class
-    ds.SOPInstanceUID = sop_instance
     ds.StudyDate = _da(study.start)
     ds.SeriesDate = _da(series.start)
-    ds.ContentDate = _da(content)
     ds.StudyTime = _tm(study.start)
     ds.SeriesTime = _tm(series.start)
-    ds.ContentTime = _tm(content)
     ds.AccessionNumber = study.accession
     ds.Modality = modality
     ds.Manufacturer = series.manufacturer
@@ -174,23 +186,45 @@ def _common(ds: Dataset, modality: str, sop_class: str, sop_instance: str, patie
     if series.body_part:
         ds.BodyPartExamined = series.body_part
     ds.SoftwareVersions = series.software
-    ds.PatientPosition = "HFS"
+    if modality != "PT":  # PET carries PatientOrientationCodeSequence instead
+        ds.PatientPosition = "HFS"
     ds.StudyInstanceUID = study.study_uid
     ds.SeriesInstanceUID = series.series_uid
     ds.StudyID = study.study_id
     ds.SeriesNumber = series.number
-    ds.InstanceNumber = k + 1
-    ds.ImagePositionPatient = [_ds_text(v) for v in geometry.slice_position(k)]
     ds.ImageOrientationPatient = [_ds_text(round(v, 10)) for v in geometry.orientation()]
     ds.FrameOfReferenceUID = series.frame_of_reference_uid
     ds.PositionReferenceIndicator = ""
-    ds.SliceLocation = _ds_text(geometry.slice_position(k)[2])
     ds.SamplesPerPixel = 1
     ds.PhotometricInterpretation = "MONOCHROME2"
     ds.Rows = rows
     ds.Columns = cols
     ds.PixelSpacing = [_ds_text(geometry.spacing[1]), _ds_text(geometry.spacing[0])]
     ds.SliceThickness = _ds_text(geometry.spacing[2])
+    ds.BitsAllocated = 16
+    return ds
+
+
+def _image(template: Dataset, sop_instance: str, geometry: VolumeGeometry, k: int,
+           content: _dt.datetime) -> Dataset:
+    """One image of a series: copies of the template's elements plus this slice's own.
+
+    The element copies share their values with the template (strings, lists, sequences), so
+    that writing encodes a shared value once; assigning an attribute of one image replaces
+    its value there only.
+    """
+    ds = Dataset()
+    for elem in template:
+        ds.add(copy.copy(elem))
+    ds.file_meta = _file_meta(str(template.SOPClassUID), sop_instance)
+    ds.SOPInstanceUID = sop_instance
+    ds.ContentDate = _da(content)
+    ds.ContentTime = _tm(content)
+    ds.InstanceNumber = k + 1
+    position = geometry.slice_position(k)
+    ds.ImagePositionPatient = [_ds_text(v) for v in position]
+    ds.SliceLocation = _ds_text(position[2])
+    return ds
 
 
 def _code_item(scheme: str, value: str, meaning: str) -> Dataset:
@@ -213,59 +247,58 @@ def pet_datasets(activity_bqml: np.ndarray, geometry: VolumeGeometry, patient: P
     lam = math.log(2.0) / nuclide.half_life_s
     t_ave = average_count_rate_offset_s(acquisition.frame_duration_s, lam)
     beds = sorted(set(int(b) for b in acquisition.bed_of_slice))
+    template = _template("PT", PET_STORAGE, patient, study, series, geometry, ny, nx)
+    template.ImageType = ["ORIGINAL", "PRIMARY"]
+    template.SeriesType = ["WHOLE BODY", "IMAGE"]
+    template.Units = "BQML"
+    template.CountsSource = "EMISSION"
+    template.CorrectedImage = list(acquisition.corrected_image)
+    template.RandomsCorrectionMethod = "DLYD"
+    template.DecayCorrection = "START"
+    template.ReconstructionMethod = acquisition.reconstruction
+    template.AttenuationCorrectionMethod = acquisition.attenuation_method
+    template.CollimatorType = "RING"
+    template.NumberOfSlices = nz
+    template.ActualFrameDuration = int(round(acquisition.frame_duration_s * 1000))
+    template.DoseCalibrationFactor = "1"
+    template.PatientOrientationCodeSequence = DicomSequence([_code_item("SCT", "102538003", "recumbent")])
+    template.PatientOrientationCodeSequence[0].PatientOrientationModifierCodeSequence = DicomSequence(
+        [_code_item("SCT", "40199007", "supine")])
+    template.PatientGantryRelationshipCodeSequence = DicomSequence([_code_item("SCT", "399488007", "headfirst")])
+    template.BitsStored = 16
+    template.HighBit = 15
+    template.PixelRepresentation = 1
+    template.RescaleIntercept = "0"
+    template.LossyImageCompression = "00"
+    rp = Dataset()
+    rp.Radiopharmaceutical = acquisition.agent_text
+    rp.RadiopharmaceuticalStartTime = _tm(acquisition.injection)
+    rp.RadiopharmaceuticalStartDateTime = acquisition.injection.strftime("%Y%m%d%H%M%S")
+    rp.RadionuclideTotalDose = _ds_text(acquisition.dose_bq)
+    rp.RadionuclideHalfLife = _ds_text(nuclide.half_life_s)
+    rp.RadionuclidePositronFraction = _ds_text(_POSITRON_FRACTION.get(nuclide.name, 1.0))
+    scheme, value = nuclide.codes[0]
+    rp.RadionuclideCodeSequence = DicomSequence([_code_item(scheme, value, _nuclide_meaning(nuclide))])
+    if acquisition.agent_code is not None:
+        rp.RadiopharmaceuticalCodeSequence = DicomSequence([_code_item(*acquisition.agent_code)])
+    sequence = DicomSequence([rp])  # one object for every slice (shared: see _image)
     datasets = []
     for k in range(nz):
         plane = np.asarray(activity_bqml[k], dtype=np.float64)
         peak = float(np.max(np.abs(plane)))
-        slope = peak / 32767.0 if peak > 0 else 1.0
+        slope = float(_ds_text(peak / 32767.0)) if peak > 0 else 1.0
         stored = np.clip(np.rint(plane / slope), -32768, 32767).astype(np.int16)
         bed = beds.index(int(acquisition.bed_of_slice[k]))
         bed_start = series.start + _dt.timedelta(seconds=bed * acquisition.frame_duration_s)
-        ds = Dataset()
-        _common(ds, "PT", PET_STORAGE, uid(f"pet-instance-{k}"), patient, study, series, geometry, k, ny, nx,
-                bed_start + _dt.timedelta(seconds=acquisition.frame_duration_s))
-        ds.ImageType = ["ORIGINAL", "PRIMARY"]
+        ds = _image(template, uid(f"pet-instance-{k}"), geometry, k,
+                    bed_start + _dt.timedelta(seconds=acquisition.frame_duration_s))
         ds.AcquisitionDate = _da(bed_start)
         ds.AcquisitionTime = _tm(bed_start)
-        ds.SeriesType = ["WHOLE BODY", "IMAGE"]
-        ds.Units = "BQML"
-        ds.CountsSource = "EMISSION"
-        ds.CorrectedImage = list(acquisition.corrected_image)
-        ds.RandomsCorrectionMethod = "DLYD"
-        ds.DecayCorrection = "START"
-        ds.ReconstructionMethod = acquisition.reconstruction
-        ds.AttenuationCorrectionMethod = acquisition.attenuation_method
-        ds.NumberOfSlices = nz
-        ds.NumberOfTimeSlices = 1
         ds.ImageIndex = k + 1
         ds.FrameReferenceTime = _ds_text(1000.0 * (bed * acquisition.frame_duration_s + t_ave))
-        ds.ActualFrameDuration = int(round(acquisition.frame_duration_s * 1000))
         ds.DecayFactor = _ds_text(math.exp(lam * bed * acquisition.frame_duration_s))
-        ds.DoseCalibrationFactor = "1"
-        rp = Dataset()
-        rp.Radiopharmaceutical = acquisition.agent_text
-        rp.RadiopharmaceuticalStartTime = _tm(acquisition.injection)
-        rp.RadiopharmaceuticalStartDateTime = acquisition.injection.strftime("%Y%m%d%H%M%S")
-        rp.RadionuclideTotalDose = _ds_text(acquisition.dose_bq)
-        rp.RadionuclideHalfLife = _ds_text(nuclide.half_life_s)
-        rp.RadionuclidePositronFraction = _ds_text(_POSITRON_FRACTION.get(nuclide.name, 1.0))
-        scheme, value = nuclide.codes[0]
-        rp.RadionuclideCodeSequence = DicomSequence([_code_item(scheme, value, _nuclide_meaning(nuclide))])
-        if acquisition.agent_code is not None:
-            rp.RadiopharmaceuticalCodeSequence = DicomSequence([_code_item(*acquisition.agent_code)])
-        ds.RadiopharmaceuticalInformationSequence = DicomSequence([rp])
-        ds.PatientOrientationCodeSequence = DicomSequence([_code_item("SCT", "102538003", "recumbent")])
-        ds.PatientOrientationCodeSequence[0].PatientOrientationModifierCodeSequence = DicomSequence(
-            [_code_item("SCT", "40199007", "supine")])
-        ds.PatientGantryRelationshipCodeSequence = DicomSequence([_code_item("SCT", "399488007", "headfirst")])
-        ds.BitsAllocated = 16
-        ds.BitsStored = 16
-        ds.HighBit = 15
-        ds.PixelRepresentation = 1
-        ds.RescaleIntercept = "0"
+        ds.RadiopharmaceuticalInformationSequence = sequence
         ds.RescaleSlope = _ds_text(slope)
-        ds.RescaleType = "BQML"
-        ds.LossyImageCompression = "00"
         ds.PixelData = stored.tobytes()
         datasets.append(ds)
     return datasets
@@ -286,82 +319,109 @@ def _nuclide_meaning(nuclide: Radionuclide) -> str:
 
 def ct_datasets(hu: np.ndarray, geometry: VolumeGeometry, patient: PatientInfo, study: StudyInfo,
                 series: SeriesInfo, uid: UidFactory, kvp: float = 120.0) -> List[Dataset]:
-    """CT slices from Hounsfield units (stored = HU + 1024, unsigned)."""
+    """CT slices from Hounsfield units (stored = HU + 1024, unsigned 12 bit)."""
     nz, ny, nx = hu.shape
+    template = _template("CT", CT_STORAGE, patient, study, series, geometry, ny, nx)
+    template.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
+    template.AcquisitionDate = _da(series.start)
+    template.AcquisitionTime = _tm(series.start)
+    template.AcquisitionNumber = 1
+    template.KVP = _ds_text(kvp)
+    template.BitsStored = 12
+    template.HighBit = 11
+    template.PixelRepresentation = 0
+    template.RescaleIntercept = "-1024"
+    template.RescaleSlope = "1"
+    template.RescaleType = "HU"
+    template.WindowCenter = "40"
+    template.WindowWidth = "400"
     datasets = []
     for k in range(nz):
-        stored = np.clip(np.rint(hu[k] + 1024.0), 0, 4095).astype(np.uint16)
-        ds = Dataset()
-        _common(ds, "CT", CT_STORAGE, uid(f"ct-instance-{k}"), patient, study, series, geometry, k, ny, nx,
-                series.start)
-        ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
-        ds.AcquisitionDate = _da(series.start)
-        ds.AcquisitionTime = _tm(series.start)
-        ds.AcquisitionNumber = 1
-        ds.KVP = _ds_text(kvp)
-        ds.BitsAllocated = 16
-        ds.BitsStored = 12
-        ds.HighBit = 11
-        ds.PixelRepresentation = 0
-        ds.RescaleIntercept = "-1024"
-        ds.RescaleSlope = "1"
-        ds.RescaleType = "HU"
-        ds.WindowCenter = "40"
-        ds.WindowWidth = "400"
-        ds.PixelData = stored.tobytes()
+        ds = _image(template, uid(f"ct-instance-{k}"), geometry, k, series.start)
+        ds.PixelData = np.clip(np.rint(hu[k] + 1024.0), 0, 4095).astype(np.uint16).tobytes()
         datasets.append(ds)
     return datasets
 
 
 def mr_datasets(signal: np.ndarray, geometry: VolumeGeometry, patient: PatientInfo, study: StudyInfo,
                 series: SeriesInfo, uid: UidFactory, field_strength_t: float = 3.0,
-                repetition_ms: float = 4.0, echo_ms: float = 1.3) -> List[Dataset]:
+                repetition_ms: float = 4.0, echo_ms: float = 1.3, flip_deg: float = 9.0) -> List[Dataset]:
     """MR slices (T1-weighted gradient echo, as the Dixon sequence of PET/MR) from signal 0..4095."""
     nz, ny, nx = signal.shape
+    template = _template("MR", MR_STORAGE, patient, study, series, geometry, ny, nx)
+    template.ImageType = ["ORIGINAL", "PRIMARY", "OTHER"]
+    template.AcquisitionDate = _da(series.start)
+    template.AcquisitionTime = _tm(series.start)
+    template.AcquisitionNumber = 1
+    template.ScanningSequence = "GR"
+    template.SequenceVariant = "SP"
+    template.ScanOptions = ""
+    template.MRAcquisitionType = "3D"
+    template.RepetitionTime = _ds_text(repetition_ms)
+    template.EchoTime = _ds_text(echo_ms)
+    template.EchoTrainLength = 1
+    template.FlipAngle = _ds_text(flip_deg)
+    template.MagneticFieldStrength = _ds_text(field_strength_t)
+    template.ImagingFrequency = _ds_text(42.577478 * field_strength_t)
+    template.ImagedNucleus = "1H"
+    template.BitsStored = 12
+    template.HighBit = 11
+    template.PixelRepresentation = 0
     datasets = []
     for k in range(nz):
-        stored = np.clip(np.rint(signal[k]), 0, 4095).astype(np.uint16)
-        ds = Dataset()
-        _common(ds, "MR", MR_STORAGE, uid(f"mr-instance-{k}"), patient, study, series, geometry, k, ny, nx,
-                series.start)
-        ds.ImageType = ["ORIGINAL", "PRIMARY", "M", "DIXON", "IN_PHASE"]
-        ds.AcquisitionDate = _da(series.start)
-        ds.AcquisitionTime = _tm(series.start)
-        ds.AcquisitionNumber = 1
-        ds.ScanningSequence = "GR"
-        ds.SequenceVariant = "SP"
-        ds.ScanOptions = ""
-        ds.MRAcquisitionType = "3D"
-        ds.RepetitionTime = _ds_text(repetition_ms)
-        ds.EchoTime = _ds_text(echo_ms)
-        ds.EchoTrainLength = 1
-        ds.MagneticFieldStrength = _ds_text(field_strength_t)
-        ds.ImagingFrequency = _ds_text(42.577478 * field_strength_t)
-        ds.ImagedNucleus = "1H"
-        ds.BitsAllocated = 16
-        ds.BitsStored = 12
-        ds.HighBit = 11
-        ds.PixelRepresentation = 0
-        ds.PixelData = stored.tobytes()
+        ds = _image(template, uid(f"mr-instance-{k}"), geometry, k, series.start)
+        ds.PixelData = np.clip(np.rint(signal[k]), 0, 4095).astype(np.uint16).tobytes()
         datasets.append(ds)
     return datasets
 
 
 def save_datasets(datasets: Sequence[Dataset], folder: str, prefix: str = "IM") -> List[str]:
-    """Write datasets as ``<folder>/<prefix>NNNN`` (no suffix, as scanners do); return paths."""
+    """Write datasets as ``<folder>/<prefix>NNNN`` (no suffix, as scanners do); return paths.
+
+    Files are standard DICOM (preamble, file meta, explicit VR little endian). An element whose
+    value object several datasets share (as the series builders here make them) is encoded
+    once, which makes writing a series several times faster than saving each dataset.
+    """
     os.makedirs(folder, exist_ok=True)
+    encoded: Dict[tuple, bytes] = {}
     paths = []
     for i, ds in enumerate(datasets):
         path = os.path.join(folder, f"{prefix}{i + 1:04d}")
-        ds.save_as(path, enforce_file_format=True) if _PYDICOM3 else ds.save_as(path, write_like_original=False)
+        encodings = _encodings(ds)
+        body = []
+        for elem in ds:
+            key = (elem.tag, elem.VR, id(elem.value))
+            chunk = encoded.get(key)
+            if chunk is None:
+                if " or " in elem.VR:  # e.g. PixelData 'OB or OW': resolved from this dataset
+                    correct_ambiguous_vr_element(elem, ds, True)
+                chunk = _encode(elem, encodings)
+                encoded[key] = chunk
+            body.append(chunk)
+        meta = _buffer()
+        write_file_meta_info(meta, ds.file_meta, enforce_standard=True)
+        with open(path, "wb") as handle:
+            handle.write(b"\x00" * 128 + b"DICM")
+            handle.write(meta.getvalue())
+            handle.write(b"".join(body))
         paths.append(path)
     return paths
 
 
-def _pydicom_major() -> int:
-    import pydicom
+def _buffer() -> DicomBytesIO:
+    buffer = DicomBytesIO()
+    buffer.is_little_endian = True
+    buffer.is_implicit_VR = False
+    return buffer
 
-    return int(pydicom.__version__.split(".")[0])
+
+def _encodings(ds: Dataset):
+    return convert_encodings(ds.get("SpecificCharacterSet", "ISO_IR 6"))
 
 
-_PYDICOM3 = _pydicom_major() >= 3
+def _encode(elem, encodings) -> bytes:
+    buffer = _buffer()
+    write_data_element(buffer, elem, encodings)
+    return buffer.getvalue()
+
+

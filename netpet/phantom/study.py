@@ -1,0 +1,412 @@
+"""Write the digital reference study: DICOM per session, truth tables and masks, previews.
+
+Layout under the output folder::
+
+    dicom/<patient>/<session>/PET/IMnnnn      PET (BQML, START) of the session
+    dicom/<patient>/<session>/CT|MR/IMnnnn    its anatomical partner, same frame of reference
+    truth/<patient>/<session>_lesions.seg.nrrd  one segment per lesion, in the PET's geometry
+    truth/lesions.csv                         one row per lesion and session
+    truth/truth.json                          everything: study, patients, sessions, lesions
+    reference_standard.csv                    patient_id, lesion_id, region, truth, standard
+    preview/<patient>_<session>.png           with --preview
+    README.txt                                what the study is and how it was made
+
+The study is a deterministic function of its parameters: the same seed gives the same bytes
+(UIDs are derived from the seed), however many processes write it.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import logging
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Sequence
+
+import numpy as np
+
+from netpet import __version__
+from netpet.dicom import radionuclides, writer
+from netpet.dicom.files import default_jobs, process_context
+from netpet.geometry import lps_to_ras
+from netpet.phantom import render
+from netpet.phantom.patients import FOLLOW_UP, MODALITIES, TRACERS, Patient, Session, make_patient
+from netpet.progress import ProgressCallback, report
+
+log = logging.getLogger(__name__)
+
+NUCLIDE = {"dotatate": "Ga-68", "fdg": "F-18"}
+AGENT = {"dotatate": ("Ga68-DOTATATE", ("SCT", "724025002", "Dotatate Ga^68^")),
+         "fdg": ("Fludeoxyglucose F^18^", ("SCT", "35321007", "Fluorodeoxyglucose F^18^"))}
+LESION_COLUMNS = [
+    "patient_id", "session_id", "tracer", "modality", "lesion_id", "kind", "region", "site", "malignant",
+    "standard", "diameter_mm", "volume_ml", "in_bone", "center_r", "center_a", "center_s", "suv_max_true",
+    "suv_mean_true", "suv_max_expected", "suv_mean_expected", "liver_suv", "spleen_suv", "tl_ratio_true",
+    "above_liver", "petmr_bias", "mask_voxels", "segmentation_file",
+]
+REFERENCE_COLUMNS = ["patient_id", "lesion_id", "region", "truth", "standard"]
+
+
+@dataclass
+class StudyParameters:
+    patients: int
+    seed: int
+    tracers: Sequence[str] = TRACERS
+    modalities: Sequence[str] = MODALITIES
+    preview: bool = False
+    case: Optional[str] = None
+
+
+@dataclass
+class PatientResult:
+    """What writing one patient produced (picklable, returned by worker processes)."""
+
+    patient_id: str
+    summary: Dict[str, Any]
+    lesion_rows: List[Dict[str, Any]] = field(default_factory=list)
+    reference_rows: List[Dict[str, Any]] = field(default_factory=list)
+    files: int = 0
+    bytes: int = 0
+
+
+def _uid(seed: int, *keys: Any) -> str:
+    return writer.deterministic_uid("netpet-phantom", seed, *keys)
+
+
+def _beds(grid: render.ScanGrid, bed_mm: float) -> List[int]:
+    """Bed position of each slice: beds of ``bed_mm`` with 25 % overlap, from the head down."""
+    step = bed_mm * 0.75
+    top = grid.origin[2] + (grid.size[2] - 1) * grid.spacing[2]
+    return [int((top - (grid.origin[2] + k * grid.spacing[2])) // step) for k in range(grid.size[2])]
+
+
+def _vendor_private(datasets, session: Session) -> None:
+    """Vendor-like private attributes carrying the decay reference (see netpet.dicom.suv)."""
+    stamp = session.scan_start.strftime("%Y%m%d%H%M%S.000000")
+    for ds in datasets:
+        if session.scanner.manufacturer == "SIEMENS":
+            block = ds.private_block(0x0071, "SIEMENS MED PT", create=True)
+            block.add_new(0x22, "DT", stamp)
+        elif session.scanner.manufacturer.startswith("GE"):
+            block = ds.private_block(0x0009, "GEMS_PETD_01", create=True)
+            block.add_new(0x0D, "DT", stamp)
+
+
+def _seg_file(path: str, masks: Dict[str, np.ndarray], patient: Patient, grid: render.ScanGrid) -> None:
+    """Write lesion masks as a Slicer segmentation (one segment per lesion, named by its id)."""
+    import slicerio
+
+    ijk_to_lps = np.eye(4)
+    ijk_to_lps[0, 0], ijk_to_lps[1, 1], ijk_to_lps[2, 2] = grid.spacing
+    ijk_to_lps[:3, 3] = grid.origin
+    by_id = {lesion.lesion_id: lesion for lesion in patient.lesions}
+    layers: List[np.ndarray] = []
+    segments = []
+    for lesion_id, mask in masks.items():
+        zyx = np.nonzero(mask)
+        # a lesion touching an earlier one goes to a new layer, as Slicer stores overlapping segments
+        layer = next((i for i, lab in enumerate(layers) if not lab[zyx].any()), None)
+        if layer is None:
+            layers.append(np.zeros(mask.shape, dtype=np.uint8))
+            layer = len(layers) - 1
+        label = int(layers[layer].max()) + 1
+        layers[layer][zyx] = label
+        lesion = by_id[lesion_id]
+        extent = [int(v) for axis in (2, 1, 0) for v in (zyx[axis].min(), zyx[axis].max())] if len(zyx[0]) else [0, -1] * 3
+        segments.append({"id": lesion_id, "name": lesion_id, "labelValue": label, "layer": layer, "extent": extent,
+                         "color": (0.9, 0.2, 0.2) if lesion.malignant else (0.2, 0.7, 0.3)})
+    if not layers:
+        layers.append(np.zeros((grid.size[2], grid.size[1], grid.size[0]), dtype=np.uint8))
+    voxels = np.stack([np.transpose(lab, (2, 1, 0)) for lab in layers]) if len(layers) > 1 else np.transpose(layers[0], (2, 1, 0))
+    segmentation = {"voxels": voxels, "ijkToLPS": ijk_to_lps, "segments": segments,
+                    "containedRepresentationNames": ["Binary labelmap"], "masterRepresentation": "Binary labelmap",
+                    "referenceImageExtentOffset": [0, 0, 0]}
+    slicerio.write_segmentation(path, segmentation)
+    _drop_timestamp(path)
+
+
+def _drop_timestamp(path: str) -> None:
+    """pynrrd writes the current time as a header comment; remove it so the file depends on its
+    content only (the header is text up to the first empty line; comments carry no data)."""
+    with open(path, "rb") as handle:
+        data = handle.read()
+    end = data.index(b"\n\n")
+    lines = [line for line in data[:end].split(b"\n") if not line.startswith(b"# on ")]
+    with open(path, "wb") as handle:
+        handle.write(b"\n".join(lines) + data[end:])
+
+
+def _session(model: render.Model, session: Session, seed: int, out: str, preview: bool,
+             result: PatientResult) -> Dict[str, Any]:
+    patient = model.patient
+    scanner = session.scanner
+    uid = lambda key: _uid(seed, patient.patient_id, session.session_id, key)  # noqa: E731
+    nuclide = radionuclides.by_name(NUCLIDE[session.tracer])
+    pet_grid = render.scan_grid(patient, session, scanner.pet_spacing, scanner.pet_matrix)
+    anat_grid = render.scan_grid(patient, session, scanner.anatomy_spacing, scanner.anatomy_matrix)
+    person = writer.PatientInfo(patient.patient_id, f"Synthetic^{patient.patient_id}", patient.sex,
+                                patient.birth_date, patient.weight_kg, patient.height_m)
+    study = writer.StudyInfo(uid("study"), session.injection - dt.timedelta(minutes=10),
+                             f"{AGENT[session.tracer][0]} {session.modality}", f"A{seed % 1000:03d}{patient.index:03d}"
+                             f"{session.session_id[1]}", session.session_id[:2])
+    frame_of_reference = uid("frame-of-reference")
+    folder = os.path.join(out, "dicom", patient.patient_id, session.session_id)
+
+    suv, clean = render.pet_suv(model, session, pet_grid)
+    activity = suv * (render.decayed_dose_bq(session, nuclide.half_life_s) / (patient.weight_kg * 1000.0))
+    pet_series = writer.SeriesInfo(uid("pet-series"), frame_of_reference, 3,
+                                   f"PET WB {AGENT[session.tracer][0]} AC", session.scan_start,
+                                   scanner.manufacturer, scanner.model, station=scanner.key.upper(),
+                                   body_part="WHOLEBODY")
+    acquisition = writer.PetAcquisition(
+        injection=session.injection, dose_bq=session.dose_bq, nuclide=nuclide, agent_text=AGENT[session.tracer][0],
+        agent_code=AGENT[session.tracer][1], frame_duration_s=scanner.frame_s, bed_of_slice=_beds(pet_grid, scanner.bed_mm),
+        attenuation_method="MR Dixon 4-class" if scanner.anatomy == "MR" else "CT-based",
+    )
+    pet_geometry = writer.VolumeGeometry(pet_grid.origin, pet_grid.spacing)
+    datasets = writer.pet_datasets(activity, pet_geometry, person, study, pet_series, acquisition, uid)
+    _vendor_private(datasets, session)
+    paths = writer.save_datasets(datasets, os.path.join(folder, "PET"))
+    del activity
+    anat_geometry = writer.VolumeGeometry(anat_grid.origin, anat_grid.spacing)
+    anat_series = writer.SeriesInfo(uid("anatomy-series"), frame_of_reference, 2,
+                                    "CT WB low dose AC" if scanner.anatomy == "CT" else "MR Dixon in-phase WB",
+                                    session.scan_start - dt.timedelta(minutes=3), scanner.manufacturer, scanner.model,
+                                    station=scanner.key.upper(), body_part="WHOLEBODY")
+    if scanner.anatomy == "CT":
+        anatomy_image = render.ct_hu(model, session, anat_grid)
+        anat = writer.ct_datasets(anatomy_image, anat_geometry, person, study, anat_series, uid)
+    else:
+        anatomy_image = render.mr_signal(model, session, anat_grid)
+        anat = writer.mr_datasets(anatomy_image, anat_geometry, person, study, anat_series, uid)
+    paths += writer.save_datasets(anat, os.path.join(folder, scanner.anatomy))
+    result.files += len(paths)
+    result.bytes += sum(os.path.getsize(p) for p in paths)
+
+    liver = render.organ_reference(session, "liver")
+    spleen = render.organ_reference(session, "spleen")
+    masks: Dict[str, np.ndarray] = {}
+    seg_rel = os.path.join("truth", patient.patient_id, f"{session.session_id}_lesions.seg.nrrd")
+    for lesion in patient.lesions:
+        if not render.in_field_of_view(patient, session, lesion, pet_grid):
+            continue
+        mask = render.lesion_mask(patient, session, lesion, pet_grid)
+        masks[lesion.lesion_id] = mask
+        center = lps_to_ras(render.to_scanner(patient, session, lesion.center))
+        suvs = render.expected_suv(lesion, session)
+        result.lesion_rows.append({
+            "patient_id": patient.patient_id, "session_id": session.session_id, "tracer": session.tracer,
+            "modality": session.modality, "lesion_id": lesion.lesion_id, "kind": lesion.kind, "region": lesion.region,
+            "site": lesion.site, "malignant": int(lesion.malignant), "standard": lesion.standard,
+            "diameter_mm": round(lesion.diameter_mm, 2), "volume_ml": round(lesion.shape().volume_ml, 4),
+            "in_bone": int(lesion.in_bone), "center_r": round(center[0], 2), "center_a": round(center[1], 2),
+            "center_s": round(center[2], 2), **suvs, "liver_suv": liver, "spleen_suv": spleen,
+            "tl_ratio_true": round(suvs["suv_max_expected"] / liver, 4),
+            "above_liver": int(suvs["suv_max_expected"] > liver),
+            "petmr_bias": round(lesion.petmr_bias if session.modality == "PET/MR" else 0.0, 4),
+            "mask_voxels": int(mask.sum()), "segmentation_file": seg_rel.replace(os.sep, "/"),
+        })
+    os.makedirs(os.path.join(out, "truth", patient.patient_id), exist_ok=True)
+    _seg_file(os.path.join(out, seg_rel), masks, patient, pet_grid)
+    if preview:
+        from netpet.phantom.preview import session_preview
+
+        session_preview(os.path.join(out, "preview", f"{patient.patient_id}_{session.session_id}.png"), suv,
+                        anatomy_image, pet_grid, anat_grid, masks, session, patient)
+    return {
+        "session_id": session.session_id, "tracer": session.tracer, "modality": session.modality,
+        "scanner": {"manufacturer": scanner.manufacturer, "model": scanner.model, "pet_voxel_mm": scanner.pet_spacing,
+                    "fwhm_mm": round(session.fwhm_mm, 2), "anatomy": scanner.anatomy,
+                    "anatomy_voxel_mm": scanner.anatomy_spacing},
+        "scan_start": session.scan_start.isoformat(), "injection": session.injection.isoformat(),
+        "uptake_min": round((session.scan_start - session.injection).total_seconds() / 60.0, 2),
+        "dose_mbq": round(session.dose_bq / 1e6, 3), "position_rotation_deg": session.rotation_deg,
+        "position_shift_mm": session.shift_mm, "pet_series_uid": pet_series.series_uid,
+        "anatomy_series_uid": anat_series.series_uid, "frame_of_reference_uid": frame_of_reference,
+        "liver_suv": liver, "spleen_suv": spleen, "bladder_suv": round(session.bladder_suv, 3),
+        "segmentation_file": seg_rel.replace(os.sep, "/"),
+    }
+
+
+def render_patient(patient: Patient, seed: int, out: str, preview: bool) -> PatientResult:
+    """Model, image and write one patient's sessions (runs in a worker process)."""
+    model = render.build_model(patient)
+    result = PatientResult(patient.patient_id, {})
+    sessions = [_session(model, session, seed, out, preview, result) for session in patient.sessions]
+    result.summary = {
+        "patient_id": patient.patient_id, "kind": patient.kind, "description": patient.description,
+        "sex": patient.sex, "age": patient.age, "height_m": patient.height_m, "weight_kg": patient.weight_kg,
+        "grade": patient.grade, "whole_body": patient.body.whole_body, "myocardium_fdg_suv": round(patient.myocardium_fdg, 3),
+        "sessions": sessions,
+        "lesions": [{"lesion_id": lesion.lesion_id, "kind": lesion.kind, "region": lesion.region, "site": lesion.site,
+                     "malignant": lesion.malignant, "standard": lesion.standard,
+                     "diameter_mm": round(lesion.diameter_mm, 2), "body_frame_center_mm": [round(v, 2) for v in lesion.center],
+                     "radii_mm": [round(v, 2) for v in lesion.radii], "suv_object": lesion.suv,
+                     "necrosis_fraction": lesion.necrosis, "in_bone": lesion.in_bone,
+                     "petmr_bias": lesion.petmr_bias} for lesion in patient.lesions],
+    }
+    result.reference_rows = reference_rows(patient)
+    return result
+
+
+def reference_rows(patient: Patient) -> List[Dict[str, Any]]:
+    """The patient's rows of the reference-standard table (the format StudyStats reads): one per
+    finding, or, for a patient without any finding, one row with an empty lesion_id and truth 0."""
+    if not patient.lesions:
+        return [{"patient_id": patient.patient_id, "lesion_id": "", "region": "", "truth": 0, "standard": FOLLOW_UP}]
+    return [{"patient_id": patient.patient_id, "lesion_id": lesion.lesion_id, "region": lesion.region,
+             "truth": int(lesion.malignant), "standard": lesion.standard} for lesion in patient.lesions]
+
+
+def _work(job) -> PatientResult:  # pragma: no cover - runs in worker processes
+    patient, seed, out, preview = job
+    return render_patient(patient, seed, out, preview)
+
+
+def _one_thread() -> None:  # pragma: no cover - runs in worker processes
+    """Patients run in parallel processes: each keeps to one ITK thread (no oversubscription)."""
+    import SimpleITK as sitk
+
+    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
+
+
+def _cost(patient: Patient) -> float:
+    return len(patient.sessions) * (1.6 if patient.body.whole_body else 1.0)
+
+
+def generate(out: str, patients: Sequence[Patient], parameters: StudyParameters, jobs: Optional[int] = None,
+             progress: Optional[ProgressCallback] = None, extra_readme: str = "") -> Dict[str, Any]:
+    """Write the given patients as the study under ``out``; return the study summary."""
+    os.makedirs(out, exist_ok=True)
+    jobs = default_jobs() if jobs is None else max(1, jobs)
+    order = sorted(patients, key=_cost, reverse=True)
+    results: Dict[str, PatientResult] = {}
+    report(progress, 0.0, f"Writing {len(patients)} synthetic patients")
+    work = [(p, parameters.seed, out, parameters.preview) for p in order]
+    if jobs == 1 or len(work) == 1:
+        for i, job in enumerate(work):
+            results[job[0].patient_id] = render_patient(*job)
+            report(progress, (i + 1) / len(work), f"Wrote {job[0].patient_id}")
+    else:
+        with ProcessPoolExecutor(max_workers=min(jobs, len(work)), mp_context=process_context(),
+                                 initializer=_one_thread) as pool:
+            for i, result in enumerate(pool.map(_work, work)):
+                results[result.patient_id] = result
+                report(progress, (i + 1) / len(work), f"Wrote {result.patient_id}")
+    ordered = [results[p.patient_id] for p in patients]
+    _write_tables(out, ordered)
+    summary = {
+        "netpet_version": __version__,
+        "parameters": {"patients": parameters.patients, "seed": parameters.seed, "tracers": list(parameters.tracers),
+                       "modalities": list(parameters.modalities), "case": parameters.case},
+        "files": sum(r.files for r in ordered), "bytes": sum(r.bytes for r in ordered),
+        "patients": [r.summary for r in ordered],
+    }
+    with open(os.path.join(out, "truth", "truth.json"), "w", encoding="utf-8") as handle:
+        json.dump(summary, handle, indent=1, default=str)
+    _readme(out, summary, extra_readme)
+    return summary
+
+
+def _write_tables(out: str, results: Sequence[PatientResult]) -> None:
+    os.makedirs(os.path.join(out, "truth"), exist_ok=True)
+    with open(os.path.join(out, "truth", "lesions.csv"), "w", newline="", encoding="utf-8") as handle:
+        writer_ = csv.DictWriter(handle, LESION_COLUMNS, lineterminator="\n")
+        writer_.writeheader()
+        for result in results:
+            writer_.writerows(result.lesion_rows)
+    with open(os.path.join(out, "reference_standard.csv"), "w", newline="", encoding="utf-8") as handle:
+        writer_ = csv.DictWriter(handle, REFERENCE_COLUMNS, lineterminator="\n")
+        writer_.writeheader()
+        for result in results:
+            writer_.writerows(result.reference_rows)
+
+
+def _readme(out: str, summary: Dict[str, Any], extra: str) -> None:
+    p = summary["parameters"]
+    lines = [
+        "NETPET digital reference study",
+        "==============================",
+        "",
+        f"Synthetic patients with known truth, written by netpet {summary['netpet_version']}"
+        f" (seed {p['seed']}, {len(summary['patients'])} patients, tracers {', '.join(p['tracers'])},"
+        f" modalities {', '.join(p['modalities'])}). Not real patients: every name, date and value is made up.",
+        "",
+        "dicom/              PET with its CT or MR per patient and session (same frame of reference)",
+        "truth/lesions.csv   one row per lesion and session: location (RAS, mm), size, region, truth, true SUVs",
+        "truth/truth.json    study parameters, patients, sessions (times, dose, position), lesions",
+        "truth/<patient>/    lesion masks per session as Slicer segmentations (.seg.nrrd, PET geometry)",
+        "reference_standard.csv  the reference standard table StudyStats reads",
+        "",
+    ]
+    for patient in summary["patients"]:
+        sessions = ", ".join(s["session_id"] for s in patient["sessions"])
+        lines.append(f"{patient['patient_id']}: {patient['description']} ({sessions})")
+    if extra:
+        lines += ["", extra]
+    with open(os.path.join(out, "README.txt"), "w", encoding="utf-8") as handle:
+        handle.write("\n".join(lines) + "\n")
+
+
+def study_patients(parameters: StudyParameters) -> List[Patient]:
+    return [make_patient(parameters.seed, i, parameters.tracers, parameters.modalities)
+            for i in range(parameters.patients)]
+
+
+def generate_study(out: str, patients: int = 3, seed: int = 1, tracers: Sequence[str] = TRACERS,
+                   modalities: Sequence[str] = MODALITIES, preview: bool = False, jobs: Optional[int] = None,
+                   progress: Optional[ProgressCallback] = None) -> Dict[str, Any]:
+    """Generate a digital reference study of ``patients`` patients (see the module docstring).
+
+    Raises
+    ------
+    ValueError
+        For unknown tracers or modalities, or fewer than one patient.
+    """
+    unknown = [t for t in tracers if t not in TRACERS] + [m for m in modalities if m not in MODALITIES]
+    if unknown or not tracers or not modalities:
+        raise ValueError(f"tracers must be among {TRACERS} and modalities among {MODALITIES}; got {unknown or 'none'}")
+    if patients < 1:
+        raise ValueError("at least one patient is needed")
+    parameters = StudyParameters(patients, seed, tuple(tracers), tuple(modalities), preview)
+    people = study_patients(parameters)
+    if not any(p.sessions for p in people):
+        raise ValueError("no session to write: FDG sessions are PET/CT only, choose --modalities petct too")
+    return generate(out, people, parameters, jobs, progress)
+
+
+
+def generate_case(out: str, name: str, preview: bool = False, progress: Optional[ProgressCallback] = None
+                  ) -> Dict[str, Any]:
+    """Write the teaching case ``name`` (see :mod:`netpet.phantom.cases`) with its CASE.md.
+
+    Raises
+    ------
+    ValueError
+        For an unknown case name.
+    """
+    from netpet.phantom.cases import CASE_SEED, CASES
+
+    if name not in CASES:
+        raise ValueError(f"no teaching case {name!r}; the cases are: {', '.join(CASES)}")
+    case = CASES[name]
+    patient = case.build()
+    tracers = tuple(sorted({s.tracer for s in patient.sessions}))
+    modalities = tuple(sorted({"petmr" if s.modality == "PET/MR" else "petct" for s in patient.sessions}))
+    parameters = StudyParameters(1, CASE_SEED, tracers, modalities, preview, case=name)
+    text = f"# {case.title}\n\n{case.lesson}\n"
+    summary = generate(out, [patient], parameters, jobs=1, progress=progress, extra_readme=text)
+    with open(os.path.join(out, "CASE.md"), "w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.write("\n## Findings (truth)\n\n| lesion | finding | site | malignant | diameter (mm) |\n|---|---|---|---|---|\n")
+        for lesion in patient.lesions:
+            handle.write(f"| {lesion.lesion_id} | {lesion.kind} | {lesion.site} | {'yes' if lesion.malignant else 'no'} "
+                         f"| {lesion.diameter_mm:.0f} |\n")
+        handle.write("\n## Sessions\n\n")
+        for session in patient.sessions:
+            handle.write(f"- {session.session_id}: {session.scanner.model} {session.modality}, "
+                         f"{(session.scan_start - session.injection).total_seconds() / 60:.0f} min after injection\n")
+    return summary
