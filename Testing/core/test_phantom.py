@@ -19,7 +19,6 @@ import pytest
 import SimpleITK as sitk
 
 from netpet.cli.main import main
-from netpet.dicom.convert import convert_to_suv
 from netpet.dicom.index import index_tree
 from netpet.geometry import lps_to_ras
 from netpet.phantom import anatomy, generate_study, render

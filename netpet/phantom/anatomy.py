@@ -24,6 +24,10 @@ from netpet.phantom.shapes import (
 )
 
 REFERENCE_HEIGHT_MM = 1700.0
+#: Reference-body points (mm) deep in the right liver lobe and in the spleen where a 3 cm
+#: reference sphere (PERCIST) fits the organ; the phantom keeps lesions away from them.
+LIVER_REFERENCE_CENTER = (-85.0, 10.0, -600.0)
+SPLEEN_REFERENCE_CENTER = (100.0, 50.0, -600.0)
 
 
 @dataclass(frozen=True)

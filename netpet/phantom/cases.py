@@ -91,7 +91,7 @@ def _lesion_free() -> Patient:
 def _fracture() -> Patient:
     patient = make_patient(CASE_SEED, 5, kind="none")
     rng = np.random.default_rng(3)
-    lesions = [Lesion("", "liver metastasis", "liver", "liver", (-70, 10, -610), (8.0, 8.0, 8.0), True, FOLLOW_UP,
+    lesions = [Lesion("", "liver metastasis", "liver", "liver", (-40, -15, -632), (8.0, 8.0, 8.0), True, FOLLOW_UP,
                       {"dotatate": 19.0, "fdg": 2.6}, hu=38.0, t1_ms=1150.0)] + look_alikes(rng, ["fracture", "inflammation"])
     return _finish(patient, lesions, ("dotatate", "fdg"), ("petct",), True)
 

@@ -35,7 +35,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from netpet.phantom.anatomy import Body
+from netpet.phantom.anatomy import LIVER_REFERENCE_CENTER, Body
 from netpet.phantom.shapes import Ellipsoid
 
 TRACERS = ("dotatate", "fdg")
@@ -211,6 +211,8 @@ def _liver_point(rng: np.random.Generator, radius: float, taken: Sequence[Lesion
         if np.sum(u ** 2) > 1:
             continue
         point = center + u * (radii - radius - 6.0)
+        if np.linalg.norm(point - np.asarray(LIVER_REFERENCE_CENTER)) < radius + 15.0 + 5.0:
+            continue  # keep the liver reference sphere (3 cm) free of lesions
         if all(np.linalg.norm(point - np.asarray(other.center)) > radius + max(other.radii) + 5.0 for other in taken):
             return tuple(float(v) for v in point)
     return None

@@ -32,6 +32,8 @@ from netpet.phantom.patients import Lesion, Patient, Session
 from netpet.phantom.shapes import Grid, occupancy
 
 MODEL_SPACING_MM = 2.5
+LIVER_REFERENCE_CENTER = anatomy.LIVER_REFERENCE_CENTER
+SPLEEN_REFERENCE_CENTER = anatomy.SPLEEN_REFERENCE_CENTER
 CT_NOISE_HU = 12.0
 MR_TR_MS, MR_FLIP_DEG = 4.0, 9.0
 MR_FULL_SCALE = 3000.0  # stored value of pure fat (0..4095 range)

@@ -227,6 +227,11 @@ def _session(model: render.Model, session: Session, seed: int, out: str, preview
         "position_shift_mm": session.shift_mm, "pet_series_uid": pet_series.series_uid,
         "anatomy_series_uid": anat_series.series_uid, "frame_of_reference_uid": frame_of_reference,
         "liver_suv": liver, "spleen_suv": spleen, "bladder_suv": round(session.bladder_suv, 3),
+        # centres of reference regions that fit the organ (PERCIST: 3 cm sphere in the right liver lobe)
+        "liver_reference_center_ras": [round(v, 2) for v in lps_to_ras(render.to_scanner(
+            patient, session, patient.body.p(*render.LIVER_REFERENCE_CENTER)))],
+        "spleen_reference_center_ras": [round(v, 2) for v in lps_to_ras(render.to_scanner(
+            patient, session, patient.body.p(*render.SPLEEN_REFERENCE_CENTER)))],
         "segmentation_file": seg_rel.replace(os.sep, "/"),
     }
 
