@@ -74,6 +74,9 @@ def test_layout_and_tables(study, lesions):
     assert list(reference[0].keys()) == REFERENCE_COLUMNS
     truth_ids = {(p["patient_id"], les["lesion_id"]) for p in summary["patients"] for les in p["lesions"]}
     assert {(r["patient_id"], r["lesion_id"]) for r in reference} == truth_ids
+    assert {r["avid"] for r in lesions} <= {"0", "1"}
+    for row in lesions:
+        assert (row["avid"] == "1") == (float(row["suv_max_expected"]) >= 1.5 * float(row["background_suv"]))
     assert {r["truth"] for r in reference} <= {"0", "1"} and {r["standard"] for r in reference} <= {"histopathology", "follow-up"}
     # the same lesion keeps its id in every session of a patient
     by_session = {}

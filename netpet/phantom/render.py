@@ -310,6 +310,20 @@ def in_field_of_view(patient: Patient, session: Session, lesion: Lesion, grid: S
     return bool(np.all(center >= low) and np.all(center <= high))
 
 
+def background_suv(model: Model, session: Session, lesion: Lesion) -> float:
+    """SUV of the tissue a lesion sits in (its label at the lesion centre), as this session images it."""
+    index = np.rint((np.asarray(lesion.center) - model.grid.origin) / model.grid.spacing).astype(int)
+    index = np.clip(index, 0, np.asarray(model.grid.size) - 1)
+    label = int(model.labels[index[2], index[1], index[0]])
+    tissue = anatomy.TISSUES[label]
+    value = tissue.suv_dotatate if session.tracer == "dotatate" else tissue.suv_fdg
+    if session.tracer == "fdg" and label == anatomy.LABEL["myocardium"]:
+        value = model.patient.myocardium_fdg
+    if session.modality == "PET/MR" and label in anatomy.BONE_LABELS:
+        value *= 1.0 - bone_bias(model.patient)
+    return float(value)
+
+
 def organ_reference(session: Session, name: str) -> float:
     """Noise-free SUV of a reference organ (liver, spleen) on this session."""
     tissue = anatomy.TISSUES[anatomy.LABEL[name]]

@@ -44,10 +44,13 @@ AGENT = {"dotatate": ("Ga68-DOTATATE", ("SCT", "724025002", "Dotatate Ga^68^")),
 LESION_COLUMNS = [
     "patient_id", "session_id", "tracer", "modality", "lesion_id", "kind", "region", "site", "malignant",
     "standard", "diameter_mm", "volume_ml", "in_bone", "center_r", "center_a", "center_s", "suv_max_true",
-    "suv_mean_true", "suv_max_expected", "suv_mean_expected", "liver_suv", "spleen_suv", "tl_ratio_true",
-    "above_liver", "petmr_bias", "mask_voxels", "segmentation_file",
+    "suv_mean_true", "suv_max_expected", "suv_mean_expected", "background_suv", "avid", "liver_suv", "spleen_suv",
+    "tl_ratio_true", "above_liver", "petmr_bias", "mask_voxels", "segmentation_file",
 ]
 REFERENCE_COLUMNS = ["patient_id", "lesion_id", "region", "truth", "standard"]
+#: A lesion is called avid for a tracer when its uptake is at least this multiple of the
+#: uptake of the tissue it sits in.
+AVIDITY_CONTRAST = 1.5
 
 
 @dataclass
@@ -197,13 +200,16 @@ def _session(model: render.Model, session: Session, seed: int, out: str, preview
         masks[lesion.lesion_id] = mask
         center = lps_to_ras(render.to_scanner(patient, session, lesion.center))
         suvs = render.expected_suv(lesion, session)
+        background = render.background_suv(model, session, lesion)
         result.lesion_rows.append({
             "patient_id": patient.patient_id, "session_id": session.session_id, "tracer": session.tracer,
             "modality": session.modality, "lesion_id": lesion.lesion_id, "kind": lesion.kind, "region": lesion.region,
             "site": lesion.site, "malignant": int(lesion.malignant), "standard": lesion.standard,
             "diameter_mm": round(lesion.diameter_mm, 2), "volume_ml": round(lesion.shape().volume_ml, 4),
             "in_bone": int(lesion.in_bone), "center_r": round(center[0], 2), "center_a": round(center[1], 2),
-            "center_s": round(center[2], 2), **suvs, "liver_suv": liver, "spleen_suv": spleen,
+            "center_s": round(center[2], 2), **suvs, "background_suv": round(background, 4),
+            # avid: at least 1.5 x the uptake of the tissue around it (a visible focus)
+            "avid": int(suvs["suv_max_expected"] >= AVIDITY_CONTRAST * background), "liver_suv": liver, "spleen_suv": spleen,
             "tl_ratio_true": round(suvs["suv_max_expected"] / liver, 4),
             "above_liver": int(suvs["suv_max_expected"] > liver),
             "petmr_bias": round(lesion.petmr_bias if session.modality == "PET/MR" else 0.0, 4),
