@@ -7,6 +7,7 @@ Exit codes
 3  input error: a path, file or series that cannot be used
 4  ambiguous input: several candidates and nothing chose one (the candidates are listed)
 5  refusal: the data cannot be converted or measured without guessing (the reason is printed)
+6  partly done: a batch finished, but some rows were skipped (each one is reported)
 130  cancelled
 """
 
@@ -207,7 +208,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="netpet",
         description="NETPET: hybrid PET/CT and PET/MR quantification for NET and TIO studies.",
-        epilog="Exit codes: 0 ok, 2 usage, 3 input error, 4 ambiguous input, 5 refusal, 130 cancelled.",
+        epilog="Exit codes: 0 ok, 2 usage, 3 input error, 4 ambiguous input, 5 refusal, 6 batch with skipped rows, "
+               "130 cancelled.",
     )
     parser.add_argument("--version", action="version", version=f"netpet {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details to stderr")
@@ -242,8 +244,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
     p.set_defaults(func=cmd_suv)
 
-    from netpet.cli import demo, phantom
+    from netpet.cli import demo, phantom, quant
 
+    quant.add_parsers(sub)
     phantom.add_parser(sub)
     demo.add_parser(sub)
     return parser

@@ -1,0 +1,177 @@
+"""``netpet segment``, ``netpet quantify`` and ``netpet candidates``: SUVQuant on the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from typing import Tuple
+
+
+def _ras(text: str) -> Tuple[float, float, float]:
+    try:
+        values = tuple(float(v) for v in text.replace(" ", "").split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 3:
+        raise argparse.ArgumentTypeError(f"{text!r} is not R,A,S (three numbers in mm, e.g. -12.5,40,-600)")
+    return values  # type: ignore[return-value]
+
+
+def add_parsers(sub) -> None:
+    from netpet.quant.segment import DEFAULT_METHOD, METHODS
+
+    p = sub.add_parser("segment", help="segment lesions from seed points and print their measurements")
+    p.add_argument("volume", help="an SUV image (.nrrd, .nii.gz, .mha...) or a PET DICOM series (folder or file)")
+    p.add_argument("--seed", type=_ras, action="append", required=True, metavar="R,A,S",
+                   help="a point on a lesion, RAS mm (repeat for several lesions: label i for seed i)")
+    p.add_argument("--method", choices=METHODS, default=DEFAULT_METHOD, help=f"threshold method (default {DEFAULT_METHOD})")
+    p.add_argument("--fraction", type=float, help="fraction of the fixed and adaptive methods")
+    p.add_argument("--liver", type=_ras, metavar="R,A,S", help="centre of the 3 cm liver reference (default: automatic)")
+    p.add_argument("--split", type=_ras, action="append", default=[], metavar="R,A,S",
+                   help="a point in a neighbouring hot structure the lesions must be separated from")
+    p.add_argument("--search-radius", type=float, default=10.0, metavar="MM", help="where to look for the maximum (mm)")
+    p.add_argument("--out", required=True, metavar="MASK", help="label image to write (.nrrd, .nii.gz, .mha)")
+    p.add_argument("--json", action="store_true", help="print the measurements as JSON")
+    p.set_defaults(func=cmd_segment)
+
+    p = sub.add_parser("quantify", help="batch: segment, measure and classify the lesions of a manifest into the study table")
+    p.add_argument("manifest", help="CSV: patient_id, session_id, series, reader, lesion_id, seed_r, seed_a, seed_s "
+                                    "[, liver_r, liver_a, liver_s, region, method, modality, tracer]")
+    p.add_argument("--table", required=True, help="the study table (.csv, or .sqlite/.db)")
+    p.add_argument("--method", choices=METHODS, default=DEFAULT_METHOD)
+    p.add_argument("--type", choices=["bw", "lbm", "lbmjanma", "bsa", "ibw"], default="bw", help="SUV type")
+    p.add_argument("--dicom-seg", action="store_true", help="also write DICOM SEG beside each .seg.nrrd")
+    p.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(func=cmd_quantify)
+
+    p = sub.add_parser("candidates", help="list every hot region above the liver threshold (whole body)")
+    p.add_argument("volume", help="an SUV image or a PET DICOM series")
+    p.add_argument("--liver", type=_ras, metavar="R,A,S", help="centre of the liver reference (default: automatic)")
+    p.add_argument("--rule", choices=["percist", "liver-mean", "liver-max"], default="percist")
+    p.add_argument("--organs", metavar="MASK", help="label image of physiological organs to set aside")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_candidates)
+
+
+def _volume(path: str):
+    from netpet.quant.pipeline import open_session
+
+    return open_session(path, jobs=None)
+
+
+def _clean(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def cmd_segment(args: argparse.Namespace) -> int:
+    import SimpleITK as sitk
+
+    from netpet.cli.main import EXIT_OK, UsageError
+    from netpet.quant import references
+    from netpet.quant.measure import UNITS, measure
+    from netpet.quant.segment import SegmentOptions, label_image, segment_seeds
+
+    if not args.out.lower().endswith((".nrrd", ".nhdr", ".nii", ".nii.gz", ".mha", ".mhd")):
+        raise UsageError(f"--out {args.out!r}: use .nrrd, .nii.gz, .nii or .mha")
+    session = _volume(args.volume)
+    volume = session.volume
+    liver = None
+    try:
+        liver = references.liver_reference(volume, args.liver)
+    except Exception as exc:  # noqa: BLE001 - the liver reference is optional here unless the method needs it
+        if args.method.startswith("liver") or args.liver is not None:
+            raise
+        print(f"netpet: note: no liver reference ({exc}); T/L ratios are left out", file=sys.stderr)
+    options = SegmentOptions(method=args.method, fraction=args.fraction, search_radius_mm=args.search_radius)
+    lesions = segment_seeds(volume, args.seed, options, liver, args.split)
+    labels = label_image(volume, lesions)
+    image = volume.to_image(labels)
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)) or ".", exist_ok=True)
+    sitk.WriteImage(image, args.out, useCompression=True)
+    results = []
+    for number, lesion in enumerate(lesions, start=1):
+        others = [m for m in lesions if m is not lesion]
+        try:
+            background = references.background_shell(volume, lesion, others=others)
+        except Exception:  # noqa: BLE001 - no background: T/B is left out
+            background = None
+        values = {k: _clean(v) for k, v in measure(volume, lesion, liver, background).items()}
+        results.append({"label": number, "seed_ras": list(args.seed[number - 1]), "method": lesion.method,
+                        "notes": lesion.notes, **values})
+    payload = {"volume": args.volume, "mask": os.path.abspath(args.out), "units": UNITS,
+               "liver": liver.to_dict("liver") if liver else None, "lesions": results}
+    if args.json:
+        json.dump(payload, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        if liver:
+            print(f"liver reference: SUVmean {liver.mean:.2f} SD {liver.sd:.2f} at R,A,S "
+                  + ",".join(f"{v:.1f}" for v in liver.center_ras))
+        for r in results:
+            line = (f"label {r['label']}: SUVmax {r['suv_max']:.2f}  SUVpeak {r['suv_peak']:.2f}  SUVmean "
+                    f"{r['suv_mean']:.2f}  MTV {r['mtv_ml']:.2f} mL  TLA {r['tla']:.2f}  diameter "
+                    f"{r['longest_diameter_mm']:.1f} mm")
+            if r.get("tl_ratio") is not None:
+                line += f"  T/L {r['tl_ratio']:.2f}"
+            if r.get("tb_ratio") is not None:
+                line += f"  T/B {r['tb_ratio']:.2f}"
+            print(line)
+        print(f"labels written to {args.out}")
+    return EXIT_OK
+
+
+def cmd_quantify(args: argparse.Namespace) -> int:
+    from netpet.cli.main import EXIT_OK, _tqdm_progress
+    from netpet.quant.pipeline import run_manifest
+    from netpet.quant.segment import SegmentOptions
+
+    summary = run_manifest(args.manifest, args.table, SegmentOptions(method=args.method), args.type, args.jobs,
+                           args.dicom_seg, progress=_tqdm_progress(not args.json))
+    for error in summary["errors"]:
+        print(f"netpet: skipped: {error}", file=sys.stderr)
+    if args.json:
+        json.dump(summary, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        print(f"{summary['rows']} lesion rows written to {args.table}; {len(summary['errors'])} problems; "
+              f"{len(summary['segmentations'])} segmentation files")
+    return EXIT_OK if not summary["errors"] else EXIT_PARTIAL
+
+
+EXIT_PARTIAL = 6
+
+
+def cmd_candidates(args: argparse.Namespace) -> int:
+    import SimpleITK as sitk
+
+    from netpet.cli.main import EXIT_OK
+    from netpet.quant import references
+    from netpet.quant.candidates import detect
+
+    session = _volume(args.volume)
+    liver = references.liver_reference(session.volume, args.liver)
+    organs = None
+    if args.organs:
+        organs = sitk.GetArrayFromImage(sitk.ReadImage(args.organs)) > 0
+        if organs.shape != session.volume.shape:
+            from netpet.cli.main import UsageError
+
+            raise UsageError(f"--organs {args.organs} has {organs.shape[::-1]} voxels, the volume {session.volume.shape[::-1]}")
+    found = detect(session.volume, liver, args.rule, organs)
+    if args.json:
+        json.dump({"liver": liver.to_dict("liver"), "candidates": [c.to_dict() for c in found]}, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        print(f"liver SUVmean {liver.mean:.2f}; {len(found)} regions above the {args.rule} threshold")
+        for c in found:
+            flag = "  (physiological)" if c.physiological else ""
+            print(f"{c.candidate_id}  R,A,S {c.peak_r:.1f},{c.peak_a:.1f},{c.peak_s:.1f}  SUVmax {c.suv_max:.2f}  "
+                  f"T/L {c.tl_ratio:.2f}  {c.volume_ml:.2f} mL{flag}")
+    return EXIT_OK
+

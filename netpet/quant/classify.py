@@ -1,0 +1,178 @@
+"""The study's liver-threshold call and the Krenning score.
+
+The study protocol calls a lesion clearly positive when its uptake is higher than the liver's.
+:class:`LiverThresholdClassifier` makes that call from a lesion statistic (SUVmax by default)
+over a liver reference statistic (SUVmean by default): positive when the ratio exceeds the
+cut-off (``margin``, 1.0 by default). It follows scikit-learn's estimator conventions so that
+it can be cross-validated: ``fit(X, y)`` with reference-standard labels learns the cut-off that
+maximises Youden's J (sensitivity + specificity - 1) when ``learn_cutoff`` is True; ``fit(X)``
+without labels keeps the protocol's rule. Models are saved as JSON, never pickled.
+
+Krenning score (Krenning EP et al., Eur J Nucl Med 1993; Kwekkeboom DJ, Krenning EP, Semin Nucl
+Med 2002;32:84): 0 no uptake, 1 lower than liver, 2 equal to liver, 3 higher than liver, 4
+higher than spleen (or kidneys).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Dict, Optional, Sequence
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.exceptions import NotFittedError
+
+_FORMAT = "netpet.LiverThresholdClassifier/1"
+
+
+class LiverThresholdClassifier(ClassifierMixin, BaseEstimator):
+    """Positive when ``statistic / reference > cutoff``.
+
+    Parameters
+    ----------
+    statistic : str
+        Column of X holding the lesion uptake (``suv_max``, ``suv_peak``, ``suv_mean``...).
+    reference : str
+        Column of X holding the liver reference (``liver_suv_mean``, ``liver_suv_max``...).
+    margin : float
+        The ratio cut-off of the rule (1.0: above the liver).
+    learn_cutoff : bool
+        When fitted with labels, learn the cut-off by Youden's J instead of using ``margin``.
+
+    X may be a pandas DataFrame with those columns, a dict of arrays, or an (n, 2) array of
+    (statistic, reference) pairs. Labels are 1 (malignant) and 0 (benign).
+
+    Attributes
+    ----------
+    cutoff_ : float
+        The ratio cut-off in use.
+    classes_ : ndarray
+        ``[0, 1]``.
+    """
+
+    def __init__(self, statistic: str = "suv_max", reference: str = "liver_suv_mean", margin: float = 1.0,
+                 learn_cutoff: bool = True) -> None:
+        self.statistic = statistic
+        self.reference = reference
+        self.margin = margin
+        self.learn_cutoff = learn_cutoff
+
+    # -- helpers ------------------------------------------------------------------------------
+    def ratios(self, X: Any) -> np.ndarray:
+        """The statistic / reference ratio of every lesion."""
+        if hasattr(X, "columns") or isinstance(X, dict):
+            missing = [c for c in (self.statistic, self.reference) if c not in X]
+            if missing:
+                raise ValueError(f"X lacks the column(s) {missing} needed by the classifier")
+            statistic = np.asarray(X[self.statistic], dtype=float)
+            reference = np.asarray(X[self.reference], dtype=float)
+        else:
+            array = np.asarray(X, dtype=float)
+            if array.ndim != 2 or array.shape[1] != 2:
+                raise ValueError(f"X must be a table with columns {self.statistic!r} and {self.reference!r}, or an "
+                                 f"(n, 2) array of (statistic, reference); got shape {array.shape}")
+            statistic, reference = array[:, 0], array[:, 1]
+        if np.any(reference <= 0) or np.any(~np.isfinite(reference)):
+            raise ValueError("the liver reference must be a positive number for every lesion")
+        return statistic / reference
+
+    # -- estimator API ---------------------------------------------------------------------------
+    def fit(self, X: Any, y: Optional[Sequence[int]] = None) -> "LiverThresholdClassifier":
+        ratios = self.ratios(X)
+        self.classes_ = np.array([0, 1])
+        if y is None or not self.learn_cutoff:
+            self.cutoff_ = float(self.margin)
+            return self
+        labels = np.asarray(y).astype(int)
+        if labels.shape != ratios.shape:
+            raise ValueError(f"y has {labels.size} labels for {ratios.size} lesions")
+        if not set(np.unique(labels)) <= {0, 1}:
+            raise ValueError("labels must be 0 (benign) and 1 (malignant)")
+        if labels.min() == labels.max():
+            self.cutoff_ = float(self.margin)  # one class only: Youden's J is undefined; keep the rule
+            return self
+        self.cutoff_ = youden_cutoff(ratios, labels)
+        return self
+
+    def _check(self) -> None:
+        if not hasattr(self, "cutoff_"):
+            raise NotFittedError("call fit(X, y) to learn the cut-off, or fit(X) to use the protocol rule "
+                                 f"(ratio > {self.margin})")
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        self._check()
+        return self.ratios(X) - self.cutoff_
+
+    def predict(self, X: Any) -> np.ndarray:
+        return (self.decision_function(X) > 0).astype(int)
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """A monotone score in [0, 1] (logistic of the log ratio over the cut-off), for ROC use."""
+        self._check()
+        ratio = np.maximum(self.ratios(X), 1e-12)
+        score = 1.0 / (1.0 + np.exp(-8.0 * np.log(ratio / self.cutoff_)))
+        return np.column_stack([1.0 - score, score])
+
+    # -- persistence -------------------------------------------------------------------------------
+    def to_json(self) -> str:
+        payload: Dict[str, Any] = {"format": _FORMAT, "params": self.get_params()}
+        if hasattr(self, "cutoff_"):
+            payload["cutoff"] = self.cutoff_
+        return json.dumps(payload, indent=1)
+
+    @classmethod
+    def from_json(cls, text: str) -> "LiverThresholdClassifier":
+        payload = json.loads(text)
+        if payload.get("format") != _FORMAT:
+            raise ValueError(f"not a NETPET liver-threshold classifier (format {payload.get('format')!r})")
+        model = cls(**payload["params"])
+        if "cutoff" in payload:
+            model.cutoff_ = float(payload["cutoff"])
+            model.classes_ = np.array([0, 1])
+        return model
+
+    def save(self, path: str) -> None:
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(self.to_json())
+
+    @classmethod
+    def load(cls, path: str) -> "LiverThresholdClassifier":
+        with open(path, encoding="utf-8") as handle:
+            return cls.from_json(handle.read())
+
+
+def youden_cutoff(scores: np.ndarray, labels: np.ndarray) -> float:
+    """The cut-off c maximising sensitivity + specificity - 1 for the rule ``score > c``.
+
+    Candidates are midpoints between consecutive distinct scores (and just below the lowest), so
+    the cut-off separates the training lesions as well as possible; ties of J keep the lowest
+    cut-off (the most sensitive rule).
+    """
+    order = np.unique(scores)
+    candidates = np.concatenate([[order[0] - 1e-9], (order[:-1] + order[1:]) / 2.0])
+    positives, negatives = labels == 1, labels == 0
+    best, best_j = float(candidates[0]), -np.inf
+    for c in candidates:
+        called = scores > c
+        j = called[positives].mean() + (~called[negatives]).mean() - 1.0
+        if j > best_j + 1e-12:
+            best, best_j = float(c), j
+    return best
+
+
+def krenning_score(suv: float, liver: float, spleen: Optional[float] = None, background: Optional[float] = None,
+                   equal_band: float = 0.10) -> int:
+    """Krenning score 0-4 of a lesion uptake against liver (and spleen) references.
+
+    ``equal_band``: within +-10 % of the liver counts as equal to it (2). Without a spleen
+    reference no lesion scores 4. With a background, uptake not above 1.2 x background is 0.
+    """
+    if background is not None and suv <= 1.2 * background:
+        return 0
+    if suv < (1.0 - equal_band) * liver:
+        return 1
+    if suv <= (1.0 + equal_band) * liver:
+        return 2
+    if spleen is not None and suv > spleen:
+        return 4
+    return 3
