@@ -72,20 +72,24 @@ def detect(volume: SUVVolume, liver: ReferenceStats, rule: str = "percist", orga
     labels, count = ndimage.label(hot, structure=np.ones((3, 3, 3), dtype=bool))
     if count == 0:
         return []
-    index = np.arange(1, count + 1)
-    sizes = ndimage.sum_labels(hot, labels, index)
-    maxima = ndimage.maximum(volume.values, labels, index)
-    positions = ndimage.maximum_position(volume.values, labels, index)
-    inside = ndimage.sum_labels(organs, labels, index) if organs is not None else np.zeros(count)
     found = []
-    for size, peak_value, position, in_organ in zip(sizes, maxima, positions, inside):
+    # per-region statistics inside each region's bounding box (whole-volume labelled statistics
+    # would visit every voxel once per statistic)
+    for label, box in enumerate(ndimage.find_objects(labels), start=1):
+        if box is None:
+            continue
+        region = labels[box] == label
+        size = int(region.sum())
         if size < min_voxels:
             continue
-        r, a, s = volume.index_to_ras(position)
-        share = float(in_organ) / float(size)
-        found.append(Candidate("", round(r, 2), round(a, 2), round(s, 2), float(peak_value), int(size),
-                               float(size) * volume.voxel_ml, float(peak_value) / liver.mean, share >= organ_share,
-                               round(share, 3)))
+        values = np.where(region, volume.values[box], -np.inf)
+        local = np.unravel_index(int(np.argmax(values)), values.shape)
+        position = tuple(int(i + s.start) for i, s in zip(local, box))
+        peak_value = float(values[local])
+        share = float(organs[box][region].sum()) / size if organs is not None else 0.0
+        r, a, s_ = volume.index_to_ras(position)
+        found.append(Candidate("", round(r, 2), round(a, 2), round(s_, 2), peak_value, size, size * volume.voxel_ml,
+                               peak_value / liver.mean, share >= organ_share, round(share, 3)))
     found.sort(key=lambda c: -c.suv_max)
     for number, candidate in enumerate(found):
         candidate.candidate_id = f"C{number + 1:03d}"

@@ -97,12 +97,24 @@ def open_session(source, patient_id: str = "", session_id: str = "", modality: s
             record = pets[0]
         else:
             raise DicomInputError(f"{source} holds {len(pets)} PET series; name one (series uid) or give its folder.")
+        if record.hybrid is None and not modality:
+            record = _with_partner(source, record, jobs)
     result = convert_to_suv(record, suv_type, overrides, jobs=jobs)
     modality = modality or (record.hybrid or "PET")
     tracer = tracer or (record.tracer.key if record.tracer else "unknown")
     return Session(SUVVolume.from_image(result.image, f"PET series {record.series_uid}"), patient_id or record.patient_id,
                    session_id or record.study_uid, modality, tracer, record.series_uid, suv_type,
                    result.provenance.to_dict(), list(record.files))
+
+
+def _with_partner(source: str, record: SeriesRecord, jobs: Optional[int]) -> SeriesRecord:
+    """The PET as indexed with its session's folder, where its CT or MR partner usually lies
+    (a PET folder alone cannot tell PET/CT from PET/MR)."""
+    parent = os.path.dirname(os.path.abspath(source if os.path.isdir(source) else os.path.dirname(source)))
+    try:
+        return index_tree(parent, jobs=jobs).series(record.series_uid)
+    except NetpetError:
+        return record
 
 
 def _provenance_columns(provenance: Optional[Dict[str, Any]]) -> Dict[str, Any]:

@@ -199,8 +199,14 @@ def _gradient_region(values: np.ndarray, inside: np.ndarray, peak: Tuple[int, ..
     markers[(~inside) | (smooth <= background + 0.15 * contrast)] = 2
     basins = sitk.GetArrayFromImage(sitk.MorphologicalWatershedFromMarkers(
         sitk.GetImageFromArray(gradient.astype(np.float32)), sitk.GetImageFromArray(markers),
-        markWatershedLine=False, fullyConnected=False))
-    return _component((basins == 1) & inside, peak)
+        markWatershedLine=True, fullyConnected=False))
+    # the watershed line follows the steepest slope; its median value is the lesion's own
+    # threshold (voxels on the line are shared by both sides, so a plain basin under-segments)
+    line = (basins == 0) & ndimage.binary_dilation(basins == 1, structure=_FACES) & inside
+    if not line.any():
+        return _component((basins == 1) & inside, peak)
+    level = float(np.median(values[line]))
+    return _component(inside & (values >= level) & ((basins == 1) | line), peak)
 
 
 def segment(volume: SUVVolume, seed_ras: Sequence[float], options: Optional[SegmentOptions] = None,
