@@ -1,8 +1,46 @@
-"""Shared pytest fixtures: the repository root on sys.path so that ``Testing.factories`` imports."""
+"""Shared pytest fixtures.
 
+``reference_study`` writes one small digital reference study for the whole test session
+(seed 8, two NET patients, each with 68Ga-DOTATATE PET/CT and PET/MR and 18F-FDG PET/CT: six
+sessions) and converts every PET to SUV once; the phantom, quantification and statistics tests
+all read it.
+"""
+
+import json
 import os
 import sys
+
+import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
+
+STUDY_SEED, STUDY_PATIENTS = 8, 2
+
+
+@pytest.fixture(scope="session")
+def reference_study(tmp_path_factory):
+    from netpet.phantom import generate_study
+
+    out = tmp_path_factory.mktemp("reference-study") / "study"
+    summary = generate_study(str(out), STUDY_PATIENTS, STUDY_SEED, preview=True, jobs=2)
+    return out, summary
+
+
+@pytest.fixture(scope="session")
+def reference_suv(reference_study, tmp_path_factory):
+    """Every PET of the reference study converted by `netpet suv`: {(patient, session): (path, provenance)}."""
+    from netpet.cli.main import main
+
+    out, summary = reference_study
+    folder = tmp_path_factory.mktemp("reference-suv")
+    images = {}
+    for patient in summary["patients"]:
+        for session in patient["sessions"]:
+            path = folder / f"{patient['patient_id']}_{session['session_id']}.nrrd"
+            pet = out / "dicom" / patient["patient_id"] / session["session_id"] / "PET"
+            assert main(["suv", str(pet), "--out", str(path), "--provenance", str(path) + ".json"]) == 0
+            with open(str(path) + ".json") as handle:
+                images[(patient["patient_id"], session["session_id"])] = (path, json.load(handle))
+    return images

@@ -144,3 +144,8 @@ def test_demo_command(tmp_path, capsys):
         # liver reference within 5 % of the truth (the demo's own check, recomputed here)
         assert abs(session["liver_suv_measured"] - session["liver_suv_true"]) <= 0.05 * session["liver_suv_true"]
         assert session["lesions"]
+    q = report["quantification"]
+    truth_rows = (tmp_path / "demo" / "study" / "truth" / "lesions.csv").read_text().strip().splitlines()
+    assert q["rows"] == len(truth_rows) - 1 and not q["skipped"]  # one table row per clicked truth lesion
+    assert q["median_dice_avid"] > 0.7 and q["call_agreement_dotatate"] >= 0.8
+    assert "Quantification" in out
