@@ -5,7 +5,10 @@
 2. Index its DICOM tree: tracer and PET/CT vs PET/MR pairing of every PET.
 3. Convert every PET to SUVbw and check it against the truth: the liver reference (3 cm sphere,
    PERCIST) and the SUVmax inside each truth lesion mask.
-4. Check the SUV conversion on vendor-shaped digital reference objects (GE with a rewritten
+4. Quantify: a reader's clicks (one per truth lesion) go through ``netpet quantify`` into the
+   study table: segmentation, references, measurements, the liver-threshold call, Krenning
+   score, .seg.nrrd per session; the segmentations are scored against the truth masks (Dice).
+5. Check the SUV conversion on vendor-shaped digital reference objects (GE with a rewritten
    Series Time, Siemens, Philips counts with private scale factors).
 """
 
@@ -55,7 +58,7 @@ def _check_study(out: str, summary: Dict[str, Any], progress: Optional[ProgressC
     sessions = [(p, s) for p in summary["patients"] for s in p["sessions"]]
     results = []
     for number, (patient, session) in enumerate(sessions):
-        report(progress, 0.5 + 0.4 * number / len(sessions), f"SUV of {patient['patient_id']} {session['session_id']}")
+        report(progress, 0.5 + 0.35 * number / len(sessions), f"SUV of {patient['patient_id']} {session['session_id']}")
         record = by_uid[session["pet_series_uid"]]
         result = convert_to_suv(record, "bw")
         path = os.path.join(out, "suv", f"{patient['patient_id']}_{session['session_id']}_SUVbw.nrrd")
@@ -110,6 +113,52 @@ def _check_reference_objects(out: str) -> List[Dict[str, Any]]:
     return results
 
 
+def _quantify(out: str, study_dir: str, progress: Optional[ProgressCallback]) -> Dict[str, Any]:
+    """Reader clicks at every truth lesion -> study table; Dice of each segmentation vs the truth."""
+    import csv
+
+    import slicerio
+
+    from netpet.quant.pipeline import run_manifest
+
+    with open(os.path.join(study_dir, "truth", "lesions.csv"), newline="", encoding="utf-8") as handle:
+        lesions = list(csv.DictReader(handle))
+    manifest = os.path.join(out, "manifest.csv")
+    with open(manifest, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["patient_id", "session_id", "series", "reader", "lesion_id", "seed_r", "seed_a", "seed_s", "region"])
+        for row in lesions:
+            writer.writerow([row["patient_id"], row["session_id"],
+                             os.path.join("study", "dicom", row["patient_id"], row["session_id"], "PET"), "demo-reader",
+                             row["lesion_id"], row["center_r"], row["center_a"], row["center_s"], row["region"]])
+    table = os.path.join(out, "study-table.csv")
+    if os.path.exists(table):
+        os.remove(table)
+    summary = run_manifest(manifest, table, progress=lambda f, m: report(progress, 0.9 + 0.05 * f, m) or False)
+    truth = {(r["patient_id"], r["session_id"], r["lesion_id"]): r for r in lesions}
+    with open(table, newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    dices, agree = [], []
+    cache: Dict[str, Any] = {}
+    for row in rows:
+        key = (row["patient_id"], row["session_id"], row["lesion_id"])
+        expected = truth[key]
+        seg_path = os.path.join(out, row["segmentation_file"])
+        truth_path = os.path.join(study_dir, expected["segmentation_file"])
+        for path in (seg_path, truth_path):
+            if path not in cache:
+                cache[path] = slicerio.read_segmentation(path)
+        ours = slicerio.segment_mask(cache[seg_path], slicerio.segment_from_id(cache[seg_path], row["lesion_id"])) > 0
+        theirs = slicerio.segment_mask(cache[truth_path], slicerio.segment_from_id(cache[truth_path], row["lesion_id"])) > 0
+        if expected["avid"] == "1":
+            dices.append(2.0 * float((ours & theirs).sum()) / float(ours.sum() + theirs.sum()))
+        if row["tracer"] == "dotatate" and expected["avid"] == "1":
+            agree.append((row["call"] == "positive") == (expected["above_liver"] == "1"))
+    return {"table": table, "rows": len(rows), "skipped": summary["errors"],
+            "median_dice_avid": float(np.median(dices)) if dices else None, "avid_lesions": len(dices),
+            "call_agreement_dotatate": float(np.mean(agree)) if agree else None}
+
+
 def run(out: str, patients: int = 3, seed: int = 1, progress: Optional[ProgressCallback] = None) -> Dict[str, Any]:
     """Run the demo into ``out``; return its report (also written to ``out/demo-report.json``)."""
     os.makedirs(out, exist_ok=True)
@@ -118,12 +167,13 @@ def run(out: str, patients: int = 3, seed: int = 1, progress: Optional[ProgressC
     summary = generate_study(study_dir, patients=patients, seed=seed, preview=True,
                              progress=lambda f, m: report(progress, 0.45 * f, m) or False)
     sessions = _check_study(study_dir, summary, progress)
-    report(progress, 0.92, "Checking SUV on vendor-shaped reference objects")
+    quantification = _quantify(out, study_dir, progress)
+    report(progress, 0.96, "Checking SUV on vendor-shaped reference objects")
     objects = _check_reference_objects(out)
     index = index_tree(os.path.join(study_dir, "dicom"))
     result = {
         "study": study_dir, "patients": patients, "seed": seed, "files": summary["files"],
-        "index": describe(index), "sessions": sessions, "reference_objects": objects,
+        "index": describe(index), "sessions": sessions, "quantification": quantification, "reference_objects": objects,
         "all_ok": all(s["liver_ok"] for s in sessions) and all(o["ok"] for o in objects),
     }
     with open(os.path.join(out, "demo-report.json"), "w", encoding="utf-8") as handle:

@@ -31,6 +31,15 @@ def run(args: argparse.Namespace) -> int:
         flag = "" if s["liver_ok"] else "  LIVER MISMATCH"
         print(f"{s['patient_id']:11} {s['session_id']:19} {s['tracer']:14} {s['hybrid']:6} "
               f"{s['liver_suv_measured']:6.2f} {s['liver_suv_true']:6.2f}  {lesions}{more}{flag}")
+    q = result["quantification"]
+    print()
+    print(f"Quantification (a click per truth lesion, netpet quantify): {q['rows']} rows in {q['table']}")
+    if q["median_dice_avid"] is not None:
+        print(f"  median Dice vs the truth masks over {q['avid_lesions']} avid lesions: {q['median_dice_avid']:.2f}; "
+              f"liver-threshold call agrees with the truth for {100 * q['call_agreement_dotatate']:.0f} % of "
+              "avid DOTATATE lesions")
+    for problem in q["skipped"]:
+        print(f"  skipped (as a reader would see): {problem}")
     print()
     print("SUV conversion of vendor-shaped reference objects (expected background 1.00, hot 4.00, cold 0.20)")
     for o in result["reference_objects"]:
