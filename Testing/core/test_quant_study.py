@@ -198,6 +198,12 @@ def test_segment_command_on_dicom_and_on_an_image(reference_study, reference_suv
     # the converted SUV image gives the same lesion
     assert main(["segment", str(suv_path), "--seed", seed, "--out", str(tmp_path / "m2.nii.gz"), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["lesions"][0]["voxels"] == lesion["voxels"]
+    # the absolute method takes its SUV from --absolute: every voxel of the mask is at or above it
+    level = round(0.5 * lesion["suv_max"], 2)
+    assert main(["segment", str(suv_path), "--seed", seed, "--method", "absolute", "--absolute", str(level),
+                 "--out", str(tmp_path / "abs.nrrd"), "--json"]) == 0
+    absolute = json.loads(capsys.readouterr().out)["lesions"][0]
+    assert absolute["threshold_suv"] == pytest.approx(level) and absolute["suv_min"] >= level
     # bad input: a seed outside, a seed in the background
     assert main(["segment", str(suv_path), "--seed", "9999,0,0", "--out", str(tmp_path / "x.nrrd")]) == 3
     assert "lies outside" in capsys.readouterr().err

@@ -29,6 +29,7 @@ def add_parsers(sub) -> None:
                    help="a point on a lesion, RAS mm (repeat for several lesions: label i for seed i)")
     p.add_argument("--method", choices=METHODS, default=DEFAULT_METHOD, help=f"threshold method (default {DEFAULT_METHOD})")
     p.add_argument("--fraction", type=float, help="fraction of the fixed and adaptive methods")
+    p.add_argument("--absolute", type=float, default=2.5, metavar="SUV", help="threshold of the absolute method (SUV)")
     p.add_argument("--liver", type=_ras, metavar="R,A,S", help="centre of the 3 cm liver reference (default: automatic)")
     p.add_argument("--split", type=_ras, action="append", default=[], metavar="R,A,S",
                    help="a point in a neighbouring hot structure the lesions must be separated from")
@@ -88,7 +89,8 @@ def cmd_segment(args: argparse.Namespace) -> int:
         if args.method.startswith("liver") or args.liver is not None:
             raise
         print(f"netpet: note: no liver reference ({exc}); T/L ratios are left out", file=sys.stderr)
-    options = SegmentOptions(method=args.method, fraction=args.fraction, search_radius_mm=args.search_radius)
+    options = SegmentOptions(method=args.method, fraction=args.fraction, absolute_suv=args.absolute,
+                             search_radius_mm=args.search_radius)
     lesions = segment_seeds(volume, args.seed, options, liver, args.split)
     labels = label_image(volume, lesions)
     image = volume.to_image(labels)
