@@ -130,6 +130,12 @@ def _manifest(path, out, truth, patient_ids, bad=True):
                              os.path.relpath(out / "dicom" / truth[0]["patient_id"] / truth[0]["session_id"] / "PET",
                                              os.path.dirname(path)), "R1", "X99", "9999", "0", "0", ""])
             writer.writerow(["", "S9", "nowhere", "R1", "X98", "1", "2", "3", ""])
+            # sessions read without findings: reader R2 saw nothing (a row with empty lesion_id results);
+            # for R1 the same kind of row is redundant beside R1's lesions and adds nothing
+            first = os.path.relpath(out / "dicom" / truth[0]["patient_id"] / truth[0]["session_id"] / "PET",
+                                    os.path.dirname(path))
+            writer.writerow([truth[0]["patient_id"], truth[0]["session_id"], first, "R2", "", "", "", "", ""])
+            writer.writerow([truth[0]["patient_id"], truth[0]["session_id"], first, "R1", "", "", "", "", ""])
 
 
 def test_quantify_manifest_into_the_table(reference_study, truth, tmp_path, capsys):
@@ -141,6 +147,10 @@ def test_quantify_manifest_into_the_table(reference_study, truth, tmp_path, caps
     err = capsys.readouterr().err
     assert "manifest row" in err and "X99" in err and "lies outside" in err and "empty patient_id" in err
     rows = StudyTable(str(table)).read()
+    read = [r for r in rows if r["lesion_id"] == ""]
+    assert len(read) == 1 and read[0]["reader"] == "R2" and read[0]["call"] == "" and read[0]["modality"] == "PET/CT"
+    assert float(read[0]["liver_suv_mean"]) == pytest.approx(6.8, rel=0.05) and read[0]["suv_units"] == "BQML"
+    rows = [r for r in rows if r["lesion_id"]]
     expected = [r for r in truth if r["patient_id"] == summary["patients"][0]["patient_id"] and r["tracer"] == "dotatate"]
     assert len(rows) == len(expected) > 5
     assert {r["modality"] for r in rows} == {"PET/CT", "PET/MR"} and {r["tracer"] for r in rows} == {"dotatate"}
@@ -150,7 +160,7 @@ def test_quantify_manifest_into_the_table(reference_study, truth, tmp_path, caps
         assert row["suv_units"] == "BQML" and row["suv_type"] == "bw" and row["reader"] == "R1"
     # the same manifest again: the same rows, updated in place
     assert main(["quantify", str(manifest), "--table", str(table), "--jobs", "1"]) == 6
-    assert len(StudyTable(str(table)).read()) == len(rows)
+    assert len(StudyTable(str(table)).read()) == len(rows) + 1
     import slicerio
 
     for name in os.listdir(tmp_path / "segmentations"):

@@ -201,7 +201,35 @@ def quantify(session: Session, requests: Sequence[LesionRequest], reader: str,
     return QuantResult(rows, lesions, calls, liver, spleen, errors)
 
 
+def session_row(session: Session, reader: str, liver_ras: Optional[Sequence[float]] = None) -> Dict[str, Any]:
+    """The study-table row of a session read without any finding: an empty lesion_id.
+
+    StudyStats needs it to count the session's patient (and regions) as read and negative. The
+    liver reference is measured when it can be placed (left empty otherwise).
+    """
+    row: Dict[str, Any] = {
+        "patient_id": session.patient_id, "session_id": session.session_id, "modality": session.modality,
+        "tracer": session.tracer, "reader": reader, "lesion_id": "", "region": "", "call": "",
+        "suv_type": session.suv_type, "series_uid": session.series_uid, "netpet_version": __version__,
+        "updated": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
+        **_provenance_columns(session.provenance),
+    }
+    try:
+        liver = references.liver_reference(session.volume, liver_ras)
+    except QuantError:
+        return row
+    row.update({"liver_suv_mean": liver.mean, "liver_suv_sd": liver.sd, "liver_suv_max": liver.max,
+                "liver_center_r": liver.center_ras[0], "liver_center_a": liver.center_ras[1],
+                "liver_center_s": liver.center_ras[2]})
+    return row
+
+
 # -- manifest batch ----------------------------------------------------------------------------------
+
+
+def _is_read_row(values: Dict[str, str]) -> bool:
+    """A manifest row that records a session read without findings: lesion_id and seed empty."""
+    return not values.get("lesion_id") and not any(values.get(f"seed_{axis}") for axis in "ras")
 
 @dataclass
 class ManifestRow:
@@ -259,6 +287,17 @@ def _group_job(job) -> Tuple[List[Dict[str, Any]], List[str], Dict[str, List[str
         by_reader.setdefault((row.values["reader"], row.values.get("method", "")), []).append(row)
     for (reader, method), group in by_reader.items():
         good: List[Tuple[ManifestRow, LesionRequest]] = []
+        read_only = [row for row in group if _is_read_row(row.values)]
+        group = [row for row in group if not _is_read_row(row.values)]
+        if read_only and not group and not any(
+                not _is_read_row(r.values) for r in rows if r.values["reader"] == reader):
+            liver_point = None
+            try:
+                liver_point = _point(read_only[0].values, "liver", read_only[0].number, False)
+            except NetpetError as exc:
+                errors.append(str(exc))
+            out.append(session_row(session, reader, liver_point))
+            continue
         for row in group:
             try:
                 seed = _point(row.values, "seed", row.number, True)
@@ -308,6 +347,8 @@ def run_manifest(manifest: str, table_path: str, options: Optional[SegmentOption
     errors: List[str] = []
     for row in rows:
         missing = [c for c in MANIFEST_REQUIRED if not row.values.get(c)]
+        if _is_read_row(row.values):
+            missing = [c for c in ("patient_id", "session_id", "series", "reader") if not row.values.get(c)]
         if missing:
             errors.append(f"manifest row {row.number}: empty {', '.join(missing)}")
             continue
