@@ -244,9 +244,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
     p.set_defaults(func=cmd_suv)
 
-    from netpet.cli import demo, phantom, quant
+    from netpet.cli import demo, phantom, quant, stats
 
     quant.add_parsers(sub)
+    stats.add_parser(sub)
     phantom.add_parser(sub)
     demo.add_parser(sub)
     return parser

@@ -146,18 +146,11 @@ def youden_cutoff(scores: np.ndarray, labels: np.ndarray) -> float:
 
     Candidates are midpoints between consecutive distinct scores (and just below the lowest), so
     the cut-off separates the training lesions as well as possible; ties of J keep the lowest
-    cut-off (the most sensitive rule).
+    cut-off (the most sensitive rule). The same rule as StudyStats' ROC analysis.
     """
-    order = np.unique(scores)
-    candidates = np.concatenate([[order[0] - 1e-9], (order[:-1] + order[1:]) / 2.0])
-    positives, negatives = labels == 1, labels == 0
-    best, best_j = float(candidates[0]), -np.inf
-    for c in candidates:
-        called = scores > c
-        j = called[positives].mean() + (~called[negatives]).mean() - 1.0
-        if j > best_j + 1e-12:
-            best, best_j = float(c), j
-    return best
+    from netpet.stats.roc import youden
+
+    return youden(np.asarray(scores, dtype=float), np.asarray(labels) == 1)[0]
 
 
 def krenning_score(suv: float, liver: float, spleen: Optional[float] = None, background: Optional[float] = None,

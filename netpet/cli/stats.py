@@ -1,0 +1,93 @@
+"""``netpet stats``: StudyStats on the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import List
+
+
+def _columns(values: List[str]) -> List[str]:
+    out: List[str] = []
+    for value in values:
+        out.extend(v.strip() for v in value.split(",") if v.strip())
+    return out
+
+
+def add_parser(sub) -> None:
+    from netpet.stats.intervals import CI_METHODS
+
+    p = sub.add_parser("stats", help="diagnostic accuracy, paired comparisons, ROC and agreement of the study table",
+                       description="Sensitivity, specificity, PPV, NPV with intervals per patient, lesion and region; "
+                                   "paired McNemar and DeLong comparisons; Bland-Altman and kappa; false findings; "
+                                   "CSV tables, figures and an HTML report in --out.")
+    p.add_argument("table", help="the study table (.csv, or .sqlite/.db)")
+    p.add_argument("--reference", required=True, metavar="REF",
+                   help="reference standard CSV: patient_id, lesion_id, region, truth, standard")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder for the CSV tables, figures and report.html")
+    p.add_argument("--ci", choices=CI_METHODS, default="wilson", help="interval of proportions (default wilson)")
+    p.add_argument("--level", type=float, default=0.95, help="confidence level (default 0.95)")
+    p.add_argument("--group-by", action="append", default=[], metavar="COL",
+                   help="also split the results by this column of the table or the reference standard (repeatable, "
+                        "or comma-separated), e.g. indication or region")
+    p.add_argument("--regions", metavar="LIST", help="comma-separated staging regions (default: every region the "
+                                                     "reference standard names)")
+    p.add_argument("--bootstrap", type=int, default=2000, metavar="N",
+                   help="cluster-bootstrap replicates for lesion and region level (default 2000; 0 for none)")
+    p.add_argument("--seed", type=int, default=1, help="bootstrap seed (default 1)")
+    p.add_argument("--causes", metavar="FILE",
+                   help="a false-findings.csv whose filled-in causes to keep (default: the one in --out, if any)")
+    p.add_argument("--no-figures", action="store_true", help="skip the figures (the report has tables only)")
+    p.add_argument("--json", action="store_true", help="print the results as one JSON object")
+    p.set_defaults(func=cmd_stats)
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    from netpet.cli.main import _tqdm_progress
+    from netpet.stats.analysis import StatsOptions, analyse
+    from netpet.stats.data import load_study
+    from netpet.stats.report import read_causes, write_outputs
+
+    group_by = _columns(args.group_by)
+    regions = _columns([args.regions]) if args.regions else None
+    causes_path = args.causes or os.path.join(args.out, "false-findings.csv")
+    if args.causes and not os.path.isfile(args.causes):
+        from netpet.stats.intervals import StatsError
+
+        raise StatsError(f"--causes {args.causes} does not exist.")
+    causes = read_causes(causes_path)
+    study = load_study(args.table, args.reference, group_by, regions)
+    options = StatsOptions(ci=args.ci, level=args.level, bootstrap=args.bootstrap, seed=args.seed, group_by=group_by,
+                           regions=regions, causes=causes)
+    analysis = analyse(study, options, progress=_tqdm_progress(not args.json))
+    command = "netpet stats " + " ".join(sys.argv[2:]) if sys.argv and sys.argv[0].endswith("netpet") else ""
+    written = write_outputs(analysis, args.out, command, previous_causes=causes, figures_too=not args.no_figures)
+    if args.json:
+        json.dump(analysis.result, sys.stdout, indent=1)
+        sys.stdout.write("\n")
+        return 0
+    print(summary(analysis.result))
+    print(f"\n{len(written)} files in {args.out}; open {written['report.html']}")
+    for warning in study.warnings:
+        print(f"note: {warning}", file=sys.stderr)
+    return 0
+
+
+def summary(result) -> str:
+    """A short text summary: sensitivity and specificity per level and group."""
+    lines = [f"{'level':8} {'group':32} {'TP':>4} {'FP':>4} {'FN':>4} {'TN':>4}  sensitivity            specificity"]
+
+    def text(m) -> str:
+        if m["estimate"] is None:
+            return f"{'-':22}"
+        return f"{100 * m['estimate']:5.1f} % ({100 * m['ci_low']:4.1f}-{100 * m['ci_high']:5.1f})".ljust(22)
+
+    for e in result["accuracy"]:
+        if e["group_by"] or e.get("tp") is None:
+            continue
+        group = f"{e['modality']} {e['tracer']} {e['reader']}"
+        lines.append(f"{e['level']:8} {group:32} {e['tp']:4d} {e['fp']:4d} {e['fn']:4d} {e['tn']:4d}  "
+                     f"{text(e['sensitivity'])} {text(e['specificity'])}")
+    return "\n".join(lines)

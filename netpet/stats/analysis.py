@@ -1,0 +1,445 @@
+"""The whole StudyStats analysis: accuracy, paired comparisons, ROC, agreement, false findings.
+
+:func:`analyse` takes a :class:`~netpet.stats.data.Study` and returns a JSON-ready dict (the
+object ``netpet stats --json`` prints) plus the tables behind the figures. Groups are the
+(modality, tracer, reader) combinations of the study table, further split by each ``group_by``
+column; paired comparisons are made between groups that differ in exactly one of modality,
+tracer or reader (PET/MR vs PET/CT, DOTATATE vs FDG, reader A vs reader B), on the units both
+groups have.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+import zlib
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import pandas as pd
+
+from netpet.stats import agreement, cluster, roc
+from netpet.stats.data import GROUP_KEYS, LEVELS, Study, units_for
+from netpet.stats.intervals import CI_METHODS, Measure, StatsError, accuracy_measures
+from netpet.stats.paired import PairedCounts, durkalski, mcnemar_chi2, mcnemar_exact, tango_interval
+
+log = logging.getLogger(__name__)
+
+ROC_VARIABLES = ("suv_max", "suv_peak", "tl_ratio", "tb_ratio")
+AGREEMENT_VARIABLES = ("suv_max", "suv_peak", "suv_mean", "tl_ratio")
+UNIT_KEYS = {"patient": ("patient_id",), "lesion": ("patient_id", "lesion_id"), "region": ("patient_id", "region")}
+#: the order of a pair: the study's question is PET/MR vs PET/CT and DOTATATE vs FDG
+PREFERRED_FIRST = {"modality": ("PET/MR",), "tracer": ("dotatate",)}
+FALSE_FINDING_COLUMNS = ("kind", "patient_id", "session_id", "modality", "tracer", "reader", "lesion_id", "region",
+                         "standard", "found", "suv_max", "suv_peak", "suv_mean", "tl_ratio", "tb_ratio", "mtv_ml",
+                         "liver_suv_mean", "krenning", "segmentation_file", "cause")
+
+ProgressCallback = Callable[[float, str], bool]
+
+
+@dataclass
+class StatsOptions:
+    """Choices of the analysis (defaults are the study protocol's)."""
+
+    ci: str = "wilson"
+    level: float = 0.95
+    bootstrap: int = 2000
+    seed: int = 1
+    group_by: Sequence[str] = ()
+    regions: Optional[Sequence[str]] = None
+    roc_variables: Sequence[str] = ROC_VARIABLES
+    agreement_variables: Sequence[str] = AGREEMENT_VARIABLES
+    causes: Dict[Tuple[str, ...], str] = field(default_factory=dict)
+
+    def check(self) -> None:
+        if self.ci not in CI_METHODS:
+            raise StatsError(f"Unknown --ci {self.ci!r}; choose one of {', '.join(CI_METHODS)}.")
+        if not 0.5 <= self.level < 1.0:
+            raise StatsError(f"The confidence level must lie in [0.5, 1) (got {self.level}).")
+        if self.bootstrap < 0:
+            raise StatsError(f"--bootstrap must be 0 (off) or a number of replicates (got {self.bootstrap}).")
+
+
+def _label(group: Dict[str, Any]) -> str:
+    parts = [str(group[k]) for k in GROUP_KEYS]
+    parts += [f"{k}={v}" for k, v in group.get("group_by", {}).items()]
+    return " ".join(parts)
+
+
+def _seed(base: int, *parts: Any) -> int:
+    return (base * 1_000_003 + zlib.crc32("|".join(map(str, parts)).encode())) % (2 ** 32)
+
+
+class _Weights:
+    """Bootstrap weights per set of patients (the same patients get the same replicates)."""
+
+    def __init__(self, replicates: int, seed: int) -> None:
+        self.replicates, self.seed, self.cache = replicates, seed, {}
+
+    def get(self, labels: np.ndarray) -> np.ndarray:
+        key = hash(tuple(labels.tolist()))
+        if key not in self.cache:
+            self.cache[key] = cluster.bootstrap_weights(len(labels), self.replicates, _seed(self.seed, len(labels), key))
+        return self.cache[key]
+
+
+def _measures_dict(measures: Dict[str, Measure]) -> Dict[str, Any]:
+    return {k: v.to_dict() for k, v in measures.items()}
+
+
+def _accuracy_entry(level: str, group: Dict[str, Any], units: pd.DataFrame, options: StatsOptions,
+                    weights: _Weights) -> Dict[str, Any]:
+    truth = units["truth"].to_numpy(dtype=bool)
+    call = units["call"].to_numpy(dtype=bool)
+    tp, fp = int(np.sum(truth & call)), int(np.sum(~truth & call))
+    fn, tn = int(np.sum(truth & ~call)), int(np.sum(~truth & ~call))
+    entry: Dict[str, Any] = {"level": level, **{k: group[k] for k in GROUP_KEYS}, **group.get("group_by", {}),
+                             "group_by": group.get("group_by", {}), "n_patients": int(units["patient_id"].nunique()),
+                             "n_units": int(len(units)), "tp": tp, "fp": fp, "fn": fn, "tn": tn}
+    entry.update(_measures_dict(accuracy_measures(tp, fp, fn, tn, options.ci, options.level)))
+    if tp + fn == 0:
+        entry["reason"] = "no reference-positive units in this group: sensitivity and NPV-based measures are null"
+    if level != "patient" and len(units):
+        labels, counts = cluster.cells_by_cluster(units["patient_id"].to_numpy(), truth, call)
+        entry["gee"] = _measures_dict(cluster.gee_measures(counts, options.level))
+        if options.bootstrap:
+            entry["clustered"] = _measures_dict(cluster.bootstrap_measures(counts, weights.get(labels), options.level))
+    return entry
+
+
+def _groupings(units: pd.DataFrame, level: str, group_by: Sequence[str]):
+    """(group dict, units) for the base groups and for each group-by column's values."""
+    for key, frame in units.groupby(list(GROUP_KEYS), sort=True):
+        base = dict(zip(GROUP_KEYS, key))
+        yield {**base, "group_by": {}}, frame, None
+        for column in group_by:
+            values = frame[column]
+            if values.isna().any():
+                yield {**base, "group_by": {column: None}}, frame.iloc[0:0], (
+                    f"{column} varies within a {'patient' if level == 'patient' else 'patient region'}: it cannot "
+                    f"split the {level} level")
+                continue
+            for value, part in frame.groupby(column, sort=True):
+                yield {**base, "group_by": {column: value}}, part, None
+
+
+def accuracy_table(units: Dict[str, pd.DataFrame], options: StatsOptions, weights: _Weights) -> List[Dict[str, Any]]:
+    out = []
+    for level in LEVELS:
+        frame = units[level]
+        if not len(frame):
+            continue
+        for group, part, reason in _groupings(frame, level, options.group_by):
+            if reason:
+                entry = {"level": level, **{k: group[k] for k in GROUP_KEYS}, **group["group_by"],
+                         "group_by": group["group_by"], "n_patients": 0, "n_units": 0, "tp": None, "fp": None,
+                         "fn": None, "tn": None, "reason": reason}
+                for name in ("sensitivity", "specificity", "ppv", "npv", "accuracy", "lr_pos", "lr_neg"):
+                    entry[name] = Measure.undefined(options.ci, reason).to_dict()
+                out.append(entry)
+                continue
+            out.append(_accuracy_entry(level, group, part, options, weights))
+    return out
+
+
+# -- pairs of groups ---------------------------------------------------------------------------------
+
+def group_pairs(groups: Sequence[Tuple[str, ...]]) -> List[Tuple[str, Dict[str, str], Dict[str, str]]]:
+    """(differing key, a, b) for every two groups that differ in exactly one of modality, tracer, reader."""
+    pairs = []
+    for x, y in itertools.combinations(groups, 2):
+        differ = [k for k, u, v in zip(GROUP_KEYS, x, y) if u != v]
+        if len(differ) != 1:
+            continue
+        key = differ[0]
+        a, b = dict(zip(GROUP_KEYS, x)), dict(zip(GROUP_KEYS, y))
+        first = PREFERRED_FIRST.get(key, ())
+        if b[key] in first and a[key] not in first:
+            a, b = b, a
+        pairs.append((key, a, b))
+    return pairs
+
+
+def _select(frame: pd.DataFrame, group: Dict[str, str]) -> pd.DataFrame:
+    mask = np.ones(len(frame), dtype=bool)
+    for k in GROUP_KEYS:
+        mask &= (frame[k] == group[k]).to_numpy()
+    return frame[mask]
+
+
+def _paired_units(frame: pd.DataFrame, level: str, a: Dict[str, str], b: Dict[str, str]) -> pd.DataFrame:
+    keys = list(UNIT_KEYS[level])
+    left = _select(frame, a)[keys + ["truth", "call"]]
+    right = _select(frame, b)[keys + ["call"]]
+    return left.merge(right, on=keys, suffixes=("_a", "_b"))
+
+
+def _comparison_entries(level: str, key: str, a: Dict[str, str], b: Dict[str, str], paired: pd.DataFrame,
+                        options: StatsOptions, weights: _Weights) -> List[Dict[str, Any]]:
+    out = []
+    for measure, truth_value in (("sensitivity", 1), ("specificity", 0)):
+        subset = paired[paired["truth"] == truth_value]
+        base = {"level": level, "measure": measure, "differs_in": key, "a": a, "b": b, "n": int(len(subset)),
+                "n_patients": int(subset["patient_id"].nunique()) if len(subset) else 0}
+        if not len(subset):
+            reason = f"no reference-{'positive' if truth_value else 'negative'} units read in both groups"
+            for test in ("mcnemar-exact", "mcnemar-chi2"):
+                out.append({**base, "test": test, "statistic": None, "p_value": None, "difference": None,
+                            "ci_low": None, "ci_high": None, "reason": reason})
+            continue
+        # for specificity the "positive" outcome of each test is a negative call
+        call_a = subset["call_a"].to_numpy(dtype=bool)
+        call_b = subset["call_b"].to_numpy(dtype=bool)
+        if truth_value == 0:
+            call_a, call_b = ~call_a, ~call_b
+        counts = PairedCounts.from_calls(call_a, call_b)
+        low, high = tango_interval(counts, options.level)
+        common = {**base, "estimate_a": float(call_a.mean()), "estimate_b": float(call_b.mean()),
+                  "difference": counts.difference, "ci_low": low, "ci_high": high, "ci_method": "Tango score",
+                  "discordant": [counts.a_only, counts.b_only]}
+        if level != "patient":
+            common["clustering"] = "ignored (each unit counted as independent)"
+        chi2, chi2_p = mcnemar_chi2(counts)
+        chi2_cc, chi2_cc_p = mcnemar_chi2(counts, correction=True)
+        out.append({**common, "test": "mcnemar-exact", "statistic": None, "p_value": mcnemar_exact(counts)})
+        out.append({**common, "test": "mcnemar-chi2", "statistic": chi2, "p_value": chi2_p})
+        out.append({**common, "test": "mcnemar-chi2-cc", "statistic": chi2_cc, "p_value": chi2_cc_p})
+        if level != "patient":
+            patients = subset["patient_id"].to_numpy()
+            labels, index = np.unique(patients, return_inverse=True)
+            a_only = np.bincount(index, weights=(call_a & ~call_b).astype(float), minlength=len(labels))
+            b_only = np.bincount(index, weights=(~call_a & call_b).astype(float), minlength=len(labels))
+            statistic, p_value = durkalski(a_only, b_only)
+            entry = {**base, "test": "mcnemar-clustered", "statistic": statistic, "p_value": p_value,
+                     "estimate_a": common["estimate_a"], "estimate_b": common["estimate_b"],
+                     "difference": counts.difference, "ci_low": None, "ci_high": None,
+                     "ci_method": "cluster bootstrap (percentile)", "discordant": common["discordant"],
+                     "method": "Durkalski et al. 2003"}
+            if options.bootstrap:
+                w = weights.get(labels)
+                n_k = np.bincount(index, minlength=len(labels)).astype(float)
+                pos_a = np.bincount(index, weights=call_a.astype(float), minlength=len(labels))
+                pos_b = np.bincount(index, weights=call_b.astype(float), minlength=len(labels))
+                total = w @ n_k
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    diffs = (w @ pos_a - w @ pos_b) / total
+                diffs = diffs[np.isfinite(diffs)]
+                tail = (1.0 - options.level) / 2.0 * 100.0
+                entry["ci_low"], entry["ci_high"] = (float(v) for v in np.percentile(diffs, [tail, 100.0 - tail]))
+            out.append(entry)
+    return out
+
+
+def comparisons(units: Dict[str, pd.DataFrame], groups, options: StatsOptions, weights: _Weights):
+    out = []
+    for level in LEVELS:
+        frame = units[level]
+        if not len(frame):
+            continue
+        for key, a, b in group_pairs(groups):
+            paired = _paired_units(frame, level, a, b)
+            out.extend(_comparison_entries(level, key, a, b, paired, options, weights))
+    return out
+
+
+# -- ROC ---------------------------------------------------------------------------------------------
+
+def roc_analysis(lesions: pd.DataFrame, groups, options: StatsOptions):
+    """ROC entries per group and variable, paired DeLong comparisons, and curves for the figures."""
+    entries, curves, compared = [], {}, []
+    variables = [v for v in options.roc_variables if v in lesions]
+    for group_key in groups:
+        group = dict(zip(GROUP_KEYS, group_key))
+        frame = _select(lesions, group)
+        for variable in variables:
+            values = frame[frame["found"]][[variable, "truth", "patient_id", "lesion_id"]].dropna()
+            truth = values["truth"].to_numpy(dtype=bool)
+            entry = {"level": "lesion", **group, "variable": variable, "n_cases": int(truth.sum()),
+                     "n_controls": int((~truth).sum()), "auc": None, "se": None, "ci_low": None, "ci_high": None,
+                     "method": "DeLong", "youden_cutoff": None, "youden_sensitivity": None,
+                     "youden_specificity": None}
+            if truth.all() or not truth.any():
+                entry["reason"] = ("no benign lesions measured" if len(truth) and truth.all()
+                                   else "no malignant lesions measured" if len(truth) else "no lesions measured")
+                entries.append(entry)
+                continue
+            scores = values[variable].to_numpy(dtype=float)
+            auc, se, low, high = roc.auc_ci(scores, truth, options.level)
+            cutoff, sens, spec = roc.youden(scores, truth)
+            entry.update({"auc": auc, "se": None if math.isnan(se) else se, "ci_low": None if math.isnan(low) else low,
+                          "ci_high": None if math.isnan(high) else high, "youden_cutoff": cutoff,
+                          "youden_sensitivity": sens, "youden_specificity": spec})
+            if math.isnan(se):
+                entry["reason"] = "fewer than two malignant or benign lesions: no DeLong interval"
+            entries.append(entry)
+            curves[(group_key, variable)] = (scores, truth)
+    for key, a, b in group_pairs(groups):
+        fa, fb = _select(lesions, a), _select(lesions, b)
+        for variable in variables:
+            left = fa[fa["found"]][["patient_id", "lesion_id", "truth", variable]].dropna()
+            right = fb[fb["found"]][["patient_id", "lesion_id", variable]].dropna()
+            both = left.merge(right, on=["patient_id", "lesion_id"], suffixes=("_a", "_b"))
+            truth = both["truth"].to_numpy(dtype=bool)
+            entry = {"level": "lesion", "variable": variable, "differs_in": key, "a": a, "b": b, "n": int(len(both)),
+                     "test": "DeLong paired", "auc_a": None, "auc_b": None, "z": None, "p_value": None}
+            if truth.sum() < 2 or (~truth).sum() < 2:
+                entry["reason"] = "fewer than two malignant or benign lesions measured in both groups"
+            else:
+                auc_a, auc_b, z, p = roc.delong_paired(both[f"{variable}_a"].to_numpy(float),
+                                                       both[f"{variable}_b"].to_numpy(float), truth)
+                entry.update({"auc_a": auc_a, "auc_b": auc_b, "difference": auc_a - auc_b,
+                              "z": None if math.isnan(z) else z, "p_value": None if math.isnan(p) else p})
+            compared.append(entry)
+    return entries, compared, curves
+
+
+# -- agreement ---------------------------------------------------------------------------------------
+
+def agreement_analysis(lesions: pd.DataFrame, units: Dict[str, pd.DataFrame], groups, options: StatsOptions):
+    """SUV agreement between modalities and between readers (all regions and per region), and
+    Cohen's kappa of reader pairs' calls. Returns (agreement entries, kappa entries, pairs for plots)."""
+    entries, kappas, plots = [], [], {}
+    variables = [v for v in options.agreement_variables if v in lesions]
+    for key, a, b in group_pairs(groups):
+        if key == "tracer":
+            continue  # SUVs of two tracers measure different biology: no agreement analysis
+        fa, fb = _select(lesions, a), _select(lesions, b)
+        for variable in variables:
+            left = fa[fa["found"]][["patient_id", "lesion_id", "region", variable]].dropna()
+            right = fb[fb["found"]][["patient_id", "lesion_id", variable]].dropna()
+            both = left.merge(right, on=["patient_id", "lesion_id"], suffixes=("_a", "_b"))
+            plots[(key, tuple(a.values()), tuple(b.values()), variable)] = both
+            for region in ["all", *sorted(r for r in both["region"].unique() if r)]:
+                part = both if region == "all" else both[both["region"] == region]
+                x, y = part[f"{variable}_a"].to_numpy(float), part[f"{variable}_b"].to_numpy(float)
+                entries.append({"variable": variable, "differs_in": key, "a": a, "b": b, "region": region,
+                                "n": int(len(part)), "bland_altman": agreement.bland_altman(x, y, options.level),
+                                "ccc": agreement.lin_ccc(x, y, options.level), "spearman": agreement.spearman(x, y)})
+        if key == "reader":
+            for level in ("patient", "lesion"):
+                paired = _paired_units(units[level], level, a, b)
+                result = agreement.cohen_kappa(paired["call_a"].to_numpy(), paired["call_b"].to_numpy(),
+                                               options.level)
+                kappas.append({"level": level, "modality": a["modality"], "tracer": a["tracer"],
+                               "reader_a": a["reader"], "reader_b": b["reader"], **result})
+    return entries, kappas, plots
+
+
+# -- false positives and negatives ------------------------------------------------------------------
+
+def false_findings(lesions: pd.DataFrame, options: StatsOptions) -> pd.DataFrame:
+    """Every lesion-level false positive and false negative, linked back to its finding."""
+    wrong = lesions[(lesions["truth"] == 1) & (lesions["call"] == 0) | (lesions["truth"] == 0) & (lesions["call"] == 1)]
+    rows = []
+    for unit in wrong.to_dict("records"):
+        kind = "false negative" if unit["truth"] == 1 else "false positive"
+        row = {c: unit.get(c, "") for c in FALSE_FINDING_COLUMNS}
+        row["kind"] = kind
+        row["found"] = "yes" if unit["found"] else "no (no finding in this group)"
+        for c in ("suv_max", "suv_peak", "suv_mean", "tl_ratio", "tb_ratio", "mtv_ml", "liver_suv_mean", "krenning"):
+            value = unit.get(c)
+            row[c] = "" if value is None or (isinstance(value, float) and math.isnan(value)) else value
+        for c in ("session_id", "segmentation_file"):
+            value = unit.get(c)
+            row[c] = "" if value is None or (isinstance(value, float) and math.isnan(value)) else value
+        cause = options.causes.get(false_finding_key(row))
+        table_cause = unit.get("cause")
+        if not cause and isinstance(table_cause, str):
+            cause = table_cause
+        row["cause"] = cause or ""
+        rows.append(row)
+    frame = pd.DataFrame(rows, columns=list(FALSE_FINDING_COLUMNS))
+    return frame.sort_values(["kind", "modality", "tracer", "reader", "patient_id", "lesion_id"]).reset_index(drop=True)
+
+
+def false_finding_key(row: Dict[str, Any]) -> Tuple[str, ...]:
+    return tuple(str(row.get(k, "")) for k in ("kind", "patient_id", "modality", "tracer", "reader", "lesion_id"))
+
+
+def cause_tally(frame: pd.DataFrame) -> List[Dict[str, Any]]:
+    if not len(frame):
+        return []
+    causes = frame["cause"].replace("", "(not given yet)")
+    tally = frame.assign(cause=causes).groupby(["kind", "cause"]).size().reset_index(name="count")
+    return tally.sort_values(["kind", "count"], ascending=[True, False]).to_dict("records")
+
+
+# -- everything --------------------------------------------------------------------------------------
+
+@dataclass
+class Analysis:
+    """The results: ``result`` is the JSON object; the frames and curves feed the CSVs and figures."""
+
+    result: Dict[str, Any]
+    units: Dict[str, pd.DataFrame]
+    false_findings: pd.DataFrame
+    roc_curves: Dict[Any, Tuple[np.ndarray, np.ndarray]]
+    agreement_pairs: Dict[Any, pd.DataFrame]
+
+
+def analyse(study: Study, options: Optional[StatsOptions] = None,
+            progress: Optional[ProgressCallback] = None) -> Analysis:
+    """Run every analysis of the study (see module docstring)."""
+    options = options or StatsOptions()
+    options.check()
+
+    def report(fraction: float, message: str) -> None:
+        if progress and progress(fraction, message):
+            from netpet.progress import Cancelled
+
+            raise Cancelled(message)
+
+    report(0.0, "Building units of analysis")
+    units = units_for(study)
+    groups = study.groups()
+    weights = _Weights(options.bootstrap, options.seed)
+    report(0.15, "Accuracy")
+    accuracy = accuracy_table(units, options, weights)
+    report(0.45, "Paired comparisons")
+    compared = comparisons(units, groups, options, weights)
+    report(0.65, "ROC")
+    roc_entries, roc_compared, curves = roc_analysis(units["lesion"], groups, options)
+    report(0.8, "Agreement")
+    agreements, kappas, plots = agreement_analysis(units["lesion"], units, groups, options)
+    falses = false_findings(units["lesion"], options)
+    reference = study.reference
+    result = {
+        "inputs": {
+            "table": study.table_path, "reference": reference.path, "findings": int(len(study.findings)),
+            "patients": int(len(reference.patients)), "reference_lesions": int(len(reference.lesions)),
+            "groups": [dict(zip(GROUP_KEYS, g)) for g in groups], "regions": study.regions,
+            "group_by": list(options.group_by), "warnings": study.warnings,
+            "not_read": {_label({**dict(zip(GROUP_KEYS, g)), "group_by": {}}):
+                         sorted(set(reference.patients["patient_id"]) - set(_select(units["patient"],
+                                                                                    dict(zip(GROUP_KEYS, g)))["patient_id"]))
+                         for g in groups},
+        },
+        "options": {"ci": options.ci, "level": options.level, "bootstrap": options.bootstrap, "seed": options.seed},
+        "accuracy": accuracy,
+        "comparisons": compared,
+        "roc": roc_entries,
+        "roc_comparisons": roc_compared,
+        "agreement": agreements,
+        "kappa": kappas,
+        "false_findings": falses.to_dict("records"),
+        "causes": cause_tally(falses),
+    }
+    report(1.0, "Statistics done")
+    return Analysis(_clean(result), units, falses, curves, plots)
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe: numpy scalars to Python, NaN/inf to None."""
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating, float)):
+        return float(value) if math.isfinite(float(value)) else None
+    if isinstance(value, np.bool_):
+        return bool(value)
+    return value

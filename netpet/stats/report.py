@@ -1,0 +1,465 @@
+"""StudyStats outputs: CSV tables, figures (PNG and SVG) and one self-contained HTML report.
+
+:func:`write_outputs` writes into ``out``:
+
+``stats.json``                      the analysis (the object ``netpet stats --json`` prints)
+``accuracy.csv``                    one row per level and group; every measure with its interval
+``comparisons.csv``                 paired tests (McNemar exact, chi-square, clustered)
+``roc.csv``, ``roc-comparisons.csv``  AUCs with DeLong intervals, Youden cut-offs, paired DeLong
+``agreement.csv``, ``kappa.csv``    Bland-Altman, Lin's CCC, Spearman; Cohen's kappa
+``false-findings.csv``              false positives and negatives with a ``cause`` column to fill in
+                                     (causes already given there are kept on the next run)
+``causes.csv``                      the tally of causes
+``units-patient.csv`` ...           the units analysed, for audit
+``figures/*.png``, ``figures/*.svg`` ROC with bootstrap band, Bland-Altman, forest plots
+``report.html``                     everything above in one file (figures embedded)
+
+Every file is written to a temporary name and renamed, so a crash leaves the previous one.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import datetime as dt
+import html
+import io
+import os
+import tempfile
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from netpet import __version__
+from netpet.stats.analysis import FALSE_FINDING_COLUMNS, Analysis, false_finding_key
+from netpet.stats.data import GROUP_KEYS
+from netpet.stats.intervals import StatsError
+
+MEASURES = ("sensitivity", "specificity", "ppv", "npv", "accuracy", "lr_pos", "lr_neg")
+TRACER_NAMES = {"dotatate": "68Ga-DOTATATE", "fdg": "18F-FDG"}
+
+
+# -- files -------------------------------------------------------------------------------------------
+
+def _atomic_write(path: str, data: bytes) -> None:
+    folder = os.path.dirname(os.path.abspath(path))
+    descriptor, temporary = tempfile.mkstemp(prefix=".netpet-", dir=folder)
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(data)
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise
+
+
+def _csv_bytes(rows: Sequence[Dict[str, Any]], columns: Optional[Sequence[str]] = None) -> bytes:
+    if columns is None:
+        columns = []
+        for row in rows:
+            columns.extend(k for k in row if k not in columns)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, list(columns), lineterminator="\n", extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: _cell(row.get(k)) for k in columns})
+    return buffer.getvalue().encode("utf-8")
+
+
+def _cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return "" if not np.isfinite(value) else f"{value:.10g}"
+    if isinstance(value, dict):
+        return " ".join(f"{v}" for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return ";".join(map(str, value))
+    return value
+
+
+def _flatten(entry: Dict[str, Any], prefix: str = "") -> Dict[str, Any]:
+    out: Dict[str, Any] = {}
+    for key, value in entry.items():
+        if key == "group_by":
+            continue
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and key in ("a", "b"):
+            out[name] = " ".join(str(value[k]) for k in GROUP_KEYS)
+        elif isinstance(value, dict):
+            out.update(_flatten(value, f"{name}_"))
+        else:
+            out[name] = value
+    return out
+
+
+def read_causes(path: str) -> Dict[Tuple[str, ...], str]:
+    """Causes a reader wrote into a previous ``false-findings.csv`` (key -> cause)."""
+    if not os.path.isfile(path):
+        return {}
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            missing = [c for c in ("kind", "patient_id", "modality", "tracer", "reader", "lesion_id", "cause")
+                       if c not in (reader.fieldnames or [])]
+            if missing:
+                raise StatsError(f"{path} is not a NETPET false-findings list: it lacks {', '.join(missing)}; move it "
+                                 "or give --causes another file.")
+            return {false_finding_key(row): row["cause"].strip() for row in reader if (row.get("cause") or "").strip()}
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise StatsError(f"Cannot read the causes in {path}: {exc}.") from exc
+
+
+# -- figures -----------------------------------------------------------------------------------------
+
+def _group_name(group: Dict[str, Any]) -> str:
+    name = f"{group['modality']} {TRACER_NAMES.get(group['tracer'], group['tracer'])} {group['reader']}"
+    extra = group.get("group_by") or {}
+    return name + "".join(f" [{k} {v}]" for k, v in extra.items())
+
+
+def _save(figure, folder: str, name: str) -> Dict[str, str]:
+    paths = {}
+    for suffix in ("png", "svg"):
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format=suffix, dpi=110, bbox_inches="tight",
+                       metadata={"Date": None} if suffix == "svg" else None)
+        path = os.path.join(folder, f"{name}.{suffix}")
+        _atomic_write(path, buffer.getvalue())
+        paths[suffix] = path
+    return paths
+
+
+def figures(analysis: Analysis, folder: str, band_replicates: int = 300, seed: int = 1) -> List[Dict[str, str]]:
+    """ROC (with a bootstrap band), Bland-Altman and forest plots; returns [{title, png, svg}]."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from netpet.stats import roc
+
+    os.makedirs(folder, exist_ok=True)
+    made: List[Dict[str, str]] = []
+    result = analysis.result
+    # forest plots of sensitivity and specificity by group, one per level
+    for level in ("patient", "lesion", "region"):
+        rows = [e for e in result["accuracy"] if e["level"] == level and e.get("tp") is not None]
+        if not rows:
+            continue
+        fig, axes = plt.subplots(1, 2, figsize=(10, 0.45 * len(rows) + 1.4), sharey=True)
+        labels = [_group_name(e) for e in rows]
+        y = np.arange(len(rows))[::-1]
+        for ax, measure in zip(axes, ("sensitivity", "specificity")):
+            for yi, entry in zip(y, rows):
+                m = entry[measure]
+                if m["estimate"] is None:
+                    continue
+                ax.plot([m["ci_low"], m["ci_high"]], [yi, yi], color="0.3", lw=1.5)
+                ax.plot(m["estimate"], yi, "s", color="tab:blue", ms=6)
+                clustered = (entry.get("clustered") or {}).get(measure)
+                if clustered and clustered.get("ci_low") is not None:
+                    ax.plot([clustered["ci_low"], clustered["ci_high"]], [yi - 0.18, yi - 0.18], color="tab:orange",
+                            lw=1.2)
+            ax.set_xlim(0, 1.02)
+            ax.set_title(f"{measure.capitalize()} ({level} level)")
+            ax.grid(axis="x", alpha=0.3)
+        axes[0].set_yticks(y)
+        axes[0].set_yticklabels(labels, fontsize=8)
+        note = f"{result['options']['ci']} {int(100 * result['options']['level'])} % CI"
+        if level != "patient":
+            note += "; orange: cluster bootstrap CI"
+        fig.suptitle(note, fontsize=8, y=0.01, va="bottom")
+        made.append({"title": f"Forest plot, {level} level", **_save(fig, folder, f"forest_{level}")})
+        plt.close(fig)
+    # ROC per variable, a curve per group with its band
+    by_variable: Dict[str, List] = {}
+    for (group_key, variable), (scores, truth) in analysis.roc_curves.items():
+        by_variable.setdefault(variable, []).append((group_key, scores, truth))
+    auc = {(tuple(e[k] for k in GROUP_KEYS), e["variable"]): e for e in result["roc"]}
+    for variable, curves in by_variable.items():
+        fig, ax = plt.subplots(figsize=(5.5, 5.2))
+        for number, (group_key, scores, truth) in enumerate(curves):
+            curve = roc.roc_curve(scores, truth)
+            color = f"C{number % 10}"
+            entry = auc[(group_key, variable)]
+            label = f"{_group_name(dict(zip(GROUP_KEYS, group_key)))}: AUC {entry['auc']:.2f}"
+            if entry.get("ci_low") is not None:
+                label += f" ({entry['ci_low']:.2f}-{entry['ci_high']:.2f})"
+            fpr, tpr = (1.0 - curve["specificity"])[::-1], curve["sensitivity"][::-1]  # increasing
+            ax.plot(np.concatenate([[0.0], fpr]), np.concatenate([[0.0], tpr]), color=color, lw=1.6, label=label)
+            if truth.sum() >= 2 and (~truth).sum() >= 2 and band_replicates:
+                band = roc.bootstrap_band(scores, truth, band_replicates, seed + number)
+                ax.fill_between(1.0 - band["specificity"], band["sensitivity_low"], band["sensitivity_high"],
+                                color=color, alpha=0.12, step=None, lw=0)
+        ax.plot([0, 1], [0, 1], ls=":", color="0.6")
+        ax.set_xlabel("1 - specificity")
+        ax.set_ylabel("Sensitivity")
+        ax.set_title(f"ROC of {variable} (lesion level; band: bootstrap 95 %)", fontsize=9)
+        ax.legend(fontsize=7, loc="lower right")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1.01)
+        made.append({"title": f"ROC of {variable}", **_save(fig, folder, f"roc_{variable}")})
+        plt.close(fig)
+    # Bland-Altman of SUVmax and SUVpeak for each modality or reader pair, coloured by region
+    for (key, a, b, variable), both in analysis.agreement_pairs.items():
+        if variable not in ("suv_max", "suv_peak") or len(both) < 2:
+            continue
+        x, y = both[f"{variable}_a"].to_numpy(float), both[f"{variable}_b"].to_numpy(float)
+        mean, diff = (x + y) / 2.0, x - y
+        fig, ax = plt.subplots(figsize=(6.5, 4.5))
+        for number, region in enumerate(sorted(both["region"].unique())):
+            mask = (both["region"] == region).to_numpy()
+            ax.scatter(mean[mask], diff[mask], s=18, color=f"C{number % 10}", label=region or "(no region)")
+        bias, sd = diff.mean(), diff.std(ddof=1)
+        for value, style in ((bias, "-"), (bias - 1.96 * sd, "--"), (bias + 1.96 * sd, "--")):
+            ax.axhline(value, color="0.3", ls=style, lw=1)
+        ax.axhline(0, color="0.7", lw=0.8)
+        a_name, b_name = " ".join(a), " ".join(b)
+        ax.set_xlabel(f"mean {variable}")
+        ax.set_ylabel(f"{variable}: {a_name} - {b_name}")
+        ax.set_title(f"Bland-Altman, {variable}: bias {bias:.2f}, limits {bias - 1.96 * sd:.2f} to "
+                     f"{bias + 1.96 * sd:.2f}", fontsize=9)
+        ax.legend(fontsize=7)
+        name = f"bland_altman_{variable}_{key}_{'_'.join(a)}_vs_{'_'.join(b)}".replace("/", "").replace(" ", "")
+        made.append({"title": f"Bland-Altman of {variable}, {a_name} vs {b_name}", **_save(fig, folder, name)})
+        plt.close(fig)
+    return made
+
+
+# -- HTML --------------------------------------------------------------------------------------------
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return "&ndash;"
+    if isinstance(value, float):
+        if not np.isfinite(value):
+            return "&ndash;"
+        return f"{value:.{digits}f}"
+    return html.escape(str(value))
+
+
+def _p(value: Optional[float]) -> str:
+    if value is None:
+        return "&ndash;"
+    return "&lt;0.001" if value < 0.001 else f"{value:.3f}"
+
+
+def _ci(m: Optional[Dict[str, Any]], percent: bool = True) -> str:
+    if not m or m.get("estimate") is None:
+        reason = (m or {}).get("reason")
+        return f"<span title='{html.escape(reason or '')}'>&ndash;</span>"
+    scale, unit = (100.0, " %") if percent else (1.0, "")
+    text = f"{m['estimate'] * scale:.1f}{unit}" if percent else f"{m['estimate']:.2f}"
+    if m.get("ci_low") is not None:
+        text += (f" ({m['ci_low'] * scale:.1f}&ndash;{m['ci_high'] * scale:.1f})" if percent
+                 else f" ({m['ci_low']:.2f}&ndash;{m['ci_high']:.2f})")
+    return text
+
+
+def _table(header: Iterable[str], rows: Iterable[Iterable[str]]) -> str:
+    head = "".join(f"<th>{h}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _group_cell(entry: Dict[str, Any]) -> str:
+    return html.escape(_group_name(entry))
+
+
+def _embed(path: str) -> str:
+    with open(path, "rb") as handle:
+        return "data:image/png;base64," + base64.b64encode(handle.read()).decode("ascii")
+
+
+STYLE = """
+body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em auto;max-width:1200px;
+color:#222;line-height:1.4;padding:0 1em}
+h1{font-size:1.6em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:2em}
+table{border-collapse:collapse;margin:.6em 0 1.2em;font-size:.85em}
+th,td{border:1px solid #ddd;padding:.25em .5em;text-align:left;vertical-align:top}
+th{background:#f3f3f3}tr:nth-child(even) td{background:#fafafa}
+.note{color:#555;font-size:.9em}figure{margin:1em 0}figcaption{font-size:.85em;color:#444}
+img{max-width:100%}
+"""
+
+
+def html_report(analysis: Analysis, made: List[Dict[str, str]], command: str = "") -> str:
+    r = analysis.result
+    inputs, options = r["inputs"], r["options"]
+    level_pct = int(round(100 * options["level"]))
+    parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>NETPET study statistics</title>"
+             f"<style>{STYLE}</style></head><body>",
+             "<h1>NETPET study statistics</h1>",
+             f"<p class='note'>Generated {dt.datetime.now().replace(microsecond=0).isoformat()} by netpet "
+             f"{html.escape(__version__)}{(' &mdash; <code>' + html.escape(command) + '</code>') if command else ''}</p>"]
+    # inputs
+    parts.append("<h2>Data</h2>")
+    parts.append(_table(["", ""], [
+        ["Study table", html.escape(str(inputs["table"]))], ["Reference standard", html.escape(str(inputs["reference"]))],
+        ["Patients in the reference standard", str(inputs["patients"])],
+        ["Reference lesions", str(inputs["reference_lesions"])], ["Findings in the study table", str(inputs["findings"])],
+        ["Groups", "<br>".join(_group_cell({**g, "group_by": {}}) for g in inputs["groups"])],
+        ["Regions", html.escape(", ".join(inputs["regions"]) or "none")],
+    ]))
+    for warning in inputs["warnings"]:
+        parts.append(f"<p class='note'>Note: {html.escape(warning)}</p>")
+    parts.append(
+        "<h2>Methods</h2><p>Units: a patient is positive by the reference standard when any of its lesions is "
+        "malignant and positive by a reader when any finding is called positive; a reference lesion without a finding "
+        "in a group counts as a negative call; regions are the study's anatomical regions within each patient. "
+        f"Proportions carry {level_pct} % {html.escape(options['ci'])} intervals; likelihood ratios the log-method "
+        "interval (Simel 1991). Lesion- and region-level intervals that respect clustering within patients are a "
+        f"patient-level cluster bootstrap ({options['bootstrap']} replicates, percentile, seed {options['seed']}) and "
+        "GEE (logit link, independence, robust SE). Paired comparisons: exact McNemar, McNemar chi-square without "
+        "and with continuity correction, the difference with Tango's score interval; for lesions and regions the "
+        "clustered McNemar test of Durkalski et al. (2003) with a cluster-bootstrap interval of the difference. "
+        "ROC: AUC with DeLong's interval, Youden cut-off, paired DeLong test. Agreement: Bland&ndash;Altman, Lin's "
+        "concordance correlation, Spearman; Cohen's kappa between readers.</p>")
+    # accuracy
+    for level in ("patient", "lesion", "region"):
+        rows = [e for e in r["accuracy"] if e["level"] == level]
+        if not rows:
+            continue
+        parts.append(f"<h2>Accuracy, {level} level</h2>")
+        header = ["Group", "n", "TP", "FP", "FN", "TN", "Sensitivity", "Specificity", "PPV", "NPV", "Accuracy",
+                  "LR+", "LR&minus;"]
+        if level != "patient":
+            header += ["Sensitivity, cluster bootstrap CI", "Specificity, cluster bootstrap CI", "Sensitivity, GEE CI"]
+        body = []
+        for e in rows:
+            row = [_group_cell(e), str(e["n_units"]), *(_fmt(e[k]) for k in ("tp", "fp", "fn", "tn")),
+                   *(_ci(e[m]) for m in ("sensitivity", "specificity", "ppv", "npv", "accuracy")),
+                   _ci(e["lr_pos"], percent=False), _ci(e["lr_neg"], percent=False)]
+            if level != "patient":
+                clustered = e.get("clustered") or {}
+                row += [_ci(clustered.get("sensitivity")), _ci(clustered.get("specificity")),
+                        _ci((e.get("gee") or {}).get("sensitivity"))]
+            body.append(row)
+        parts.append(_table(header, body))
+        parts.extend(_figure(f) for f in made if f["title"] == f"Forest plot, {level} level")
+    # comparisons
+    parts.append("<h2>Paired comparisons</h2>")
+    compared = {}
+    for c in r["comparisons"]:
+        compared.setdefault((c["level"], c["measure"], _group_name({**c["a"], "group_by": {}}),
+                             _group_name({**c["b"], "group_by": {}})), {})[c["test"]] = c
+    body = []
+    for (level, measure, a, b), tests in compared.items():
+        first = next(iter(tests.values()))
+        diff = (f"{100 * first['difference']:+.1f} % ({100 * first['ci_low']:+.1f} to {100 * first['ci_high']:+.1f})"
+                if first.get("difference") is not None and first.get("ci_low") is not None else "&ndash;")
+        clustered = tests.get("mcnemar-clustered")
+        body.append([level, measure, html.escape(a), html.escape(b), str(first["n"]),
+                     _fmt(first.get("estimate_a")), _fmt(first.get("estimate_b")), diff,
+                     _p(tests.get("mcnemar-exact", {}).get("p_value")), _p(tests.get("mcnemar-chi2", {}).get("p_value")),
+                     _p(clustered.get("p_value")) if clustered else "&ndash;",
+                     (f"{100 * clustered['ci_low']:+.1f} to {100 * clustered['ci_high']:+.1f} %"
+                      if clustered and clustered.get("ci_low") is not None else "&ndash;")])
+    parts.append(_table(["Level", "Measure", "A", "B", "n", "A", "B", "A &minus; B (Tango CI)", "Exact McNemar p",
+                         "McNemar &chi;&sup2; p", "Clustered p (Durkalski)", "Clustered CI of A &minus; B"], body))
+    # ROC
+    parts.append("<h2>ROC analysis (lesion level)</h2>")
+    parts.append(_table(["Group", "Variable", "Malignant", "Benign", "AUC (DeLong CI)", "Youden cut-off",
+                         "Sensitivity", "Specificity"],
+                        [[_group_cell({**e, "group_by": {}}), html.escape(e["variable"]), str(e["n_cases"]),
+                          str(e["n_controls"]),
+                          (f"{e['auc']:.3f} ({_fmt(e['ci_low'])}&ndash;{_fmt(e['ci_high'])})" if e["auc"] is not None
+                           else f"&ndash; <span class='note'>{html.escape(e.get('reason', ''))}</span>"),
+                          _fmt(e["youden_cutoff"], 2), _fmt(e["youden_sensitivity"]), _fmt(e["youden_specificity"])]
+                         for e in r["roc"]]))
+    if r["roc_comparisons"]:
+        parts.append(_table(["Variable", "A", "B", "n", "AUC A", "AUC B", "z", "p (paired DeLong)"],
+                            [[html.escape(c["variable"]), _group_cell({**c["a"], "group_by": {}}),
+                              _group_cell({**c["b"], "group_by": {}}), str(c["n"]), _fmt(c["auc_a"]), _fmt(c["auc_b"]),
+                              _fmt(c["z"], 2), _p(c["p_value"])] for c in r["roc_comparisons"]]))
+    parts.extend(_figure(f) for f in made if f["title"].startswith("ROC"))
+    # agreement
+    if r["agreement"]:
+        parts.append("<h2>Agreement of SUVs</h2>")
+        body = []
+        for e in r["agreement"]:
+            ba, ccc, rho = e["bland_altman"], e["ccc"], e["spearman"]
+            body.append([html.escape(e["variable"]), _group_cell({**e["a"], "group_by": {}}),
+                         _group_cell({**e["b"], "group_by": {}}), html.escape(e["region"]), str(e["n"]),
+                         (f"{ba['bias']:.2f} ({ba['bias_ci_low']:.2f}&ndash;{ba['bias_ci_high']:.2f})"
+                          if "bias" in ba else "&ndash;"),
+                         f"{ba['bias_percent']:.1f} %" if ba.get("bias_percent") is not None else "&ndash;",
+                         f"{ba['loa_low']:.2f} to {ba['loa_high']:.2f}" if "loa_low" in ba else "&ndash;",
+                         (f"{ccc['ccc']:.3f} ({_fmt(ccc['ci_low'])}&ndash;{_fmt(ccc['ci_high'])})"
+                          if ccc.get("ccc") is not None else "&ndash;"),
+                         _fmt(rho.get("rho"))])
+        parts.append(_table(["Variable", "A", "B", "Region", "n", "Bias A &minus; B (CI)", "Bias %",
+                             "Limits of agreement", "Lin's CCC (CI)", "Spearman &rho;"], body))
+        parts.extend(_figure(f) for f in made if f["title"].startswith("Bland-Altman"))
+    if r["kappa"]:
+        parts.append("<h2>Inter-reader agreement of calls</h2>")
+        parts.append(_table(["Level", "Modality", "Tracer", "Readers", "n", "Observed agreement", "Cohen's kappa (CI)"],
+                            [[k["level"], html.escape(k["modality"]), html.escape(k["tracer"]),
+                              f"{html.escape(k['reader_a'])} vs {html.escape(k['reader_b'])}", str(k["n"]),
+                              _fmt(k.get("observed_agreement")),
+                              (f"{k['kappa']:.3f} ({k['ci_low']:.3f}&ndash;{k['ci_high']:.3f})"
+                               if k.get("kappa") is not None else html.escape(k.get("reason", "")))]
+                             for k in r["kappa"]]))
+    # false findings
+    parts.append("<h2>False positives and false negatives (lesion level)</h2>")
+    if r["causes"]:
+        parts.append(_table(["Kind", "Cause", "Count"],
+                            [[html.escape(c["kind"]), html.escape(str(c["cause"])), str(c["count"])] for c in r["causes"]]))
+    parts.append("<p class='note'>Fill in the <code>cause</code> column of <code>false-findings.csv</code>; the next "
+                 "run keeps it and tallies it here.</p>")
+    columns = ["kind", "patient_id", "session_id", "modality", "tracer", "reader", "lesion_id", "region", "standard",
+               "found", "suv_max", "tl_ratio", "krenning", "segmentation_file", "cause"]
+    parts.append(_table(columns, [[_fmt(row.get(c), 2) if isinstance(row.get(c), float) else html.escape(str(row.get(c, "")))
+                                   for c in columns] for row in r["false_findings"]]))
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def _figure(made: Dict[str, str]) -> str:
+    return (f"<figure><img src='{_embed(made['png'])}' alt='{html.escape(made['title'])}'>"
+            f"<figcaption>{html.escape(made['title'])} (also {html.escape(os.path.basename(made['svg']))})"
+            "</figcaption></figure>")
+
+
+def write_outputs(analysis: Analysis, out: str, command: str = "", previous_causes: Optional[Dict] = None,
+                  figures_too: bool = True) -> Dict[str, str]:
+    """Write every output (see module docstring) into ``out``; returns {name: path}."""
+    import json
+
+    os.makedirs(out, exist_ok=True)
+    r = analysis.result
+    written: Dict[str, str] = {}
+
+    def put(name: str, data: bytes) -> None:
+        path = os.path.join(out, name)
+        _atomic_write(path, data)
+        written[name] = path
+
+    put("stats.json", json.dumps(r, indent=1).encode("utf-8"))
+    put("accuracy.csv", _csv_bytes([_flatten(e) for e in r["accuracy"]]))
+    put("comparisons.csv", _csv_bytes([_flatten(e) for e in r["comparisons"]]))
+    put("roc.csv", _csv_bytes([_flatten(e) for e in r["roc"]]))
+    put("roc-comparisons.csv", _csv_bytes([_flatten(e) for e in r["roc_comparisons"]]))
+    put("agreement.csv", _csv_bytes([_flatten(e) for e in r["agreement"]]))
+    put("kappa.csv", _csv_bytes([_flatten(e) for e in r["kappa"]]))
+    put("false-findings.csv", _csv_bytes(r["false_findings"], FALSE_FINDING_COLUMNS))
+    put("causes.csv", _csv_bytes(r["causes"], ["kind", "cause", "count"]))
+    if previous_causes:
+        current = {false_finding_key(row) for row in r["false_findings"]}
+        orphans = [dict(zip(("kind", "patient_id", "modality", "tracer", "reader", "lesion_id"), key), cause=cause)
+                   for key, cause in previous_causes.items() if key not in current]
+        if orphans:  # causes of findings that are no longer false: kept, never lost
+            put("false-findings-previous-causes.csv", _csv_bytes(orphans))
+    for level, frame in analysis.units.items():
+        put(f"units-{level}.csv", frame.to_csv(index=False, lineterminator="\n").encode("utf-8"))
+    made = figures(analysis, os.path.join(out, "figures"), seed=r["options"]["seed"]) if figures_too else []
+    for f in made:
+        written[f"figures/{os.path.basename(f['png'])}"] = f["png"]
+        written[f"figures/{os.path.basename(f['svg'])}"] = f["svg"]
+    put("report.html", html_report(analysis, made, command).encode("utf-8"))
+    return written
+
+
+__all__ = ["write_outputs", "read_causes", "figures", "html_report", "MEASURES"]
