@@ -83,7 +83,9 @@ def proportion_ci(count: int, total: int, method: str = "wilson", level: float =
         raise StatsError(f"A proportion needs 0 <= count <= total and total > 0 (got {count} of {total}).")
     low, high = proportion_confint(count, total, alpha=1.0 - level, method=_STATSMODELS_NAME[method])
     low, high = float(low), float(high)
-    if method == "jeffreys":  # Brown, Cai & DasGupta 2001, section 4.1.2
+    if method in ("jeffreys", "wilson"):
+        # Wilson: exact limits 0 and 1 at the boundaries (floating point leaves 1e-17);
+        # Jeffreys: the boundary modification of Brown, Cai & DasGupta 2001, section 4.1.2
         low = 0.0 if count == 0 else low
         high = 1.0 if count == total else high
     return max(0.0, low), min(1.0, high)

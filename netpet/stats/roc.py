@@ -83,13 +83,20 @@ def delong_paired(scores_a: np.ndarray, scores_b: np.ndarray, truth: np.ndarray)
 
 def delong_unpaired(scores_a: np.ndarray, truth_a: np.ndarray, scores_b: np.ndarray,
                     truth_b: np.ndarray) -> Tuple[float, float, float, float]:
-    """DeLong test of two AUCs on different lesions: (auc_a, auc_b, z, two-sided p)."""
+    """DeLong test of two AUCs on different lesions: (auc_a, auc_b, t, two-sided p).
+
+    The statistic is referred to a t distribution with Welch-Satterthwaite degrees of freedom
+    (var_a + var_b)² / (var_a² / (N_a - 1) + var_b² / (N_b - 1)), N the lesions of each set, as
+    pROC's unpaired ``roc.test`` does.
+    """
     pa, pb = placements(scores_a, truth_a), placements(scores_b, truth_b)
-    variance = delong_variance(pa) + delong_variance(pb)
+    var_a, var_b = delong_variance(pa), delong_variance(pb)
+    variance = var_a + var_b
     if not variance > 0:
         return pa.auc, pb.auc, math.nan, math.nan
-    z = (pa.auc - pb.auc) / math.sqrt(variance)
-    return pa.auc, pb.auc, float(z), float(2.0 * stats.norm.sf(abs(z)))
+    t = (pa.auc - pb.auc) / math.sqrt(variance)
+    df = variance ** 2 / (var_a ** 2 / (len(scores_a) - 1) + var_b ** 2 / (len(scores_b) - 1))
+    return pa.auc, pb.auc, float(t), float(2.0 * stats.t.sf(abs(t), df))
 
 
 def roc_curve(scores: np.ndarray, truth: np.ndarray) -> Dict[str, np.ndarray]:
