@@ -10,6 +10,8 @@
    score, .seg.nrrd per session; the segmentations are scored against the truth masks (Dice).
 5. Check the SUV conversion on vendor-shaped digital reference objects (GE with a rewritten
    Series Time, Siemens, Philips counts with private scale factors).
+6. StudyStats: sensitivity and specificity per patient, lesion and region, PET/MR vs PET/CT and
+   DOTATATE vs FDG, ROC, agreement, false findings: ``statistics/report.html``.
 """
 
 from __future__ import annotations
@@ -113,8 +115,11 @@ def _check_reference_objects(out: str) -> List[Dict[str, Any]]:
     return results
 
 
-def _quantify(out: str, study_dir: str, progress: Optional[ProgressCallback]) -> Dict[str, Any]:
-    """Reader clicks at every truth lesion -> study table; Dice of each segmentation vs the truth."""
+def _quantify(out: str, study_dir: str, summary_: Dict[str, Any], progress: Optional[ProgressCallback]) -> Dict[str, Any]:
+    """Reader clicks at every truth lesion -> study table; Dice of each segmentation vs the truth.
+
+    Every session also gets a row without lesion and seed: the reader read it (for a lesion-free
+    patient that is the only row, and StudyStats counts the patient as a true negative)."""
     import csv
 
     import slicerio
@@ -127,6 +132,11 @@ def _quantify(out: str, study_dir: str, progress: Optional[ProgressCallback]) ->
     with open(manifest, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["patient_id", "session_id", "series", "reader", "lesion_id", "seed_r", "seed_a", "seed_s", "region"])
+        for patient in summary_["patients"]:
+            for session in patient["sessions"]:
+                writer.writerow([patient["patient_id"], session["session_id"],
+                                 os.path.join("study", "dicom", patient["patient_id"], session["session_id"], "PET"),
+                                 "demo-reader", "", "", "", "", ""])
         for row in lesions:
             writer.writerow([row["patient_id"], row["session_id"],
                              os.path.join("study", "dicom", row["patient_id"], row["session_id"], "PET"), "demo-reader",
@@ -137,7 +147,7 @@ def _quantify(out: str, study_dir: str, progress: Optional[ProgressCallback]) ->
     summary = run_manifest(manifest, table, progress=lambda f, m: report(progress, 0.9 + 0.05 * f, m) or False)
     truth = {(r["patient_id"], r["session_id"], r["lesion_id"]): r for r in lesions}
     with open(table, newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
+        rows = [r for r in csv.DictReader(handle) if r["lesion_id"]]
     dices, agree = [], []
     cache: Dict[str, Any] = {}
     for row in rows:
@@ -159,7 +169,25 @@ def _quantify(out: str, study_dir: str, progress: Optional[ProgressCallback]) ->
             "call_agreement_dotatate": float(np.mean(agree)) if agree else None}
 
 
-def run(out: str, patients: int = 3, seed: int = 1, progress: Optional[ProgressCallback] = None) -> Dict[str, Any]:
+def _statistics(out: str, study_dir: str, table: str, progress: Optional[ProgressCallback]) -> Dict[str, Any]:
+    """StudyStats on the demo's study table against the study's reference standard: CSV tables,
+    figures and the HTML report in ``out/statistics``."""
+    from netpet.stats import StatsOptions, analyse, load_study, write_outputs
+    from netpet.stats.report import read_causes
+
+    folder = os.path.join(out, "statistics")
+    study = load_study(table, os.path.join(study_dir, "reference_standard.csv"))
+    causes = read_causes(os.path.join(folder, "false-findings.csv"))
+    analysis = analyse(study, StatsOptions(causes=causes),
+                       progress=lambda f, m: report(progress, 0.95 + 0.04 * f, m) or False)
+    written = write_outputs(analysis, folder, "netpet demo", previous_causes=causes)
+    return {"report": written["report.html"], "folder": folder, "accuracy": [
+        {k: e[k] for k in ("level", "modality", "tracer", "reader", "tp", "fp", "fn", "tn", "sensitivity", "specificity")}
+        for e in analysis.result["accuracy"] if not e["group_by"]],
+        "comparisons": len(analysis.result["comparisons"]), "false_findings": len(analysis.result["false_findings"])}
+
+
+def run(out: str, patients: int = 5, seed: int = 1, progress: Optional[ProgressCallback] = None) -> Dict[str, Any]:
     """Run the demo into ``out``; return its report (also written to ``out/demo-report.json``)."""
     os.makedirs(out, exist_ok=True)
     study_dir = os.path.join(out, "study")
@@ -167,13 +195,15 @@ def run(out: str, patients: int = 3, seed: int = 1, progress: Optional[ProgressC
     summary = generate_study(study_dir, patients=patients, seed=seed, preview=True,
                              progress=lambda f, m: report(progress, 0.45 * f, m) or False)
     sessions = _check_study(study_dir, summary, progress)
-    quantification = _quantify(out, study_dir, progress)
-    report(progress, 0.96, "Checking SUV on vendor-shaped reference objects")
+    quantification = _quantify(out, study_dir, summary, progress)
+    report(progress, 0.93, "Checking SUV on vendor-shaped reference objects")
     objects = _check_reference_objects(out)
+    statistics = _statistics(out, study_dir, quantification["table"], progress)
     index = index_tree(os.path.join(study_dir, "dicom"))
     result = {
         "study": study_dir, "patients": patients, "seed": seed, "files": summary["files"],
         "index": describe(index), "sessions": sessions, "quantification": quantification, "reference_objects": objects,
+        "statistics": statistics,
         "all_ok": all(s["liver_ok"] for s in sessions) and all(o["ok"] for o in objects),
     }
     with open(os.path.join(out, "demo-report.json"), "w", encoding="utf-8") as handle:

@@ -149,3 +149,9 @@ def test_demo_command(tmp_path, capsys):
     assert q["rows"] == len(truth_rows) - 1 and not q["skipped"]  # one table row per clicked truth lesion
     assert q["median_dice_avid"] > 0.7 and q["call_agreement_dotatate"] >= 0.8
     assert "Quantification" in out
+    # the demo ends with the study statistics and their HTML report
+    statistics = report["statistics"]
+    assert (tmp_path / "demo" / "statistics" / "report.html").is_file() and out.rstrip().endswith("report.html")
+    lesion = [e for e in statistics["accuracy"] if e["level"] == "lesion"]
+    assert {e["modality"] for e in lesion} == {"PET/CT", "PET/MR"}
+    assert sum(e["tp"] + e["fn"] for e in lesion) > 0 and statistics["comparisons"] > 0

@@ -10,7 +10,7 @@ EXIT_OK, EXIT_MISMATCH = 0, 5
 def add_parser(sub) -> None:
     p = sub.add_parser("demo", help="run NETPET end to end on the built-in synthetic study")
     p.add_argument("--out", default="demo-output", help="output folder (default: ./demo-output)")
-    p.add_argument("--patients", type=int, default=3, help="synthetic patients (default 3)")
+    p.add_argument("--patients", type=int, default=5, help="synthetic patients (default 5: NET, TIO and a lesion-free work-up)")
     p.add_argument("--seed", type=int, default=1, help="random seed of the study (default 1)")
     p.set_defaults(func=run)
 
@@ -46,6 +46,13 @@ def run(args: argparse.Namespace) -> int:
         m = o["measured"]
         print(f"  {o['object']:26} {o['units']:5} bg {m['background_median']:.4f} hot {m['hot_max']:.4f} "
               f"cold {m['cold_min']:.4f}  {'ok' if o['ok'] else 'MISMATCH'}  [{o['reference_time_rule']}]")
+    from netpet.cli.stats import summary
+
+    st = result["statistics"]
+    print()
+    print("Study statistics (netpet stats: the study table against the reference standard, Wilson 95 % CI)")
+    print(summary({"accuracy": [{**e, "group_by": {}} for e in st["accuracy"]]}))
     print(f"\n{result['files']} DICOM files in {result['study']}; previews in {result['study']}/preview; "
-          f"report in {args.out}/demo-report.json")
+          f"checks in {args.out}/demo-report.json")
+    print(f"Study report: {st['report']}")
     return EXIT_OK if result["all_ok"] else EXIT_MISMATCH

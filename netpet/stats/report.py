@@ -305,6 +305,10 @@ def html_report(analysis: Analysis, made: List[Dict[str, str]], command: str = "
     ]))
     for warning in inputs["warnings"]:
         parts.append(f"<p class='note'>Note: {html.escape(warning)}</p>")
+    for group, patients in inputs.get("not_read", {}).items():
+        if patients:
+            parts.append(f"<p class='note'>Not read in {html.escape(group)} (no row in the study table, left out of "
+                         f"this group): {html.escape(', '.join(patients))}</p>")
     parts.append(
         "<h2>Methods</h2><p>Units: a patient is positive by the reference standard when any of its lesions is "
         "malignant and positive by a reader when any finding is called positive; a reference lesion without a finding "

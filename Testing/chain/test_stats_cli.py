@@ -1,0 +1,196 @@
+"""`netpet stats` end to end on the digital reference study's truth: JSON schema, files, figures,
+the self-contained report, causes kept across runs, and bad input."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+
+import pytest
+
+from netpet.cli.main import main
+
+SUVS = ("suv_max", "suv_peak", "suv_mean", "tl_ratio", "tb_ratio")
+
+
+def _reader_table(out, path, extra_patient="NETPET-900"):
+    """A study table as two readers would fill it from the truth: every avid lesion found; the call
+    is the truth's tumour/liver side; reader R2 (PET/CT DOTATATE only) also calls the lesions just
+    below the liver positive. Plus a lesion-free patient read without findings."""
+    with open(out / "truth" / "lesions.csv", newline="") as handle:
+        truth = list(csv.DictReader(handle))
+    rows = []
+    for t in truth:
+        if t["avid"] != "1":
+            continue  # not visible on this tracer: no finding, a negative call
+        ratio = float(t["tl_ratio_true"])
+        base = {"patient_id": t["patient_id"], "session_id": t["session_id"], "modality": t["modality"],
+                "tracer": t["tracer"], "lesion_id": t["lesion_id"], "region": t["region"],
+                "suv_max": float(t["suv_max_true"]), "suv_peak": 0.9 * float(t["suv_max_true"]),
+                "suv_mean": float(t["suv_mean_true"]), "tl_ratio": ratio,
+                "tb_ratio": float(t["suv_max_true"]) / max(float(t["background_suv"]), 0.1),
+                "segmentation_file": f"segmentations/{t['patient_id']}_{t['session_id']}.seg.nrrd"}
+        rows.append({**base, "reader": "R1", "call": "positive" if ratio > 1.0 else "negative"})
+        if t["modality"] == "PET/CT" and t["tracer"] == "dotatate":
+            rows.append({**base, "reader": "R2", "call": "positive" if ratio > 0.8 else "negative"})
+    sessions = {(t["patient_id"], t["session_id"], t["modality"], t["tracer"]) for t in truth}
+    sessions |= {(extra_patient, f"S-{m}-{tr}", m, tr) for m, tr in (("PET/CT", "dotatate"), ("PET/MR", "dotatate"),
+                                                                     ("PET/CT", "fdg"))}
+    for patient, session, modality, tracer in sorted(sessions):  # every session read (some without findings)
+        for reader in ("R1", "R2") if (modality, tracer) == ("PET/CT", "dotatate") else ("R1",):
+            rows.append({"patient_id": patient, "session_id": session, "modality": modality, "tracer": tracer,
+                         "reader": reader, "lesion_id": "", "call": ""})
+    columns = ["patient_id", "session_id", "modality", "tracer", "reader", "lesion_id", "region", "call", *SUVS,
+               "segmentation_file"]
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    return truth, rows
+
+
+def _reference(out, path, extra_patient="NETPET-900"):
+    text = (out / "reference_standard.csv").read_text()
+    path.write_text(text.rstrip("\n") + f"\n{extra_patient},,,0,follow-up\n")
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def stats_run(reference_study, tmp_path_factory):
+    out, summary = reference_study
+    folder = tmp_path_factory.mktemp("stats")
+    truth, rows = _reader_table(out, folder / "table.csv")
+    reference = _reference(out, folder / "reference.csv")
+    return folder, truth, rows, reference
+
+
+def test_json_schema_and_counts(stats_run, capsys):
+    folder, truth, rows, reference = stats_run
+    assert main(["stats", str(folder / "table.csv"), "--reference", reference, "--out", str(folder / "out"),
+                 "--json", "--bootstrap", "500"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    for key in ("accuracy", "comparisons", "roc", "roc_comparisons"):
+        assert result[key], key
+    for entry in result["accuracy"]:
+        assert {"level", "modality", "tracer", "reader", "tp", "fp", "fn", "tn"} <= set(entry)
+        for measure in ("sensitivity", "specificity", "ppv", "npv", "accuracy"):
+            assert set(entry[measure]) >= {"estimate", "ci_low", "ci_high", "method"}
+    for entry in result["comparisons"]:
+        assert {"level", "measure", "a", "b", "test", "statistic", "p_value", "difference", "ci_low", "ci_high"} <= set(entry)
+        assert set(entry["a"]) == {"modality", "tracer", "reader"}
+    for entry in result["roc"]:
+        assert {"level", "modality", "tracer", "variable", "auc", "ci_low", "ci_high", "youden_cutoff"} <= set(entry)
+    for entry in result["roc_comparisons"]:
+        assert {"level", "variable", "a", "b", "z", "p_value"} <= set(entry)
+    # lesion-level counts recomputed here from the truth and the table
+    lesion = {(e["modality"], e["tracer"], e["reader"]): e for e in result["accuracy"]
+              if e["level"] == "lesion" and not e["group_by"]}
+    reference_lesions = [t for t in truth if t["modality"] == "PET/CT" and t["tracer"] == "dotatate"]
+    calls = {(r["patient_id"], r["lesion_id"]): r["call"] for r in rows
+             if r["reader"] == "R1" and r["modality"] == "PET/CT" and r["tracer"] == "dotatate" and r["lesion_id"]}
+    expected = {"tp": 0, "fp": 0, "fn": 0, "tn": 0}
+    for t in reference_lesions:
+        positive = calls.get((t["patient_id"], t["lesion_id"])) == "positive"
+        malignant = t["malignant"] == "1"
+        expected[("tp" if positive else "fn") if malignant else ("fp" if positive else "tn")] += 1
+    assert {k: lesion[("PET/CT", "dotatate", "R1")][k] for k in expected} == expected
+    # the patient level has its lesion-free patient as a true negative
+    patient = next(e for e in result["accuracy"] if e["level"] == "patient" and e["modality"] == "PET/CT"
+                   and e["tracer"] == "dotatate" and e["reader"] == "R1")
+    assert patient["tn"] + patient["fp"] == 1 and patient["tp"] + patient["fn"] == 2
+    # clustered intervals at lesion level, R2 calls more lesions positive than R1, and kappa exists
+    assert lesion[("PET/CT", "dotatate", "R1")]["clustered"]["sensitivity"]["ci_low"] is not None
+    assert lesion[("PET/CT", "dotatate", "R2")]["tp"] >= lesion[("PET/CT", "dotatate", "R1")]["tp"]
+    assert {k["level"] for k in result["kappa"]} == {"patient", "lesion"}
+    # paired PET/MR vs PET/CT and DOTATATE vs FDG comparisons at every level
+    kinds = {(c["level"], c["a"]["modality"], c["b"]["modality"], c["a"]["tracer"], c["b"]["tracer"])
+             for c in result["comparisons"]}
+    for level in ("patient", "lesion", "region"):
+        assert (level, "PET/MR", "PET/CT", "dotatate", "dotatate") in kinds
+        assert (level, "PET/CT", "PET/CT", "dotatate", "fdg") in kinds
+    assert any(c["test"] == "mcnemar-clustered" and c["p_value"] is not None for c in result["comparisons"])
+    # the FDG PET/CT: malignant but FDG-negative lesions count as false negatives
+    fdg = lesion[("PET/CT", "fdg", "R1")]
+    assert fdg["fn"] >= sum(1 for t in truth if t["tracer"] == "fdg" and t["malignant"] == "1" and t["avid"] == "0")
+    # ROC of SUVmax on the same lesions: AUC in range, Youden cut-off between observed values
+    entry = next(e for e in result["roc"] if e["variable"] == "suv_max" and e["modality"] == "PET/CT"
+                 and e["tracer"] == "dotatate" and e["reader"] == "R1")
+    assert entry["auc"] is None or 0.0 <= entry["ci_low"] <= entry["auc"] <= entry["ci_high"] <= 1.0
+
+
+def test_outputs_figures_and_self_contained_report(stats_run, capsys):
+    folder, *_ , reference = stats_run
+    out = folder / "files"
+    assert main(["stats", str(folder / "table.csv"), "--reference", reference, "--out", str(out),
+                 "--ci", "clopper-pearson", "--bootstrap", "200"]) == 0
+    printed = capsys.readouterr().out
+    assert "sensitivity" in printed and "report.html" in printed
+    for name in ("accuracy.csv", "comparisons.csv", "roc.csv", "roc-comparisons.csv", "agreement.csv", "kappa.csv",
+                 "false-findings.csv", "causes.csv", "units-lesion.csv", "stats.json", "report.html"):
+        assert (out / name).stat().st_size > 0, name
+    with open(out / "accuracy.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert {r["sensitivity_method"] for r in rows if r["sensitivity_method"]} == {"clopper-pearson"}
+    figures = sorted(p.name for p in (out / "figures").iterdir())
+    for stem in ("forest_patient", "forest_lesion", "roc_suv_max"):
+        assert f"{stem}.png" in figures and f"{stem}.svg" in figures
+    assert any(name.startswith("bland_altman_suv_max_modality") for name in figures)
+    assert (out / "figures" / "roc_suv_max.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (out / "figures" / "roc_suv_max.svg").read_text().lstrip().startswith("<?xml")
+    page = (out / "report.html").read_text()
+    assert page.count("data:image/png;base64,") >= 4
+    assert not re.search(r"""(src|href)=['"]?(https?:|//|/|file:)""", page)  # nothing outside the file
+    for heading in ("Accuracy, patient level", "Accuracy, lesion level", "Accuracy, region level", "Paired comparisons",
+                    "ROC analysis", "Agreement of SUVs", "Inter-reader agreement", "False positives and false negatives"):
+        assert heading in page
+
+
+def test_causes_are_kept_and_tallied(stats_run, capsys):
+    folder, *_, reference = stats_run
+    out = folder / "causes"
+    args = ["stats", str(folder / "table.csv"), "--reference", reference, "--out", str(out), "--bootstrap", "0",
+            "--no-figures"]
+    assert main(args) == 0
+    path = out / "false-findings.csv"
+    with open(path, newline="") as handle:
+        reader = csv.DictReader(handle)
+        columns, rows = reader.fieldnames, list(reader)
+    assert rows and "cause" in columns
+    fp = [r for r in rows if r["kind"] == "false positive"]
+    fn = [r for r in rows if r["kind"] == "false negative"]
+    assert fn
+    for row in fn:
+        row["cause"] = "small lesion (partial volume)" if row["found"] == "yes" else "not avid on this tracer"
+    for row in fp:
+        row["cause"] = "physiological uptake"
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    assert main(args) == 0
+    with open(path, newline="") as handle:
+        again = list(csv.DictReader(handle))
+    assert [r["cause"] for r in again] == [r["cause"] for r in rows]
+    with open(out / "causes.csv", newline="") as handle:
+        tally = {(r["kind"], r["cause"]): int(r["count"]) for r in csv.DictReader(handle)}
+    assert sum(tally.values()) == len(rows) and ("false positive", "(not given yet)") not in tally
+    assert "not avid on this tracer" in (out / "report.html").read_text()
+    capsys.readouterr()
+
+
+def test_bad_input_exit_codes(stats_run, tmp_path, capsys):
+    folder, *_, reference = stats_run
+    bad = tmp_path / "table.csv"
+    bad.write_text("patient_id,session_id,modality,tracer,reader,lesion_id,call\n"
+                   "NETPET-001,S1,PET/CT,dotatate,R1,L99,positive\n")
+    assert main(["stats", str(bad), "--reference", reference, "--out", str(tmp_path / "o")]) == 3
+    assert "table.csv line 2: unknown id: lesion L99 of patient NETPET-001" in capsys.readouterr().err
+    assert main(["stats", str(folder / "table.csv"), "--reference", str(tmp_path / "none.csv"),
+                 "--out", str(tmp_path / "o")]) == 3
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["stats", str(folder / "table.csv"), "--reference", reference, "--out", str(tmp_path / "o"),
+                 "--ci", "wald"]) == 2
+    assert main(["stats", str(folder / "table.csv"), "--reference", reference, "--out", str(tmp_path / "o"),
+                 "--group-by", "site"]) == 3
+    assert "has a column 'site'" in capsys.readouterr().err
