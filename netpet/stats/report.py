@@ -170,7 +170,7 @@ def figures(analysis: Analysis, folder: str, band_replicates: int = 300, seed: i
         note = f"{result['options']['ci']} {int(100 * result['options']['level'])} % CI"
         if level != "patient":
             note += "; orange: cluster bootstrap CI"
-        fig.suptitle(note, fontsize=8, y=0.01, va="bottom")
+        fig.suptitle(note, fontsize=8)
         made.append({"title": f"Forest plot, {level} level", **_save(fig, folder, f"forest_{level}")})
         plt.close(fig)
     # ROC per variable, a curve per group with its band
