@@ -264,6 +264,18 @@ def index_tree(root: str, jobs: Optional[int] = None, progress: Optional[Progres
     return index
 
 
+def index_files(paths: Sequence[str], jobs: Optional[int] = 1) -> StudyIndex:
+    """Index a given list of files (as Slicer's DICOM browser hands them to a plugin)."""
+    paths = [os.path.abspath(p) for p in paths]
+    missing = [p for p in paths if not os.path.isfile(p)]
+    if missing:
+        raise DicomInputError(f"{missing[0]} does not exist ({len(missing)} of {len(paths)} files missing).")
+    jobs = 1 if jobs is None or len(paths) < PARALLEL_MIN_FILES else max(1, jobs)
+    summaries = files.parallel_map(_summaries, paths, jobs, _CHUNK, lambda count: None)
+    root = os.path.commonpath(paths) if paths else ""
+    return _group(root, paths, summaries)
+
+
 def _group(root: str, paths: Sequence[str], summaries: Sequence[Optional[Dict[str, Any]]]) -> StudyIndex:
     skipped: Dict[str, int] = {}
     by_series: Dict[tuple, List[Dict[str, Any]]] = {}

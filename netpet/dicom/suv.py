@@ -913,3 +913,37 @@ def compute_suv_factors(header: PetHeader, suv_type: str = "bw",
     else:
         p.factor_per_frame = [float(v) for v in factors]
     return factors, p
+
+
+def describe_provenance(p: Dict[str, Any], output: Optional[str] = None) -> str:
+    """The provenance record as text: one line per input value with its source, then rules and warnings."""
+    lines = [
+        f"SUV{p['suv_type']} ({p['output_unit']})" + (f" written to {output}" if output else ""),
+        f"series    {p['series']}",
+        f"tracer    {(p.get('tracer') or {}).get('label')}  {p.get('hybrid') or ''}".rstrip(),
+        f"units     {p['units']} ({p['units_source']})" + (f", stored SUV type {p['stored_suv_type']}" if p.get('stored_suv_type') else ""),
+    ]
+    if p.get("decay_correction"):
+        lines.append(f"decay     {p['decay_correction']}; reference {p.get('reference_time')} [{p.get('reference_time_rule')}]")
+    if p.get("injection_time"):
+        lines.append(f"injection {p['injection_time']} [{p.get('injection_time_rule')}], uptake {p.get('uptake_time_s', 0) / 60:.1f} min")
+    if p.get("dose_bq"):
+        lines.append(f"dose      {p['dose_bq'] / 1e6:.2f} MBq [{p['dose_source']}]")
+    if p.get("half_life_s"):
+        lines.append(f"half-life {p['half_life_s']:g} s [{p['half_life_source']}]")
+    if p.get("weight_kg"):
+        lines.append(f"weight    {p['weight_kg']:g} kg [{p['weight_source']}]")
+    if p.get("height_m"):
+        lines.append(f"height    {p['height_m']:g} m [{p['height_source']}]")
+    if p.get("sex"):
+        lines.append(f"sex       {p['sex']} [{p['sex_source']}]")
+    if p.get("factor") is not None:
+        lines.append(f"factor    {p['factor']:.8g} SUV per {p['units']} unit")
+    elif p.get("factor_per_frame"):
+        values = p["factor_per_frame"]
+        lines.append(f"factor    per frame, {min(values):.8g} .. {max(values):.8g}")
+    for rule in p.get("rules", []):
+        lines.append(f"rule      {rule}")
+    for warning in p.get("warnings", []):
+        lines.append(f"WARNING   {warning}")
+    return "\n".join(lines)
