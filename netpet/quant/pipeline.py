@@ -151,14 +151,6 @@ def quantify(session: Session, requests: Sequence[LesionRequest], reader: str,
     options = options or SegmentOptions()
     volume = session.volume
     liver = references.liver_reference(volume, liver_ras)
-    spleen = None
-    if session.tracer == "dotatate":
-        try:
-            spleen = references.spleen_reference(volume, spleen_ras)
-        except QuantError:
-            spleen = None
-    model = classifier if classifier is not None else LiverThresholdClassifier().fit(
-        {"suv_max": [1.0], "liver_suv_mean": [1.0]})
     seeds = [r.seed_ras for r in requests]
     lesions: Dict[str, LesionMask] = {}
     errors: Dict[str, str] = {}
@@ -170,35 +162,66 @@ def quantify(session: Session, requests: Sequence[LesionRequest], reader: str,
             if not skip_failed:
                 raise
             errors[request.lesion_id] = str(exc)
-    requests = [r for r in requests if r.lesion_id in lesions]
+    result = quantify_lesions(session, lesions, reader, liver=liver, spleen_ras=spleen_ras, classifier=classifier,
+                              segmentation_file=segmentation_file,
+                              requests={r.lesion_id: r for r in requests if r.lesion_id in lesions})
+    result.errors = errors
+    return result
+
+
+def quantify_lesions(session: Session, lesions: Dict[str, LesionMask], reader: str,
+                     liver_ras: Optional[Sequence[float]] = None, spleen_ras: Optional[Sequence[float]] = None,
+                     classifier: Optional[LiverThresholdClassifier] = None, segmentation_file: str = "",
+                     requests: Optional[Dict[str, LesionRequest]] = None,
+                     liver: Optional[ReferenceStats] = None) -> QuantResult:
+    """Measure and classify lesions already segmented (by :func:`quantify`, or edited by a reader in
+    Slicer's Segment Editor): references, measurements, call and Krenning score, one table row each.
+
+    ``requests`` gives each lesion's seed, region and background point where known.
+    """
+    volume = session.volume
+    requests = requests or {}
+    liver = liver or references.liver_reference(volume, liver_ras)
+    spleen = None
+    if session.tracer == "dotatate":
+        try:
+            spleen = references.spleen_reference(volume, spleen_ras)
+        except QuantError:
+            spleen = None
+    model = classifier if classifier is not None else LiverThresholdClassifier().fit(
+        {"suv_max": [1.0], "liver_suv_mean": [1.0]})
     rows, calls = [], {}
     now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
-    for request in requests:
-        lesion = lesions[request.lesion_id]
-        others = [m for k, m in lesions.items() if k != request.lesion_id]
+    for lesion_id, lesion in lesions.items():
+        request = requests.get(lesion_id)
+        others = [m for k, m in lesions.items() if k != lesion_id]
         try:
-            background = (references.background_point(volume, request.background_ras) if request.background_ras
+            background = (references.background_point(volume, request.background_ras)
+                          if request is not None and request.background_ras
                           else references.background_shell(volume, lesion, others=others))
         except QuantError:
             background = None
         values = measure(volume, lesion, liver, background, spleen)
         call = "positive" if int(model.predict({model.statistic: [values[model.statistic]],
                                                  model.reference: [values[model.reference]]})[0]) else "negative"
-        calls[request.lesion_id] = call
+        calls[lesion_id] = call
         krenning = krenning_score(values["suv_max"], liver.mean, spleen.mean if spleen else None,
                                   background.mean if background else None) if session.tracer == "dotatate" else ""
+        seed = request.seed_ras if request is not None else (values["suv_peak_center_r"], values["suv_peak_center_a"],
+                                                              values["suv_peak_center_s"])
         row = {
             "patient_id": session.patient_id, "session_id": session.session_id, "modality": session.modality,
-            "tracer": session.tracer, "reader": reader, "lesion_id": request.lesion_id, "region": request.region,
+            "tracer": session.tracer, "reader": reader, "lesion_id": lesion_id,
+            "region": request.region if request is not None else "",
             **{k: v for k, v in values.items()}, "krenning": krenning, "call": call,
             "segmentation_file": segmentation_file, "suv_type": session.suv_type, "method": lesion.method,
             "liver_center_r": liver.center_ras[0], "liver_center_a": liver.center_ras[1],
-            "liver_center_s": liver.center_ras[2], "seed_r": request.seed_ras[0], "seed_a": request.seed_ras[1],
-            "seed_s": request.seed_ras[2], "series_uid": session.series_uid, "netpet_version": __version__,
+            "liver_center_s": liver.center_ras[2], "seed_r": seed[0], "seed_a": seed[1],
+            "seed_s": seed[2], "series_uid": session.series_uid, "netpet_version": __version__,
             "updated": now, **_provenance_columns(session.provenance),
         }
         rows.append(row)
-    return QuantResult(rows, lesions, calls, liver, spleen, errors)
+    return QuantResult(rows, dict(lesions), calls, liver, spleen, {})
 
 
 def session_row(session: Session, reader: str, liver_ras: Optional[Sequence[float]] = None) -> Dict[str, Any]:

@@ -331,6 +331,30 @@ def _peak_mask(shape, peak) -> np.ndarray:
     return mask
 
 
+def lesion_from_mask(volume: SUVVolume, mask: np.ndarray, method: str = "edited") -> LesionMask:
+    """A lesion from a full-size boolean mask (a segment drawn or edited by a reader).
+
+    Raises
+    ------
+    QuantError
+        An empty mask, or one whose shape differs from the volume's.
+    """
+    mask = np.asarray(mask, dtype=bool)
+    if mask.shape != volume.shape:
+        raise QuantError(f"The mask has shape {mask.shape} but {volume.name} has {volume.shape}; resample it to the "
+                         "PET geometry first.")
+    found = ndimage.find_objects(mask.astype(np.uint8))
+    if not found or found[0] is None:
+        raise QuantError("The segment is empty: paint or segment the lesion first.")
+    box = found[0]
+    local = mask[box]
+    values = np.where(local, volume.values[box], -np.inf)
+    peak_local = np.unravel_index(int(np.argmax(values)), local.shape)
+    peak = tuple(int(p + s.start) for p, s in zip(peak_local, box))
+    inside = volume.values[box][local]
+    return LesionMask(box, local.copy(), peak, float(inside.max()), float(inside.min()), method)
+
+
 def segment_seeds(volume: SUVVolume, seeds_ras: Sequence[Sequence[float]], options: Optional[SegmentOptions] = None,
                   liver: Optional[ReferenceStats] = None, split_ras: Sequence[Sequence[float]] = ()) -> List[LesionMask]:
     """Segment several lesions; each seed competes with the others (and with ``split_ras``)."""
