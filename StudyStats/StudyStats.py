@@ -1,0 +1,314 @@
+"""StudyStats: the study's diagnostic accuracy inside Slicer, as tables, plots and the HTML report.
+
+Module / ParameterNode / Widget / Logic / Test in one file. The Logic runs ``netpet.stats`` on
+the study table and the reference standard and turns the results into table nodes (accuracy,
+comparisons, ROC, agreement, false findings) and plot chart nodes (ROC curves, Bland-Altman);
+the Widget shows them and opens the report.
+"""
+
+import os
+from typing import Annotated
+
+import numpy as np
+
+import slicer
+from slicer.i18n import tr as _
+from slicer.i18n import translate
+from slicer.parameterNodeWrapper import Choice, parameterNodeWrapper
+from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoadableModuleLogic,
+                                           ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
+from slicer.util import VTKObservationMixin
+
+from NETPETLib import nodes
+
+CI_METHODS = ("wilson", "clopper-pearson", "agresti-coull", "jeffreys")
+GROUP_COLORS = ((0.12, 0.47, 0.71), (1.0, 0.5, 0.05), (0.17, 0.63, 0.17), (0.84, 0.15, 0.16), (0.58, 0.4, 0.74),
+                (0.55, 0.34, 0.29))
+ACCURACY_COLUMNS = ("level", "modality", "tracer", "reader", "group_by", "n_units", "tp", "fp", "fn", "tn")
+MEASURES = ("sensitivity", "specificity", "ppv", "npv", "accuracy", "lr_pos", "lr_neg")
+
+
+#
+# StudyStats
+#
+
+class StudyStats(ScriptedLoadableModule):
+    def __init__(self, parent):
+        ScriptedLoadableModule.__init__(self, parent)
+        self.parent.title = _("Study Stats")
+        self.parent.categories = [translate("qSlicerAbstractCoreModule", "Nuclear Medicine")]
+        self.parent.dependencies = ["NETPETReader"]
+        self.parent.contributors = ["NETPET developers"]
+        self.parent.helpText = _(
+            "Sensitivity, specificity, PPV and NPV with confidence intervals per patient, lesion and region, by "
+            "modality, tracer and reader (and any grouping column); paired McNemar and DeLong comparisons of PET/MR "
+            "vs PET/CT and DOTATATE vs FDG; ROC, SUV agreement and Cohen's kappa; false positives and negatives with "
+            "their causes; a self-contained HTML report.")
+        self.parent.acknowledgementText = _("Please cite NETPET; the statistics are tested against DTComPair, epiR, "
+                                            "pROC and statsmodels.")
+
+
+#
+# Parameter node
+#
+
+@parameterNodeWrapper
+class StudyStatsParameterNode:
+    """
+    studyTablePath - the study table (.csv or .sqlite)
+    referencePath - the reference standard (.csv)
+    outputFolder - where the CSV tables, figures and report.html go
+    ciMethod - interval of proportions
+    groupBy - comma-separated extra grouping columns (e.g. indication, region)
+    bootstrap - cluster-bootstrap replicates (0 for none)
+    accuracyTable - the accuracy table node
+    comparisonsTable - the paired comparisons table node
+    """
+
+    studyTablePath: str = ""
+    referencePath: str = ""
+    outputFolder: str = ""
+    ciMethod: Annotated[str, Choice(list(CI_METHODS))] = "wilson"
+    groupBy: str = ""
+    bootstrap: int = 2000
+    accuracyTable: slicer.vtkMRMLTableNode
+    comparisonsTable: slicer.vtkMRMLTableNode
+
+
+#
+# Widget
+#
+
+class StudyStatsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
+    def __init__(self, parent=None):
+        ScriptedLoadableModuleWidget.__init__(self, parent)
+        VTKObservationMixin.__init__(self)
+        self.logic = None
+        self._parameterNode = None
+        self._parameterNodeGuiTag = None
+        self._result = None
+
+    def setup(self):
+        ScriptedLoadableModuleWidget.setup(self)
+        uiWidget = slicer.util.loadUI(self.resourcePath("UI/StudyStats.ui"))
+        self.layout.addWidget(uiWidget)
+        self.ui = slicer.util.childWidgetVariables(uiWidget)
+        uiWidget.setMRMLScene(slicer.mrmlScene)
+        self.logic = StudyStatsLogic()
+        self.ui.ciComboBox.clear()
+        self.ui.ciComboBox.addItems(list(CI_METHODS))
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+        self.ui.runButton.connect("clicked(bool)", self.onRunButton)
+        self.ui.reportButton.connect("clicked(bool)", self.onReportButton)
+        self.initializeParameterNode()
+
+    def cleanup(self):
+        self.removeObservers()
+
+    def enter(self):
+        self.initializeParameterNode()
+
+    def exit(self):
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self._parameterNodeGuiTag = None
+
+    def onSceneStartClose(self, caller, event):
+        self.setParameterNode(None)
+
+    def onSceneEndClose(self, caller, event):
+        if self.parent.isEntered:
+            self.initializeParameterNode()
+
+    def initializeParameterNode(self):
+        self.setParameterNode(self.logic.getParameterNode())
+
+    def setParameterNode(self, inputParameterNode):
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+        self._parameterNode = inputParameterNode
+        if self._parameterNode:
+            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
+
+    def onRunButton(self):
+        from NETPETLib.progress import progressDialog
+
+        with slicer.util.tryWithErrorDisplay(_("The statistics could not be computed."), waitCursor=True):
+            p = self._parameterNode
+            with progressDialog(_("Computing the study statistics")) as progress:
+                self._result = self.logic.run(p.studyTablePath, p.referencePath, p.outputFolder, p.ciMethod,
+                                              [c.strip() for c in p.groupBy.split(",") if c.strip()], p.bootstrap,
+                                              progress=progress)
+            p.accuracyTable = self._result["tables"]["accuracy"]
+            p.comparisonsTable = self._result["tables"]["comparisons"]
+            slicer.app.layoutManager().setLayout(slicer.vtkMRMLLayoutNode.SlicerLayoutFourUpPlotTableView)
+            slicer.app.applicationLogic().GetSelectionNode().SetActiveTableID(p.accuracyTable.GetID())
+            slicer.app.applicationLogic().PropagateTableSelection()
+            chart = self._result["charts"].get("roc_suv_max")
+            if chart is not None:
+                slicer.modules.plots.logic().ShowChartInLayout(chart)
+            self.ui.statusLabel.text = _("Report: ") + self._result["report"]
+
+    def onReportButton(self):
+        import qt
+
+        with slicer.util.tryWithErrorDisplay(_("Cannot open the report."), waitCursor=False):
+            if not self._result:
+                raise ValueError(_("Compute the statistics first."))
+            qt.QDesktopServices.openUrl(qt.QUrl.fromLocalFile(self._result["report"]))
+
+
+#
+# Logic
+#
+
+class StudyStatsLogic(ScriptedLoadableModuleLogic):
+    """netpet.stats as MRML table and plot nodes. No dialogs."""
+
+    def __init__(self):
+        ScriptedLoadableModuleLogic.__init__(self)
+
+    def getParameterNode(self):
+        return StudyStatsParameterNode(super().getParameterNode())
+
+    def run(self, studyTablePath, referencePath, outputFolder, ciMethod="wilson", groupBy=(), bootstrap=2000,
+            seed=1, progress=None, figures=True):
+        """Compute everything, write the outputs (CSV, figures, report.html) and build the nodes.
+
+        Returns {"result": the JSON-ready result, "report": path, "tables": {...}, "charts": {...}}.
+        """
+        from netpet.stats import StatsOptions, analyse, load_study, write_outputs
+        from netpet.stats.report import read_causes
+
+        if not outputFolder:
+            outputFolder = os.path.join(os.path.dirname(os.path.abspath(studyTablePath)), "statistics")
+        study = load_study(studyTablePath, referencePath, list(groupBy))
+        causes = read_causes(os.path.join(outputFolder, "false-findings.csv"))
+        options = StatsOptions(ci=ciMethod, bootstrap=bootstrap, seed=seed, group_by=list(groupBy), causes=causes)
+        analysis = analyse(study, options, progress=progress)
+        written = write_outputs(analysis, outputFolder, "StudyStats (3D Slicer)", previous_causes=causes,
+                                figures_too=figures)
+        result = analysis.result
+        tables = {
+            "accuracy": self.accuracyTableNode(result),
+            "comparisons": self.comparisonsTableNode(result),
+            "roc": nodes.tableNodeFromRows(result["roc"], ["level", "modality", "tracer", "reader", "variable",
+                                                           "n_cases", "n_controls", "auc", "ci_low", "ci_high",
+                                                           "youden_cutoff", "youden_sensitivity", "youden_specificity"],
+                                           "StudyStats ROC", numeric={"auc", "ci_low", "ci_high", "youden_cutoff",
+                                                                      "youden_sensitivity", "youden_specificity"}),
+            "false_findings": nodes.tableNodeFromRows(result["false_findings"], name="StudyStats false findings"),
+        }
+        charts = {}
+        for variable in ("suv_max", "tl_ratio"):
+            chart = self.rocChart(analysis, variable)
+            if chart is not None:
+                charts[f"roc_{variable}"] = chart
+        for key, chart in self.blandAltmanCharts(analysis).items():
+            charts[key] = chart
+        return {"result": result, "report": written["report.html"], "folder": outputFolder, "tables": tables,
+                "charts": charts}
+
+    @staticmethod
+    def accuracyTableNode(result, tableNode=None):
+        """One row per level and group; each measure as estimate with its interval (and the method)."""
+        rows = []
+        for entry in result["accuracy"]:
+            row = {k: entry.get(k) for k in ACCURACY_COLUMNS}
+            row["group_by"] = " ".join(f"{k}={v}" for k, v in (entry.get("group_by") or {}).items())
+            for measure in MEASURES:
+                m = entry[measure]
+                row[measure] = m["estimate"]
+                row[f"{measure}_ci_low"] = m["ci_low"]
+                row[f"{measure}_ci_high"] = m["ci_high"]
+            clustered = (entry.get("clustered") or {}).get("sensitivity") or {}
+            row["sensitivity_cluster_ci_low"] = clustered.get("ci_low")
+            row["sensitivity_cluster_ci_high"] = clustered.get("ci_high")
+            row["reason"] = entry.get("reason", "")
+            rows.append(row)
+        numeric = {c for c in (rows[0] if rows else {}) if c not in ("level", "modality", "tracer", "reader",
+                                                                     "group_by", "reason")}
+        return nodes.tableNodeFromRows(rows, name="StudyStats accuracy", tableNode=tableNode, numeric=numeric)
+
+    @staticmethod
+    def comparisonsTableNode(result, tableNode=None):
+        rows = []
+        for c in result["comparisons"]:
+            rows.append({"level": c["level"], "measure": c["measure"], "test": c["test"],
+                         "a": " ".join(c["a"].values()), "b": " ".join(c["b"].values()), "n": c["n"],
+                         "estimate_a": c.get("estimate_a"), "estimate_b": c.get("estimate_b"),
+                         "difference": c.get("difference"), "ci_low": c.get("ci_low"), "ci_high": c.get("ci_high"),
+                         "statistic": c.get("statistic"), "p_value": c.get("p_value"), "reason": c.get("reason", "")})
+        return nodes.tableNodeFromRows(rows, name="StudyStats comparisons", tableNode=tableNode,
+                                       numeric={"n", "estimate_a", "estimate_b", "difference", "ci_low", "ci_high",
+                                                "statistic", "p_value"})
+
+    @staticmethod
+    def rocChart(analysis, variable):
+        """A line chart of the ROC curves of one variable, a series per group (1 - specificity vs sensitivity)."""
+        from netpet.stats import roc
+
+        series = []
+        for number, ((group, name), (scores, truth)) in enumerate(sorted(analysis.roc_curves.items())):
+            if name != variable:
+                continue
+            curve = roc.roc_curve(scores, truth)
+            fpr = np.concatenate([[0.0], (1.0 - curve["specificity"])[::-1]])
+            tpr = np.concatenate([[0.0], curve["sensitivity"][::-1]])
+            label = " ".join(group)
+            table = nodes.tableNodeFromRows([{"fpr": x, "tpr": y} for x, y in zip(fpr, tpr)], ["fpr", "tpr"],
+                                            f"ROC {variable} {label}", numeric={"fpr", "tpr"})
+            series.append((f"{label}", table, "fpr", "tpr", GROUP_COLORS[number % len(GROUP_COLORS)]))
+        if not series:
+            return None
+        return nodes.plotChart(f"ROC of {variable}", series, "1 - specificity", "Sensitivity", kind="line")
+
+    @staticmethod
+    def blandAltmanCharts(analysis):
+        """Scatter charts of the difference against the mean of SUVmax, per modality/reader pair."""
+        charts = {}
+        for (key, a, b, variable), both in analysis.agreement_pairs.items():
+            if variable != "suv_max" or len(both) < 2:
+                continue
+            x, y = both[f"{variable}_a"].to_numpy(float), both[f"{variable}_b"].to_numpy(float)
+            rows = [{"mean": (u + v) / 2.0, "difference": u - v, "region": r}
+                    for u, v, r in zip(x, y, both["region"])]
+            label = f"{' '.join(a)} vs {' '.join(b)}"
+            table = nodes.tableNodeFromRows(rows, ["mean", "difference", "region"], f"Bland-Altman {label}",
+                                            numeric={"mean", "difference"})
+            charts[f"bland_altman_{key}_{'_'.join(a)}"] = nodes.plotChart(
+                f"Bland-Altman SUVmax, {label}", [(label, table, "mean", "difference", GROUP_COLORS[0])],
+                "mean SUVmax", "difference SUVmax", kind="scatter")
+        return charts
+
+
+#
+# Test (inside Slicer; headless Logic tests are in Testing/slicer)
+#
+
+class StudyStatsTest(ScriptedLoadableModuleTest):
+    def setUp(self):
+        slicer.mrmlScene.Clear()
+
+    def runTest(self):
+        self.setUp()
+        self.test_statistics_of_a_small_study()
+
+    def test_statistics_of_a_small_study(self):
+        import tempfile
+
+        folder = tempfile.mkdtemp()
+        reference = os.path.join(folder, "reference.csv")
+        with open(reference, "w") as handle:
+            handle.write("patient_id,lesion_id,region,truth,standard\nP1,L1,liver,1,histology\nP2,L1,bone,0,follow-up\n"
+                         "P3,,,0,follow-up\n")
+        table = os.path.join(folder, "study.csv")
+        with open(table, "w") as handle:
+            handle.write("patient_id,session_id,modality,tracer,reader,lesion_id,call,suv_max\n"
+                         "P1,S1,PET/CT,dotatate,R1,L1,positive,12\nP2,S1,PET/CT,dotatate,R1,L1,negative,4\n"
+                         "P3,S1,PET/CT,dotatate,R1,,,\n")
+        out = StudyStatsLogic().run(table, reference, os.path.join(folder, "out"), bootstrap=100)
+        self.assertTrue(os.path.exists(out["report"]))
+        self.assertEqual(out["tables"]["accuracy"].GetNumberOfRows(), 3)
+        self.delayDisplay("Test passed")
