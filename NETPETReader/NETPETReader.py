@@ -9,6 +9,7 @@ Slicer's DICOM browser through the same Logic.
 import json
 import logging
 import os
+import pathlib
 from typing import Annotated
 
 
@@ -75,7 +76,7 @@ class NETPETReaderParameterNode:
     fusionOpacity - PET opacity over CT/MR
     """
 
-    folder: str = ""
+    folder: pathlib.Path
     suvType: Annotated[str, Choice(list(SUV_TYPES))] = "bw"
     petSeriesUID: str = ""
     suvWindowMax: float = 10.0
@@ -102,8 +103,6 @@ class NETPETReaderWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui = slicer.util.childWidgetVariables(uiWidget)
         uiWidget.setMRMLScene(slicer.mrmlScene)
         self.logic = NETPETReaderLogic()
-        self.ui.suvTypeComboBox.clear()
-        self.ui.suvTypeComboBox.addItems(list(SUV_TYPES))
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
         self.ui.indexButton.connect("clicked(bool)", self.onIndexButton)
@@ -164,8 +163,7 @@ class NETPETReaderWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         from NETPETLib.progress import progressDialog
 
         with slicer.util.tryWithErrorDisplay(_("Indexing the folder failed."), waitCursor=True):
-            folder = self.ui.folderButton.directory
-            self._parameterNode.folder = folder
+            folder = str(self._parameterNode.folder)
             with progressDialog(_("Indexing DICOM")) as progress:
                 self._index = self.logic.indexFolder(folder, progress=progress)
             sessions = self.logic.sessions(self._index)

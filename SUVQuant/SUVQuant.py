@@ -9,6 +9,7 @@ SegmentStatistics plugin with DICOM-coded SUV measurements (SUVQuantLib/SegmentS
 import json
 import logging
 import os
+import pathlib
 from typing import Annotated
 
 import numpy as np
@@ -100,7 +101,7 @@ class SUVQuantParameterNode:
     resultsTable: slicer.vtkMRMLTableNode
     method: Annotated[str, Choice(list(METHODS))] = "adaptive"
     reader: str = "reader1"
-    studyTablePath: str = ""
+    studyTablePath: pathlib.Path
     dicomSeg: bool = False
 
 
@@ -124,8 +125,9 @@ class SUVQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui = slicer.util.childWidgetVariables(uiWidget)
         uiWidget.setMRMLScene(slicer.mrmlScene)
         self.logic = SUVQuantLogic()
-        self.ui.methodComboBox.clear()
-        self.ui.methodComboBox.addItems(list(METHODS))
+        self.ui.lesionPointsSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.ui.lesionPlaceWidget.setCurrentNode)
+        self.ui.resultsTableSelector.connect("currentNodeChanged(vtkMRMLNode*)",
+                                             self.ui.resultsTableView.setMRMLTableNode)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
         self.ui.segmentButton.connect("clicked(bool)", self.onSegmentButton)
@@ -218,7 +220,7 @@ class SUVQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             p = self._parameterNode
             if not self._rows:
                 self.onMeasureButton()
-            summary = self.logic.exportToStudyTable(self._rows, p.studyTablePath, p.petVolume, p.segmentation,
+            summary = self.logic.exportToStudyTable(self._rows, _path(p.studyTablePath), p.petVolume, p.segmentation,
                                                     reader=p.reader, dicomSeg=p.dicomSeg)
             self.ui.statusLabel.text = _("{inserted} new and {updated} updated rows in {path}").format(**summary)
 
@@ -226,9 +228,16 @@ class SUVQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         with slicer.util.tryWithErrorDisplay(_("Review failed."), waitCursor=True):
             p = self._parameterNode
             row = self.ui.reviewRowSpinBox.value
-            pet, segmentation, centroid = self.logic.review(p.studyTablePath, row, self.ui.dicomFolderButton.directory)
+            pet, segmentation, centroid = self.logic.review(_path(p.studyTablePath), row,
+                                                            self.ui.dicomFolderButton.directory)
             p.petVolume, p.segmentation = pet, segmentation
             slicer.util.setSliceViewerLayers(foreground=pet, foregroundOpacity=0.5)
+
+
+def _path(value):
+    """A path parameter as text ('' when unset: pathlib turns '' into '.')."""
+    text = str(value) if value is not None else ""
+    return "" if text in ("", ".") else text
 
 
 #

@@ -7,6 +7,7 @@ the Widget shows them and opens the report.
 """
 
 import os
+import pathlib
 from typing import Annotated
 
 import numpy as np
@@ -65,9 +66,9 @@ class StudyStatsParameterNode:
     comparisonsTable - the paired comparisons table node
     """
 
-    studyTablePath: str = ""
-    referencePath: str = ""
-    outputFolder: str = ""
+    studyTablePath: pathlib.Path
+    referencePath: pathlib.Path
+    outputFolder: pathlib.Path
     ciMethod: Annotated[str, Choice(list(CI_METHODS))] = "wilson"
     groupBy: str = ""
     bootstrap: int = 2000
@@ -95,8 +96,6 @@ class StudyStatsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui = slicer.util.childWidgetVariables(uiWidget)
         uiWidget.setMRMLScene(slicer.mrmlScene)
         self.logic = StudyStatsLogic()
-        self.ui.ciComboBox.clear()
-        self.ui.ciComboBox.addItems(list(CI_METHODS))
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
         self.ui.runButton.connect("clicked(bool)", self.onRunButton)
@@ -137,7 +136,8 @@ class StudyStatsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         with slicer.util.tryWithErrorDisplay(_("The statistics could not be computed."), waitCursor=True):
             p = self._parameterNode
             with progressDialog(_("Computing the study statistics")) as progress:
-                self._result = self.logic.run(p.studyTablePath, p.referencePath, p.outputFolder, p.ciMethod,
+                self._result = self.logic.run(_path(p.studyTablePath), _path(p.referencePath), _path(p.outputFolder),
+                                              p.ciMethod,
                                               [c.strip() for c in p.groupBy.split(",") if c.strip()], p.bootstrap,
                                               progress=progress)
             p.accuracyTable = self._result["tables"]["accuracy"]
@@ -157,6 +157,12 @@ class StudyStatsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             if not self._result:
                 raise ValueError(_("Compute the statistics first."))
             qt.QDesktopServices.openUrl(qt.QUrl.fromLocalFile(self._result["report"]))
+
+
+def _path(value):
+    """A path parameter as text ('' when unset: pathlib turns '' into '.')."""
+    text = str(value) if value is not None else ""
+    return "" if text in ("", ".") else text
 
 
 #
