@@ -193,6 +193,10 @@ class SUVQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def onSegmentButton(self):
         with slicer.util.tryWithErrorDisplay(_("Segmentation failed."), waitCursor=True):
+            from NETPETLib import dependencies
+
+            if not dependencies.ensureInstalled():
+                return
             p = self._parameterNode
             seeds = self.logic.seedsFromMarkups(p.lesionPoints)
             result = self.logic.segmentLesions(p.petVolume, seeds, p.segmentation, p.method, liverRAS=self._liverRAS(),

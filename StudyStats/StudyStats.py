@@ -134,6 +134,10 @@ class StudyStatsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         from NETPETLib.progress import progressDialog
 
         with slicer.util.tryWithErrorDisplay(_("The statistics could not be computed."), waitCursor=True):
+            from NETPETLib import dependencies
+
+            if not dependencies.ensureInstalled():
+                return
             p = self._parameterNode
             with progressDialog(_("Computing the study statistics")) as progress:
                 self._result = self.logic.run(_path(p.studyTablePath), _path(p.referencePath), _path(p.outputFolder),

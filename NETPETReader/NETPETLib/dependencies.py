@@ -44,3 +44,17 @@ def install(requirementList):
 
     if requirementList:
         slicer.util.pip_install(" ".join(f'"{r}"' if " " in r else r for r in requirementList))
+
+
+def ensureInstalled():
+    """Widget side: when packages are missing, ask the user and install them; False if declined."""
+    import slicer
+
+    needed = missing()
+    if not needed:
+        return True
+    if not slicer.util.confirmOkCancelDisplay(
+            "NETPET needs these Python packages in Slicer's Python: " + ", ".join(needed) + ". Install them now?"):
+        return False
+    install(needed)
+    return not missing()

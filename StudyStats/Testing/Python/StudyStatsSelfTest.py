@@ -45,3 +45,8 @@ class StudyStatsSelfTest(unittest.TestCase):
 
 def runTest():
     unittest.main(module=__name__, exit=False)
+
+
+if __name__ == "__main__":  # Slicer --python-script <this file>
+    outcome = unittest.main(module=__name__, exit=False).result
+    slicer.util.exit(0 if outcome.wasSuccessful() else 1)
