@@ -160,9 +160,12 @@ class NETPETReaderWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def onIndexButton(self):
         import qt
 
+        from NETPETLib import dependencies
         from NETPETLib.progress import progressDialog
 
         with slicer.util.tryWithErrorDisplay(_("Indexing the folder failed."), waitCursor=True):
+            if not dependencies.ensureInstalled():
+                return
             folder = str(self._parameterNode.folder)
             with progressDialog(_("Indexing DICOM")) as progress:
                 self._index = self.logic.indexFolder(folder, progress=progress)
@@ -183,20 +186,22 @@ class NETPETReaderWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def onSessionSelected(self):
         import qt
 
-        items = self.ui.sessionTable.selectedItems()
-        if items:
-            self._parameterNode.petSeriesUID = items[0].data(qt.Qt.UserRole)
-        self.ui.loadButton.enabled = bool(items)
+        with slicer.util.tryWithErrorDisplay(_("Selecting the session failed."), waitCursor=False):
+            items = self.ui.sessionTable.selectedItems()
+            if items:
+                self._parameterNode.petSeriesUID = items[0].data(qt.Qt.UserRole)
+            self.ui.loadButton.enabled = bool(items)
 
     def onLoadButton(self):
+        import qt
+
         from NETPETLib.progress import progressDialog
 
         with slicer.util.tryWithErrorDisplay(_("Loading the session failed."), waitCursor=True):
             p = self._parameterNode
             if self._index is None:
                 raise ValueError(_("Index a DICOM folder first."))
-            qt_settings = __import__("qt").QSettings()
-            qt_settings.setValue(SETTINGS_SUV_TYPE, p.suvType)
+            qt.QSettings().setValue(SETTINGS_SUV_TYPE, p.suvType)
             with progressDialog(_("Loading PET as SUV")) as progress:
                 pet, anatomical = self.logic.loadSession(self._index, p.petSeriesUID, p.suvType, progress=progress,
                                                          window=(0.0, p.suvWindowMax), opacity=p.fusionOpacity)

@@ -209,7 +209,11 @@ class SUVQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.ui.statusLabel.text = _("{n} lesion(s) segmented").format(n=len(result["rows"]))
 
     def onEditButton(self):
-        slicer.util.selectModule("SegmentEditor")
+        with slicer.util.tryWithErrorDisplay(_("Cannot open the Segment Editor."), waitCursor=False):
+            editor = slicer.modules.segmenteditor.widgetRepresentation().self().editor
+            slicer.util.selectModule("SegmentEditor")
+            editor.setSegmentationNode(self._parameterNode.segmentation)
+            editor.setSourceVolumeNode(self._parameterNode.petVolume)
 
     def onMeasureButton(self):
         with slicer.util.tryWithErrorDisplay(_("Measuring the segments failed."), waitCursor=True):

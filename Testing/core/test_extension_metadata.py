@@ -161,3 +161,16 @@ def test_ui_names_and_parameters_agree(module):
     for name, (cls, _p, _props) in widgets.items():
         if cls.startswith("qMRML") and cls != "qMRMLWidget" or cls == "qSlicerMarkupsPlaceWidget":
             assert (module, "mrmlSceneChanged(vtkMRMLScene*)", name, "setMRMLScene(vtkMRMLScene*)") in connections, name
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_every_slot_reports_errors(module):
+    """Every Widget method connected to a widget signal runs inside slicer.util.tryWithErrorDisplay."""
+    source = open(os.path.join(ROOT, module, f"{module}.py"), encoding="utf-8").read()
+    tree = ast.parse(source)
+    slots = set(re.findall(r"self\.ui\.\w+\.connect\(\s*\"[^\"]+\",\s*self\.(\w+)\)", source))
+    assert slots, module
+    methods = {n.name: n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)}
+    for slot in slots:
+        body = ast.unparse(methods[slot])
+        assert "slicer.util.tryWithErrorDisplay(" in body, f"{module}.{slot} does not report its errors"
