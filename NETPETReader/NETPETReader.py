@@ -171,15 +171,16 @@ class NETPETReaderWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 self._index = self.logic.indexFolder(folder, progress=progress)
             sessions = self.logic.sessions(self._index)
             table = self.ui.sessionTable
-            columns = ["patient_id", "session", "hybrid", "tracer", "pet_description", "partner_modality", "files"]
+            columns = ["patient_id", "session", "hybrid", "tracer", "files"]
             table.setColumnCount(len(columns))
-            table.setHorizontalHeaderLabels([_("Patient"), _("Session"), _("Hybrid"), _("Tracer"), _("PET"),
-                                             _("Partner"), _("Files")])
+            table.setHorizontalHeaderLabels([_("Patient"), _("Session"), _("Hybrid"), _("Tracer"), _("Files")])
             table.setRowCount(len(sessions))
             for row, session in enumerate(sessions):
                 for column, key in enumerate(columns):
                     item = qt.QTableWidgetItem(str(session.get(key) or ""))
                     item.setData(qt.Qt.UserRole, session["pet_series_uid"])
+                    item.setToolTip(f"{session['pet_description']} ({session['pet_series_uid']}); "
+                                    f"partner {session['partner_modality'] or 'none'}")
                     table.setItem(row, column, item)
             table.resizeColumnsToContents()
 
