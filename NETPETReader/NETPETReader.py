@@ -22,6 +22,7 @@ from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoada
 from slicer.util import VTKObservationMixin
 
 from NETPETLib import nodes
+from NETPETLib.widgets import ParameterNodeWidgetMixin
 
 SUV_TYPES = ("bw", "lbm", "lbmjanma", "bsa", "ibw")
 SETTINGS_SUV_TYPE = "NETPET/SUVType"
@@ -87,13 +88,11 @@ class NETPETReaderParameterNode:
 # Widget
 #
 
-class NETPETReaderWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
+class NETPETReaderWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidget, VTKObservationMixin):
     def __init__(self, parent=None):
         ScriptedLoadableModuleWidget.__init__(self, parent)
         VTKObservationMixin.__init__(self)
         self.logic = None
-        self._parameterNode = None
-        self._parameterNodeGuiTag = None
         self._index = None
 
     def setup(self):
@@ -103,42 +102,13 @@ class NETPETReaderWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui = slicer.util.childWidgetVariables(uiWidget)
         uiWidget.setMRMLScene(slicer.mrmlScene)
         self.logic = NETPETReaderLogic()
-        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
-        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+        self.observeScene()
         self.ui.indexButton.connect("clicked(bool)", self.onIndexButton)
         self.ui.loadButton.connect("clicked(bool)", self.onLoadButton)
         self.ui.sessionTable.connect("itemSelectionChanged()", self.onSessionSelected)
         self.ui.installButton.connect("clicked(bool)", self.onInstallButton)
         self.initializeParameterNode()
         self.updateDependencyStatus()
-
-    def cleanup(self):
-        self.removeObservers()
-
-    def enter(self):
-        self.initializeParameterNode()
-
-    def exit(self):
-        if self._parameterNode:
-            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
-            self._parameterNodeGuiTag = None
-
-    def onSceneStartClose(self, caller, event):
-        self.setParameterNode(None)
-
-    def onSceneEndClose(self, caller, event):
-        if self.parent.isEntered:
-            self.initializeParameterNode()
-
-    def initializeParameterNode(self):
-        self.setParameterNode(self.logic.getParameterNode())
-
-    def setParameterNode(self, inputParameterNode):
-        if self._parameterNode:
-            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
-        self._parameterNode = inputParameterNode
-        if self._parameterNode:
-            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
 
     def updateDependencyStatus(self):
         from NETPETLib import dependencies

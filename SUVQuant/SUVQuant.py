@@ -23,6 +23,7 @@ from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoada
 from slicer.util import VTKObservationMixin
 
 from NETPETLib import nodes
+from NETPETLib.widgets import ParameterNodeWidgetMixin
 from SUVQuantLib import measurements
 
 METHODS = ("adaptive", "fixed41", "fixed50", "absolute", "liver-percist", "liver-max", "gradient")
@@ -109,13 +110,11 @@ class SUVQuantParameterNode:
 # Widget
 #
 
-class SUVQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
+class SUVQuantWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidget, VTKObservationMixin):
     def __init__(self, parent=None):
         ScriptedLoadableModuleWidget.__init__(self, parent)
         VTKObservationMixin.__init__(self)
         self.logic = None
-        self._parameterNode = None
-        self._parameterNodeGuiTag = None
         self._rows = []
 
     def setup(self):
@@ -128,8 +127,7 @@ class SUVQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.lesionPointsSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.ui.lesionPlaceWidget.setCurrentNode)
         self.ui.resultsTableSelector.connect("currentNodeChanged(vtkMRMLNode*)",
                                              self.ui.resultsTableView.setMRMLTableNode)
-        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
-        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+        self.observeScene()
         self.ui.segmentButton.connect("clicked(bool)", self.onSegmentButton)
         self.ui.measureButton.connect("clicked(bool)", self.onMeasureButton)
         self.ui.autoLiverButton.connect("clicked(bool)", self.onAutoLiverButton)
@@ -138,26 +136,7 @@ class SUVQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.editButton.connect("clicked(bool)", self.onEditButton)
         self.initializeParameterNode()
 
-    def cleanup(self):
-        self.removeObservers()
-
-    def enter(self):
-        self.initializeParameterNode()
-
-    def exit(self):
-        if self._parameterNode:
-            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
-            self._parameterNodeGuiTag = None
-
-    def onSceneStartClose(self, caller, event):
-        self.setParameterNode(None)
-
-    def onSceneEndClose(self, caller, event):
-        if self.parent.isEntered:
-            self.initializeParameterNode()
-
-    def initializeParameterNode(self):
-        self.setParameterNode(self.logic.getParameterNode())
+    def onParameterNodeSet(self):
         p = self._parameterNode
         if not p.petVolume:
             candidates = [n for n in slicer.util.getNodesByClass("vtkMRMLScalarVolumeNode")
@@ -168,13 +147,6 @@ class SUVQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             p.lesionPoints = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode", "Lesions")
             p.lesionPoints.GetDisplayNode().SetSelectedColor(0.95, 0.8, 0.1)
             p.lesionPoints.SetControlPointLabelFormat("L%02d")
-
-    def setParameterNode(self, inputParameterNode):
-        if self._parameterNode:
-            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
-        self._parameterNode = inputParameterNode
-        if self._parameterNode:
-            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
 
     def _liverRAS(self):
         points = self._parameterNode.liverPoint

@@ -322,9 +322,21 @@ def _group_value(study: Study, column: str, frame: pd.DataFrame, level: str) -> 
     return pd.Series(values, index=frame.index, dtype=object)
 
 
+def _read_patients(study: Study) -> pd.DataFrame:
+    """(patient_id, modality, tracer, reader) of every patient read in every group."""
+    return study.reads.drop_duplicates(["patient_id", *GROUP_KEYS])[["patient_id", *GROUP_KEYS]]
+
+
+def _any_positive(lesions: pd.DataFrame, units: pd.DataFrame, keys: Sequence[str]) -> np.ndarray:
+    """For each unit, 1 when any of its lesions (matched on ``keys``) is called positive."""
+    calls = lesions.groupby(list(keys))["call"].max()
+    index = pd.MultiIndex.from_frame(units[list(keys)])
+    return calls.reindex(index).fillna(0).astype(int).to_numpy()
+
+
 def lesion_units(study: Study) -> pd.DataFrame:
     """One row per (group, reference lesion of a patient read in the group): truth, call, found, scores."""
-    reads = study.reads.drop_duplicates(["patient_id", *GROUP_KEYS])[["patient_id", *GROUP_KEYS]]
+    reads = _read_patients(study)
     lesions = study.reference.lesions
     units = reads.merge(lesions, on="patient_id", how="inner")
     keep = ["patient_id", "lesion_id", *GROUP_KEYS, "session_id", "call_value", "table_row",
@@ -344,11 +356,8 @@ def lesion_units(study: Study) -> pd.DataFrame:
 def patient_units(study: Study, lesions: Optional[pd.DataFrame] = None) -> pd.DataFrame:
     """One row per (group, patient read in the group): truth and call (any positive finding)."""
     lesions = lesion_units(study) if lesions is None else lesions
-    reads = study.reads.drop_duplicates(["patient_id", *GROUP_KEYS])[["patient_id", *GROUP_KEYS]]
-    units = reads.merge(study.reference.patients[["patient_id", "truth"]], on="patient_id", how="left")
-    calls = lesions.groupby(["patient_id", *GROUP_KEYS])["call"].max()
-    index = pd.MultiIndex.from_frame(units[["patient_id", *GROUP_KEYS]])
-    units["call"] = calls.reindex(index).fillna(0).astype(int).to_numpy()
+    units = _read_patients(study).merge(study.reference.patients[["patient_id", "truth"]], on="patient_id", how="left")
+    units["call"] = _any_positive(lesions, units, ["patient_id", *GROUP_KEYS])
     for column in study.group_by:
         units[column] = _group_value(study, column, units, "patient")
     return units.reset_index(drop=True)
@@ -357,10 +366,9 @@ def patient_units(study: Study, lesions: Optional[pd.DataFrame] = None) -> pd.Da
 def region_units(study: Study, lesions: Optional[pd.DataFrame] = None) -> pd.DataFrame:
     """One row per (group, patient read, region of the study): truth and call within the region."""
     lesions = lesion_units(study) if lesions is None else lesions
-    reads = study.reads.drop_duplicates(["patient_id", *GROUP_KEYS])[["patient_id", *GROUP_KEYS]]
     if not study.regions:
         return pd.DataFrame(columns=["patient_id", *GROUP_KEYS, "region", "truth", "call"])
-    units = reads.merge(pd.DataFrame({"region": study.regions}), how="cross")
+    units = _read_patients(study).merge(pd.DataFrame({"region": study.regions}), how="cross")
     reference = study.reference
     truth = reference.lesions.groupby(["patient_id", "region"])["truth"].max()
     explicit = pd.Series(reference.region_rows, dtype=float)
@@ -368,9 +376,7 @@ def region_units(study: Study, lesions: Optional[pd.DataFrame] = None) -> pd.Dat
     from_lesions = truth.reindex(index).to_numpy(dtype=float)
     from_rows = explicit.reindex(index).to_numpy(dtype=float) if len(explicit) else np.full(len(units), np.nan)
     units["truth"] = np.fmax(np.nan_to_num(from_lesions, nan=0.0), np.nan_to_num(from_rows, nan=0.0)).astype(int)
-    calls = lesions.groupby(["patient_id", *GROUP_KEYS, "region"])["call"].max()
-    index = pd.MultiIndex.from_frame(units[["patient_id", *GROUP_KEYS, "region"]])
-    units["call"] = calls.reindex(index).fillna(0).astype(int).to_numpy()
+    units["call"] = _any_positive(lesions, units, ["patient_id", *GROUP_KEYS, "region"])
     for column in study.group_by:
         units[column] = _group_value(study, column, units, "region")
     return units.reset_index(drop=True)
