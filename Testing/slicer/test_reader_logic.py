@@ -46,6 +46,7 @@ def test_load_session_suv_values_geometry_provenance_and_fusion(logic, reference
     for ijk in ((0, 0, 0), (10, 20, 5), tuple(s - 1 for s in expected.GetSize())):
         ras = ijk_to_ras.MultiplyPoint((*ijk, 1.0))[:3]
         lps = expected.TransformIndexToPhysicalPoint(ijk)
+        # both sides are doubles from the same DICOM geometry; 1e-4 mm allows only rounding, far below a voxel
         assert ras == pytest.approx((-lps[0], -lps[1], lps[2]), abs=1e-4)
     # provenance on the node: every key readers look for, and the full record
     assert pet_node.GetAttribute("NETPET.SUVType") == "bw" and pet_node.GetAttribute("NETPET.Units") == "BQML"
