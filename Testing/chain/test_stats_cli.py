@@ -194,3 +194,21 @@ def test_bad_input_exit_codes(stats_run, tmp_path, capsys):
     assert main(["stats", str(folder / "table.csv"), "--reference", reference, "--out", str(tmp_path / "o"),
                  "--group-by", "site"]) == 3
     assert "has a column 'site'" in capsys.readouterr().err
+
+
+def test_bootstrap_is_reproducible_across_processes(stats_run, tmp_path):
+    """The same --seed gives the same clustered intervals in separate processes (no per-process hashing)."""
+    import subprocess
+    import sys
+
+    folder, *_, reference = stats_run
+    outputs = []
+    for run in range(2):
+        out = tmp_path / f"run{run}"
+        result = subprocess.run([sys.executable, "-m", "netpet.cli.main", "stats", str(folder / "table.csv"),
+                                 "--reference", reference, "--out", str(out), "--bootstrap", "300", "--seed", "7",
+                                 "--no-figures", "--json"], capture_output=True, text=True, check=True,
+                                env={**__import__("os").environ, "PYTHONHASHSEED": str(run + 1)})
+        outputs.append(json.loads(result.stdout))
+    clustered = [[e.get("clustered") for e in o["accuracy"] if e["level"] == "lesion"] for o in outputs]
+    assert clustered[0] == clustered[1] and clustered[0][0]["sensitivity"]["ci_low"] is not None

@@ -79,7 +79,9 @@ class _Weights:
         self.replicates, self.seed, self.cache = replicates, seed, {}
 
     def get(self, labels: np.ndarray) -> np.ndarray:
-        key = hash(tuple(labels.tolist()))
+        # a stable key (Python's str hash changes between processes): the same patients give the same
+        # replicates in every run with the same --seed
+        key = zlib.crc32("\x1f".join(map(str, labels.tolist())).encode("utf-8"))
         if key not in self.cache:
             self.cache[key] = cluster.bootstrap_weights(len(labels), self.replicates, _seed(self.seed, len(labels), key))
         return self.cache[key]
