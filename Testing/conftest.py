@@ -29,6 +29,16 @@ def reference_study(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def truth_lesions(reference_study):
+    """The reference study's truth/lesions.csv: one dict per lesion and session."""
+    import csv
+
+    out, _ = reference_study
+    with open(out / "truth" / "lesions.csv", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.fixture(scope="session")
 def reference_suv(reference_study, tmp_path_factory):
     """Every PET of the reference study converted by `netpet suv`: {(patient, session): (path, provenance)}."""
     from netpet.cli.main import main

@@ -30,25 +30,8 @@ TRACERS, MODALITIES = ("dotatate", "fdg"), ("petct", "petmr")
 SESSIONS = {"S1-DOTATATE-PETCT", "S2-DOTATATE-PETMR", "S3-FDG-PETCT"}
 
 
-@pytest.fixture(scope="module")
-def study(reference_study):
-    return reference_study
-
-
-@pytest.fixture(scope="module")
-def lesions(study):
-    out, _ = study
-    with open(out / "truth" / "lesions.csv", newline="") as handle:
-        return list(csv.DictReader(handle))
-
-
-@pytest.fixture(scope="module")
-def suv_images(reference_suv):
-    return reference_suv
-
-
-def test_layout_and_tables(study, lesions):
-    out, summary = study
+def test_layout_and_tables(reference_study, truth_lesions):
+    out, summary = reference_study
     assert len(summary["patients"]) == PATIENTS
     assert {s["session_id"] for p in summary["patients"] for s in p["sessions"]} == SESSIONS
     for patient in summary["patients"]:
@@ -57,19 +40,19 @@ def test_layout_and_tables(study, lesions):
             assert sorted(os.listdir(folder)) == sorted(["PET", "CT" if session["modality"] == "PET/CT" else "MR"])
             assert (out / session["segmentation_file"]).exists()
             assert (out / "preview" / f"{patient['patient_id']}_{session['session_id']}.png").stat().st_size > 10000
-    assert list(lesions[0].keys()) == LESION_COLUMNS
+    assert list(truth_lesions[0].keys()) == LESION_COLUMNS
     with open(out / "reference_standard.csv", newline="") as handle:
         reference = list(csv.DictReader(handle))
     assert list(reference[0].keys()) == REFERENCE_COLUMNS
     truth_ids = {(p["patient_id"], les["lesion_id"]) for p in summary["patients"] for les in p["lesions"]}
     assert {(r["patient_id"], r["lesion_id"]) for r in reference} == truth_ids
-    assert {r["avid"] for r in lesions} <= {"0", "1"}
-    for row in lesions:
+    assert {r["avid"] for r in truth_lesions} <= {"0", "1"}
+    for row in truth_lesions:
         assert (row["avid"] == "1") == (float(row["suv_max_expected"]) >= 1.5 * float(row["background_suv"]))
     assert {r["truth"] for r in reference} <= {"0", "1"} and {r["standard"] for r in reference} <= {"histopathology", "follow-up"}
     # the same lesion keeps its id in every session of a patient
     by_session = {}
-    for row in lesions:
+    for row in truth_lesions:
         by_session.setdefault((row["patient_id"], row["session_id"]), set()).add(row["lesion_id"])
     for patient in summary["patients"]:
         ids = [by_session[(patient["patient_id"], s["session_id"])] for s in patient["sessions"]]
@@ -103,8 +86,8 @@ def test_patient_mix_covers_the_study_design():
         assert all(50 <= u <= 70 for u in uptake)
 
 
-def test_dicom_valid_by_dciodvfy(study):
-    out, _ = study
+def test_dicom_valid_by_dciodvfy(reference_study):
+    out, _ = reference_study
     if shutil.which("dciodvfy") is None:
         pytest.fail("dciodvfy is missing: install the Debian package dicom3tools (python3 quickstart.py test does)")
     files = [os.path.join(folder, name) for folder, _, names in os.walk(out / "dicom") for name in names]
@@ -116,8 +99,8 @@ def test_dicom_valid_by_dciodvfy(study):
     assert not bad, bad[:3]
 
 
-def test_same_seed_same_bytes(study, tmp_path):
-    out, _ = study
+def test_same_seed_same_bytes(reference_study, tmp_path):
+    out, _ = reference_study
     again = tmp_path / "again"
     generate_study(str(again), PATIENTS, SEED, TRACERS, MODALITIES, preview=True, jobs=1)
     comparison = filecmp.dircmp(out, again)
@@ -137,8 +120,8 @@ def test_same_seed_same_bytes(study, tmp_path):
                            other / "dicom" / "NETPET-001" / "S1-DOTATATE-PETCT" / "PET" / a, shallow=False)
 
 
-def test_index_pairs_sessions(study):
-    out, summary = study
+def test_index_pairs_sessions(reference_study):
+    out, summary = reference_study
     index = index_tree(str(out / "dicom"), jobs=1)
     pets = index.pet_series()
     assert len(pets) == 6
@@ -152,21 +135,22 @@ def _mask_ras_centroid(mask_ijk, ijk_to_lps):
     return lps_to_ras(ijk_to_lps[:3, :3] @ ijk + ijk_to_lps[:3, 3])
 
 
-def test_truth_masks_aligned_with_images(study, lesions, suv_images):
+def test_truth_masks_aligned_with_images(reference_study, truth_lesions, reference_suv):
     import slicerio
 
-    out, summary = study
+    out, summary = reference_study
     checked = 0
     for patient in summary["patients"]:
         for session in patient["sessions"]:
-            image = sitk.ReadImage(str(suv_images[(patient["patient_id"], session["session_id"])][0]))
+            image = sitk.ReadImage(str(reference_suv[(patient["patient_id"], session["session_id"])][0]))
             segmentation = slicerio.read_segmentation(str(out / session["segmentation_file"]))
             ijk_to_lps = np.asarray(segmentation["ijkToLPS"])
             assert tuple(ijk_to_lps[:3, 3]) == pytest.approx(image.GetOrigin(), abs=1e-3)
             assert tuple(np.diag(ijk_to_lps)[:3]) == pytest.approx(image.GetSpacing(), abs=1e-4)
             assert segmentation["voxels"].shape[-3:] == image.GetSize()
             spacing = np.asarray(image.GetSpacing())
-            rows = [r for r in lesions if r["patient_id"] == patient["patient_id"] and r["session_id"] == session["session_id"]]
+            rows = [r for r in truth_lesions
+                    if r["patient_id"] == patient["patient_id"] and r["session_id"] == session["session_id"]]
             assert {s["id"] for s in segmentation["segments"]} == {r["lesion_id"] for r in rows}
             for row in rows:
                 mask = slicerio.segment_mask(segmentation, slicerio.segment_from_id(segmentation, row["lesion_id"]))
@@ -184,13 +168,13 @@ def test_truth_masks_aligned_with_images(study, lesions, suv_images):
     assert checked > 10
 
 
-def test_round_trip_suv_of_large_lesions(study, lesions, suv_images):
+def test_round_trip_suv_of_large_lesions(reference_study, truth_lesions, reference_suv):
     """`netpet suv` on the written DICOM gives back each large lesion's true SUV within noise."""
     checked = 0
-    for row in lesions:
+    for row in truth_lesions:
         if float(row["diameter_mm"]) < 20 or float(row["suv_max_true"]) != float(row["suv_mean_true"]):
             continue  # small (partial volume) or necrotic (not uniform) lesions have no single value
-        path, provenance = suv_images[(row["patient_id"], row["session_id"])]
+        path, provenance = reference_suv[(row["patient_id"], row["session_id"])]
         assert provenance["units"] == "BQML" and provenance["decay_correction"] == "START"
         image = sitk.ReadImage(str(path))
         values = sitk.GetArrayFromImage(image)
@@ -215,7 +199,7 @@ def test_round_trip_suv_of_large_lesions(study, lesions, suv_images):
     assert checked >= 2
 
 
-def test_physiology_and_petmr_bone_bias(study, suv_images):
+def test_physiology_and_petmr_bone_bias(reference_study, reference_suv):
     """Organ uptake measured in the written PET follows DOTATATE and FDG physiology, and bone reads
     lower on PET/MR than on PET/CT in the same patient."""
     patient = make_patient(SEED, 1, TRACERS, MODALITIES)
@@ -223,7 +207,7 @@ def test_physiology_and_petmr_bone_bias(study, suv_images):
     labels = render._image(model.labels.astype(np.float32), model.grid)
     means = {}
     for session in patient.sessions:
-        path, _ = suv_images[(patient.patient_id, session.session_id)]
+        path, _ = reference_suv[(patient.patient_id, session.session_id)]
         image = sitk.ReadImage(str(path))
         grid = render.ScanGrid(image.GetOrigin(), image.GetSpacing(), image.GetSize())
         organ = render.resample(labels, patient, session, grid, 0.0, sitk.sitkNearestNeighbor).astype(int)

@@ -22,13 +22,6 @@ from netpet.quant.volume import SUVVolume
 
 
 @pytest.fixture(scope="module")
-def truth(reference_study):
-    out, summary = reference_study
-    with open(out / "truth" / "lesions.csv", newline="") as handle:
-        return list(csv.DictReader(handle))
-
-
-@pytest.fixture(scope="module")
 def volumes(reference_suv):
     return {key: SUVVolume.from_image(sitk.ReadImage(str(path))) for key, (path, _) in reference_suv.items()}
 
@@ -54,14 +47,14 @@ def test_automatic_liver_reference_matches_the_truth(reference_study, volumes):
                 assert spleen.mean == pytest.approx(session["spleen_suv"], rel=0.08)
 
 
-def test_segmentation_and_calls_against_the_truth(reference_study, volumes, truth):
+def test_segmentation_and_calls_against_the_truth(reference_study, volumes, truth_lesions):
     """Default method, seeded at each avid lesion's centre: Dice and volume error per size band
     against the truth masks and volumes, and the liver-threshold call against whether the true
     uptake is above the liver."""
     out, summary = reference_study
     sessions = {(p["patient_id"], s["session_id"]): s for p in summary["patients"] for s in p["sessions"]}
     dices, errors, agreements = {}, {}, []
-    for row in truth:
+    for row in truth_lesions:
         if row["avid"] != "1":
             continue
         key = (row["patient_id"], row["session_id"])
@@ -90,7 +83,7 @@ def test_segmentation_and_calls_against_the_truth(reference_study, volumes, trut
     assert np.mean(agreements) >= 0.8
 
 
-def test_candidates_find_avid_lesions_and_set_organs_aside(reference_study, volumes, truth):
+def test_candidates_find_avid_lesions_and_set_organs_aside(reference_study, volumes, truth_lesions):
     from netpet.phantom import anatomy, render
     from netpet.phantom.patients import make_patient
     from Testing.conftest import STUDY_SEED
@@ -106,7 +99,8 @@ def test_candidates_find_avid_lesions_and_set_organs_aside(reference_study, volu
                                                           "adrenal")])
     liver = references.liver_reference(volume)
     found = detect(volume, liver, organs=organs)
-    lesions = [r for r in truth if r["patient_id"] == patient.patient_id and r["session_id"] == session.session_id
+    lesions = [r for r in truth_lesions
+               if r["patient_id"] == patient.patient_id and r["session_id"] == session.session_id
                and float(r["tl_ratio_true"]) > 2.0 and float(r["diameter_mm"]) >= 10]
     assert lesions
     for row in lesions:
@@ -116,32 +110,33 @@ def test_candidates_find_avid_lesions_and_set_organs_aside(reference_study, volu
     assert any(c.physiological for c in found)  # spleen and kidneys are found, and set aside
 
 
-def _manifest(path, out, truth, patient_ids, bad=True):
+def _manifest(path, out, truth_lesions, patient_ids, bad=True):
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["patient_id", "session_id", "series", "reader", "lesion_id", "seed_r", "seed_a", "seed_s", "region"])
-        for row in truth:
+        for row in truth_lesions:
             if row["patient_id"] in patient_ids and row["tracer"] == "dotatate":
                 series = os.path.relpath(out / "dicom" / row["patient_id"] / row["session_id"] / "PET", os.path.dirname(path))
                 writer.writerow([row["patient_id"], row["session_id"], series, "R1", row["lesion_id"], row["center_r"],
                                  row["center_a"], row["center_s"], row["region"]])
         if bad:
-            writer.writerow([truth[0]["patient_id"], truth[0]["session_id"],
-                             os.path.relpath(out / "dicom" / truth[0]["patient_id"] / truth[0]["session_id"] / "PET",
+            first = truth_lesions[0]
+            writer.writerow([first["patient_id"], first["session_id"],
+                             os.path.relpath(out / "dicom" / first["patient_id"] / first["session_id"] / "PET",
                                              os.path.dirname(path)), "R1", "X99", "9999", "0", "0", ""])
             writer.writerow(["", "S9", "nowhere", "R1", "X98", "1", "2", "3", ""])
             # sessions read without findings: reader R2 saw nothing (a row with empty lesion_id results);
             # for R1 the same kind of row is redundant beside R1's lesions and adds nothing
-            first = os.path.relpath(out / "dicom" / truth[0]["patient_id"] / truth[0]["session_id"] / "PET",
-                                    os.path.dirname(path))
-            writer.writerow([truth[0]["patient_id"], truth[0]["session_id"], first, "R2", "", "", "", "", ""])
-            writer.writerow([truth[0]["patient_id"], truth[0]["session_id"], first, "R1", "", "", "", "", ""])
+            series = os.path.relpath(out / "dicom" / first["patient_id"] / first["session_id"] / "PET",
+                                     os.path.dirname(path))
+            writer.writerow([first["patient_id"], first["session_id"], series, "R2", "", "", "", "", ""])
+            writer.writerow([first["patient_id"], first["session_id"], series, "R1", "", "", "", "", ""])
 
 
-def test_quantify_manifest_into_the_table(reference_study, truth, tmp_path, capsys):
+def test_quantify_manifest_into_the_table(reference_study, truth_lesions, tmp_path, capsys):
     out, summary = reference_study
     manifest = tmp_path / "manifest.csv"
-    _manifest(manifest, out, truth, {summary["patients"][0]["patient_id"]})
+    _manifest(manifest, out, truth_lesions, {summary["patients"][0]["patient_id"]})
     table = tmp_path / "study.csv"
     assert main(["quantify", str(manifest), "--table", str(table), "--dicom-seg", "--jobs", "2"]) == 6
     err = capsys.readouterr().err
@@ -151,7 +146,8 @@ def test_quantify_manifest_into_the_table(reference_study, truth, tmp_path, caps
     assert len(read) == 1 and read[0]["reader"] == "R2" and read[0]["call"] == "" and read[0]["modality"] == "PET/CT"
     assert float(read[0]["liver_suv_mean"]) == pytest.approx(6.8, rel=0.05) and read[0]["suv_units"] == "BQML"
     rows = [r for r in rows if r["lesion_id"]]
-    expected = [r for r in truth if r["patient_id"] == summary["patients"][0]["patient_id"] and r["tracer"] == "dotatate"]
+    expected = [r for r in truth_lesions
+                if r["patient_id"] == summary["patients"][0]["patient_id"] and r["tracer"] == "dotatate"]
     assert len(rows) == len(expected) > 5
     assert {r["modality"] for r in rows} == {"PET/CT", "PET/MR"} and {r["tracer"] for r in rows} == {"dotatate"}
     for row in rows:
@@ -172,12 +168,12 @@ def test_quantify_manifest_into_the_table(reference_study, truth, tmp_path, caps
             assert all(s["terminology"]["type"][1] == "52988006" for s in segmentation["segments"])
 
 
-def test_dicom_seg_is_valid_and_references_the_pet(reference_study, truth, tmp_path):
+def test_dicom_seg_is_valid_and_references_the_pet(reference_study, truth_lesions, tmp_path):
     import pydicom
 
     out, summary = reference_study
     manifest = tmp_path / "manifest.csv"
-    _manifest(manifest, out, truth, {summary["patients"][1]["patient_id"]}, bad=False)
+    _manifest(manifest, out, truth_lesions, {summary["patients"][1]["patient_id"]}, bad=False)
     assert main(["quantify", str(manifest), "--table", str(tmp_path / "t.sqlite"), "--dicom-seg", "--jobs", "1"]) == 0
     segs = [tmp_path / "segmentations" / n for n in os.listdir(tmp_path / "segmentations") if n.endswith(".dcm")]
     assert len(segs) == 2
@@ -196,9 +192,9 @@ def test_dicom_seg_is_valid_and_references_the_pet(reference_study, truth, tmp_p
     assert len(StudyTable(str(tmp_path / "t.sqlite")).read()) >= 8
 
 
-def test_segment_command_on_dicom_and_on_an_image(reference_study, reference_suv, truth, tmp_path, capsys):
+def test_segment_command_on_dicom_and_on_an_image(reference_study, reference_suv, truth_lesions, tmp_path, capsys):
     out, summary = reference_study
-    row = next(r for r in truth if r["avid"] == "1" and r["tracer"] == "dotatate")
+    row = next(r for r in truth_lesions if r["avid"] == "1" and r["tracer"] == "dotatate")
     seed = ",".join(row[k] for k in ("center_r", "center_a", "center_s"))
     pet = out / "dicom" / row["patient_id"] / row["session_id"] / "PET"
     mask_path = tmp_path / "mask.nrrd"

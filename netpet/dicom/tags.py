@@ -70,19 +70,22 @@ def to_text(value: Any) -> Optional[str]:
     return text or None
 
 
+def _stored_value(ds: Dataset, tag: int) -> Any:
+    """The element's value as stored (undecoded bytes until pydicom converts it); None when absent."""
+    try:
+        elem = ds.get_item(tag)
+    except KeyError:
+        return None
+    return None if elem is None else elem.value
+
+
 def raw_text(ds: Dataset, tag: int) -> Optional[str]:
     """Text of an element without pydicom's value conversion (fast path for text VRs).
 
     Reads the undecoded bytes when the element has not been converted yet; multiple values
     stay joined by backslashes. None when absent or empty.
     """
-    try:
-        elem = ds.get_item(tag)
-    except KeyError:
-        return None
-    if elem is None:
-        return None
-    value = elem.value
+    value = _stored_value(ds, tag)
     if value is None:
         return None
     if isinstance(value, (bytes, bytearray)):
@@ -113,13 +116,7 @@ def raw_float(ds: Dataset, tag: int) -> Optional[float]:
 
 def raw_bytes(ds: Dataset, tag: int) -> Any:
     """The element's stored value as found (bytes before conversion), for fingerprints."""
-    try:
-        elem = ds.get_item(tag)
-    except KeyError:
-        return None
-    if elem is None:
-        return None
-    value = elem.value
+    value = _stored_value(ds, tag)
     return value if isinstance(value, (bytes, bytearray, str, int, float)) or value is None else repr(value)
 
 
