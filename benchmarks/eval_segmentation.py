@@ -1,148 +1,224 @@
-"""Accuracy of every segmentation method on the digital reference study and the NEMA phantom.
+"""Lesion measurement over every stratum: the digital reference study, the teaching cases and
+realistic NEMA IEC phantoms (OSEM reconstructions like EARL1 and EARL2 systems).
 
-    python benchmarks/eval_segmentation.py [--patients 8] [--seed 11]
+    python benchmarks/eval_segmentation.py [--patients 10] [--seed 11] [--methods adaptive,fixed41]
+                                           [--nema-repeats 2] [--json FILE]
 
-For every avid truth lesion of the digital reference study (seeded at its true centre, liver
-reference at the truth's liver point) and every sphere of simulated NEMA IEC phantoms (4:1 and
-8:1, PET/CT-like 4 mm voxels and PET/MR-like 3 mm voxels), each method segments the lesion; the
-script prints the median Dice coefficient against the truth mask and the median absolute
-volume error (MTV vs true volume, %) by lesion-size band. The default method is the one with
-the best overall Dice on both (netpet.quant.segment.DEFAULT_METHOD).
+For each method, every truth lesion is clicked at its true centre and measured by the product's
+own path (automatic liver reference, segmentation with the separability tests, three-way
+liver-threshold call), and scored per stratum (netpet.quant.evaluate): median Dice, median and
+maximum |volume error|, floods (MTV > 3 x truth), share not separable, call agreement. The NEMA
+spheres (10-37 mm, 4:1 and 8:1) are scored per reconstruction with the volume error of every
+sphere. The last table ranks the methods by their WORST case over the EARL1-like and EARL2-like
+reconstructions and the reference study, the criterion the default method is chosen by.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import sys
+import time
 from collections import defaultdict
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
-import SimpleITK as sitk  # noqa: E402
 
 from benchmarks._data import CACHE  # noqa: E402
-from netpet.dicom.convert import convert_to_suv  # noqa: E402
-from netpet.phantom import generate_study  # noqa: E402
+from netpet.phantom import generate_case, generate_study  # noqa: E402
+from netpet.phantom.cases import CASES  # noqa: E402
 from netpet.phantom.nema import nema_phantom, sphere_mask  # noqa: E402
-from netpet.quant.references import sphere_stats  # noqa: E402
-from netpet.quant.segment import METHODS, QuantError, SegmentOptions, segment  # noqa: E402
-from netpet.quant.volume import SUVVolume  # noqa: E402
+from netpet.quant.evaluate import (FLOOD_FACTOR, dice, evaluate_reference_study, format_summary,  # noqa: E402
+                                   summarize)
+from netpet.quant.segment import DEFAULT_METHOD, SegmentOptions, segment  # noqa: E402
+from netpet.quant.volume import QuantError, SUVVolume  # noqa: E402
 
-BANDS = ((0, 10), (10, 20), (20, 30), (30, 99))
-
-
-def band(diameter: float) -> str:
-    for low, high in BANDS:
-        if low <= diameter < high:
-            return f"{low}-{high} mm" if high < 99 else f">={low} mm"
-    return "?"
+RECONS = ("earl1", "earl2")
 
 
-def dice(a: np.ndarray, b: np.ndarray) -> float:
-    total = a.sum() + b.sum()
-    return 2.0 * float((a & b).sum()) / total if total else 1.0
-
-
-def evaluate_study(patients: int, seed: int, methods, results) -> None:
-    import slicerio
-
+def study_records(patients: int, seed: int, options: SegmentOptions):
     folder = os.path.join(CACHE, f"drs_seed{seed}_n{patients}")
     if not os.path.exists(os.path.join(folder, "truth", "truth.json")):
         generate_study(folder, patients, seed)
-    summary = json.load(open(os.path.join(folder, "truth", "truth.json")))
-    with open(os.path.join(folder, "truth", "lesions.csv"), newline="") as handle:
-        lesions = list(csv.DictReader(handle))
-    for patient in summary["patients"]:
-        for session in patient["sessions"]:
-            pet = os.path.join(folder, "dicom", patient["patient_id"], session["session_id"], "PET")
-            cached = os.path.join(folder, "suv", f"{patient['patient_id']}_{session['session_id']}.nrrd")
-            if not os.path.exists(cached):
-                os.makedirs(os.path.dirname(cached), exist_ok=True)
-                sitk.WriteImage(convert_to_suv(sorted(os.path.join(pet, f) for f in os.listdir(pet))).image, cached)
-            volume = SUVVolume.from_image(sitk.ReadImage(cached))
-            liver = sphere_stats(volume, session["liver_reference_center_ras"], 30.0, "liver")
-            segmentation = slicerio.read_segmentation(os.path.join(folder, session["segmentation_file"]))
-            rows = [r for r in lesions if r["patient_id"] == patient["patient_id"]
-                    and r["session_id"] == session["session_id"] and r["avid"] == "1"]
-            for row in rows:
-                truth = np.transpose(slicerio.segment_mask(
-                    segmentation, slicerio.segment_from_id(segmentation, row["lesion_id"])), (2, 1, 0)) > 0
-                seed_ras = [float(row[k]) for k in ("center_r", "center_a", "center_s")]
-                for method in methods:
-                    key = ("study", method, band(float(row["diameter_mm"])))
-                    try:
-                        lesion = segment(volume, seed_ras, SegmentOptions(method=method), liver)
-                    except QuantError:
-                        results[key].append((0.0, 100.0))
-                        continue
-                    mask = lesion.full(volume.shape)
-                    volume_error = 100.0 * abs(lesion.voxels * volume.voxel_ml - float(row["volume_ml"])) / float(row["volume_ml"])
-                    results[key].append((dice(mask, truth), volume_error))
+    return evaluate_reference_study(folder, options, os.path.join(folder, "suv"))
 
 
-def evaluate_nema(methods, results) -> None:
-    for voxel, fwhm in (((4.0, 4.0, 3.0), 7.1), ((3.0, 3.0, 3.0), 7.1), ((3.65, 3.65, 3.27), 5.1)):
+def case_records(options: SegmentOptions):
+    records = []
+    for name in CASES:
+        folder = os.path.join(CACHE, f"case_{name}")
+        if not os.path.exists(os.path.join(folder, "truth", "truth.json")):
+            generate_case(folder, name)
+        for record in evaluate_reference_study(folder, options, os.path.join(folder, "suv")):
+            record["strata"] = record["strata"] + [f"case {name}"]
+            records.append(record)
+    return records
+
+
+def nema_records(repeats: int, options: SegmentOptions, phantoms):
+    records = []
+    for (recon, contrast, repeat), phantom in phantoms.items():
+        if repeat >= repeats:
+            continue
+        volume = SUVVolume.from_image(phantom.image)
+        for sphere in phantom.spheres:
+            truth = sphere_mask(phantom.image, sphere["center_lps"], sphere["diameter_mm"])
+            strata = [f"nema-{recon}", f"nema-{recon} {int(sphere['diameter_mm'])} mm"]
+            if sphere["diameter_mm"] >= 17:
+                strata.append(f"nema-{recon} >=17 mm")
+            try:
+                lesion = segment(volume, sphere["center_ras"], options)
+            except QuantError as exc:
+                records.append({"lesion": f"{recon} {contrast}:1 {sphere['diameter_mm']}", "strata": strata,
+                                "status": "refused", "call": "", "true_ml": sphere["volume_ml"], "mtv_ml": None,
+                                "volume_error": None, "dice": None, "flood": False, "call_agrees": None,
+                                "equivocal": False, "error": str(exc)})
+                continue
+            mtv = lesion.voxels * volume.voxel_ml if lesion.separable else None
+            error = abs(mtv / sphere["volume_ml"] - 1.0) if mtv is not None else None
+            records.append({"lesion": f"{recon} {contrast:g}:1 {sphere['diameter_mm']:g} mm #{repeat}", "strata": strata,
+                            "status": lesion.status, "call": "", "true_ml": sphere["volume_ml"], "mtv_ml": mtv,
+                            "signed_error": (mtv / sphere["volume_ml"] - 1.0) if mtv is not None else None,
+                            "volume_error": error,
+                            "dice": dice(lesion.full(volume.shape), truth) if lesion.separable else None,
+                            "flood": bool(mtv is not None and mtv > FLOOD_FACTOR * sphere["volume_ml"]),
+                            "call_agrees": None, "equivocal": False})
+    return records
+
+
+def calibrate(seeds: int) -> None:
+    """Measure the adaptive method's calibration (netpet.quant.segment.ADAPTIVE_CALIBRATION) on the
+    realistic NEMA phantoms: per reconstruction and sphere, the image resolution (body outline), the
+    size the method measures (the fitted blurred ball's volume) and the fraction of (SUVpeak -
+    background) whose threshold reproduces the true volume; means over both contrasts and the seeds."""
+    from scipy import ndimage
+
+    import importlib
+
+    seg = importlib.import_module("netpet.quant.segment")  # the module (netpet.quant exports a function of that name)
+
+    print("\ncalibration: recon, sphere, sigma (mm), fitted size (mL), fraction (mean +- sd)")
+    for recon in RECONS:
+        rows = defaultdict(list)
+        sigmas = []
         for contrast in (4.0, 8.0):
-            for repeat in range(3):
-                phantom = nema_phantom(contrast, voxel, fwhm, seed=repeat)
+            for seed in range(seeds):
+                phantom = nema_phantom(contrast, recon=recon, seed=seed)
                 volume = SUVVolume.from_image(phantom.image)
+                sigmas.append(seg.outline_sigma(volume))
                 for sphere in phantom.spheres:
-                    truth = sphere_mask(phantom.image, sphere["center_lps"], sphere["diameter_mm"])
-                    for method in methods:
-                        key = ("nema", method, band(sphere["diameter_mm"]))
-                        options = SegmentOptions(method=method, absolute_suv=0.5 * (1.0 + contrast))
-                        try:
-                            lesion = segment(volume, sphere["center_ras"], options, None)
-                        except QuantError:
-                            results[key].append((0.0, 100.0))
-                            continue
-                        mask = lesion.full(volume.shape)
-                        error = 100.0 * abs(lesion.voxels * volume.voxel_ml - sphere["volume_ml"]) / sphere["volume_ml"]
-                        results[key].append((dice(mask, truth), error))
+                    seed_voxel = volume.voxel_of(sphere["center_ras"])
+                    frame = seg._frame(volume, seed_voxel, 80.0)
+                    peak = seg._local(seg.find_peak(volume, sphere["center_ras"], 20.0)[0], frame.box)
+                    values, spacing = frame.values, frame.spacing
+                    inside = seg._sphere(values.shape, peak, spacing, 60.0)
+                    background = seg._local_background(values, inside, peak, float(values[peak]), 0.44, spacing,
+                                                       (8.0, 20.0))
+                    trace = {}
+                    seg._adaptive_region(values, frame.means, inside, peak, background, None, spacing, sigmas[-1],
+                                         seg.noise_correlation(volume), trace)
+                    if "size_ml" not in trace:
+                        continue
+                    box, allowed, local_peak = trace["box"], trace["allowed"], trace["peak"]
+                    local = values[box]
+                    truth = sphere_mask(phantom.image, sphere["center_lps"], sphere["diameter_mm"])[frame.box][box]
+                    wanted = int(truth.sum())
+                    low, high = background, float(values[peak])
+                    for _ in range(40):
+                        middle = 0.5 * (low + high)
+                        if seg._component(allowed & (local >= middle), local_peak).sum() > wanted:
+                            low = middle
+                        else:
+                            high = middle
+                    rows[sphere["diameter_mm"]].append(
+                        (trace["size_ml"], (0.5 * (low + high) - background) / (trace["top"] - background)))
+        print(f"  {recon}: sigma {np.mean(sigmas):.2f} mm")
+        for diameter, values in sorted(rows.items()):
+            sizes = np.array([v[0] for v in values])
+            fractions = np.array([v[1] for v in values])
+            print(f"    {diameter:4.0f} mm  size {np.nanmedian(sizes):6.2f} mL  fraction {fractions.mean():.3f} "
+                  f"+- {fractions.std():.3f}")
+
+
+def worst_case(summary_by_source):
+    """The figures the default is chosen by: per source, the median |volume error| and the worst
+    sphere >= 17 mm on each reconstruction; floods anywhere."""
+    out = {}
+    for source, summary in summary_by_source.items():
+        for s in summary:
+            out[(source, s["stratum"])] = s
+    return out
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--patients", type=int, default=8)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--patients", type=int, default=10)
     parser.add_argument("--seed", type=int, default=11)
-    parser.add_argument("--methods", default=",".join(METHODS))
-    parser.add_argument("--json", help="write the results here")
+    parser.add_argument("--methods", default=DEFAULT_METHOD)
+    parser.add_argument("--nema-repeats", type=int, default=2)
+    parser.add_argument("--no-study", action="store_true", help="NEMA phantoms only")
+    parser.add_argument("--json", help="write every record and summary here")
+    parser.add_argument("--calibrate", type=int, metavar="SEEDS",
+                        help="only measure the adaptive method's calibration on SEEDS noise realisations")
     args = parser.parse_args()
-    methods = args.methods.split(",")
-    results = defaultdict(list)
-    evaluate_study(args.patients, args.seed, methods, results)
-    evaluate_nema([m for m in methods if not m.startswith("liver")], results)
-    bands = [band(low + 0.5) for low, _ in BANDS]
-    table = {}
-    for data in ("study", "nema"):
-        print(f"\n{data}: median Dice / median |volume error| % (n) by lesion diameter")
-        print(f"{'method':14}" + "".join(f"{b:>22}" for b in bands) + f"{'all':>22}")
-        for method in methods:
+    if args.calibrate:
+        calibrate(args.calibrate)
+        return
+    started = time.time()
+    phantoms = {}
+    for recon in RECONS:
+        for contrast in (4.0, 8.0):
+            for repeat in range(args.nema_repeats):
+                phantoms[(recon, contrast, repeat)] = nema_phantom(contrast, recon=recon, seed=repeat)
+    print(f"NEMA phantoms reconstructed in {time.time() - started:.0f} s")
+    output = {}
+    ranking = []
+    for method in args.methods.split(","):
+        options = SegmentOptions(method=method)
+        sources = {"nema": nema_records(args.nema_repeats, options, phantoms)}
+        if not args.no_study:
+            sources["study"] = study_records(args.patients, args.seed, options)
+            sources["cases"] = case_records(options)
+        summaries = {name: summarize(records) for name, records in sources.items()}
+        print(f"\n===== method {method} =====")
+        for name, summary in summaries.items():
+            print(format_summary(summary, f"\n{name}"))
+        nema = sources["nema"]
+        print("\nNEMA volume error per sphere (signed, mean over repeats and both contrasts):")
+        per = defaultdict(list)
+        for r in nema:
+            recon = r["strata"][0]
+            diameter = r["strata"][1].split()[-2]
+            per[(recon, diameter)].append(r.get("signed_error"))
+        for recon in RECONS:
             cells = []
-            every = []
-            for b in bands:
-                values = results.get((data, method, b), [])
-                every += values
-                if values:
-                    d = np.median([v[0] for v in values])
-                    e = np.median([v[1] for v in values])
-                    cells.append(f"{d:.2f} / {e:5.1f}% ({len(values)})")
-                    table[f"{data}|{method}|{b}"] = {"dice": float(d), "volume_error_pct": float(e), "n": len(values)}
-                else:
-                    cells.append("-")
-            if every:
-                d = np.median([v[0] for v in every])
-                e = np.median([v[1] for v in every])
-                cells.append(f"{d:.2f} / {e:5.1f}% ({len(every)})")
-                table[f"{data}|{method}|all"] = {"dice": float(d), "volume_error_pct": float(e), "n": len(every)}
-            print(f"{method:14}" + "".join(f"{c:>22}" for c in cells))
+            for diameter in ("10", "13", "17", "22", "28", "37"):
+                values = [v for v in per[(f"nema-{recon}", diameter)] if v is not None]
+                cells.append(f"{diameter} mm {100 * np.mean(values):+6.1f}%" if values else f"{diameter} mm    n/s")
+            print(f"  {recon}: " + "  ".join(cells))
+        worst = {}
+        for recon in RECONS:
+            errors = [r["volume_error"] for r in nema if f"nema-{recon}" in r["strata"]]
+            big = [r["volume_error"] for r in nema if f"nema-{recon} >=17 mm" in r["strata"]]
+            worst[recon] = (float(np.median([e if e is not None else 1.0 for e in errors])),
+                            float(max(e if e is not None else 1.0 for e in big)))
+        study = next((s for s in summaries.get("study", []) if s["stratum"] == "avid"), None)
+        floods = sum(s["floods"] for name, summary in summaries.items() for s in summary if s["stratum"] == "all")
+        ranking.append((method, worst, study, floods))
+        output[method] = {"summaries": summaries, "records": sources, "worst": worst}
+    print("\nworst case over EARL1-like, EARL2-like and the reference study (the default's criterion):")
+    print(f"{'method':12}{'EARL1 median':>14}{'EARL1 worst>=17':>17}{'EARL2 median':>14}{'EARL2 worst>=17':>17}"
+          f"{'study avid median':>19}{'floods':>8}")
+    for method, worst, study, floods in ranking:
+        study_error = study["median_volume_error"] if study and study["median_volume_error"] is not None else float("nan")
+        print(f"{method:12}{100 * worst['earl1'][0]:13.1f}%{100 * worst['earl1'][1]:16.1f}%{100 * worst['earl2'][0]:13.1f}%"
+              f"{100 * worst['earl2'][1]:16.1f}%{100 * study_error:18.1f}%{floods:>8}")
+    print(f"\ntotal {time.time() - started:.0f} s")
     if args.json:
-        with open(args.json, "w") as handle:
-            json.dump(table, handle, indent=1)
+        with open(args.json, "w", encoding="utf-8") as handle:
+            json.dump(output, handle, indent=1, default=str)
 
 
 if __name__ == "__main__":

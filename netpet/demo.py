@@ -7,7 +7,8 @@
    PERCIST) and the SUVmax inside each truth lesion mask.
 4. Quantify: a reader's clicks (one per truth lesion) go through ``netpet quantify`` into the
    study table: segmentation, references, measurements, the liver-threshold call, Krenning
-   score, .seg.nrrd per session; the segmentations are scored against the truth masks (Dice).
+   score, .seg.nrrd per session; every lesion is scored against the truth per stratum (avid,
+   non-avid, benign traps, borderline, cold or iso-intense liver lesions, small, bone).
 5. Check the SUV conversion on vendor-shaped digital reference objects (GE with a rewritten
    Series Time, Siemens, Philips counts with private scale factors).
 6. StudyStats: sensitivity and specificity per patient, lesion and region, PET/MR vs PET/CT and
@@ -116,7 +117,9 @@ def _check_reference_objects(out: str) -> List[Dict[str, Any]]:
 
 
 def _quantify(out: str, study_dir: str, summary_: Dict[str, Any], progress: Optional[ProgressCallback]) -> Dict[str, Any]:
-    """Reader clicks at every truth lesion -> study table; Dice of each segmentation vs the truth.
+    """Reader clicks at every truth lesion -> study table; every lesion scored against the truth per
+    stratum (netpet.quant.evaluate: avid, non-avid, benign traps, borderline, cold or iso-intense
+    liver lesions, small, bone): Dice, volume error, floods, share not separable, call agreement.
 
     Every session also gets a row without lesion and seed: the reader read it (for a lesion-free
     patient that is the only row, and StudyStats counts the patient as a true negative)."""
@@ -124,6 +127,7 @@ def _quantify(out: str, study_dir: str, summary_: Dict[str, Any], progress: Opti
 
     import slicerio
 
+    from netpet.quant.evaluate import format_summary, lesion_record, summarize
     from netpet.quant.pipeline import run_manifest
 
     with open(os.path.join(study_dir, "truth", "lesions.csv"), newline="", encoding="utf-8") as handle:
@@ -148,7 +152,7 @@ def _quantify(out: str, study_dir: str, summary_: Dict[str, Any], progress: Opti
     truth = {(r["patient_id"], r["session_id"], r["lesion_id"]): r for r in lesions}
     with open(table, newline="", encoding="utf-8") as handle:
         rows = [r for r in csv.DictReader(handle) if r["lesion_id"]]
-    dices, agree = [], []
+    records = []
     cache: Dict[str, Any] = {}
     for row in rows:
         key = (row["patient_id"], row["session_id"], row["lesion_id"])
@@ -160,13 +164,11 @@ def _quantify(out: str, study_dir: str, summary_: Dict[str, Any], progress: Opti
                 cache[path] = slicerio.read_segmentation(path)
         ours = slicerio.segment_mask(cache[seg_path], slicerio.segment_from_id(cache[seg_path], row["lesion_id"])) > 0
         theirs = slicerio.segment_mask(cache[truth_path], slicerio.segment_from_id(cache[truth_path], row["lesion_id"])) > 0
-        if expected["avid"] == "1":
-            dices.append(2.0 * float((ours & theirs).sum()) / float(ours.sum() + theirs.sum()))
-        if row["tracer"] == "dotatate" and expected["avid"] == "1":
-            agree.append((row["call"] == "positive") == (expected["above_liver"] == "1"))
-    return {"table": table, "rows": len(rows), "skipped": summary["errors"],
-            "median_dice_avid": float(np.median(dices)) if dices else None, "avid_lesions": len(dices),
-            "call_agreement_dotatate": float(np.mean(agree)) if agree else None}
+        records.append(lesion_record(expected, row, ours, theirs))
+    strata = summarize(records)
+    return {"table": table, "rows": len(rows), "skipped": summary["errors"], "strata": strata,
+            "strata_text": format_summary(strata, "every lesion clicked at its centre, per stratum"),
+            "floods": [r["lesion"] for r in records if r["flood"]]}
 
 
 def _statistics(out: str, study_dir: str, table: str, progress: Optional[ProgressCallback]) -> Dict[str, Any]:

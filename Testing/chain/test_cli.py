@@ -147,7 +147,12 @@ def test_demo_command(tmp_path, capsys):
     q = report["quantification"]
     truth_rows = (tmp_path / "demo" / "study" / "truth" / "lesions.csv").read_text().strip().splitlines()
     assert q["rows"] == len(truth_rows) - 1 and not q["skipped"]  # one table row per clicked truth lesion
-    assert q["median_dice_avid"] > 0.7 and q["call_agreement_dotatate"] >= 0.8
+    strata = {s["stratum"]: s for s in q["strata"]}
+    # every stratum the study has is reported, the hard ones included
+    assert {"all", "avid", "benign", "bone"} <= set(strata) and "stratum" in out
+    assert all(f"\n  {name} " in out for name in strata)  # every stratum printed
+    assert strata["avid"]["median_dice"] > 0.7 and strata["avid"]["call_agreement"] >= 0.75
+    assert strata["all"]["lesions"] == q["rows"]
     assert "Quantification" in out
     # the demo ends with the study statistics and their HTML report
     statistics = report["statistics"]

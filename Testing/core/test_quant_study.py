@@ -47,40 +47,36 @@ def test_automatic_liver_reference_matches_the_truth(reference_study, volumes):
                 assert spleen.mean == pytest.approx(session["spleen_suv"], rel=0.08)
 
 
-def test_segmentation_and_calls_against_the_truth(reference_study, volumes, truth_lesions):
-    """Default method, seeded at each avid lesion's centre: Dice and volume error per size band
-    against the truth masks and volumes, and the liver-threshold call against whether the true
-    uptake is above the liver."""
-    out, summary = reference_study
-    sessions = {(p["patient_id"], s["session_id"]): s for p in summary["patients"] for s in p["sessions"]}
-    dices, errors, agreements = {}, {}, []
-    for row in truth_lesions:
-        if row["avid"] != "1":
-            continue
-        key = (row["patient_id"], row["session_id"])
-        volume, session = volumes[key], sessions[key]
-        lesion = segment(volume, [float(row[k]) for k in ("center_r", "center_a", "center_s")])
-        mask, expected = lesion.full(volume.shape), _truth_mask(out, session, row["lesion_id"])
-        band = "<10" if float(row["diameter_mm"]) < 10 else "10-20" if float(row["diameter_mm"]) < 20 else ">=20"
-        dices.setdefault(band, []).append(2 * (mask & expected).sum() / (mask.sum() + expected.sum()))
-        values = measure(volume, lesion, references.sphere_stats(volume, session["liver_reference_center_ras"], 30.0,
-                                                                 "liver"))
-        errors.setdefault(band, []).append(abs(values["mtv_ml"] / float(row["volume_ml"]) - 1.0))
-        assert values["suv_max"] >= values["suv_mean"] >= values["suv_min"]
-        assert values["mtv_ml"] == pytest.approx(mask.sum() * np.prod(volume.spacing_zyx) / 1000.0)
-        if row["tracer"] == "dotatate":
-            agreements.append((values["tl_ratio"] > 1.0) == (row["above_liver"] == "1"))
-    median = {band: (float(np.median(dices[band])), float(np.median(errors[band])), len(dices[band])) for band in dices}
-    # measured on this study (seed 8, 2 patients; median Dice / median |MTV / true volume - 1|):
-    # <10 mm 0.86 / 0.26 (2 lesions; over 10 patients 0.70 / 1.18, partial volume at PET resolution),
-    # 10-20 mm 0.75 / 0.36 (15), >=20 mm 0.95 / 0.03 (5)
-    assert set(median) == {"<10", "10-20", ">=20"}, median
-    assert median["<10"][0] >= 0.6 and median["<10"][1] <= 1.6, median
-    assert median["10-20"][0] >= 0.7 and median["10-20"][1] <= 0.5, median
-    assert median[">=20"][0] >= 0.85 and median[">=20"][1] <= 0.2, median
-    assert min(min(d) for d in dices.values()) >= 0.3, median
-    # calls from the noisy SUVmax agree with the truth for 16 of 18 DOTATATE lesions here
-    assert np.mean(agreements) >= 0.8
+def test_every_stratum_against_the_truth(reference_study, tmp_path_factory):
+    """Every truth lesion of the study (avid, non-avid, benign traps, borderline, cold or iso-intense
+    liver lesions, small, bone), clicked at its centre and measured by the product's own path, scored
+    per stratum (netpet.quant.evaluate).
+
+    Measured on this study (seed 8, 2 patients, 33 lesion-sessions): no flood anywhere; avid (15):
+    none not separable, median Dice 0.84, median |volume error| 24 %, call agreement 93 %; non-avid
+    (9): all not separable, none called positive; bone (9): median |volume error| 17 %. The study and
+    the method are deterministic, so these reproduce exactly on one platform; the bounds below leave
+    a margin for other versions of numpy/scipy (a fit or a sort that breaks a tie differently moves a
+    lesion by a voxel or so, a few % of volume)."""
+    from netpet.quant.evaluate import evaluate_reference_study, format_summary, summarize
+
+    out, _summary = reference_study
+    records = evaluate_reference_study(str(out), suv_cache=str(tmp_path_factory.mktemp("strata-suv")))
+    summary = {s["stratum"]: s for s in summarize(records)}
+    print(format_summary(summarize(records), "reference study, every stratum"))
+    assert set(summary) == {"all", "avid", "non-avid", "benign", "borderline", "liver-cold-iso", "small", "bone"}
+    assert all(s["floods"] == 0 for s in summary.values()), summary
+    avid = summary["avid"]
+    assert avid["not_separable_share"] == 0.0 and avid["median_dice"] >= 0.78 and avid["median_volume_error"] <= 0.30
+    assert avid["call_agreement"] >= 0.85
+    assert summary["non-avid"]["not_separable_share"] >= 0.8
+    assert summary["bone"]["median_volume_error"] <= 0.22
+    # a lesion that is not avid, or as cold or iso-intense as the liver, is never called positive
+    for record in records:
+        if "non-avid" in record["strata"] or "liver-cold-iso" in record["strata"]:
+            assert record["call"] != "positive", record
+        if record["status"] == "not separable":
+            assert record["mtv_ml"] is None and record["call"] != "positive"
 
 
 def test_candidates_find_avid_lesions_and_set_organs_aside(reference_study, volumes, truth_lesions):
@@ -151,7 +147,15 @@ def test_quantify_manifest_into_the_table(reference_study, truth_lesions, tmp_pa
     assert len(rows) == len(expected) > 5
     assert {r["modality"] for r in rows} == {"PET/CT", "PET/MR"} and {r["tracer"] for r in rows} == {"dotatate"}
     for row in rows:
-        assert row["call"] in ("positive", "negative") and row["krenning"] in "01234"
+        assert row["call"] in ("positive", "equivocal", "negative") and row["krenning"] in "01234"
+        # the call and the Krenning score come from one comparison and always agree
+        assert row["call"] == {"0": "negative", "1": "negative", "2": "equivocal", "3": "positive",
+                               "4": "positive"}[row["krenning"]]
+        assert row["segmentation_status"] in ("segmented", "not separable")
+        for column in ("flags", "warnings", "peak_shift_mm", "call_low_suv", "call_high_suv", "background_source"):
+            assert column in row
+        if row["segmentation_status"] == "not separable":
+            assert row["mtv_ml"] in ("", "nan") and "not-separable" in row["flags"] and "not separable" in row["warnings"]
         assert float(row["liver_suv_mean"]) == pytest.approx(6.8, rel=0.05)
         assert row["suv_units"] == "BQML" and row["suv_type"] == "bw" and row["reader"] == "R1"
     # the same manifest again: the same rows, updated in place

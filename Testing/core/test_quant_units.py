@@ -131,7 +131,9 @@ def test_no_leak_into_a_kidney_through_a_thin_bridge():
     options = SegmentOptions(method="fixed41")
     leaked = segment(volume, lps_to_ras(lesion_center), SegmentOptions(method="fixed41", split=False))
     split = segment(volume, lps_to_ras(lesion_center), options)
-    assert leaked.voxels > 3 * truth.sum()  # without the watershed the region runs into the kidney
+    # without the watershed the region would run into the kidney: the flooding test refuses it
+    # (the kidney's uptake is in the upper half of the lesion's contrast, so it is no plateau to set apart)
+    assert leaked.status == "not separable" and "flooding" in leaked.flags
     mask = split.full(volume.shape)
     assert not mask[:, :, 33:].any()  # nothing right of the bridge's middle
     dice = 2 * (mask & truth).sum() / (mask.sum() + truth.sum())
@@ -142,25 +144,64 @@ def test_second_click_splits_what_the_automatic_split_keeps():
     # a faint neighbour: its maximum does not stand out enough to split automatically
     volume, truth, lesion_center, kidney_center = _kidney_scene(kidney_suv=6.0, bridge_share=1.0, bridge_half_mm=5.0)
     alone = segment(volume, lps_to_ras(lesion_center), SegmentOptions(method="fixed41"))
-    assert alone.full(volume.shape)[:, :, 40:].any()
+    # alone, the region would spill over the broad bridge into the kidney: refused, never flooded
+    assert alone.status == "not separable" and "flooding" in alone.flags and alone.voxels < truth.sum()
     clicked = segment(volume, lps_to_ras(lesion_center), SegmentOptions(method="fixed41"),
                       others_ras=[lps_to_ras(kidney_center)])
+    assert clicked.status == "segmented" and "split" in clicked.flags
     assert not clicked.full(volume.shape)[:, :, 36:].any()
-    assert clicked.voxels < alone.voxels / 2
+    assert clicked.voxels < 2 * truth.sum()
 
 
-def test_seed_outside_image_and_in_background():
+def test_refusals_of_bad_clicks_images_and_parameters():
     x, y, z = grid()
-    values = np.where(sphere(x, y, z, (0, 0, 0), 8.0), 8.0, 1.0)
+    body = sphere(x, y, z, (0, 0, 0), 50.0)
+    values = np.where(body, 1.0, 0.0)
+    values[sphere(x, y, z, (0, 0, 0), 8.0)] = 8.0
     volume = volume_of(values)
     with pytest.raises(QuantError, match=r"seed R,A,S = 500.0,0.0,0.0 mm lies outside"):
         segment(volume, (500.0, 0.0, 0.0))
-    with pytest.raises(QuantError, match="No lesion at the seed"):
-        segment(volume, lps_to_ras((-45.0, -45.0, -45.0)))  # flat background: nothing above the threshold
+    with pytest.raises(QuantError, match="outside the body"):
+        segment(volume, lps_to_ras((-58.0, -58.0, -58.0)))  # air in a corner of the image
     with pytest.raises(QuantError, match="needs the liver reference"):
         segment(volume, (0.0, 0.0, 0.0), SegmentOptions(method="liver-percist"))
     with pytest.raises(QuantError, match="Unknown segmentation method"):
         segment(volume, (0.0, 0.0, 0.0), SegmentOptions(method="magic"))
+    for options, name in ((SegmentOptions(method="fixed41", fraction=0.0), "fraction"),
+                          (SegmentOptions(fraction=1.5), "fraction"), (SegmentOptions(fraction=float("nan")), "fraction"),
+                          (SegmentOptions(method="absolute", absolute_suv=-1.0), "absolute SUV"),
+                          (SegmentOptions(search_radius_mm=float("inf")), "search radius"),
+                          (SegmentOptions(max_radius_mm=0.0), "limit radius"),
+                          (SegmentOptions(shell_mm=(20.0, 8.0)), "background shell outer")):
+        with pytest.raises(QuantError, match=f"The segmentation parameter {name}"):
+            segment(volume, (0.0, 0.0, 0.0), options)
+    with pytest.raises(QuantError, match="three finite numbers"):
+        segment(volume, (float("nan"), 0.0, 0.0))
+    damaged = values.copy()
+    damaged[30, 30, 33] = np.nan
+    with pytest.raises(QuantError, match=r"non-finite \(NaN or infinite\) voxels within"):
+        segment(volume_of(damaged), (0.0, 0.0, 0.0))
+
+
+def test_a_click_in_flat_tissue_is_not_separable_and_reports_local_uptake():
+    """A click in uniform tissue (noise-free, or noisy) finds no lesion: no organ-sized mask, the
+    1 mL sphere at the click is the record, and its uptake is the tissue's."""
+    x, y, z = grid()
+    values = np.where(sphere(x, y, z, (0, 0, 0), 58.0), 2.0, 0.0)
+    values[sphere(x, y, z, (25.0, 0, 0), 8.0)] = 9.0
+    noisy = values * (1 + 0.1 * ndimage.gaussian_filter(np.random.default_rng(2).standard_normal(values.shape), 1.0) * 3)
+    for image in (values, noisy):
+        volume = volume_of(image)
+        click = lps_to_ras((-20.0, 6.0, 0.0))
+        lesion = segment(volume, click)
+        assert lesion.status == "not separable" and "not-separable" in lesion.flags
+        expected = sphere(x, y, z, (-20.0, 6.0, 0.0), 6.2035)
+        assert np.array_equal(lesion.full(image.shape), expected)  # the 1 mL sphere at the click
+        m = measure(volume, lesion)
+        assert math.isnan(m["mtv_ml"]) and math.isnan(m["suv_mean"]) and m["voxels"] == 0
+        assert m["suv_max"] == pytest.approx(image[expected].max())
+        # the lesion 45 mm away is never what a click here measures
+        assert m["suv_peak"] < 3.0
 
 
 def test_liver_methods_use_the_reference():
@@ -249,3 +290,55 @@ def test_krenning_score(suv, expected):
 
 def test_krenning_without_spleen_tops_at_three():
     assert krenning_score(40.0, liver=6.8) == 3
+
+
+def test_noise_maximum_band_matches_simulated_maxima():
+    """The band of SUVmax that uniform tissue reaches by noise alone: for n independent samples the
+    2.5th/97.5th percentiles of the maximum, checked against 200,000 simulated maxima (the Monte
+    Carlo error of a tail percentile is about 0.01 SD here, so 0.03 SD is allowed)."""
+    from netpet.quant.classify import noise_maximum_band
+
+    rng = np.random.default_rng(7)
+    low, high, n = noise_maximum_band(6.8, 0.85, None, 1.0, 1.0)  # one voxel, no correlation: +-1.96 SD
+    assert n == 1.0 and low == pytest.approx(6.8 - 1.959964 * 0.85, abs=1e-5) and high == pytest.approx(6.8 + 1.959964 * 0.85, abs=1e-5)
+    # 3 mL, voxel SD 0.85 and 1 mL-mean SD 0.44: (0.85/0.44)^2 = 3.73 independent samples per mL
+    low, high, n = noise_maximum_band(6.8, 0.85, 0.44, 3.0, 0.048)
+    assert n == pytest.approx(3.0 * (0.85 / 0.44) ** 2)
+    maxima = 6.8 + 0.85 * rng.standard_normal((200_000, 11)).max(axis=1)  # n rounds to 11 samples
+    assert low == pytest.approx(np.percentile(maxima, 2.5), abs=0.03 * 0.85 + 0.85 * 0.02)
+    assert high == pytest.approx(np.percentile(maxima, 97.5), abs=0.03 * 0.85 + 0.85 * 0.02)
+    # never more samples than voxels
+    assert noise_maximum_band(6.8, 0.85, 0.01, 1.0, 0.5)[2] == 2.0
+
+
+def test_liver_call_and_krenning_always_agree():
+    from netpet.quant.classify import liver_call
+
+    rng = np.random.default_rng(3)
+    for _ in range(2000):
+        liver_mean = rng.uniform(1.0, 10.0)
+        verdict = liver_call(rng.uniform(0.1, 40.0), rng.uniform(0.1, 30.0), 0.064, liver_mean, rng.uniform(0.05, 2.0),
+                             rng.uniform(0.02, 1.0), (liver_mean * 2.7, 1.0, 0.5) if rng.uniform() < 0.5 else None,
+                             bool(rng.uniform() < 0.7), rng.uniform(0.2, 3.0) if rng.uniform() < 0.5 else None)
+        expected = {0: "negative", 1: "negative", 2: "equivocal", 3: "positive", 4: "positive"}[verdict.krenning]
+        assert verdict.call == expected
+        assert verdict.low <= verdict.high
+
+
+def test_liver_call_grades():
+    from netpet.quant.classify import liver_call
+
+    # liver 6.8, voxel SD 0.8, 1 mL SD 0.4: a 2 mL lesion holds 8 independent samples
+    band = liver_call(7.5, 2.0, 0.064, 6.8, 0.8, 0.4)
+    assert band.independent == pytest.approx(8.0)
+    assert band.call == "equivocal" and band.krenning == 2 and band.low < 7.5 < band.high
+    assert liver_call(band.high + 0.01, 2.0, 0.064, 6.8, 0.8, 0.4).call == "positive"
+    assert liver_call(band.low - 0.01, 2.0, 0.064, 6.8, 0.8, 0.4).krenning == 1
+    assert liver_call(30.0, 2.0, 0.064, 6.8, 0.8, 0.4, spleen=(18.5, 1.5, 0.7)).krenning == 4
+    assert liver_call(19.0, 2.0, 0.064, 6.8, 0.8, 0.4, spleen=(18.5, 1.5, 0.7)).krenning == 3  # within the spleen's band
+    # not separable: never above "equal to liver", and 0 when not above its background
+    assert liver_call(30.0, 1.0, 0.064, 6.8, 0.8, 0.4, separable=False).call == "equivocal"
+    assert liver_call(1.0, 1.0, 0.064, 6.8, 0.8, 0.4, separable=False, background=1.2).krenning == 0
+    assert liver_call(30.0, 2.0, 0.064, 6.8, 0.8, 0.4, krenning=False).krenning is None
+    with pytest.raises(ValueError, match="positive liver SUVmean"):
+        liver_call(5.0, 1.0, 0.064, 0.0, 0.8)

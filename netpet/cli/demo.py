@@ -34,10 +34,9 @@ def run(args: argparse.Namespace) -> int:
     q = result["quantification"]
     print()
     print(f"Quantification (a click per truth lesion, netpet quantify): {q['rows']} rows in {q['table']}")
-    if q["median_dice_avid"] is not None:
-        print(f"  median Dice vs the truth masks over {q['avid_lesions']} avid lesions: {q['median_dice_avid']:.2f}; "
-              f"liver-threshold call agrees with the truth for {100 * q['call_agreement_dotatate']:.0f} % of "
-              "avid DOTATATE lesions")
+    print("  " + q["strata_text"].replace("\n", "\n  "))
+    if q["floods"]:
+        print(f"  read over 3 x their true volume: {', '.join(q['floods'])}")
     for problem in q["skipped"]:
         print(f"  skipped (as a reader would see): {problem}")
     print()

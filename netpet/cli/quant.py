@@ -33,7 +33,15 @@ def add_parsers(sub) -> None:
     p.add_argument("--liver", type=_ras, metavar="R,A,S", help="centre of the 3 cm liver reference (default: automatic)")
     p.add_argument("--split", type=_ras, action="append", default=[], metavar="R,A,S",
                    help="a point in a neighbouring hot structure the lesions must be separated from")
-    p.add_argument("--search-radius", type=float, default=10.0, metavar="MM", help="where to look for the maximum (mm)")
+    p.add_argument("--search-radius", type=float, default=20.0, metavar="MM",
+                   help="how far the lesion's peak may lie from the seed (mm, default 20)")
+    p.add_argument("--background", type=_ras, action="append", default=[], metavar="R,A,S",
+                   help="a point in normal tissue for T/B (and the adaptive threshold): once for every seed, or once "
+                        "per seed in seed order")
+    p.add_argument("--background-diameter", type=float, default=20.0, metavar="MM",
+                   help="diameter of the background sphere at --background (mm, default 20)")
+    p.add_argument("--background-bone", action="store_true",
+                   help="T/B against normal bone of the session's CT around each lesion (bone lesions on PET/CT)")
     p.add_argument("--out", required=True, metavar="MASK", help="label image to write (.nrrd, .nii.gz, .mha)")
     p.add_argument("--json", action="store_true", help="print the measurements as JSON")
     p.set_defaults(func=cmd_segment)
@@ -75,11 +83,18 @@ def cmd_segment(args: argparse.Namespace) -> int:
 
     from netpet.cli.main import EXIT_OK, UsageError
     from netpet.quant import references
+    from netpet.quant.classify import liver_call
     from netpet.quant.measure import UNITS, measure
     from netpet.quant.segment import SegmentOptions, label_image, segment_seeds
+    from netpet.quant.volume import QuantError
 
     if not args.out.lower().endswith((".nrrd", ".nhdr", ".nii", ".nii.gz", ".mha", ".mhd")):
         raise UsageError(f"--out {args.out!r}: use .nrrd, .nii.gz, .nii or .mha")
+    options = SegmentOptions(method=args.method, fraction=args.fraction, absolute_suv=args.absolute,
+                             search_radius_mm=args.search_radius)
+    options.validate()
+    if not (math.isfinite(args.background_diameter) and 4.0 <= args.background_diameter <= 60.0):
+        raise UsageError(f"--background-diameter {args.background_diameter:g}: give a diameter from 4 to 60 mm")
     session = _volume(args.volume)
     volume = session.volume
     liver = None
@@ -89,23 +104,44 @@ def cmd_segment(args: argparse.Namespace) -> int:
         if args.method.startswith("liver") or args.liver is not None:
             raise
         print(f"netpet: note: no liver reference ({exc}); T/L ratios are left out", file=sys.stderr)
-    options = SegmentOptions(method=args.method, fraction=args.fraction, absolute_suv=args.absolute,
-                             search_radius_mm=args.search_radius)
-    lesions = segment_seeds(volume, args.seed, options, liver, args.split)
+    if args.background and len(args.background) not in (1, len(args.seed)):
+        raise UsageError(f"--background is given {len(args.background)} times for {len(args.seed)} seeds; give it once, "
+                         "or once per seed")
+    if args.background and args.background_bone:
+        raise UsageError("--background and --background-bone exclude each other; choose one")
+    points = (args.background * len(args.seed) if len(args.background) == 1 else args.background) or [None] * len(args.seed)
+    spheres = [references.background_point(volume, p, args.background_diameter) if p is not None else None
+               for p in points]
+    lesions = segment_seeds(volume, args.seed, options, liver, args.split,
+                            backgrounds=[b.mean if b is not None else None for b in spheres])
     labels = label_image(volume, lesions)
     image = volume.to_image(labels)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)) or ".", exist_ok=True)
     sitk.WriteImage(image, args.out, useCompression=True)
     results = []
+    bone = session.bone_mask() if args.background_bone else None
     for number, lesion in enumerate(lesions, start=1):
         others = [m for m in lesions if m is not lesion]
+        notes = list(lesion.notes)
+        background = spheres[number - 1]
         try:
-            background = references.background_shell(volume, lesion, others=others)
-        except Exception:  # noqa: BLE001 - no background: T/B is left out
-            background = None
+            if background is None and bone is not None:
+                background = references.background_bone(volume, lesion, bone, others=others)
+            elif background is None:
+                background = references.background_shell(volume, lesion, others=others)
+        except QuantError as exc:  # no background: T/B is left out, and said
+            notes.append(f"no background: {exc}")
         values = {k: _clean(v) for k, v in measure(volume, lesion, liver, background).items()}
+        if liver is not None:
+            verdict = liver_call(values["suv_max"], lesion.voxels * volume.voxel_ml if lesion.separable else 1.0,
+                                 volume.voxel_ml, liver.mean, liver.sd, liver.peak_sd, None, lesion.separable,
+                                 background.mean if background is not None else None,
+                                 krenning=session.tracer == "dotatate")
+            values.update({"call": verdict.call, "krenning": verdict.krenning, "call_low_suv": verdict.low,
+                           "call_high_suv": verdict.high})
         results.append({"label": number, "seed_ras": list(args.seed[number - 1]), "method": lesion.method,
-                        "notes": lesion.notes, **values})
+                        "status": lesion.status, "flags": lesion.flags, "peak_shift_mm": lesion.peak_shift_mm,
+                        "contrast_to_noise": _clean(lesion.contrast_to_noise), "notes": notes, **values})
     payload = {"volume": args.volume, "mask": os.path.abspath(args.out), "units": UNITS,
                "liver": liver.to_dict("liver") if liver else None, "lesions": results}
     if args.json:
@@ -116,14 +152,22 @@ def cmd_segment(args: argparse.Namespace) -> int:
             print(f"liver reference: SUVmean {liver.mean:.2f} SD {liver.sd:.2f} at R,A,S "
                   + ",".join(f"{v:.1f}" for v in liver.center_ras))
         for r in results:
-            line = (f"label {r['label']}: SUVmax {r['suv_max']:.2f}  SUVpeak {r['suv_peak']:.2f}  SUVmean "
-                    f"{r['suv_mean']:.2f}  MTV {r['mtv_ml']:.2f} mL  TLA {r['tla']:.2f}  diameter "
-                    f"{r['longest_diameter_mm']:.1f} mm")
+            if r["status"] == "segmented":
+                line = (f"label {r['label']}: SUVmax {r['suv_max']:.2f}  SUVpeak {r['suv_peak']:.2f}  SUVmean "
+                        f"{r['suv_mean']:.2f}  MTV {r['mtv_ml']:.2f} mL  TLA {r['tla']:.2f}  diameter "
+                        f"{r['longest_diameter_mm']:.1f} mm")
+            else:
+                line = (f"label {r['label']}: NOT SEPARABLE  local SUVmax {r['suv_max']:.2f}  SUVpeak "
+                        f"{r['suv_peak']:.2f} (1 mL sphere at the seed; no volume)")
             if r.get("tl_ratio") is not None:
                 line += f"  T/L {r['tl_ratio']:.2f}"
             if r.get("tb_ratio") is not None:
                 line += f"  T/B {r['tb_ratio']:.2f}"
+            if r.get("call"):
+                line += f"  call {r['call']}" + (f" (Krenning {r['krenning']})" if r.get("krenning") is not None else "")
             print(line)
+            for note in r["notes"]:
+                print(f"  note: {note}")
         print(f"labels written to {args.out}")
     return EXIT_OK
 

@@ -197,7 +197,10 @@ def pet_suv(model: Model, session: Session, grid: ScanGrid) -> Tuple[np.ndarray,
     """(noisy SUV, noise-free blurred SUV) of the session on its PET grid, [z, y, x] float32."""
     suv = suv_model(model, session)
     sigma = session.fwhm_mm / (2.0 * math.sqrt(2.0 * math.log(2.0)))
-    blurred = sitk.SmoothingRecursiveGaussian(_image(suv, model.grid), sigma)
+    # a reconstructed voxel is an average over its volume, not a sample at its centre: the voxel's box
+    # (variance spacing^2 / 12 per axis) widens the blur before the image is sampled at voxel centres
+    sigmas = [math.sqrt(sigma * sigma + step * step / 12.0) for step in grid.spacing]
+    blurred = sitk.SmoothingRecursiveGaussian(_image(suv, model.grid), sigmas)
     del suv
     clean = resample(blurred, model.patient, session, grid, 0.0)
     rng = np.random.default_rng(np.random.SeedSequence(list(session.seed) + [1]))

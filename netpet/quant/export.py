@@ -1,7 +1,9 @@
 """Export lesion segmentations: Slicer .seg.nrrd and DICOM SEG referencing the source PET.
 
-Segments are named by lesion id, coloured by the liver-threshold call (positive red, negative
-blue, no call grey) and coded with the DICOM/Slicer terminology "Morphologically Altered
+Segments are named by lesion id, coloured by the liver-threshold call (positive red, equivocal
+amber, negative blue, no call grey), tagged with the call, the segmentation status and the quality
+flags (``NETPET.Call``, ``NETPET.Status``, ``NETPET.Flags``; a lesion that is not separable is stored
+as the 1 mL sphere at the click where its uptake was measured) and coded with the DICOM/Slicer terminology "Morphologically Altered
 Structure / Lesion" (SCT 49755003 / 52988006) so that Slicer and PACS viewers show what they are.
 A .seg.nrrd that already holds segments keeps those with other ids (a reader's earlier lesions).
 """
@@ -19,7 +21,8 @@ from netpet.quant.volume import SUVVolume
 
 CATEGORY = ("SCT", "49755003", "Morphologically Altered Structure")
 LESION_TYPE = ("SCT", "52988006", "Lesion")
-COLORS = {"positive": (0.85, 0.15, 0.15), "negative": (0.2, 0.4, 0.85), "": (0.6, 0.6, 0.6)}
+COLORS = {"positive": (0.85, 0.15, 0.15), "equivocal": (0.95, 0.65, 0.1), "negative": (0.2, 0.4, 0.85),
+          "": (0.6, 0.6, 0.6)}
 
 
 def _ijk_to_lps(volume: SUVVolume) -> np.ndarray:
@@ -36,6 +39,7 @@ def write_seg_nrrd(path: str, volume: SUVVolume, lesions: Dict[str, LesionMask],
 
     masks: Dict[str, np.ndarray] = {}
     colors: Dict[str, Sequence[float]] = {}
+    tags: Dict[str, Dict[str, str]] = {}
     if keep_existing and os.path.exists(path):
         existing = slicerio.read_segmentation(path)
         if np.allclose(existing["ijkToLPS"], _ijk_to_lps(volume)) and existing["voxels"].shape[-3:] == volume.shape[::-1]:
@@ -43,15 +47,19 @@ def write_seg_nrrd(path: str, volume: SUVVolume, lesions: Dict[str, LesionMask],
                 if segment["id"] not in lesions:
                     masks[segment["id"]] = np.transpose(slicerio.segment_mask(existing, segment), (2, 1, 0)) > 0
                     colors[segment["id"]] = segment.get("color", COLORS[""])
+                    tags[segment["id"]] = {k: v for k, v in (segment.get("tags") or {}).items() if k.startswith("NETPET.")}
     for lesion_id, lesion in lesions.items():
         masks[lesion_id] = lesion.full(volume.shape)
         colors[lesion_id] = COLORS.get(calls.get(lesion_id, ""), COLORS[""])
+        tags[lesion_id] = {"NETPET.Call": calls.get(lesion_id, ""), "NETPET.Status": lesion.status,
+                           "NETPET.Flags": ";".join(lesion.flags)}
     segmentation = slicerio.create_segmentation(tuple(volume.shape[::-1]), _ijk_to_lps(volume))
     for lesion_id in sorted(masks):
         slicerio.add_segment(segmentation, np.transpose(masks[lesion_id], (2, 1, 0)), {
             "id": lesion_id, "name": lesion_id, "color": tuple(float(c) for c in colors[lesion_id]),
             "terminology": {"contextName": "Segmentation category and type - 3D Slicer General Anatomy list",
                             "category": list(CATEGORY), "type": list(LESION_TYPE)},
+            "tags": dict(tags.get(lesion_id, {})),
         })
     segmentation["containedRepresentationNames"] = ["Binary labelmap"]
     segmentation["masterRepresentation"] = "Binary labelmap"

@@ -29,7 +29,7 @@ UNITS: Dict[str, str] = {
     "suv_max": "SUV", "suv_peak": "SUV", "suv_mean": "SUV", "suv_min": "SUV", "suv_sd": "SUV",
     "mtv_ml": "mL", "tla": "SUV x mL", "voxels": "count", "longest_diameter_mm": "mm",
     "centroid_r": "mm (RAS)", "centroid_a": "mm (RAS)", "centroid_s": "mm (RAS)", "tb_ratio": "ratio",
-    "tl_ratio": "ratio", "liver_suv_mean": "SUV", "liver_suv_sd": "SUV", "liver_suv_max": "SUV",
+    "tl_ratio": "ratio", "tl_peak_ratio": "ratio", "liver_peak_sd": "SUV", "liver_suv_mean": "SUV", "liver_suv_sd": "SUV", "liver_suv_max": "SUV",
     "spleen_suv_mean": "SUV", "background_suv_mean": "SUV", "background_suv_sd": "SUV", "threshold_suv": "SUV",
 }
 
@@ -94,23 +94,38 @@ def longest_diameter_mm(indices: np.ndarray, spacing_zyx: np.ndarray) -> float:
 
 def measure(volume: SUVVolume, lesion: LesionMask, liver: Optional[ReferenceStats] = None,
             background: Optional[ReferenceStats] = None, spleen: Optional[ReferenceStats] = None) -> Dict[str, float]:
-    """All measurements of a lesion (see :data:`UNITS` for their units)."""
+    """All measurements of a lesion (see :data:`UNITS` for their units).
+
+    A lesion that is not separable (``lesion.status``) has no volume: its SUVmax is the hottest
+    voxel and its SUVpeak the best 1 mL sphere within the 1 mL sphere at the click, its position
+    the click; the volume, mean, TLA and diameter are NaN.
+    """
     values = volume.values[lesion.box][lesion.mask].astype(np.float64)
     indices = lesion.indices()
     peak, peak_at = suv_peak(volume, lesion)
-    suv_mean = float(values.mean())
-    mtv = lesion.voxels * volume.voxel_ml
-    centroid = volume.index_to_ras(indices.mean(axis=0))
-    out: Dict[str, float] = {
-        "suv_max": float(values.max()), "suv_peak": peak, "suv_mean": suv_mean, "suv_min": float(values.min()),
-        "suv_sd": float(values.std(ddof=1)) if values.size > 1 else 0.0, "mtv_ml": mtv, "tla": suv_mean * mtv,
-        "voxels": lesion.voxels, "longest_diameter_mm": longest_diameter_mm(indices, volume.spacing_zyx),
-        "centroid_r": centroid[0], "centroid_a": centroid[1], "centroid_s": centroid[2],
-        "threshold_suv": lesion.threshold,
-    }
+    out: Dict[str, float] = {"suv_max": float(values.max()), "suv_peak": peak}
+    if lesion.separable:
+        suv_mean = float(values.mean())
+        mtv = lesion.voxels * volume.voxel_ml
+        centroid = volume.index_to_ras(indices.mean(axis=0))
+        out.update({
+            "suv_mean": suv_mean, "suv_min": float(values.min()),
+            "suv_sd": float(values.std(ddof=1)) if values.size > 1 else 0.0, "mtv_ml": mtv, "tla": suv_mean * mtv,
+            "voxels": lesion.voxels, "longest_diameter_mm": longest_diameter_mm(indices, volume.spacing_zyx),
+        })
+    else:
+        nan = float("nan")
+        centroid = volume.index_to_ras(indices.mean(axis=0))
+        out.update({"suv_mean": nan, "suv_min": nan, "suv_sd": nan, "mtv_ml": nan, "tla": nan, "voxels": 0,
+                    "longest_diameter_mm": nan})
+    out.update({"centroid_r": centroid[0], "centroid_a": centroid[1], "centroid_s": centroid[2],
+                "threshold_suv": lesion.threshold})
     if liver is not None:
         out.update({"liver_suv_mean": liver.mean, "liver_suv_sd": liver.sd, "liver_suv_max": liver.max,
-                    "tl_ratio": out["suv_max"] / liver.mean if liver.mean > 0 else float("nan")})
+                    "tl_ratio": out["suv_max"] / liver.mean if liver.mean > 0 else float("nan"),
+                    "tl_peak_ratio": out["suv_peak"] / liver.mean if liver.mean > 0 else float("nan")})
+        if liver.peak_sd is not None:
+            out["liver_peak_sd"] = liver.peak_sd
     if background is not None:
         out.update({"background_suv_mean": background.mean, "background_suv_sd": background.sd,
                     "tb_ratio": out["suv_max"] / background.mean if background.mean > 0 else float("nan")})

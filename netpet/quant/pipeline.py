@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import math
 import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -20,12 +21,13 @@ import SimpleITK as sitk
 
 from netpet import __version__
 from netpet.dicom.convert import convert_to_suv
+from netpet.dicom.image import read_image
 from netpet.dicom.files import default_jobs, process_context
 from netpet.dicom.index import SeriesRecord, index_tree
 from netpet.dicom.suv import Overrides
 from netpet.errors import DicomInputError, NetpetError
 from netpet.quant import references
-from netpet.quant.classify import LiverThresholdClassifier, krenning_score
+from netpet.quant.classify import LiverThresholdClassifier, liver_call
 from netpet.quant.export import write_dicom_seg, write_seg_nrrd
 from netpet.quant.measure import measure
 from netpet.quant.segment import LesionMask, ReferenceStats, SegmentOptions, segment
@@ -33,6 +35,10 @@ from netpet.quant.table import StudyTable
 from netpet.quant.volume import QuantError, SUVVolume
 
 IMAGE_SUFFIXES = (".nrrd", ".nhdr", ".nii", ".nii.gz", ".mha", ".mhd")
+#: Lesions whose longest diameter is below this (mm) are flagged: at clinical PET resolution
+#: (5-8 mm FWHM) partial volume lowers SUVpeak and SUVmax of lesions smaller than 2-3 x FWHM
+#: (Soret M, Bacharach SL, Buvat I, J Nucl Med 2007;48:932).
+SMALL_LESION_MM = 15.0
 MANIFEST_REQUIRED = ("patient_id", "session_id", "series", "reader", "lesion_id", "seed_r", "seed_a", "seed_s")
 
 
@@ -49,14 +55,40 @@ class Session:
     suv_type: str = "bw"
     provenance: Optional[Dict[str, Any]] = None
     source_paths: List[str] = field(default_factory=list)
+    source: str = ""
+    _bone: Optional[Any] = None
+
+    def bone_mask(self, jobs: Optional[int] = 1):
+        """Bone of the session's CT (HU >= :data:`references.BONE_HU`) on the PET grid, [z, y, x] bool.
+
+        Raises
+        ------
+        QuantError
+            No CT partner (PET/MR, or an SUV image without DICOM): a normal-bone background then
+            needs a background point placed in normal bone.
+        """
+        if self._bone is None:
+            ct = _ct_partner(self, jobs)
+            if ct is None:
+                raise QuantError(f"A normal-bone background needs the session's CT, and {self.volume.name} has none "
+                                 f"({self.modality or 'no anatomical partner'}); place a background point in normal bone "
+                                 "instead (--background R,A,S, or background_r/a/s in the manifest).")
+            self._bone = references.bone_mask(self.volume, read_image(ct))
+        return self._bone
 
 
 @dataclass
 class LesionRequest:
+    """One clicked lesion: its id and seed (RAS mm), region, and the background the reader chose:
+    ``background`` "shell" (automatic, default), "bone" (normal bone of the CT around the lesion),
+    or a point ``background_ras`` (a sphere of ``background_diameter_mm`` there)."""
+
     lesion_id: str
     seed_ras: Tuple[float, float, float]
     region: str = ""
     background_ras: Optional[Tuple[float, float, float]] = None
+    background: str = "shell"
+    background_diameter_mm: float = references.BACKGROUND_POINT_SPHERE_MM
 
 
 @dataclass
@@ -104,7 +136,24 @@ def open_session(source, patient_id: str = "", session_id: str = "", modality: s
     tracer = tracer or (record.tracer.key if record.tracer else "unknown")
     return Session(SUVVolume.from_image(result.image, f"PET series {record.series_uid}"), patient_id or record.patient_id,
                    session_id or record.study_uid, modality, tracer, record.series_uid, suv_type,
-                   result.provenance.to_dict(), list(record.files))
+                   result.provenance.to_dict(), list(record.files), source if isinstance(source, str) else "")
+
+
+def _ct_partner(session: Session, jobs: Optional[int]) -> Optional[SeriesRecord]:
+    """The CT series paired with the session's PET (same frame of reference or study), if any."""
+    if not session.source_paths or not session.series_uid:
+        return None
+    folder = session.source if session.source and os.path.isdir(session.source) else os.path.dirname(session.source_paths[0])
+    for root in (folder, os.path.dirname(os.path.abspath(folder))):
+        try:
+            index = index_tree(root, jobs=jobs)
+            pet = index.series(session.series_uid)
+        except NetpetError:
+            continue
+        if pet.partner_series_uid:
+            partner = index.series(pet.partner_series_uid)
+            return partner if partner.modality == "CT" else None
+    return None
 
 
 def _with_partner(source: str, record: SeriesRecord, jobs: Optional[int]) -> SeriesRecord:
@@ -157,7 +206,10 @@ def quantify(session: Session, requests: Sequence[LesionRequest], reader: str,
     for i, request in enumerate(requests):
         others = [s for j, s in enumerate(seeds) if j != i]
         try:
-            lesions[request.lesion_id] = segment(volume, request.seed_ras, options, liver, others)
+            # a reader-placed background also sets the adaptive threshold's background level
+            level = (references.background_point(volume, request.background_ras, request.background_diameter_mm).mean
+                     if request.background_ras else None)
+            lesions[request.lesion_id] = segment(volume, request.seed_ras, options, liver, others, level)
         except QuantError as exc:
             if not skip_failed:
                 raise
@@ -188,32 +240,58 @@ def quantify_lesions(session: Session, lesions: Dict[str, LesionMask], reader: s
             spleen = references.spleen_reference(volume, spleen_ras)
         except QuantError:
             spleen = None
-    model = classifier if classifier is not None else LiverThresholdClassifier().fit(
-        {"suv_max": [1.0], "liver_suv_mean": [1.0]})
+    cutoff = float(getattr(classifier, "cutoff_", classifier.margin)) if classifier is not None else 1.0
     rows, calls = [], {}
     now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
     for lesion_id, lesion in lesions.items():
         request = requests.get(lesion_id)
         others = [m for k, m in lesions.items() if k != lesion_id]
+        warnings = list(lesion.notes)
+        flags = list(lesion.flags)
+        background, source = None, "shell"
         try:
-            background = (references.background_point(volume, request.background_ras)
-                          if request is not None and request.background_ras
-                          else references.background_shell(volume, lesion, others=others))
-        except QuantError:
-            background = None
+            if request is not None and request.background_ras:
+                background, source = references.background_point(
+                    volume, request.background_ras, request.background_diameter_mm), "point"
+            elif request is not None and request.background == "bone":
+                background, source = references.background_bone(volume, lesion, session.bone_mask(),
+                                                                others=others), "bone"
+            else:
+                background = references.background_shell(volume, lesion, others=others)
+                if request is not None and request.region == "bone":
+                    flags.append("soft-tissue-background")
+                    warnings.append("T/B of a bone lesion against the soft tissue around it; choose a normal-bone "
+                                    "background (background=bone, or a background point in normal bone)")
+        except QuantError as exc:
+            flags.append("no-background")
+            warnings.append(f"no background: {exc}")
         values = measure(volume, lesion, liver, background, spleen)
-        call = "positive" if int(model.predict({model.statistic: [values[model.statistic]],
-                                                 model.reference: [values[model.reference]]})[0]) else "negative"
-        calls[lesion_id] = call
-        krenning = krenning_score(values["suv_max"], liver.mean, spleen.mean if spleen else None,
-                                  background.mean if background else None) if session.tracer == "dotatate" else ""
+        verdict = liver_call(values["suv_max"], lesion.voxels * volume.voxel_ml if lesion.separable else 1.0,
+                             volume.voxel_ml, liver.mean, liver.sd, liver.peak_sd,
+                             (spleen.mean, spleen.sd, spleen.peak_sd) if spleen is not None else None, lesion.separable,
+                             background.mean if background is not None else None,
+                             krenning=session.tracer == "dotatate", cutoff=cutoff)
+        if lesion.separable and values["longest_diameter_mm"] < SMALL_LESION_MM:
+            flags.append("partial-volume")
+            warnings.append(f"smaller than {SMALL_LESION_MM:.0f} mm: partial volume lowers its SUVs, so the call may "
+                            "understate it")
+        if verdict.call == "equivocal":
+            warnings.append(f"uptake equal to the liver within its noise (SUVmax {verdict.uptake:.2f}; liver tissue of this "
+                            f"size reaches {verdict.low:.2f}-{verdict.high:.2f} by noise alone)")
+        calls[lesion_id] = verdict.call
         seed = request.seed_ras if request is not None else (values["suv_peak_center_r"], values["suv_peak_center_a"],
                                                               values["suv_peak_center_s"])
         row = {
             "patient_id": session.patient_id, "session_id": session.session_id, "modality": session.modality,
             "tracer": session.tracer, "reader": reader, "lesion_id": lesion_id,
             "region": request.region if request is not None else "",
-            **{k: v for k, v in values.items()}, "krenning": krenning, "call": call,
+            **{k: v for k, v in values.items()},
+            "krenning": verdict.krenning if verdict.krenning is not None else "", "call": verdict.call,
+            "call_low_suv": verdict.low, "call_high_suv": verdict.high, "call_samples": round(verdict.independent, 2),
+            "segmentation_status": lesion.status, "flags": ";".join(dict.fromkeys(flags)),
+            "warnings": " | ".join(warnings), "peak_shift_mm": lesion.peak_shift_mm,
+            "contrast_to_noise": lesion.contrast_to_noise if lesion.contrast_to_noise is not None else "",
+            "background_source": source if background is not None else "",
             "segmentation_file": segmentation_file, "suv_type": session.suv_type, "method": lesion.method,
             "liver_center_r": liver.center_ras[0], "liver_center_a": liver.center_ras[1],
             "liver_center_s": liver.center_ras[2], "seed_r": seed[0], "seed_a": seed[1],
@@ -271,7 +349,8 @@ def read_manifest(path: str) -> List[ManifestRow]:
         if missing:
             raise NetpetError(f"The manifest {path} lacks the column(s) {', '.join(missing)}; it needs "
                               f"{', '.join(MANIFEST_REQUIRED)} (and may give liver_r, liver_a, liver_s, region, method, "
-                              "modality, tracer).")
+                              "modality, tracer, background (shell or bone), background_r, background_a, background_s, "
+                              "background_diameter_mm).")
         rows = [ManifestRow(i + 2, {k: (v or "").strip() for k, v in r.items() if k}) for i, r in enumerate(reader)]
     base = os.path.dirname(os.path.abspath(path))
     for row in rows:
@@ -288,9 +367,37 @@ def _point(values: Dict[str, str], prefix: str, number: int, required: bool) -> 
             raise NetpetError(f"manifest row {number}: {prefix}_r, {prefix}_a, {prefix}_s are empty")
         return None
     try:
-        return tuple(float(t) for t in texts)  # type: ignore[return-value]
+        point = tuple(float(t) for t in texts)
     except ValueError as exc:
         raise NetpetError(f"manifest row {number}: {prefix}_r/a/s must be numbers (RAS mm), got {texts}") from exc
+    if not all(math.isfinite(v) for v in point):
+        raise NetpetError(f"manifest row {number}: {prefix}_r/a/s must be finite numbers (RAS mm), got {texts}")
+    return point  # type: ignore[return-value]
+
+
+BACKGROUND_KINDS = ("shell", "bone")
+
+
+def _lesion_request(row: ManifestRow) -> LesionRequest:
+    """The lesion request of a manifest row: seed, region, and the reader's background choice
+    (``background_r/a/s`` a point; ``background`` shell or bone; ``background_diameter_mm``)."""
+    values = row.values
+    seed = _point(values, "seed", row.number, True)
+    point = _point(values, "background", row.number, False)
+    kind = (values.get("background") or "shell").strip().lower()
+    if kind not in BACKGROUND_KINDS:
+        raise NetpetError(f"manifest row {row.number}: background is {values.get('background')!r}; write shell or bone, "
+                          "or give a point in background_r, background_a, background_s.")
+    diameter = references.BACKGROUND_POINT_SPHERE_MM
+    if values.get("background_diameter_mm"):
+        try:
+            diameter = float(values["background_diameter_mm"])
+        except ValueError:
+            diameter = float("nan")
+        if not (math.isfinite(diameter) and 4.0 <= diameter <= 60.0):
+            raise NetpetError(f"manifest row {row.number}: background_diameter_mm is {values['background_diameter_mm']!r}; "
+                              "give a diameter from 4 to 60 mm.")
+    return LesionRequest(values["lesion_id"], seed, values.get("region", ""), point, kind, diameter)
 
 
 def _group_job(job) -> Tuple[List[Dict[str, Any]], List[str], Dict[str, List[str]]]:
@@ -323,8 +430,7 @@ def _group_job(job) -> Tuple[List[Dict[str, Any]], List[str], Dict[str, List[str
             continue
         for row in group:
             try:
-                seed = _point(row.values, "seed", row.number, True)
-                good.append((row, LesionRequest(row.values["lesion_id"], seed, row.values.get("region", ""))))
+                good.append((row, _lesion_request(row)))
             except NetpetError as exc:
                 errors.append(str(exc))
         liver = None

@@ -23,17 +23,19 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 from scipy import ndimage
 
-from netpet.quant.segment import LesionMask, ReferenceStats
+from netpet.quant.segment import LOCAL_SIGMA_MM, LesionMask, ReferenceStats
 from netpet.quant.volume import QuantError, SUVVolume
 
 LIVER_SPHERE_MM = 30.0
 SPLEEN_SPHERE_MM = 20.0
 BACKGROUND_POINT_SPHERE_MM = 20.0
+#: CT numbers of bone (trabecular bone reads about 150-400 HU, cortical bone above 700 HU).
+BONE_HU = 150.0
 
 
-def _stats(values: np.ndarray, kind: str, center=None) -> ReferenceStats:
+def _stats(values: np.ndarray, kind: str, center=None, peak_sd: Optional[float] = None) -> ReferenceStats:
     return ReferenceStats(float(values.mean()), float(values.std(ddof=1)) if values.size > 1 else 0.0,
-                          float(values.max()), float(np.median(values)), int(values.size), center, kind)
+                          float(values.max()), float(np.median(values)), int(values.size), center, kind, peak_sd)
 
 
 def sphere_stats(volume: SUVVolume, center_ras: Sequence[float], diameter_mm: float, kind: str,
@@ -48,7 +50,19 @@ def sphere_stats(volume: SUVVolume, center_ras: Sequence[float], diameter_mm: fl
     if inside.sum() < 3:
         raise QuantError(f"The {kind} reference sphere at R,A,S {tuple(round(v, 1) for v in center_ras)} holds fewer "
                          "than 3 voxels (outside the image, or all excluded); place it elsewhere.")
-    return _stats(volume.values[box][inside], kind, tuple(float(v) for v in center_ras))
+    values = volume.values[box]
+    if not np.isfinite(values[inside]).all():
+        raise QuantError(f"The {kind} reference sphere at R,A,S {tuple(round(v, 1) for v in center_ras)} covers "
+                         "non-finite (NaN or infinite) voxels; the image is damaged: convert the PET again.")
+    # the spread of 1 mL local means inside the sphere: the uncertainty of an SUVpeak-sized
+    # measurement at this uptake (noise and heterogeneity at the scale of SUVpeak)
+    big = volume.box_around(center, diameter_mm / 2 + 3.0 * LOCAL_SIGMA_MM + 1.0)
+    means = ndimage.gaussian_filter(volume.values[big].astype(np.float32), LOCAL_SIGMA_MM / volume.spacing_zyx,
+                                    mode="nearest")
+    offset = [b.start - s.start for b, s in zip(box, big)]
+    means = means[tuple(slice(o, o + n) for o, n in zip(offset, inside.shape))]
+    peak_sd = float(means[inside].std(ddof=1)) if inside.sum() > 1 else None
+    return _stats(values[inside], kind, tuple(float(v) for v in center_ras), peak_sd)
 
 
 def _local_stats(values: np.ndarray, size: Sequence[int]) -> Tuple[np.ndarray, np.ndarray]:
@@ -183,7 +197,9 @@ def background_shell(volume: SUVVolume, lesion: LesionMask, inner_mm: float = 10
     mask[tuple(slice(o, o + n) for o, n in zip(offset, lesion.mask.shape))] = lesion.mask
     values = volume.values[box]
     distance = ndimage.distance_transform_edt(~mask, sampling=volume.spacing_zyx)
-    shell = (distance > inner_mm) & (distance <= outer_mm) & (values < lesion.threshold) & (values > 0)
+    # leave out what is as hot as the lesion (its threshold; for a lesion that is not separable, its SUVmax)
+    hot = lesion.threshold if np.isfinite(lesion.threshold) else lesion.suv_max
+    shell = (distance > inner_mm) & (distance <= outer_mm) & (values < hot) & (values > 0)
     for other in others:
         if other is lesion:
             continue
@@ -200,3 +216,44 @@ def background_shell(volume: SUVVolume, lesion: LesionMask, inner_mm: float = 10
 def background_point(volume: SUVVolume, center_ras: Sequence[float], diameter_mm: float = BACKGROUND_POINT_SPHERE_MM
                      ) -> ReferenceStats:
     return sphere_stats(volume, center_ras, diameter_mm, "background")
+
+
+def bone_mask(volume: SUVVolume, ct) -> np.ndarray:
+    """[z, y, x] bool mask of bone (CT >= :data:`BONE_HU`) on the PET grid; ``ct`` a SimpleITK image in
+    the same frame of reference (PET/CT), resampled linearly onto the PET's voxels."""
+    import SimpleITK as sitk
+
+    resampled = sitk.Resample(ct, volume.to_image(), sitk.Transform(), sitk.sitkLinear, -1000.0, sitk.sitkFloat32)
+    return sitk.GetArrayFromImage(resampled) >= BONE_HU
+
+
+def background_bone(volume: SUVVolume, lesion: LesionMask, bone: np.ndarray, inner_mm: float = 10.0,
+                    outer_mm: float = 30.0, others: Sequence[LesionMask] = ()) -> ReferenceStats:
+    """Normal-bone background of a bone lesion: the bone voxels (``bone``, full-size mask) ``inner_mm``
+    to ``outer_mm`` from the lesion, outside it and other lesions, and cooler than the lesion.
+
+    For a bone lesion the soft-tissue shell is the wrong reference (paravertebral muscle reads far
+    lower than marrow, and T/B then exaggerates the contrast); normal bone is the tissue the lesion
+    replaces. A wider shell than for soft tissue (30 mm) finds enough bone in thin bones.
+    """
+    reach = outer_mm + 2.0 * float(volume.spacing_zyx.max())
+    low = [max(s.start - int(np.ceil(reach / d)), 0) for s, d in zip(lesion.box, volume.spacing_zyx)]
+    high = [min(s.stop + int(np.ceil(reach / d)), n) for s, d, n in zip(lesion.box, volume.spacing_zyx, volume.shape)]
+    box = tuple(slice(a, b) for a, b in zip(low, high))
+    mask = np.zeros(tuple(b - a for a, b in zip(low, high)), dtype=bool)
+    offset = [s.start - a for s, a in zip(lesion.box, low)]
+    mask[tuple(slice(o, o + n) for o, n in zip(offset, lesion.mask.shape))] = lesion.mask
+    values = volume.values[box]
+    distance = ndimage.distance_transform_edt(~mask, sampling=volume.spacing_zyx)
+    hot = lesion.threshold if np.isfinite(lesion.threshold) else lesion.suv_max
+    shell = (distance > inner_mm) & (distance <= outer_mm) & bone[box] & (values < hot) & (values > 0)
+    for other in others:
+        if other is lesion:
+            continue
+        full = np.zeros(volume.shape, dtype=bool)
+        full[other.box] = other.mask
+        shell &= ~ndimage.binary_dilation(full[box], iterations=1)
+    if shell.sum() < 10:
+        raise QuantError(f"Fewer than 10 normal-bone voxels lie {inner_mm:.0f}-{outer_mm:.0f} mm from the lesion; place a "
+                         "background point in normal bone instead.")
+    return _stats(values[shell], "background")

@@ -1,0 +1,247 @@
+"""Lesion measurement where it used to go wrong: the teaching cases (every stratum, the liver-threshold
+lesson), realistic NEMA IEC phantoms (OSEM like EARL1 and EARL2 systems), neighbours, organs and bone
+the lesion sits in, reader-placed backgrounds, and the image properties the segmentation measures."""
+
+from __future__ import annotations
+
+import csv
+import math
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from netpet.geometry import lps_to_ras
+from netpet.quant import references
+from netpet.quant.evaluate import evaluate_reference_study, format_summary, summarize
+from netpet.quant.pipeline import LesionRequest, Session, quantify
+from netpet.quant.segment import SegmentOptions, noise_correlation, outline_sigma, segment
+from netpet.quant.volume import SUVVolume
+
+
+@pytest.fixture(scope="module")
+def teaching_cases(tmp_path_factory):
+    from netpet.phantom import generate_case
+    from netpet.phantom.cases import CASES
+
+    root = tmp_path_factory.mktemp("teaching-cases")
+    folders = {}
+    for name in CASES:
+        generate_case(str(root / name), name)
+        folders[name] = root / name
+    return folders
+
+
+def test_liver_threshold_case_teaches_its_lesson(teaching_cases, tmp_path):
+    """CASE.md: the lesions with tumour/liver ratio 0.6 and 1.0 are not above the liver; 1.6 and 3.5
+    are (the last above the spleen). Before, clicks on the first two flooded the liver (206-357 mL)
+    and were called positive; now they are not separable and not positive, and StudyStats counts
+    them as the classifier's false negatives."""
+    folder = teaching_cases["liver-threshold"]
+    records = {r["lesion"].split("/")[-1]: r for r in evaluate_reference_study(str(folder))}
+    with open(folder / "truth" / "lesions.csv", newline="") as handle:
+        truth = {r["lesion_id"]: r for r in csv.DictReader(handle)}
+    by_ratio = {float(truth[k]["tl_ratio_true"]): records[k] for k in truth if truth[k]["region"] == "liver"}
+    assert by_ratio[0.6]["status"] == "not separable" and by_ratio[0.6]["call"] == "negative"
+    assert by_ratio[1.0]["status"] == "not separable" and by_ratio[1.0]["call"] == "equivocal"
+    assert by_ratio[1.6]["call"] == "positive" and by_ratio[3.5]["call"] == "positive"
+    assert all(r["status"] == "segmented" for ratio, r in by_ratio.items() if ratio > 1.0)
+    assert not any(r["flood"] for r in records.values())
+    # through the command line and StudyStats: the two lesions are false negatives, not true positives
+    from netpet.cli.main import main
+
+    manifest = tmp_path / "manifest.csv"
+    with open(manifest, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["patient_id", "session_id", "series", "reader", "lesion_id", "seed_r", "seed_a", "seed_s",
+                         "region"])
+        for row in truth.values():
+            series = folder / "dicom" / row["patient_id"] / row["session_id"] / "PET"
+            writer.writerow([row["patient_id"], row["session_id"], str(series), "R1", row["lesion_id"], row["center_r"],
+                             row["center_a"], row["center_s"], row["region"]])
+    table = tmp_path / "table.csv"
+    assert main(["quantify", str(manifest), "--table", str(table), "--jobs", "1"]) == 0
+    out = tmp_path / "stats"
+    assert main(["stats", str(table), "--reference", str(folder / "reference_standard.csv"), "--out", str(out),
+                 "--no-figures", "--bootstrap", "50"]) == 0
+    with open(out / "false-findings.csv", newline="") as handle:
+        false = {r["lesion_id"]: r for r in csv.DictReader(handle)}
+    low = {k for k in truth if truth[k]["region"] == "liver" and float(truth[k]["tl_ratio_true"]) <= 1.0}
+    assert low <= set(false) and all(false[k]["kind"].lower().startswith("false neg") or "negative" in
+                                     false[k]["kind"].lower() for k in low), false
+
+
+def test_teaching_cases_every_stratum_without_a_flood(teaching_cases):
+    records = []
+    for name, folder in teaching_cases.items():
+        for record in evaluate_reference_study(str(folder)):
+            record["strata"].append(f"case {name}")
+            records.append(record)
+    summary = summarize(records)
+    print(format_summary(summary, "teaching cases"))
+    assert all(s["floods"] == 0 for s in summary), summary
+    strata = {s["stratum"]: s for s in summary}
+    assert {"avid", "non-avid", "benign", "borderline", "liver-cold-iso", "bone"} <= set(strata)
+    # measured 0.88 / 0.84 on the cases; the margin is for other numpy/scipy versions
+    assert strata["avid"]["median_dice"] >= 0.8 and strata["bone"]["median_dice"] >= 0.75
+    # the small TIO culprit in the sole of the foot is found on DOTATATE and segmented
+    tio = [r for r in records if "case tio-foot-fdg-negative" in r["strata"] and "DOTATATE" in r["lesion"]]
+    assert tio and all(r["status"] == "segmented" for r in tio)
+
+
+NEMA_SEEDS = (0, 1)
+
+
+@pytest.fixture(scope="module")
+def nema_errors():
+    """Signed volume errors of the default method on every sphere of realistic NEMA phantoms."""
+    from netpet.phantom.nema import nema_phantom
+
+    errors = {}
+    for recon in ("earl1", "earl2"):
+        for contrast in (4.0, 8.0):
+            for seed in NEMA_SEEDS:
+                phantom = nema_phantom(contrast, recon=recon, seed=seed)
+                volume = SUVVolume.from_image(phantom.image)
+                for sphere in phantom.spheres:
+                    lesion = segment(volume, sphere["center_ras"])
+                    error = (lesion.voxels * volume.voxel_ml / sphere["volume_ml"] - 1.0) if lesion.separable else None
+                    errors[(recon, contrast, seed, sphere["diameter_mm"])] = error
+    return errors
+
+
+def test_nema_volumes_on_realistic_reconstructions(nema_errors):
+    """The default method on OSEM reconstructions calibrated to EARL1 and EARL2 (recovery coefficients
+    inside the accreditation bands, Testing/core/test_nema_recon.py), 4:1 and 8:1, two noise
+    realisations: measured here every sphere >= 22 mm within 8 %, 17 mm within 28 % (its volume
+    error is noise: over 6 realisations -28 % to +18 %, mean -5 %), median |error| over all spheres
+    4-5 %. Bounds: the goal of 10 % for >= 22 mm; 30 % for 17 mm (the spread of 2.6 mL spheres at
+    these counts); median < 8 %; no sphere of 13 mm or more read over 3 x its volume, and every
+    sphere found."""
+    table = {}
+    for (recon, contrast, seed, diameter), error in sorted(nema_errors.items()):
+        table.setdefault((recon, contrast), []).append(f"{diameter:.0f}:{'n/s' if error is None else f'{error:+.0%}'}")
+    for key, cells in table.items():
+        print(key, " ".join(cells))
+    assert all(e is not None for e in nema_errors.values())
+    big = [abs(e) for (r, c, s, d), e in nema_errors.items() if d >= 22]
+    seventeen = [abs(e) for (r, c, s, d), e in nema_errors.items() if d == 17]
+    assert max(big) <= 0.10, big
+    assert max(seventeen) <= 0.30, seventeen
+    assert float(np.median([abs(e) for e in nema_errors.values()])) < 0.08
+    assert all(e < 2.0 for (r, c, s, d), e in nema_errors.items() if d >= 13)
+
+
+def _grid(shape=(61, 61, 61), spacing=2.0):
+    """[z, y, x] LPS coordinates (mm) of a grid centred on the origin."""
+    axes = [(np.arange(n) - (n - 1) / 2.0) * spacing for n in shape]
+    return np.meshgrid(*axes, indexing="ij")
+
+
+def _volume(values, spacing=2.0):
+    n = values.shape
+    origin = tuple(-(m - 1) / 2.0 * spacing for m in n[::-1])
+    return SUVVolume(values.astype(np.float32), origin, (spacing,) * 3)
+
+
+def test_a_small_lesion_next_to_a_hotter_one_keeps_its_own_peak():
+    """A click on a small lesion (SUV 5) 11 mm from a hotter one (SUV 12): the climb from the click
+    ends at the small lesion's own maximum (the old 10 mm search radius moved it to the neighbour's)."""
+    z, y, x = _grid()
+    values = np.full(z.shape, 1.0)
+    values[(x - 0.0) ** 2 + y ** 2 + z ** 2 <= 4.0 ** 2] = 5.0
+    values[(x - 11.0) ** 2 + y ** 2 + z ** 2 <= 5.0 ** 2] = 12.0
+    values = ndimage.gaussian_filter(values, 1.0)
+    volume = _volume(values)
+    lesion = segment(volume, lps_to_ras((0.0, 0.0, 0.0)))
+    peak = np.array(lesion.peak) - (np.array(values.shape) - 1) / 2.0
+    assert np.linalg.norm(peak * 2.0) <= 2.0 + 1e-9  # within a voxel of the small lesion's centre
+    assert lesion.suv_max < 6.0
+    assert not lesion.full(values.shape)[:, :, 33:].any()  # nothing of the neighbour (x >= 4 mm)
+
+
+def test_a_lesion_in_an_organ_uses_the_organ_as_its_background():
+    """A 16 mm lesion (SUV 14) inside a large organ of SUV 6 in soft tissue of SUV 1: the background
+    of the adaptive threshold is the organ it sits in (flag "embedded"), so the lesion does not take
+    the organ with it; its volume is within 25 % (the blur of sigma 3 mm on a 2 mm grid)."""
+    z, y, x = _grid((81, 81, 81))
+    values = np.full(z.shape, 1.0)
+    organ = (x / 13.0) ** 2 + (y / 70.0) ** 2 + (z / 70.0) ** 2 <= 1.0  # a slab: the shell reaches beyond it
+    values[organ] = 6.0
+    lesion_mask = x ** 2 + y ** 2 + z ** 2 <= 8.0 ** 2
+    values[lesion_mask] = 14.0
+    values = ndimage.gaussian_filter(values, 1.5) * (1 + 0.05 * np.random.default_rng(5).standard_normal(z.shape))
+    volume = _volume(values)
+    lesion = segment(volume, (0.0, 0.0, 0.0))
+    assert lesion.status == "segmented" and "embedded" in lesion.flags
+    assert lesion.background == pytest.approx(6.0, rel=0.1)
+    assert lesion.voxels == pytest.approx(lesion_mask.sum(), rel=0.25)
+
+
+def test_reader_placed_and_normal_bone_backgrounds():
+    """T/B against a background point (a sphere of the given diameter there) and against normal bone
+    around a bone lesion; a bone lesion measured against soft tissue says so."""
+    z, y, x = _grid((61, 61, 61))
+    values = np.full(z.shape, 0.8)
+    bone = np.abs(x) <= 25.0  # a slab of bone (marrow SUV 2.5) through the middle
+    values[bone] = 2.5
+    values[x ** 2 + y ** 2 + z ** 2 <= 6.0 ** 2] = 12.0
+    values = ndimage.gaussian_filter(values, 1.2)
+    volume = _volume(values)
+    session = Session(volume, "P", "S", "PET/CT", "dotatate")
+    point = lps_to_ras((0.0, 40.0, 40.0))
+    result = quantify(session, [LesionRequest("L1", (0.0, 0.0, 0.0), "bone", point, "shell", 10.0)], "R",
+                      liver_ras=lps_to_ras((-45.0, -45.0, 0.0)))
+    row = result.rows[0]
+    expected = references.background_point(volume, point, 10.0)
+    assert row["background_source"] == "point"
+    assert row["background_suv_mean"] == pytest.approx(expected.mean)
+    assert row["tb_ratio"] == pytest.approx(row["suv_max"] / expected.mean)
+    # normal bone around the lesion: the marrow, not the soft tissue
+    lesion = result.lesions["L1"]
+    marrow = references.background_bone(volume, lesion, bone)
+    assert marrow.mean == pytest.approx(2.5, rel=0.05)
+    # the default shell for a lesion in the bone region is flagged
+    shell = quantify(session, [LesionRequest("L1", (0.0, 0.0, 0.0), "bone")], "R",
+                     liver_ras=lps_to_ras((-45.0, -45.0, 0.0))).rows[0]
+    assert "soft-tissue-background" in shell["flags"] and "normal-bone background" in shell["warnings"]
+    # a normal-bone background without a CT (an SUV image): the row says why T/B is missing
+    no_ct = quantify(session, [LesionRequest("L1", (0.0, 0.0, 0.0), "bone", None, "bone")], "R",
+                     liver_ras=lps_to_ras((-45.0, -45.0, 0.0))).rows[0]
+    assert "no-background" in no_ct["flags"] and "needs the session's CT" in no_ct["warnings"]
+    assert "tb_ratio" not in no_ct
+
+
+def test_image_resolution_and_noise_correlation_are_measured():
+    """The body outline of a uniform cylinder blurred by sigma 3 mm and averaged over 4 mm voxels has
+    the Gaussian width sqrt(3^2 + 4^2 / 12) = 3.21 mm (the voxel's box adds its variance); measured
+    within 10 % (the blurred-step fit on 4 mm voxels). White noise has no correlation (factor 1.0 to
+    1.2); noise smoothed over 1.5 voxels keeps more than the local mean takes (factor above 1.5)."""
+    fine = np.zeros((120, 200, 200), dtype=np.float32)
+    zz, yy, xx = np.meshgrid(*(np.arange(n) - n / 2.0 for n in fine.shape), indexing="ij")
+    fine[(xx / 70.0) ** 2 + (yy / 55.0) ** 2 <= 1.0] = 2.0
+    blurred = ndimage.gaussian_filter(fine, 3.0)  # 1 mm grid
+    coarse = blurred.reshape(30, 4, 50, 4, 50, 4).mean(axis=(1, 3, 5))
+    volume = SUVVolume(coarse, (0.0, 0.0, 0.0), (4.0, 4.0, 4.0))
+    assert outline_sigma(volume) == pytest.approx(math.sqrt(9.0 + 16.0 / 12.0), rel=0.10)
+    rng = np.random.default_rng(3)
+    body = coarse > 1.0
+    white = np.where(body, 2.0 + 0.2 * rng.standard_normal(coarse.shape), 0.0).astype(np.float32)
+    assert 1.0 <= noise_correlation(SUVVolume(white, (0.0, 0.0, 0.0), (4.0, 4.0, 4.0))) <= 1.25
+    smooth_noise = ndimage.gaussian_filter(rng.standard_normal(coarse.shape), 1.5)
+    smooth = np.where(body, 2.0 + 0.2 * smooth_noise / smooth_noise.std(), 0.0).astype(np.float32)
+    assert noise_correlation(SUVVolume(smooth, (0.0, 0.0, 0.0), (4.0, 4.0, 4.0))) > 1.5
+
+
+def test_a_necrotic_lesion_clicked_in_its_cold_centre_is_segmented():
+    """A 30 mm lesion with a cold necrotic centre, clicked in the centre: the climb reaches its rim
+    and the ring of uptake, holes filled, contains the click."""
+    z, y, x = _grid()
+    r = np.sqrt(x ** 2 + y ** 2 + z ** 2)
+    values = np.full(z.shape, 1.0)
+    values[r <= 15.0] = 10.0
+    values[r <= 7.0] = 2.0
+    values = ndimage.gaussian_filter(values, 1.5)
+    lesion = segment(_volume(values), (0.0, 0.0, 0.0), SegmentOptions())
+    assert lesion.status == "segmented", lesion.notes
+    assert lesion.voxels > 0.5 * (r <= 15.0).sum() - (r <= 7.0).sum()
