@@ -24,9 +24,11 @@ from NETPETLib import nodes
 from NETPETLib.widgets import ParameterNodeWidgetMixin
 
 CI_METHODS = ("wilson", "clopper-pearson", "agresti-coull", "jeffreys")
+EQUIVOCAL_RULES = ("negative", "positive")
 GROUP_COLORS = ((0.12, 0.47, 0.71), (1.0, 0.5, 0.05), (0.17, 0.63, 0.17), (0.84, 0.15, 0.16), (0.58, 0.4, 0.74),
                 (0.55, 0.34, 0.29))
-ACCURACY_COLUMNS = ("level", "modality", "tracer", "reader", "group_by", "n_units", "tp", "fp", "fn", "tn")
+ACCURACY_COLUMNS = ("level", "modality", "tracer", "reader", "group_by", "n_units", "tp", "fp", "fn", "tn",
+                    "equivocal_findings", "equivocal_units", "equivocal_as")
 MEASURES = ("sensitivity", "specificity", "ppv", "npv", "accuracy", "lr_pos", "lr_neg")
 
 
@@ -63,6 +65,8 @@ class StudyStatsParameterNode:
     ciMethod - interval of proportions
     groupBy - comma-separated extra grouping columns (e.g. indication, region)
     bootstrap - cluster-bootstrap replicates (0 for none)
+    equivocal - how equivocal calls count: negative (the protocol: only uptake clearly above the liver
+        is positive) or positive
     accuracyTable - the accuracy table node
     comparisonsTable - the paired comparisons table node
     """
@@ -73,6 +77,7 @@ class StudyStatsParameterNode:
     ciMethod: Annotated[str, Choice(list(CI_METHODS))] = "wilson"
     groupBy: str = ""
     bootstrap: int = 2000
+    equivocal: Annotated[str, Choice(list(EQUIVOCAL_RULES))] = "negative"
     accuracyTable: slicer.vtkMRMLTableNode
     comparisonsTable: slicer.vtkMRMLTableNode
 
@@ -113,7 +118,7 @@ class StudyStatsWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidget, V
                 self._result = self.logic.run(_path(p.studyTablePath), _path(p.referencePath), _path(p.outputFolder),
                                               p.ciMethod,
                                               [c.strip() for c in p.groupBy.split(",") if c.strip()], p.bootstrap,
-                                              progress=progress)
+                                              progress=progress, equivocal=p.equivocal)
             p.accuracyTable = self._result["tables"]["accuracy"]
             p.comparisonsTable = self._result["tables"]["comparisons"]
             slicer.app.layoutManager().setLayout(slicer.vtkMRMLLayoutNode.SlicerLayoutFourUpPlotTableView)
@@ -153,9 +158,10 @@ class StudyStatsLogic(ScriptedLoadableModuleLogic):
         return StudyStatsParameterNode(super().getParameterNode())
 
     def run(self, studyTablePath, referencePath, outputFolder, ciMethod="wilson", groupBy=(), bootstrap=2000,
-            seed=1, progress=None, figures=True):
+            seed=1, progress=None, figures=True, equivocal="negative"):
         """Compute everything, write the outputs (CSV, figures, report.html) and build the nodes.
 
+        ``equivocal`` says how equivocal calls count ("negative", the protocol's default, or "positive").
         Returns {"result": the JSON-ready result, "report": path, "tables": {...}, "charts": {...}}.
         """
         from netpet.stats import StatsOptions, analyse, load_study, write_outputs
@@ -165,7 +171,8 @@ class StudyStatsLogic(ScriptedLoadableModuleLogic):
             outputFolder = os.path.join(os.path.dirname(os.path.abspath(studyTablePath)), "statistics")
         study = load_study(studyTablePath, referencePath, list(groupBy))
         causes = read_causes(os.path.join(outputFolder, "false-findings.csv"))
-        options = StatsOptions(ci=ciMethod, bootstrap=bootstrap, seed=seed, group_by=list(groupBy), causes=causes)
+        options = StatsOptions(ci=ciMethod, bootstrap=bootstrap, seed=seed, group_by=list(groupBy), causes=causes,
+                               equivocal=equivocal)
         analysis = analyse(study, options, progress=progress)
         written = write_outputs(analysis, outputFolder, "StudyStats (3D Slicer)", previous_causes=causes,
                                 figures_too=figures)
@@ -178,7 +185,7 @@ class StudyStatsLogic(ScriptedLoadableModuleLogic):
                                                            "youden_cutoff", "youden_sensitivity", "youden_specificity"],
                                            "StudyStats ROC", numeric={"auc", "ci_low", "ci_high", "youden_cutoff",
                                                                       "youden_sensitivity", "youden_specificity"}),
-            "false_findings": nodes.tableNodeFromRows(result["false_findings"], name="StudyStats false findings"),
+            "false_findings": self.falseFindingsTableNode(result),
         }
         charts = {}
         for variable in ("suv_max", "tl_ratio"):
@@ -208,8 +215,18 @@ class StudyStatsLogic(ScriptedLoadableModuleLogic):
             row["reason"] = entry.get("reason", "")
             rows.append(row)
         numeric = {c for c in (rows[0] if rows else {}) if c not in ("level", "modality", "tracer", "reader",
-                                                                     "group_by", "reason")}
+                                                                     "group_by", "equivocal_as", "reason")}
         return nodes.tableNodeFromRows(rows, name="StudyStats accuracy", tableNode=tableNode, numeric=numeric)
+
+    @staticmethod
+    def falseFindingsTableNode(result, tableNode=None):
+        """The false positives and negatives with their call, quality (segmentation_status, flags,
+        warnings) and cause; the columns are there even when there is no false finding."""
+        from netpet.stats.analysis import FALSE_FINDING_COLUMNS, FALSE_FINDING_VALUES
+
+        return nodes.tableNodeFromRows(result["false_findings"], list(FALSE_FINDING_COLUMNS),
+                                       "StudyStats false findings", tableNode=tableNode,
+                                       numeric=set(FALSE_FINDING_VALUES))
 
     @staticmethod
     def comparisonsTableNode(result, tableNode=None):
@@ -291,4 +308,5 @@ class StudyStatsTest(ScriptedLoadableModuleTest):
         out = StudyStatsLogic().run(table, reference, os.path.join(folder, "out"), bootstrap=100)
         self.assertTrue(os.path.exists(out["report"]))
         self.assertEqual(out["tables"]["accuracy"].GetNumberOfRows(), 3)
+        self.assertIsNotNone(out["tables"]["false_findings"].GetTable().GetColumnByName("segmentation_status"))
         self.delayDisplay("Test passed")

@@ -232,3 +232,87 @@ def test_bootstrap_is_reproducible_across_processes(tmp_path):
                            capture_output=True, text=True, check=True)
     changed = next(e for e in json.loads(other.stdout)["accuracy"] if e["level"] == "lesion")
     assert changed["clustered"] != lesion[0]["clustered"]
+
+
+def _equivocal_table(folder, rows):
+    """The readers' table with NETPET's three-way call and quality columns: R1's calls of lesions whose true T/L lies
+    within 0.9-1.1 become equivocal; the first such lesion is also not separable (no volume, no SUVmean, flagged)."""
+    out, first = [], True
+    for row in rows:
+        row = {**row, "segmentation_status": "segmented" if row["lesion_id"] else "", "flags": "", "warnings": ""}
+        if row["lesion_id"] and row["reader"] == "R1" and 0.9 < row["tl_ratio"] <= 1.1:
+            row["call"] = "equivocal"
+            row["warnings"] = "uptake equal to the liver within its measurement noise"
+            if first:
+                first = False
+                row.update({"segmentation_status": "not separable", "flags": "not-separable;low-contrast",
+                            "suv_mean": "", "warnings": "not separable: low contrast | " + row["warnings"]})
+        out.append(row)
+    columns = list(out[0]) + [c for c in ("segmentation_status", "flags", "warnings") if c not in out[0]]
+    with open(folder / "equivocal.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, columns)
+        writer.writeheader()
+        writer.writerows(out)
+    return str(folder / "equivocal.csv"), out
+
+
+def test_equivocal_rule_and_quality_columns(stats_run, capsys):
+    folder, truth, rows, reference = stats_run
+    table, written = _equivocal_table(folder, rows)
+    equivocal = [r for r in written if r["call"] == "equivocal"]
+    assert equivocal, "the reference study has lesions near the liver's uptake"
+    results = {}
+    for rule in ("negative", "positive"):
+        out = folder / f"equivocal-{rule}"
+        args = ["stats", table, "--reference", reference, "--out", str(out), "--bootstrap", "0", "--no-figures",
+                "--json"] + (["--equivocal", rule] if rule == "positive" else [])
+        assert main(args) == 0
+        results[rule] = json.loads(capsys.readouterr().out)
+        assert results[rule]["options"]["equivocal"] == rule
+        assert f"were counted as {rule}" in (out / "report.html").read_text()
+    group = ("PET/CT", "dotatate", "R1")
+    in_group = [r for r in equivocal if (r["modality"], r["tracer"], r["reader"]) == group]
+    malignant = {(t["patient_id"], t["lesion_id"]): t["malignant"] == "1" for t in truth
+                 if (t["modality"], t["tracer"]) == group[:2]}
+    moved_tp = sum(malignant[(r["patient_id"], r["lesion_id"])] for r in in_group)
+    moved_fp = len(in_group) - moved_tp
+    lesion = {rule: next(e for e in results[rule]["accuracy"] if e["level"] == "lesion" and not e["group_by"]
+                         and (e["modality"], e["tracer"], e["reader"]) == group) for rule in results}
+    negative, positive = lesion["negative"], lesion["positive"]
+    assert negative["equivocal_findings"] == positive["equivocal_findings"] == len(in_group)
+    assert positive["tp"] - negative["tp"] == moved_tp and negative["fn"] - positive["fn"] == moved_tp
+    assert positive["fp"] - negative["fp"] == moved_fp and negative["tn"] - positive["tn"] == moved_fp
+    cases = negative["tp"] + negative["fn"]
+    assert (positive["sensitivity"]["estimate"] - negative["sensitivity"]["estimate"]) == pytest.approx(moved_tp / cases)
+    # every group reports its own equivocal findings; R2 wrote none
+    for entry in results["negative"]["accuracy"]:
+        if entry["level"] == "lesion" and not entry["group_by"]:
+            expected = sum(1 for r in equivocal if (r["modality"], r["tracer"], r["reader"]) ==
+                           (entry["modality"], entry["tracer"], entry["reader"]))
+            assert entry["equivocal_findings"] == expected
+    assert results["negative"]["inputs"]["not_separable_findings"] == 1
+    # SUVmean agreement leaves out the finding that is not separable (when its lesion was found in a paired group)
+    dropped = [e for e in results["negative"]["agreement"] if e["variable"] == "suv_mean" and e["region"] == "all"]
+    assert all(e["n_dropped"] == e["dropped_not_separable"] for e in dropped)
+    assert any(e["dropped_not_separable"] == 1 for e in dropped)
+    # the false findings carry the finding's call and quality
+    with open(folder / "equivocal-negative" / "false-findings.csv", newline="") as handle:
+        falses = list(csv.DictReader(handle))
+    by_key = {(r["patient_id"], r["session_id"], r["modality"], r["tracer"], r["reader"], r["lesion_id"]): r
+              for r in written if r["lesion_id"]}
+    for row in falses:
+        source = by_key.get((row["patient_id"], row["session_id"], row["modality"], row["tracer"], row["reader"],
+                             row["lesion_id"]))
+        if source is None:
+            assert row["found"].startswith("no") and row["segmentation_status"] == row["flags"] == ""
+            continue
+        assert (row["call"], row["segmentation_status"], row["flags"], row["warnings"]) == (
+            source["call"], source["segmentation_status"], source["flags"], source["warnings"])
+    assert any(r["call"] == "equivocal" and r["kind"] == "false negative" for r in falses) == bool(moved_tp)
+
+
+def test_equivocal_rule_is_checked(stats_run, tmp_path, capsys):
+    folder, *_, reference = stats_run
+    assert main(["stats", str(folder / "table.csv"), "--reference", reference, "--out", str(tmp_path / "o"),
+                 "--equivocal", "maybe"]) == 2
+    assert "invalid choice: 'maybe'" in capsys.readouterr().err

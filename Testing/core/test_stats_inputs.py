@@ -212,7 +212,11 @@ def test_missing_columns_and_files_are_named(tmp_path):
 @pytest.mark.parametrize("rows,message", [
     ([finding("P9", "L1", "positive")], "t.csv line 2: unknown id: patient P9"),
     ([finding("P1", "L1", "positive"), finding("P1", "L7", "positive")], "t.csv line 3: unknown id: lesion L7 of patient P1"),
-    ([finding("P1", "L1", "probably")], "t.csv line 2: column call is 'probably'"),
+    ([finding("P1", "L1", "probably")], "t.csv line 2: column call is 'probably'; write positive, equivocal or "
+                                        "negative."),
+    ([finding("P1", "L1", "positive"), finding("P2", "L1", "borderline")],
+     "t.csv line 3: column call is 'borderline'; write positive, equivocal or negative."),
+    ([finding("P1", "L1", "")], "t.csv line 2: column call is ''; write positive, equivocal or negative."),
     ([finding("P1", "L1", "positive", session="S1"), finding("P1", "L1", "negative", session="S2")],
      "duplicated key: lesion L1 of patient P1 has 2 findings for PET/CT dotatate reader R1 (sessions S1, S2"),
     ([finding("P1", "L1", "positive", reader="")], "reader must all be given"),
@@ -246,3 +250,206 @@ def test_all_positive_study_degenerates_gracefully(tmp_path):
     roc = next(e for e in result["roc"] if e["variable"] == "suv_max")
     assert roc["auc"] is None and roc["reason"] == "no benign lesions measured"
     assert not np.isnan(lesion["clustered"]["sensitivity"]["ci_low"])
+
+
+# -- equivocal calls, quality columns, missing values ---------------------------------------------------
+
+QUALITY = {"segmentation_status": "not separable", "flags": "not-separable;low-contrast",
+           "warnings": "not separable: no edge above the background, the local uptake is reported | uptake equal to "
+                       "the liver within its measurement noise (SUVpeak 5.10 vs liver 5.00 +- 0.30)"}
+
+
+def equivocal_study(tmp_path):
+    """PET/CT: three equivocal findings (P1 L2 and P2 L1 malignant, P4 L1 benign); PET/MR: one (P1 L1)."""
+    rows = [
+        finding("P1", "L1", "positive", suv=12, segmentation_status="segmented", flags="", warnings=""),
+        finding("P1", "L2", "equivocal", suv=5.5, segmentation_status="segmented", flags="partial-volume",
+                warnings="smaller than 10 mm: partial volume lowers its SUVs"),
+        finding("P1", "L3", "negative", suv=3, segmentation_status="segmented", flags="", warnings=""),
+        finding("P2", "L1", "equivocal", suv=5.1, **QUALITY),
+        finding("P3", "", ""),
+        finding("P4", "L1", "Equivocal", suv=5.2, segmentation_status="segmented", flags="peak-moved", warnings=""),
+        finding("P1", "L1", "equivocal", "PET/MR", suv=5.0), finding("P2", "L1", "positive", "PET/MR", suv=8),
+        finding("P3", "", "", "PET/MR"), finding("P4", "L1", "negative", "PET/MR", suv=3),
+    ]
+    return write_table(tmp_path / "table.csv", rows), write_reference(tmp_path / "reference.csv")
+
+
+def _counts(result, level, modality):
+    entry = next(e for e in result["accuracy"] if e["level"] == level and e["modality"] == modality
+                 and not e["group_by"])
+    return entry, [entry[k] for k in ("tp", "fp", "fn", "tn")]
+
+
+def test_equivocal_counts_negative_by_default_and_positive_on_request(tmp_path):
+    table, reference = equivocal_study(tmp_path)
+    study = load_study(table, reference)
+    assert sorted(study.findings["finding_call"]) == ["equivocal"] * 4 + ["negative"] * 2 + ["positive"] * 2
+    default = analyse(study, StatsOptions(bootstrap=0)).result
+    assert default["options"]["equivocal"] == "negative" and default["inputs"]["equivocal_findings"] == 4
+    # lesions, PET/CT: P1 L1 TP; P1 L2 and P2 L1 (equivocal, malignant) FN; P1 L3 and P4 L1 (equivocal, benign) TN
+    lesion, counts = _counts(default, "lesion", "PET/CT")
+    assert counts == [1, 0, 2, 2] and lesion["sensitivity"]["estimate"] == pytest.approx(1 / 3)
+    assert lesion["specificity"]["estimate"] == 1.0 and lesion["equivocal_as"] == "negative"
+    assert lesion["equivocal_findings"] == 3 and lesion["equivocal_units"] == 3
+    # patients, PET/CT: P1 TP (L1 positive), P2 FN (only equivocal), P3 and P4 TN
+    patient, counts = _counts(default, "patient", "PET/CT")
+    assert counts == [1, 0, 1, 2]
+    assert patient["equivocal_findings"] == 3 and patient["equivocal_units"] == 2  # P1 has a positive finding too
+    # regions, PET/CT: P1 liver TP, P2 bone FN, the other 10 of 4 patients x 3 regions TN
+    region, counts = _counts(default, "region", "PET/CT")
+    assert counts == [1, 0, 1, 10] and region["equivocal_findings"] == 3 and region["equivocal_units"] == 2
+    # the other group counts its own: PET/MR has one equivocal finding (P1 L1, P1's only finding)
+    lesion_mr, counts = _counts(default, "lesion", "PET/MR")
+    assert counts == [1, 0, 2, 2] and lesion_mr["equivocal_findings"] == 1 and lesion_mr["equivocal_units"] == 1
+    patient_mr, _ = _counts(default, "patient", "PET/MR")
+    assert patient_mr["equivocal_findings"] == 1 and patient_mr["equivocal_units"] == 1
+
+    positive = analyse(load_study(table, reference), StatsOptions(bootstrap=0, equivocal="positive")).result
+    assert positive["options"]["equivocal"] == "positive"
+    # the two equivocal malignant lesions become TP, the equivocal benign P4 L1 a FP: sensitivity 1/3 -> 3/3
+    lesion_pos, counts = _counts(positive, "lesion", "PET/CT")
+    assert counts == [3, 1, 0, 1] and lesion_pos["equivocal_as"] == "positive"
+    assert lesion_pos["sensitivity"]["estimate"] - lesion["sensitivity"]["estimate"] == pytest.approx(2 / 3)
+    assert lesion_pos["specificity"]["estimate"] == 0.5
+    assert _counts(positive, "patient", "PET/CT")[1] == [2, 1, 0, 1]   # P2 TP, P4 FP
+    assert _counts(positive, "region", "PET/CT")[1] == [2, 1, 0, 9]    # P2 bone TP, P4 pancreas FP
+    assert _counts(positive, "lesion", "PET/MR")[1] == [2, 0, 1, 2]    # P1 L1 TP
+    # false findings say the call was equivocal
+    falses = {(f["modality"], f["patient_id"], f["lesion_id"]): f for f in default["false_findings"]}
+    assert falses[("PET/CT", "P1", "L2")]["call"] == "equivocal" and falses[("PET/CT", "P1", "L2")]["kind"] == (
+        "false negative")
+    assert falses[("PET/MR", "P1", "L2")]["call"] == "" and falses[("PET/MR", "P1", "L2")]["found"].startswith("no")
+    falses = {(f["modality"], f["patient_id"], f["lesion_id"]): f for f in positive["false_findings"]}
+    assert falses[("PET/CT", "P4", "L1")]["kind"] == "false positive" and falses[("PET/CT", "P4", "L1")]["call"] == (
+        "equivocal")
+    with pytest.raises(StatsError, match="Unknown --equivocal 'maybe'; choose negative"):
+        analyse(study, StatsOptions(equivocal="maybe"))
+
+
+def test_quality_columns_travel_to_the_false_findings(tmp_path):
+    from netpet.stats.report import write_outputs
+
+    table, reference = equivocal_study(tmp_path)
+    analysis = analyse(load_study(table, reference), StatsOptions(bootstrap=0))
+    out = tmp_path / "out"
+    write_outputs(analysis, str(out), figures_too=False)
+    with open(out / "false-findings.csv", newline="") as handle:
+        reader = csv.DictReader(handle)
+        columns, rows = reader.fieldnames, list(reader)
+    assert columns[-4:] == ["segmentation_status", "flags", "warnings", "cause"] and "call" in columns
+    found = {(r["modality"], r["patient_id"], r["lesion_id"]): r for r in rows}
+    assert set(found) == {("PET/CT", "P1", "L2"), ("PET/CT", "P2", "L1"), ("PET/MR", "P1", "L1"),
+                          ("PET/MR", "P1", "L2")}
+    p2 = found[("PET/CT", "P2", "L1")]
+    assert {k: p2[k] for k in QUALITY} == QUALITY and p2["call"] == "equivocal" and p2["suv_max"] == "5.1"
+    p1 = found[("PET/CT", "P1", "L2")]
+    assert (p1["segmentation_status"], p1["flags"], p1["warnings"]) == (
+        "segmented", "partial-volume", "smaller than 10 mm: partial volume lowers its SUVs")
+    missed = found[("PET/MR", "P1", "L2")]  # no finding: no quality either
+    assert (missed["call"], missed["segmentation_status"], missed["flags"], missed["warnings"]) == ("", "", "", "")
+    # the JSON has them too, and the report marks the finding that is not separable and states the rule
+    stats = analysis.result["false_findings"]
+    assert next(f for f in stats if f["patient_id"] == "P2")["flags"] == "not-separable;low-contrast"
+    page = (out / "report.html").read_text()
+    assert "1 of these findings are <strong>not separable</strong>" in page
+    assert "<tr class='not-separable'>" in page and "&#9888; not separable" in page
+    assert "Equivocal calls (uptake equal to the liver within its measurement noise, Krenning 2) were counted as " \
+           "negative" in page
+    with open(out / "accuracy.csv", newline="") as handle:
+        accuracy = list(csv.DictReader(handle))
+    lesion_ct = next(r for r in accuracy if r["level"] == "lesion" and r["modality"] == "PET/CT")
+    assert (lesion_ct["equivocal_findings"], lesion_ct["equivocal_units"], lesion_ct["equivocal_as"]) == (
+        "3", "3", "negative")
+
+
+def test_old_table_without_quality_columns_still_works(tmp_path):
+    from netpet.stats.report import read_causes, write_outputs
+
+    table, reference = small_study(tmp_path)
+    study = load_study(table, reference)
+    assert {"segmentation_status", "flags", "warnings"} <= set(study.findings.columns)
+    analysis = analyse(study, StatsOptions(bootstrap=0))
+    assert analysis.result["inputs"]["equivocal_findings"] == 0
+    assert analysis.result["inputs"]["not_separable_findings"] == 0
+    out = tmp_path / "out"
+    # a false-findings.csv of an earlier NETPET (without the quality columns) with a cause filled in
+    out.mkdir()
+    (out / "false-findings.csv").write_text(
+        "kind,patient_id,session_id,modality,tracer,reader,lesion_id,region,standard,found,suv_max,cause\n"
+        "false positive,P4,P4-CT-dotatate,PET/CT,dotatate,R1,L1,pancreas,follow-up,yes,9,uncinate process\n")
+    causes = read_causes(str(out / "false-findings.csv"))
+    analysis = analyse(load_study(table, reference), StatsOptions(bootstrap=0, causes=causes))
+    write_outputs(analysis, str(out), previous_causes=causes, figures_too=False)
+    with open(out / "false-findings.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 5  # lesion level: PET/CT 2 FP + 2 FN, PET/MR 1 FN
+    assert all(r["segmentation_status"] == r["flags"] == r["warnings"] == "" for r in rows)
+    assert {r["call"] for r in rows} == {"positive", "negative", ""}
+    p4 = next(r for r in rows if r["patient_id"] == "P4")
+    assert p4["cause"] == "uncinate process"  # the cause is kept across runs
+
+
+def missing_values_study(tmp_path):
+    """Six lesions (P1-P3 malignant, P4-P6 benign) read on PET/CT and PET/MR, some without an SUVmax; PET/CT P3 is
+    not separable but its (stale) mtv_ml is filled in."""
+    reference = write_reference(tmp_path / "r.csv", [(f"P{i}", "L1", "liver", "1" if i <= 3 else "0", "x", "")
+                                                     for i in range(1, 7)])
+    ct = {1: 10, 2: 8, 3: "", 4: 3, 5: 9, 6: ""}
+    mr = {1: 11, 2: "", 3: 7, 4: 2, 5: 6, 6: 4}
+    rows = []
+    for i in range(1, 7):
+        rows.append(finding(f"P{i}", "L1", "positive" if i in (1, 2, 3, 5) else "negative", suv=1.0,
+                            segmentation_status="not separable" if i == 3 else "segmented",
+                            mtv_ml="1.5" if i == 3 else "", tl_ratio=""))
+        rows[-1]["suv_max"] = ct[i]
+    for i in range(1, 7):
+        rows.append(finding(f"P{i}", "L1", "positive" if i <= 3 else "negative", "PET/MR", suv=1.0,
+                            segmentation_status="segmented", mtv_ml="", tl_ratio=""))
+        rows[-1]["suv_max"] = mr[i]
+    return write_table(tmp_path / "t.csv", rows), reference
+
+
+def test_missing_values_are_dropped_and_counted(tmp_path):
+    table, reference = missing_values_study(tmp_path)
+    study = load_study(table, reference)
+    assert np.isnan(study.findings["mtv_ml"]).all()  # the not-separable finding's volume is set aside
+    assert any(w == "1 finding(s) not separable hold values of mtv_ml (first " + table + " line 4): set aside, as "
+               "no volume was segmented." for w in study.warnings)
+    result = analyse(study, StatsOptions(bootstrap=0, roc_variables=("suv_max", "mtv_ml"))).result
+    assert result["inputs"]["not_separable_findings"] == 1
+    roc = {(e["modality"], e["variable"]): e for e in result["roc"]}
+    # PET/CT SUVmax: malignant 10, 8; benign 3, 9 -> AUC 3/4; P3 (not separable) and P6 (empty) left out
+    ct = roc[("PET/CT", "suv_max")]
+    assert (ct["n_cases"], ct["n_controls"], ct["n_dropped"], ct["dropped_not_separable"]) == (2, 2, 2, 1)
+    assert ct["auc"] == pytest.approx(0.75)
+    # PET/MR SUVmax: malignant 11, 7; benign 2, 6, 4 -> AUC 1; P2 left out
+    mr = roc[("PET/MR", "suv_max")]
+    assert (mr["n_cases"], mr["n_controls"], mr["n_dropped"], mr["dropped_not_separable"]) == (2, 3, 1, 0)
+    assert mr["auc"] == pytest.approx(1.0)
+    # MTV: no value left at all, every finding counted as left out
+    volume = roc[("PET/CT", "mtv_ml")]
+    assert volume["auc"] is None and volume["reason"] == "no lesions measured"
+    assert (volume["n_dropped"], volume["dropped_not_separable"]) == (6, 1)
+    # paired: found in both 6, a value missing in either for P2 (MR), P3 (CT, not separable), P6 (CT)
+    paired = next(c for c in result["roc_comparisons"] if c["variable"] == "suv_max")
+    assert (paired["n"], paired["n_dropped"], paired["dropped_not_separable"]) == (3, 3, 1)
+    assert "fewer than two malignant" in paired["reason"]
+    # agreement PET/MR - PET/CT on P1, P4, P5: differences 1, -1, -3
+    for region in ("all", "liver"):
+        entry = next(e for e in result["agreement"] if e["variable"] == "suv_max" and e["region"] == region)
+        assert (entry["n"], entry["n_dropped"], entry["dropped_not_separable"]) == (3, 3, 1)
+        assert entry["bland_altman"]["bias"] == pytest.approx(-1.0)
+    # accuracy does not need the values: every finding counts
+    assert _counts(result, "lesion", "PET/CT")[1] == [3, 1, 0, 2]
+
+
+def test_infinite_and_text_values_are_no_values(tmp_path):
+    reference = write_reference(tmp_path / "r.csv", [(f"P{i}", "L1", "liver", "1" if i <= 2 else "0", "x", "")
+                                                     for i in range(1, 5)])
+    rows = [finding(f"P{i}", "L1", "positive", suv=float(10 - i)) for i in range(1, 5)]
+    rows[0]["tb_ratio"], rows[1]["tb_ratio"], rows[2]["tb_ratio"], rows[3]["tb_ratio"] = "inf", "n/a", "2.0", "1.0"
+    result = analyse(load_study(write_table(tmp_path / "t.csv", rows), reference), StatsOptions(bootstrap=0)).result
+    entry = next(e for e in result["roc"] if e["variable"] == "tb_ratio")
+    assert (entry["n_cases"], entry["n_controls"], entry["n_dropped"]) == (0, 2, 2)
+    assert entry["reason"] == "no malignant lesions measured"

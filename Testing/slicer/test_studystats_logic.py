@@ -88,3 +88,54 @@ def test_bad_input_is_reported_not_crashed(mrml, tmp_path):
     table.write_text("patient_id,session_id,modality,tracer,reader,lesion_id,call\nP1,S1,PET/CT,dotatate,R1,L9,positive\n")
     with pytest.raises(StatsError, match="unknown id: lesion L9"):
         StudyStatsLogic().run(str(table), str(reference), str(tmp_path / "out"))
+
+
+def test_false_findings_node_carries_call_and_quality(mrml, tmp_path):
+    from StudyStats import StudyStatsLogic
+
+    reference = tmp_path / "reference.csv"
+    reference.write_text("patient_id,lesion_id,region,truth,standard\nP1,L1,liver,1,histology\nP1,L2,liver,1,follow-up\n"
+                         "P2,L1,bone,0,follow-up\nP3,,,0,follow-up\n")
+    table = tmp_path / "study.csv"
+    table.write_text(
+        "patient_id,session_id,modality,tracer,reader,lesion_id,call,suv_max,mtv_ml,segmentation_status,flags,warnings\n"
+        "P1,S1,PET/CT,dotatate,R1,L1,positive,12,3.5,segmented,,\n"
+        "P1,S1,PET/CT,dotatate,R1,L2,equivocal,5.1,,not separable,not-separable;low-contrast,"
+        "not separable: low contrast | uptake equal to the liver\n"
+        "P2,S1,PET/CT,dotatate,R1,L1,equivocal,5.3,1.2,segmented,peak-moved,\n"
+        "P3,S1,PET/CT,dotatate,R1,,,,,,,\n")
+    logic = StudyStatsLogic()
+    # default: equivocal is negative -> P1 L2 is a false negative (not separable), P2 L1 a true negative
+    out = logic.run(str(table), str(reference), str(tmp_path / "out"), bootstrap=0, figures=False)
+    node = out["tables"]["false_findings"]
+    names = [node.GetTable().GetColumnName(c) for c in range(node.GetNumberOfColumns())]
+    assert names[-4:] == ["segmentation_status", "flags", "warnings", "cause"] and "call" in names
+    assert node.GetNumberOfRows() == 1
+    row = {name: node.GetTable().GetValue(0, c).ToString() for c, name in enumerate(names)}
+    assert (row["kind"], row["lesion_id"], row["call"]) == ("false negative", "L2", "equivocal")
+    assert (row["segmentation_status"], row["flags"], row["warnings"]) == (
+        "not separable", "not-separable;low-contrast", "not separable: low contrast | uptake equal to the liver")
+    assert node.GetTable().GetColumnByName("suv_max").GetValue(0) == pytest.approx(5.1)
+    accuracy = out["tables"]["accuracy"]
+    levels = [accuracy.GetTable().GetColumnByName("level").GetValue(i) for i in range(accuracy.GetNumberOfRows())]
+    lesion = levels.index("lesion")
+    table_ = accuracy.GetTable()
+    assert [table_.GetColumnByName(k).GetValue(lesion) for k in ("tp", "fp", "fn", "tn", "equivocal_findings",
+                                                                 "equivocal_units")] == [1, 0, 1, 1, 2, 2]
+    assert table_.GetColumnByName("equivocal_as").GetValue(lesion) == "negative"
+    # equivocal counted positive: P1 L2 a true positive, P2 L1 a false positive (segmented, flagged)
+    out = logic.run(str(table), str(reference), str(tmp_path / "out"), bootstrap=0, figures=False,
+                    equivocal="positive")
+    node = out["tables"]["false_findings"]
+    assert node.GetNumberOfRows() == 1
+    row = {node.GetTable().GetColumnName(c): node.GetTable().GetValue(0, c).ToString()
+           for c in range(node.GetNumberOfColumns())}
+    assert (row["kind"], row["patient_id"], row["call"], row["segmentation_status"], row["flags"]) == (
+        "false positive", "P2", "equivocal", "segmented", "peak-moved")
+    # no false findings at all: the node still has its columns
+    table.write_text("patient_id,session_id,modality,tracer,reader,lesion_id,call\n"
+                     "P1,S1,PET/CT,dotatate,R1,L1,positive\nP1,S1,PET/CT,dotatate,R1,L2,positive\n"
+                     "P2,S1,PET/CT,dotatate,R1,L1,negative\nP3,S1,PET/CT,dotatate,R1,,\n")
+    out = logic.run(str(table), str(reference), str(tmp_path / "out2"), bootstrap=0, figures=False)
+    node = out["tables"]["false_findings"]
+    assert node.GetNumberOfRows() == 0 and node.GetTable().GetColumnByName("segmentation_status") is not None

@@ -37,6 +37,10 @@ def add_parser(sub) -> None:
     p.add_argument("--bootstrap", type=int, default=2000, metavar="N",
                    help="cluster-bootstrap replicates for lesion and region level (default 2000; 0 for none)")
     p.add_argument("--seed", type=int, default=1, help="bootstrap seed (default 1)")
+    p.add_argument("--equivocal", choices=("negative", "positive"), default="negative",
+                   help="how an equivocal call (uptake equal to the liver within its noise, Krenning 2) counts: "
+                        "negative (default; the study protocol says uptake above the liver is clearly positive) or "
+                        "positive (a sensitivity analysis)")
     p.add_argument("--causes", metavar="FILE",
                    help="a false-findings.csv whose filled-in causes to keep (default: the one in --out, if any)")
     p.add_argument("--no-figures", action="store_true", help="skip the figures (the report has tables only)")
@@ -60,7 +64,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
     causes = read_causes(causes_path)
     study = load_study(args.table, args.reference, group_by, regions)
     options = StatsOptions(ci=args.ci, level=args.level, bootstrap=args.bootstrap, seed=args.seed, group_by=group_by,
-                           regions=regions, causes=causes)
+                           regions=regions, causes=causes, equivocal=args.equivocal)
     analysis = analyse(study, options, progress=_tqdm_progress(not args.json))
     command = "netpet stats " + " ".join(sys.argv[2:]) if sys.argv and sys.argv[0].endswith("netpet") else ""
     written = write_outputs(analysis, args.out, command, previous_causes=causes, figures_too=not args.no_figures)
@@ -76,7 +80,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 
 def summary(result) -> str:
-    """A short text summary: sensitivity and specificity per level and group."""
+    """A short text summary: sensitivity and specificity per level and group, and the equivocal rule."""
     lines = [f"{'level':8} {'group':32} {'TP':>4} {'FP':>4} {'FN':>4} {'TN':>4}  sensitivity            specificity"]
 
     def text(m) -> str:
@@ -90,4 +94,7 @@ def summary(result) -> str:
         group = f"{e['modality']} {e['tracer']} {e['reader']}"
         lines.append(f"{e['level']:8} {group:32} {e['tp']:4d} {e['fp']:4d} {e['fn']:4d} {e['tn']:4d}  "
                      f"{text(e['sensitivity'])} {text(e['specificity'])}")
+    if "options" in result:  # netpet demo prints the accuracy rows only
+        lines.append(f"{result['inputs'].get('equivocal_findings', 0)} equivocal finding(s), counted as "
+                     f"{result['options'].get('equivocal', 'negative')} (--equivocal)")
     return "\n".join(lines)

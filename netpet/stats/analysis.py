@@ -6,6 +6,13 @@ object ``netpet stats --json`` prints) plus the tables behind the figures. Group
 column; paired comparisons are made between groups that differ in exactly one of modality,
 tracer or reader (PET/MR vs PET/CT, DOTATATE vs FDG, reader A vs reader B), on the units both
 groups have.
+
+Equivocal calls (uptake equal to the liver within its noise) count as negative by default, the
+study protocol's rule ("uptake above the liver is clearly positive"), or as positive
+(``StatsOptions.equivocal``); every accuracy entry gives the number of equivocal findings and of
+units whose call rests on them. ROC and agreement use only findings with a value of the variable:
+findings without one (empty, or a volume-based value of a lesion that is not separable) are left
+out and counted per analysis (``n_dropped``, ``dropped_not_separable``).
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from netpet.stats import agreement, cluster, roc
-from netpet.stats.data import GROUP_KEYS, LEVELS, Study, units_for
+from netpet.stats.data import GROUP_KEYS, LEVELS, Study, check_equivocal, not_separable, units_for
 from netpet.stats.intervals import CI_METHODS, Measure, StatsError, accuracy_measures
 from netpet.stats.paired import PairedCounts, durkalski, mcnemar_chi2, mcnemar_exact, tango_interval
 
@@ -33,15 +40,23 @@ UNIT_KEYS = {"patient": ("patient_id",), "lesion": ("patient_id", "lesion_id"), 
 #: the order of a pair: the study's question is PET/MR vs PET/CT and DOTATATE vs FDG
 PREFERRED_FIRST = {"modality": ("PET/MR",), "tracer": ("dotatate",)}
 FALSE_FINDING_COLUMNS = ("kind", "patient_id", "session_id", "modality", "tracer", "reader", "lesion_id", "region",
-                         "standard", "found", "suv_max", "suv_peak", "suv_mean", "tl_ratio", "tb_ratio", "mtv_ml",
-                         "liver_suv_mean", "krenning", "segmentation_file", "cause")
+                         "standard", "found", "call", "suv_max", "suv_peak", "suv_mean", "tl_ratio", "tb_ratio",
+                         "mtv_ml", "liver_suv_mean", "krenning", "segmentation_file", "segmentation_status", "flags",
+                         "warnings", "cause")
+FALSE_FINDING_VALUES = ("suv_max", "suv_peak", "suv_mean", "tl_ratio", "tb_ratio", "mtv_ml", "liver_suv_mean",
+                        "krenning")
 
 ProgressCallback = Callable[[float, str], bool]
 
 
 @dataclass
 class StatsOptions:
-    """Choices of the analysis (defaults are the study protocol's)."""
+    """Choices of the analysis (defaults are the study protocol's).
+
+    ``equivocal`` says how an equivocal call counts: ``"negative"`` (default; the protocol says
+    "uptake above the liver is clearly positive", and equivocal uptake equals the liver's) or
+    ``"positive"`` (a sensitivity analysis).
+    """
 
     ci: str = "wilson"
     level: float = 0.95
@@ -52,6 +67,7 @@ class StatsOptions:
     roc_variables: Sequence[str] = ROC_VARIABLES
     agreement_variables: Sequence[str] = AGREEMENT_VARIABLES
     causes: Dict[Tuple[str, ...], str] = field(default_factory=dict)
+    equivocal: str = "negative"
 
     def check(self) -> None:
         if self.ci not in CI_METHODS:
@@ -60,6 +76,7 @@ class StatsOptions:
             raise StatsError(f"The confidence level must lie in [0.5, 1) (got {self.level}).")
         if self.bootstrap < 0:
             raise StatsError(f"--bootstrap must be 0 (off) or a number of replicates (got {self.bootstrap}).")
+        check_equivocal(self.equivocal)
 
 
 def _label(group: Dict[str, Any]) -> str:
@@ -99,7 +116,9 @@ def _accuracy_entry(level: str, group: Dict[str, Any], units: pd.DataFrame, opti
     fn, tn = int(np.sum(truth & ~call)), int(np.sum(~truth & ~call))
     entry: Dict[str, Any] = {"level": level, **{k: group[k] for k in GROUP_KEYS}, **group.get("group_by", {}),
                              "group_by": group.get("group_by", {}), "n_patients": int(units["patient_id"].nunique()),
-                             "n_units": int(len(units)), "tp": tp, "fp": fp, "fn": fn, "tn": tn}
+                             "n_units": int(len(units)), "tp": tp, "fp": fp, "fn": fn, "tn": tn,
+                             "equivocal_findings": int(units["equivocal_findings"].sum()),
+                             "equivocal_units": int(units["equivocal"].sum()), "equivocal_as": options.equivocal}
     entry.update(_measures_dict(accuracy_measures(tp, fp, fn, tn, options.ci, options.level)))
     if tp + fn == 0:
         entry["reason"] = "no reference-positive units in this group: sensitivity and NPV-based measures are null"
@@ -137,7 +156,8 @@ def accuracy_table(units: Dict[str, pd.DataFrame], options: StatsOptions, weight
             if reason:
                 entry = {"level": level, **{k: group[k] for k in GROUP_KEYS}, **group["group_by"],
                          "group_by": group["group_by"], "n_patients": 0, "n_units": 0, "tp": None, "fp": None,
-                         "fn": None, "tn": None, "reason": reason}
+                         "fn": None, "tn": None, "equivocal_findings": None, "equivocal_units": None,
+                         "equivocal_as": options.equivocal, "reason": reason}
                 for name in ("sensitivity", "specificity", "ppv", "npv", "accuracy", "lr_pos", "lr_neg"):
                     entry[name] = Measure.undefined(options.ci, reason).to_dict()
                 out.append(entry)
@@ -248,19 +268,54 @@ def comparisons(units: Dict[str, pd.DataFrame], groups, options: StatsOptions, w
 
 # -- ROC ---------------------------------------------------------------------------------------------
 
+def _dropped(frame: pd.DataFrame, missing: pd.Series) -> Dict[str, int]:
+    """How many findings were left out for want of a value, and how many of those are not separable."""
+    return {"n_dropped": int(missing.sum()), "dropped_not_separable": int((missing & not_separable(frame)).sum())}
+
+
+def _with_values(frame: pd.DataFrame, variable: str, columns: Sequence[str]) -> Tuple[pd.DataFrame, Dict[str, int]]:
+    """The found lesions of ``frame`` with a value of ``variable`` (``columns`` kept), and the count of the rest."""
+    found = frame[frame["found"]]
+    missing = found[variable].isna()
+    return found.loc[~missing, list(columns)], _dropped(found, missing)
+
+
+def _paired_values(fa: pd.DataFrame, fb: pd.DataFrame, variable: str,
+                   extra: Sequence[str] = ()) -> Tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """Every lesion found in both groups (columns ``<variable>_a``, ``<variable>_b`` and ``extra`` of
+    group a), whether a value is missing in either, and whether either finding is not separable."""
+    keys = ["patient_id", "lesion_id"]
+    status = "segmentation_status"
+    left = fa[fa["found"]][[*keys, *extra, variable, status]]
+    right = fb[fb["found"]][[*keys, variable, status]]
+    both = left.merge(right, on=keys, suffixes=("_a", "_b")).reset_index(drop=True)
+    missing = (both[f"{variable}_a"].isna() | both[f"{variable}_b"].isna()).to_numpy()
+    apart = (not_separable(both.rename(columns={f"{status}_a": status})).to_numpy() |
+             not_separable(both.rename(columns={f"{status}_b": status})).to_numpy())
+    return both.drop(columns=[f"{status}_a", f"{status}_b"]), missing, apart
+
+
+def _paired_dropped(missing: np.ndarray, apart: np.ndarray) -> Dict[str, int]:
+    return {"n_dropped": int(missing.sum()), "dropped_not_separable": int((missing & apart).sum())}
+
+
 def roc_analysis(lesions: pd.DataFrame, groups, options: StatsOptions):
-    """ROC entries per group and variable, paired DeLong comparisons, and curves for the figures."""
+    """ROC entries per group and variable, paired DeLong comparisons, and curves for the figures.
+
+    Only found lesions with a value of the variable enter; the others are counted in each entry
+    (``n_dropped``, of which ``dropped_not_separable`` are not separable).
+    """
     entries, curves, compared = [], {}, []
     variables = [v for v in options.roc_variables if v in lesions]
     for group_key in groups:
         group = dict(zip(GROUP_KEYS, group_key))
         frame = _select(lesions, group)
         for variable in variables:
-            values = frame[frame["found"]][[variable, "truth", "patient_id", "lesion_id"]].dropna()
+            values, dropped = _with_values(frame, variable, [variable, "truth", "patient_id", "lesion_id"])
             truth = values["truth"].to_numpy(dtype=bool)
             entry = {"level": "lesion", **group, "variable": variable, "n_cases": int(truth.sum()),
-                     "n_controls": int((~truth).sum()), "auc": None, "se": None, "ci_low": None, "ci_high": None,
-                     "method": "DeLong", "youden_cutoff": None, "youden_sensitivity": None,
+                     "n_controls": int((~truth).sum()), **dropped, "auc": None, "se": None, "ci_low": None,
+                     "ci_high": None, "method": "DeLong", "youden_cutoff": None, "youden_sensitivity": None,
                      "youden_specificity": None}
             if truth.all() or not truth.any():
                 entry["reason"] = ("no benign lesions measured" if len(truth) and truth.all()
@@ -280,12 +335,12 @@ def roc_analysis(lesions: pd.DataFrame, groups, options: StatsOptions):
     for key, a, b in group_pairs(groups):
         fa, fb = _select(lesions, a), _select(lesions, b)
         for variable in variables:
-            left = fa[fa["found"]][["patient_id", "lesion_id", "truth", variable]].dropna()
-            right = fb[fb["found"]][["patient_id", "lesion_id", variable]].dropna()
-            both = left.merge(right, on=["patient_id", "lesion_id"], suffixes=("_a", "_b"))
+            pairs, missing, apart = _paired_values(fa, fb, variable, ["truth"])
+            both = pairs[~missing]
             truth = both["truth"].to_numpy(dtype=bool)
             entry = {"level": "lesion", "variable": variable, "differs_in": key, "a": a, "b": b, "n": int(len(both)),
-                     "test": "DeLong paired", "auc_a": None, "auc_b": None, "z": None, "p_value": None}
+                     **_paired_dropped(missing, apart), "test": "DeLong paired", "auc_a": None, "auc_b": None,
+                     "z": None, "p_value": None}
             if truth.sum() < 2 or (~truth).sum() < 2:
                 entry["reason"] = "fewer than two malignant or benign lesions measured in both groups"
             else:
@@ -309,15 +364,16 @@ def agreement_analysis(lesions: pd.DataFrame, units: Dict[str, pd.DataFrame], gr
             continue  # SUVs of two tracers measure different biology: no agreement analysis
         fa, fb = _select(lesions, a), _select(lesions, b)
         for variable in variables:
-            left = fa[fa["found"]][["patient_id", "lesion_id", "region", variable]].dropna()
-            right = fb[fb["found"]][["patient_id", "lesion_id", variable]].dropna()
-            both = left.merge(right, on=["patient_id", "lesion_id"], suffixes=("_a", "_b"))
+            pairs, missing, apart = _paired_values(fa, fb, variable, ["region"])
+            both = pairs[~missing].reset_index(drop=True)
             plots[(key, tuple(a.values()), tuple(b.values()), variable)] = both
-            for region in ["all", *sorted(r for r in both["region"].unique() if r)]:
-                part = both if region == "all" else both[both["region"] == region]
+            for region in ["all", *sorted(r for r in pairs["region"].unique() if r)]:
+                where = np.ones(len(pairs), dtype=bool) if region == "all" else (pairs["region"] == region).to_numpy()
+                part = pairs[where & ~missing]
                 x, y = part[f"{variable}_a"].to_numpy(float), part[f"{variable}_b"].to_numpy(float)
                 entries.append({"variable": variable, "differs_in": key, "a": a, "b": b, "region": region,
-                                "n": int(len(part)), "bland_altman": agreement.bland_altman(x, y, options.level),
+                                "n": int(len(part)), **_paired_dropped(missing[where], apart[where]),
+                                "bland_altman": agreement.bland_altman(x, y, options.level),
                                 "ccc": agreement.lin_ccc(x, y, options.level), "spearman": agreement.spearman(x, y)})
         if key == "reader":
             for level in ("patient", "lesion"):
@@ -332,7 +388,22 @@ def agreement_analysis(lesions: pd.DataFrame, units: Dict[str, pd.DataFrame], gr
 # -- false positives and negatives ------------------------------------------------------------------
 
 def false_findings(lesions: pd.DataFrame, options: StatsOptions) -> pd.DataFrame:
-    """Every lesion-level false positive and false negative, linked back to its finding."""
+    """Every lesion-level false positive and false negative, linked back to its finding.
+
+    Parameters
+    ----------
+    lesions : pandas.DataFrame
+        The lesion units (:func:`netpet.stats.data.lesion_units`).
+    options : StatsOptions
+        ``causes`` given earlier (kept before a ``cause`` column of the study table).
+
+    Returns
+    -------
+    pandas.DataFrame
+        :data:`FALSE_FINDING_COLUMNS`: ``call`` is the finding's call as written (``equivocal``
+        shows which rule made it false), ``segmentation_status``, ``flags`` and ``warnings`` its
+        quality columns (empty when the study table lacks them or there is no finding).
+    """
     wrong = lesions[(lesions["truth"] == 1) & (lesions["call"] == 0) | (lesions["truth"] == 0) & (lesions["call"] == 1)]
     rows = []
     for unit in wrong.to_dict("records"):
@@ -340,11 +411,10 @@ def false_findings(lesions: pd.DataFrame, options: StatsOptions) -> pd.DataFrame
         row = {c: unit.get(c, "") for c in FALSE_FINDING_COLUMNS}
         row["kind"] = kind
         row["found"] = "yes" if unit["found"] else "no (no finding in this group)"
-        for c in ("suv_max", "suv_peak", "suv_mean", "tl_ratio", "tb_ratio", "mtv_ml", "liver_suv_mean", "krenning"):
-            value = unit.get(c)
-            row[c] = "" if value is None or (isinstance(value, float) and math.isnan(value)) else value
-        for c in ("session_id", "segmentation_file"):
-            value = unit.get(c)
+        row["call"] = unit.get("finding_call")
+        for c in (*FALSE_FINDING_VALUES, "session_id", "segmentation_file", "segmentation_status", "flags", "warnings",
+                  "call"):
+            value = row[c] if c == "call" else unit.get(c)
             row[c] = "" if value is None or (isinstance(value, float) and math.isnan(value)) else value
         cause = options.causes.get(false_finding_key(row))
         table_cause = unit.get("cause")
@@ -394,7 +464,7 @@ def analyse(study: Study, options: Optional[StatsOptions] = None,
             raise Cancelled(message)
 
     report(0.0, "Building units of analysis")
-    units = units_for(study)
+    units = units_for(study, options.equivocal)
     groups = study.groups()
     weights = _Weights(options.bootstrap, options.seed)
     report(0.15, "Accuracy")
@@ -413,12 +483,15 @@ def analyse(study: Study, options: Optional[StatsOptions] = None,
             "patients": int(len(reference.patients)), "reference_lesions": int(len(reference.lesions)),
             "groups": [dict(zip(GROUP_KEYS, g)) for g in groups], "regions": study.regions,
             "group_by": list(options.group_by), "warnings": study.warnings,
+            "equivocal_findings": int((study.findings["finding_call"] == "equivocal").sum()),
+            "not_separable_findings": int(not_separable(study.findings).sum()),
             "not_read": {_label({**dict(zip(GROUP_KEYS, g)), "group_by": {}}):
                          sorted(set(reference.patients["patient_id"]) - set(_select(units["patient"],
                                                                                     dict(zip(GROUP_KEYS, g)))["patient_id"]))
                          for g in groups},
         },
-        "options": {"ci": options.ci, "level": options.level, "bootstrap": options.bootstrap, "seed": options.seed},
+        "options": {"ci": options.ci, "level": options.level, "bootstrap": options.bootstrap, "seed": options.seed,
+                    "equivocal": options.equivocal},
         "accuracy": accuracy,
         "comparisons": compared,
         "roc": roc_entries,

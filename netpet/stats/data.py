@@ -15,10 +15,19 @@ The study table has one row per lesion finding (netpet.quant.table); a row with 
 ``lesion_id`` records a session read without findings. Every finding must name a lesion of the
 reference standard (a false positive is a reference lesion with truth 0).
 
+The ``call`` of a finding is ``positive``, ``equivocal`` or ``negative`` (1/0, yes/no, true/false
+and pos/neg are read too). Equivocal is uptake equal to the liver within its measurement noise
+(Krenning 2); how it counts is the analysis's choice (``equivocal``: ``"negative"``, the study
+protocol's "uptake above the liver is clearly positive", or ``"positive"``). The quality columns
+NETPET writes (``segmentation_status``, ``flags``, ``warnings``) travel with each finding; a table
+without them reads as if they were empty. A finding whose ``segmentation_status`` is
+``not separable`` has no segmented volume: its volume-based values (:data:`VOLUME_SCORES`) are
+set aside (NaN) even when the table holds numbers there, so no analysis uses them.
+
 Units of analysis, per group (modality, tracer, reader and the user's group-by columns):
 
 * patient: every patient with at least one row in the group; truth = any malignant lesion (or
-  the patient row); call = any positive finding;
+  the patient row); call = any positive finding (equivocal findings count as the rule says);
 * lesion: every reference lesion of those patients; a lesion without a finding in the group is a
   negative call there;
 * region: every (patient, region) of those patients over the study's regions (all regions the
@@ -48,6 +57,14 @@ _TRUE = {"1", "malignant", "true", "positive", "yes", "pos", "y", "t"}
 _FALSE = {"0", "benign", "false", "negative", "no", "neg", "n", "f"}
 _CALL_TRUE = {"positive", "1", "pos", "true", "yes"}
 _CALL_FALSE = {"negative", "0", "neg", "false", "no"}
+_CALL_EQUIVOCAL = {"equivocal"}
+#: how an equivocal call counts: negative (default: the protocol's "clearly positive") or positive
+EQUIVOCAL_RULES = ("negative", "positive")
+#: per-finding quality columns of the study table, carried to the units and the false findings
+QUALITY_COLUMNS = ("segmentation_status", "flags", "warnings")
+NOT_SEPARABLE = "not separable"
+#: values that need a segmented volume: NaN for a finding that is not separable
+VOLUME_SCORES = ("mtv_ml", "tla", "suv_mean")
 
 
 def parse_truth(value: str, where: str, column: str = "truth") -> int:
@@ -213,11 +230,31 @@ def load_study(table_path: str, reference_path: str, group_by: Sequence[str] = (
                regions: Optional[Sequence[str]] = None) -> Study:
     """Read both files and check that every finding belongs to the reference standard.
 
+    Parameters
+    ----------
+    table_path : str
+        The study table (.csv, or .sqlite/.db).
+    reference_path : str
+        The reference standard (CSV, see module docstring).
+    group_by : sequence of str
+        Further columns (of either file, or ``region``) to split the results by.
+    regions : sequence of str, optional
+        The study's regions (default: every region the reference standard names).
+
+    Returns
+    -------
+    Study
+        ``findings`` holds each finding's ``finding_call`` (``positive``, ``equivocal`` or
+        ``negative``) and its quality columns (empty when the table lacks them); values of
+        :data:`VOLUME_SCORES` of a finding that is not separable are NaN (a warning says when the
+        table held numbers there).
+
     Raises
     ------
     StatsError
-        An unknown patient or lesion id, an unreadable call, the same lesion found in two sessions
-        of one group, a group-by column that neither file has.
+        An unknown patient or lesion id, a call other than positive, equivocal or negative on a
+        finding (the row and value named), the same lesion found in two sessions of one group, a
+        group-by column that neither file has.
     """
     reference = read_reference(reference_path)
     frame, _ = read_table(table_path)
@@ -247,12 +284,16 @@ def load_study(table_path: str, reference_path: str, group_by: Sequence[str] = (
     for row in findings.itertuples(index=False):
         text = row.call.lower()
         if text in _CALL_TRUE:
-            calls.append(1)
+            calls.append("positive")
         elif text in _CALL_FALSE:
-            calls.append(0)
+            calls.append("negative")
+        elif text in _CALL_EQUIVOCAL:
+            calls.append("equivocal")
         else:
-            raise StatsError(f"{row.table_row}: column call is {row.call!r}; write positive or negative.")
-    findings["call_value"] = np.array(calls, dtype=np.int8)
+            raise StatsError(f"{row.table_row}: column call is {row.call!r}; write positive, equivocal or negative.")
+    findings["finding_call"] = pd.Series(calls, index=findings.index, dtype=object)
+    for column in QUALITY_COLUMNS:
+        findings[column] = findings[column].astype(str).str.strip() if column in findings else ""
     matched = known.loc[keys]
     findings["truth"] = matched["truth"].to_numpy()
     findings["table_region"] = findings["region"] if "region" in findings else ""
@@ -271,7 +312,17 @@ def load_study(table_path: str, reference_path: str, group_by: Sequence[str] = (
                          f"{same.iloc[0]['table_row']}); keep one, or give the sessions different modality labels.")
     for column in SCORES:
         if column in findings:
-            findings[column] = pd.to_numeric(findings[column].replace("", np.nan), errors="coerce")
+            values = pd.to_numeric(findings[column].replace("", np.nan), errors="coerce")
+            findings[column] = values.where(np.isfinite(values))  # inf (a zero background) is no value either
+    warnings = []
+    apart = not_separable(findings)
+    volume = [c for c in VOLUME_SCORES if c in findings]
+    holding = apart & findings[volume].notna().any(axis=1) if volume else apart & False
+    if holding.any():
+        columns = [c for c in volume if findings.loc[holding, c].notna().any()]
+        findings.loc[apart, volume] = np.nan
+        warnings.append(f"{int(holding.sum())} finding(s) not separable hold values of {', '.join(columns)} (first "
+                        f"{findings[holding].iloc[0]['table_row']}): set aside, as no volume was segmented.")
     for column in group_by:
         if column in GROUP_KEYS:
             raise StatsError(f"--group-by {column}: results are always split by {', '.join(GROUP_KEYS)}.")
@@ -281,7 +332,6 @@ def load_study(table_path: str, reference_path: str, group_by: Sequence[str] = (
     reads = frame[["patient_id", "session_id", *GROUP_KEYS]].drop_duplicates()
     region_list = list(regions) if regions else sorted(
         {r for r in reference.lesions["region"] if r} | {r for (_, r) in reference.region_rows})
-    warnings = []
     if not region_list:
         warnings.append("The reference standard names no regions: no region-level analysis.")
     not_read = sorted(set(reference.patients["patient_id"]) - set(reads["patient_id"]))
@@ -322,6 +372,14 @@ def _group_value(study: Study, column: str, frame: pd.DataFrame, level: str) -> 
     return pd.Series(values, index=frame.index, dtype=object)
 
 
+def not_separable(frame: pd.DataFrame) -> pd.Series:
+    """True for each row whose ``segmentation_status`` is "not separable" (also "not-separable")."""
+    if "segmentation_status" not in frame:
+        return pd.Series(False, index=frame.index)
+    status = frame["segmentation_status"].fillna("").astype(str).str.strip().str.lower().str.replace("-", " ")
+    return status == NOT_SEPARABLE
+
+
 def _read_patients(study: Study) -> pd.DataFrame:
     """(patient_id, modality, tracer, reader) of every patient read in every group."""
     return study.reads.drop_duplicates(["patient_id", *GROUP_KEYS])[["patient_id", *GROUP_KEYS]]
@@ -334,20 +392,60 @@ def _any_positive(lesions: pd.DataFrame, units: pd.DataFrame, keys: Sequence[str
     return calls.reindex(index).fillna(0).astype(int).to_numpy()
 
 
-def lesion_units(study: Study) -> pd.DataFrame:
-    """One row per (group, reference lesion of a patient read in the group): truth, call, found, scores."""
+def _equivocal_counts(lesions: pd.DataFrame, units: pd.DataFrame, keys: Sequence[str]) -> Tuple[np.ndarray, np.ndarray]:
+    """For each unit, the number of its equivocal findings, and whether its call rests on them
+    (at least one equivocal finding and no positive one: the rule decides the unit's call)."""
+    index = pd.MultiIndex.from_frame(units[list(keys)])
+    grouped = lesions.assign(positive=lesions["finding_call"] == "positive").groupby(list(keys))
+    count = grouped["equivocal"].sum().reindex(index).fillna(0).astype(int).to_numpy()
+    positive = grouped["positive"].any().reindex(index).fillna(False).astype(bool).to_numpy()
+    return count, (count > 0) & ~positive
+
+
+def check_equivocal(equivocal: str) -> None:
+    """Refuse an equivocal rule other than :data:`EQUIVOCAL_RULES`."""
+    if equivocal not in EQUIVOCAL_RULES:
+        raise StatsError(f"Unknown --equivocal {equivocal!r}; choose negative (the protocol: only uptake clearly above "
+                         "the liver is positive) or positive.")
+
+
+def lesion_units(study: Study, equivocal: str = "negative") -> pd.DataFrame:
+    """One row per (group, reference lesion of a patient read in the group): truth, call, found, scores.
+
+    Parameters
+    ----------
+    study : Study
+        The checked study (:func:`load_study`).
+    equivocal : {"negative", "positive"}
+        How an equivocal finding is called (default negative: the protocol's "clearly positive").
+
+    Returns
+    -------
+    pandas.DataFrame
+        Reference columns, the finding's columns (``finding_call`` is its call as written,
+        ``""`` without a finding; ``segmentation_status``, ``flags``, ``warnings`` ``""`` when the
+        table lacks them), ``found``, ``call`` (0/1 under the rule), ``equivocal`` (bool) and
+        ``equivocal_findings`` (0/1).
+    """
+    check_equivocal(equivocal)
     reads = _read_patients(study)
     lesions = study.reference.lesions
     units = reads.merge(lesions, on="patient_id", how="inner")
-    keep = ["patient_id", "lesion_id", *GROUP_KEYS, "session_id", "call_value", "table_row",
-            *[c for c in SCORES if c in study.findings],
+    keep = ["patient_id", "lesion_id", *GROUP_KEYS, "session_id", "finding_call", "table_row",
+            *[c for c in SCORES if c in study.findings], *QUALITY_COLUMNS,
             *[c for c in ("segmentation_file", "cause") if c in study.findings],
-            *[c for c in study.group_by if c in study.findings and c not in lesions and c != "region"]]
+            *[c for c in study.group_by if c in study.findings and c not in lesions and c != "region"
+              and c not in QUALITY_COLUMNS]]
     found = study.findings[keep]
     units = units.merge(found, on=["patient_id", "lesion_id", *GROUP_KEYS], how="left")
-    units["found"] = units["call_value"].notna()
-    units["call"] = units["call_value"].fillna(0).astype(int)
-    units = units.drop(columns=["call_value"])
+    units["found"] = units["finding_call"].notna()
+    units["finding_call"] = units["finding_call"].fillna("")
+    for column in QUALITY_COLUMNS:
+        units[column] = units[column].fillna("")
+    counted = ("positive", "equivocal") if equivocal == "positive" else ("positive",)
+    units["call"] = units["finding_call"].isin(counted).astype(int)
+    units["equivocal"] = (units["finding_call"] == "equivocal").to_numpy()
+    units["equivocal_findings"] = units["equivocal"].astype(int)
     for column in study.group_by:
         units[column] = _group_value(study, column, units, "lesion")
     return units.reset_index(drop=True)
@@ -358,6 +456,7 @@ def patient_units(study: Study, lesions: Optional[pd.DataFrame] = None) -> pd.Da
     lesions = lesion_units(study) if lesions is None else lesions
     units = _read_patients(study).merge(study.reference.patients[["patient_id", "truth"]], on="patient_id", how="left")
     units["call"] = _any_positive(lesions, units, ["patient_id", *GROUP_KEYS])
+    units["equivocal_findings"], units["equivocal"] = _equivocal_counts(lesions, units, ["patient_id", *GROUP_KEYS])
     for column in study.group_by:
         units[column] = _group_value(study, column, units, "patient")
     return units.reset_index(drop=True)
@@ -367,7 +466,8 @@ def region_units(study: Study, lesions: Optional[pd.DataFrame] = None) -> pd.Dat
     """One row per (group, patient read, region of the study): truth and call within the region."""
     lesions = lesion_units(study) if lesions is None else lesions
     if not study.regions:
-        return pd.DataFrame(columns=["patient_id", *GROUP_KEYS, "region", "truth", "call"])
+        return pd.DataFrame(columns=["patient_id", *GROUP_KEYS, "region", "truth", "call", "equivocal_findings",
+                                     "equivocal"])
     units = _read_patients(study).merge(pd.DataFrame({"region": study.regions}), how="cross")
     reference = study.reference
     truth = reference.lesions.groupby(["patient_id", "region"])["truth"].max()
@@ -377,11 +477,14 @@ def region_units(study: Study, lesions: Optional[pd.DataFrame] = None) -> pd.Dat
     from_rows = explicit.reindex(index).to_numpy(dtype=float) if len(explicit) else np.full(len(units), np.nan)
     units["truth"] = np.fmax(np.nan_to_num(from_lesions, nan=0.0), np.nan_to_num(from_rows, nan=0.0)).astype(int)
     units["call"] = _any_positive(lesions, units, ["patient_id", *GROUP_KEYS, "region"])
+    units["equivocal_findings"], units["equivocal"] = _equivocal_counts(lesions, units,
+                                                                        ["patient_id", *GROUP_KEYS, "region"])
     for column in study.group_by:
         units[column] = _group_value(study, column, units, "region")
     return units.reset_index(drop=True)
 
 
-def units_for(study: Study) -> Dict[str, pd.DataFrame]:
-    lesions = lesion_units(study)
+def units_for(study: Study, equivocal: str = "negative") -> Dict[str, pd.DataFrame]:
+    """The units of every level (see :func:`lesion_units` for ``equivocal``)."""
+    lesions = lesion_units(study, equivocal)
     return {"patient": patient_units(study, lesions), "lesion": lesions, "region": region_units(study, lesions)}

@@ -7,8 +7,9 @@
 ``comparisons.csv``                 paired tests (McNemar exact, chi-square, clustered)
 ``roc.csv``, ``roc-comparisons.csv``  AUCs with DeLong intervals, Youden cut-offs, paired DeLong
 ``agreement.csv``, ``kappa.csv``    Bland-Altman, Lin's CCC, Spearman; Cohen's kappa
-``false-findings.csv``              false positives and negatives with a ``cause`` column to fill in
-                                     (causes already given there are kept on the next run)
+``false-findings.csv``              false positives and negatives with the finding's call and quality
+                                     (``segmentation_status``, ``flags``, ``warnings``) and a ``cause``
+                                     column to fill in (causes already given there are kept on the next run)
 ``causes.csv``                      the tally of causes
 ``units-patient.csv`` ...           the units analysed, for audit
 ``figures/*.png``, ``figures/*.svg`` ROC with bootstrap band, Bland-Altman, forest plots
@@ -32,7 +33,7 @@ import numpy as np
 
 from netpet import __version__
 from netpet.stats.analysis import FALSE_FINDING_COLUMNS, Analysis, false_finding_key
-from netpet.stats.data import GROUP_KEYS
+from netpet.stats.data import GROUP_KEYS, NOT_SEPARABLE
 from netpet.stats.intervals import StatsError
 
 MEASURES = ("sensitivity", "specificity", "ppv", "npv", "accuracy", "lr_pos", "lr_neg")
@@ -280,7 +281,8 @@ h1{font-size:1.6em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-to
 table{border-collapse:collapse;margin:.6em 0 1.2em;font-size:.85em}
 th,td{border:1px solid #ddd;padding:.25em .5em;text-align:left;vertical-align:top}
 th{background:#f3f3f3}tr:nth-child(even) td{background:#fafafa}
-.note{color:#555;font-size:.9em}figure{margin:1em 0}figcaption{font-size:.85em;color:#444}
+.note{color:#555;font-size:.9em}tr.not-separable td{background:#fff4e0}
+figure{margin:1em 0}figcaption{font-size:.85em;color:#444}
 img{max-width:100%}
 """
 
@@ -289,6 +291,7 @@ def html_report(analysis: Analysis, made: List[Dict[str, str]], command: str = "
     r = analysis.result
     inputs, options = r["inputs"], r["options"]
     level_pct = int(round(100 * options["level"]))
+    rule = options.get("equivocal", "negative")  # a result of an earlier NETPET has no rule: its calls were two-way
     parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>NETPET study statistics</title>"
              f"<style>{STYLE}</style></head><body>",
              "<h1>NETPET study statistics</h1>",
@@ -302,6 +305,8 @@ def html_report(analysis: Analysis, made: List[Dict[str, str]], command: str = "
         ["Reference lesions", str(inputs["reference_lesions"])], ["Findings in the study table", str(inputs["findings"])],
         ["Groups", "<br>".join(_group_cell({**g, "group_by": {}}) for g in inputs["groups"])],
         ["Regions", html.escape(", ".join(inputs["regions"]) or "none")],
+        ["Equivocal findings", f"{inputs.get('equivocal_findings', 0)} (counted as {html.escape(rule)})"],
+        ["Findings not separable", str(inputs.get("not_separable_findings", 0))],
     ]))
     for warning in inputs["warnings"]:
         parts.append(f"<p class='note'>Note: {html.escape(warning)}</p>")
@@ -313,6 +318,7 @@ def html_report(analysis: Analysis, made: List[Dict[str, str]], command: str = "
         "<h2>Methods</h2><p>Units: a patient is positive by the reference standard when any of its lesions is "
         "malignant and positive by a reader when any finding is called positive; a reference lesion without a finding "
         "in a group counts as a negative call; regions are the study's anatomical regions within each patient. "
+        f"{_equivocal_rule(rule)} "
         f"Proportions carry {level_pct} % {html.escape(options['ci'])} intervals; likelihood ratios the log-method "
         "interval (Simel 1991). Lesion- and region-level intervals that respect clustering within patients are a "
         f"patient-level cluster bootstrap ({options['bootstrap']} replicates, percentile, seed {options['seed']}) and "
@@ -320,20 +326,24 @@ def html_report(analysis: Analysis, made: List[Dict[str, str]], command: str = "
         "and with continuity correction, the difference with Tango's score interval; for lesions and regions the "
         "clustered McNemar test of Durkalski et al. (2003) with a cluster-bootstrap interval of the difference. "
         "ROC: AUC with DeLong's interval, Youden cut-off, paired DeLong test. Agreement: Bland&ndash;Altman, Lin's "
-        "concordance correlation, Spearman; Cohen's kappa between readers.</p>")
+        "concordance correlation, Spearman; Cohen's kappa between readers. ROC and agreement use the findings with a "
+        "value of the variable; findings without one (an empty cell, or the volume, mean and TLA of a lesion that is "
+        "not separable, which has no segmented volume) are left out and counted in the tables.</p>")
     # accuracy
     for level in ("patient", "lesion", "region"):
         rows = [e for e in r["accuracy"] if e["level"] == level]
         if not rows:
             continue
         parts.append(f"<h2>Accuracy, {level} level</h2>")
-        header = ["Group", "n", "TP", "FP", "FN", "TN", "Sensitivity", "Specificity", "PPV", "NPV", "Accuracy",
-                  "LR+", "LR&minus;"]
+        header = ["Group", "n", "TP", "FP", "FN", "TN", "Equivocal findings (units)", "Sensitivity", "Specificity",
+                  "PPV", "NPV", "Accuracy", "LR+", "LR&minus;"]
         if level != "patient":
             header += ["Sensitivity, cluster bootstrap CI", "Specificity, cluster bootstrap CI", "Sensitivity, GEE CI"]
         body = []
         for e in rows:
             row = [_group_cell(e), str(e["n_units"]), *(_fmt(e[k]) for k in ("tp", "fp", "fn", "tn")),
+                   (f"{e['equivocal_findings']} ({e['equivocal_units']})" if e.get("equivocal_findings") is not None
+                    else "&ndash;"),
                    *(_ci(e[m]) for m in ("sensitivity", "specificity", "ppv", "npv", "accuracy")),
                    _ci(e["lr_pos"], percent=False), _ci(e["lr_neg"], percent=False)]
             if level != "patient":
@@ -342,6 +352,8 @@ def html_report(analysis: Analysis, made: List[Dict[str, str]], command: str = "
                         _ci((e.get("gee") or {}).get("sensitivity"))]
             body.append(row)
         parts.append(_table(header, body))
+        parts.append(f"<p class='note'>Equivocal findings counted as {html.escape(rule)}"
+                     "; in brackets the units whose call rests on them (an equivocal finding and no positive one).</p>")
         parts.extend(_figure(f) for f in made if f["title"] == f"Forest plot, {level} level")
     # comparisons
     parts.append("<h2>Paired comparisons</h2>")
@@ -365,18 +377,20 @@ def html_report(analysis: Analysis, made: List[Dict[str, str]], command: str = "
                          "McNemar &chi;&sup2; p", "Clustered p (Durkalski)", "Clustered CI of A &minus; B"], body))
     # ROC
     parts.append("<h2>ROC analysis (lesion level)</h2>")
-    parts.append(_table(["Group", "Variable", "Malignant", "Benign", "AUC (DeLong CI)", "Youden cut-off",
-                         "Sensitivity", "Specificity"],
+    parts.append(_table(["Group", "Variable", "Malignant", "Benign", "Left out (no value)", "AUC (DeLong CI)",
+                         "Youden cut-off", "Sensitivity", "Specificity"],
                         [[_group_cell({**e, "group_by": {}}), html.escape(e["variable"]), str(e["n_cases"]),
-                          str(e["n_controls"]),
+                          str(e["n_controls"]), _dropped(e),
                           (f"{e['auc']:.3f} ({_fmt(e['ci_low'])}&ndash;{_fmt(e['ci_high'])})" if e["auc"] is not None
                            else f"&ndash; <span class='note'>{html.escape(e.get('reason', ''))}</span>"),
                           _fmt(e["youden_cutoff"], 2), _fmt(e["youden_sensitivity"]), _fmt(e["youden_specificity"])]
                          for e in r["roc"]]))
     if r["roc_comparisons"]:
-        parts.append(_table(["Variable", "A", "B", "n", "AUC A", "AUC B", "z", "p (paired DeLong)"],
+        parts.append(_table(["Variable", "A", "B", "n", "Left out (no value)", "AUC A", "AUC B", "z",
+                             "p (paired DeLong)"],
                             [[html.escape(c["variable"]), _group_cell({**c["a"], "group_by": {}}),
-                              _group_cell({**c["b"], "group_by": {}}), str(c["n"]), _fmt(c["auc_a"]), _fmt(c["auc_b"]),
+                              _group_cell({**c["b"], "group_by": {}}), str(c["n"]), _dropped(c), _fmt(c["auc_a"]),
+                              _fmt(c["auc_b"]),
                               _fmt(c["z"], 2), _p(c["p_value"])] for c in r["roc_comparisons"]]))
     parts.extend(_figure(f) for f in made if f["title"].startswith("ROC"))
     # agreement
@@ -386,7 +400,7 @@ def html_report(analysis: Analysis, made: List[Dict[str, str]], command: str = "
         for e in r["agreement"]:
             ba, ccc, rho = e["bland_altman"], e["ccc"], e["spearman"]
             body.append([html.escape(e["variable"]), _group_cell({**e["a"], "group_by": {}}),
-                         _group_cell({**e["b"], "group_by": {}}), html.escape(e["region"]), str(e["n"]),
+                         _group_cell({**e["b"], "group_by": {}}), html.escape(e["region"]), str(e["n"]), _dropped(e),
                          (f"{ba['bias']:.2f} ({ba['bias_ci_low']:.2f}&ndash;{ba['bias_ci_high']:.2f})"
                           if "bias" in ba else "&ndash;"),
                          f"{ba['bias_percent']:.1f} %" if ba.get("bias_percent") is not None else "&ndash;",
@@ -394,8 +408,8 @@ def html_report(analysis: Analysis, made: List[Dict[str, str]], command: str = "
                          (f"{ccc['ccc']:.3f} ({_fmt(ccc['ci_low'])}&ndash;{_fmt(ccc['ci_high'])})"
                           if ccc.get("ccc") is not None else "&ndash;"),
                          _fmt(rho.get("rho"))])
-        parts.append(_table(["Variable", "A", "B", "Region", "n", "Bias A &minus; B (CI)", "Bias %",
-                             "Limits of agreement", "Lin's CCC (CI)", "Spearman &rho;"], body))
+        parts.append(_table(["Variable", "A", "B", "Region", "n", "Left out (no value)", "Bias A &minus; B (CI)",
+                             "Bias %", "Limits of agreement", "Lin's CCC (CI)", "Spearman &rho;"], body))
         parts.extend(_figure(f) for f in made if f["title"].startswith("Bland-Altman"))
     if r["kappa"]:
         parts.append("<h2>Inter-reader agreement of calls</h2>")
@@ -413,12 +427,56 @@ def html_report(analysis: Analysis, made: List[Dict[str, str]], command: str = "
                             [[html.escape(c["kind"]), html.escape(str(c["cause"])), str(c["count"])] for c in r["causes"]]))
     parts.append("<p class='note'>Fill in the <code>cause</code> column of <code>false-findings.csv</code>; the next "
                  "run keeps it and tallies it here.</p>")
-    columns = ["kind", "patient_id", "session_id", "modality", "tracer", "reader", "lesion_id", "region", "standard",
-               "found", "suv_max", "tl_ratio", "krenning", "segmentation_file", "cause"]
-    parts.append(_table(columns, [[_fmt(row.get(c), 2) if isinstance(row.get(c), float) else html.escape(str(row.get(c, "")))
-                                   for c in columns] for row in r["false_findings"]]))
+    parts.append(_false_findings_table(r["false_findings"]))
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def _equivocal_rule(rule: str) -> str:
+    """The sentence of the methods that states how equivocal calls were counted."""
+    if rule == "positive":
+        return ("Equivocal calls (uptake equal to the liver within its measurement noise, Krenning 2) were counted as "
+                "positive (<code>--equivocal positive</code>), a sensitivity analysis: the study protocol calls only "
+                "uptake clearly above the liver positive.")
+    return ("Equivocal calls (uptake equal to the liver within its measurement noise, Krenning 2) were counted as "
+            "negative (<code>--equivocal negative</code>, the default): the study protocol calls only uptake clearly "
+            "above the liver positive.")
+
+
+def _dropped(entry: Dict[str, Any]) -> str:
+    """Findings left out of an ROC or agreement entry for want of a value (of which not separable)."""
+    count = entry.get("n_dropped") or 0
+    apart = entry.get("dropped_not_separable") or 0
+    return f"{count} ({apart} not separable)" if apart else str(count)
+
+
+FALSE_FINDING_HTML = ("kind", "patient_id", "session_id", "modality", "tracer", "reader", "lesion_id", "region",
+                      "standard", "found", "call", "suv_max", "tl_ratio", "krenning", "segmentation_file",
+                      "segmentation_status", "flags", "warnings", "cause")
+
+
+def _false_findings_table(rows: Sequence[Dict[str, Any]]) -> str:
+    """The false findings with their quality; findings that are not separable are marked."""
+    apart = [str(row.get("segmentation_status") or "").strip().lower().replace("-", " ") == NOT_SEPARABLE
+             for row in rows]
+    parts = []
+    if any(apart):
+        parts.append(f"<p class='note'>{sum(apart)} of these findings are <strong>not separable</strong> (marked): no "
+                     "volume could be segmented; their SUVmax and SUVpeak are the local uptake at the click, and they "
+                     "have no volume, SUVmean or TLA.</p>")
+    head = "".join(f"<th>{c}</th>" for c in FALSE_FINDING_HTML)
+    body = []
+    for row, marked in zip(rows, apart):
+        cells = []
+        for c in FALSE_FINDING_HTML:
+            value = row.get(c, "")
+            text = _fmt(value, 2) if isinstance(value, float) else html.escape(str(value if value is not None else ""))
+            if c == "segmentation_status" and marked:
+                text = f"<strong>&#9888; {text}</strong>"
+            cells.append(f"<td>{text}</td>")
+        body.append(("<tr class='not-separable'>" if marked else "<tr>") + "".join(cells) + "</tr>")
+    parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>")
+    return "".join(parts)
 
 
 def _figure(made: Dict[str, str]) -> str:
