@@ -2,22 +2,26 @@
 
 Module / ParameterNode / Widget / Logic / Test in one file. The Logic adapts MRML nodes (PET
 volume, markups, segmentation, tables) to ``netpet.quant``; it never opens dialogs. Slicer
-extension points: a Segment Editor effect "PET lesion" (SUVQuantLib/SegmentEditorEffect.py) and a
+extension points: a Segment Editor effect "PET lesion" (SegmentEditorPETLesionLib/SegmentEditorEffect.py, in a
+folder of its own because Slicer loads an effect as a module named after its folder) and a
 SegmentStatistics plugin with DICOM-coded SUV measurements (SUVQuantLib/SegmentStatisticsPlugin.py).
 """
 
+import dataclasses
+import hashlib
 import json
 import logging
+import math
 import os
 import pathlib
-from typing import Annotated
+from typing import Annotated, NamedTuple
 
 import numpy as np
 
 import slicer
 from slicer.i18n import tr as _
 from slicer.i18n import translate
-from slicer.parameterNodeWrapper import Choice, parameterNodeWrapper
+from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
 from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoadableModuleLogic,
                                            ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
 from slicer.util import VTKObservationMixin
@@ -27,7 +31,17 @@ from NETPETLib.widgets import ParameterNodeWidgetMixin
 from SUVQuantLib import measurements
 
 METHODS = ("adaptive", "fixed41", "fixed50", "absolute", "liver-percist", "liver-max", "gradient")
-CALL_COLORS = {"positive": (0.85, 0.15, 0.15), "negative": (0.2, 0.4, 0.85), "": (0.6, 0.6, 0.6)}
+#: diameter (mm) of the sphere at a reader-placed background point: default and accepted range (as the core's manifest)
+BACKGROUND_DIAMETER_MM = 20.0
+BACKGROUND_DIAMETER_RANGE_MM = (4.0, 60.0)
+#: segment tags, as the core's export writes them (netpet.quant.export.write_seg_nrrd)
+TAG_CALL, TAG_STATUS, TAG_FLAGS = "NETPET.Call", "NETPET.Status", "NETPET.Flags"
+#: SUVQuant's own record of how it made a segment (JSON: mask digest, method, threshold, seed, notes), so
+#: that measuring the segment again keeps its status while the reader has not edited it
+TAG_LESION = "NETPET.Lesion"
+NOT_SEPARABLE = measurements.NOT_SEPARABLE
+#: a not-separable lesion's segment is the 1 mL sphere at the click: its name says so, and it shows as an outline
+NOT_SEPARABLE_SUFFIX = " (not separable)"
 #: Slicer terminology of a lesion segment (SNOMED CT: Morphologically Altered Structure / Lesion)
 LESION_TERMINOLOGY = ("Segmentation category and type - 3D Slicer General Anatomy list~SCT^49755003^Morphologically "
                       "Altered Structure~SCT^52988006^Lesion~^^~Anatomic codes - DICOM master list~^^~^^")
@@ -48,8 +62,17 @@ class SUVQuant(ScriptedLoadableModule):
             "Click lesions on an SUV volume to segment them (adaptive, fixed 41 %/50 %, absolute, liver-based or "
             "gradient thresholds), review and edit the contours in the Segment Editor (effect 'PET lesion'), measure "
             "SUVmax, SUVpeak, SUVmean, MTV, TLA, T/B and T/L against the liver and background references, get the "
-            "liver-threshold call and the Krenning score, and export the segmentation and one row per lesion into "
-            "the study table. Review mode reopens any row of the study table.")
+            "liver-threshold call (positive, equivocal = equal to the liver within its noise, or negative; segments "
+            "are coloured red, amber and blue) and the Krenning score, and export the segmentation and one row per "
+            "lesion into the study table. A click where no lesion stands out from its surroundings is 'not "
+            "separable': its segment is only the 1 mL sphere at the click (named '(not separable)', drawn as an "
+            "outline), its local uptake is reported, and its volume is left empty. Every lesion's status, flags "
+            "and warnings are in the results table. Background for T/B: automatic (a shell around the lesion), or "
+            "'Background points' placed in normal tissue (a sphere of the chosen diameter; a point labelled with a "
+            "lesion id applies to that lesion, a single other point to all lesions), or 'Normal-bone background "
+            "(CT)', which measures normal bone from the session's CT around every lesion that has no background "
+            "point of its own (check it for bone lesions on PET/CT). Review mode reopens any row of the study table "
+            "and shows its warnings.")
         self.parent.acknowledgementText = _("Please cite NETPET. Segmentation defaults and their accuracy: see the "
                                             "project README.")
         if getattr(slicer, "app", None) is not None:
@@ -62,7 +85,7 @@ def registerExtensionPoints():
         import qSlicerSegmentationsEditorEffectsPythonQt as effects
 
         instance = effects.qSlicerSegmentEditorScriptedEffect(None)
-        path = os.path.join(os.path.dirname(__file__), "SUVQuantLib", "SegmentEditorEffect.py")
+        path = os.path.join(os.path.dirname(__file__), "SegmentEditorPETLesionLib", "SegmentEditorEffect.py")
         instance.setPythonSource(path.replace("\\", "/"))
         instance.self().register()
     except Exception as exc:  # noqa: BLE001 - a Slicer without the Segment Editor still gets the module
@@ -87,6 +110,11 @@ class SUVQuantParameterNode:
     petVolume - the SUV volume (from NETPET Reader or any SUV image)
     lesionPoints - markups whose control points (labelled with lesion ids) are the clicks
     liverPoint - markups with the liver reference point (empty: automatic)
+    backgroundPoints - markups with reader-placed background points in normal tissue (empty: automatic shell);
+        a point labelled with a lesion id applies to that lesion, a single other point to every lesion
+    backgroundDiameterMm - diameter of the background sphere at each point (mm)
+    boneBackground - normal bone of the session's CT around the lesion as background (PET/CT), for every
+        lesion without a background point of its own
     segmentation - where the lesions go, one segment per lesion
     resultsTable - the measurements, one row per lesion
     method - threshold method
@@ -98,6 +126,9 @@ class SUVQuantParameterNode:
     petVolume: slicer.vtkMRMLScalarVolumeNode
     lesionPoints: slicer.vtkMRMLMarkupsFiducialNode
     liverPoint: slicer.vtkMRMLMarkupsFiducialNode
+    backgroundPoints: slicer.vtkMRMLMarkupsFiducialNode
+    backgroundDiameterMm: Annotated[float, WithinRange(4.0, 60.0)] = 20.0
+    boneBackground: bool = False
     segmentation: slicer.vtkMRMLSegmentationNode
     resultsTable: slicer.vtkMRMLTableNode
     method: Annotated[str, Choice(list(METHODS))] = "adaptive"
@@ -125,6 +156,8 @@ class SUVQuantWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidget, VTK
         uiWidget.setMRMLScene(slicer.mrmlScene)
         self.logic = SUVQuantLogic()
         self.ui.lesionPointsSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.ui.lesionPlaceWidget.setCurrentNode)
+        self.ui.backgroundPointsSelector.connect("currentNodeChanged(vtkMRMLNode*)",
+                                                 self.ui.backgroundPlaceWidget.setCurrentNode)
         self.ui.resultsTableSelector.connect("currentNodeChanged(vtkMRMLNode*)",
                                              self.ui.resultsTableView.setMRMLTableNode)
         self.observeScene()
@@ -147,6 +180,10 @@ class SUVQuantWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidget, VTK
             p.lesionPoints = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode", "Lesions")
             p.lesionPoints.GetDisplayNode().SetSelectedColor(0.95, 0.8, 0.1)
             p.lesionPoints.SetControlPointLabelFormat("L%02d")
+        if not p.backgroundPoints:
+            p.backgroundPoints = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode", "Background points")
+            p.backgroundPoints.GetDisplayNode().SetSelectedColor(0.3, 0.85, 0.9)
+            p.backgroundPoints.SetControlPointLabelFormat("B%d")
 
     def _liverRAS(self):
         points = self._parameterNode.liverPoint
@@ -154,8 +191,33 @@ class SUVQuantWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidget, VTK
             return points.GetNthControlPointPositionWorld(0)
         return None
 
+    def _background(self):
+        """The reader's background choice, as the Logic takes it."""
+        p = self._parameterNode
+        return {"backgrounds": p.backgroundPoints, "backgroundDiameterMm": p.backgroundDiameterMm,
+                "boneBackground": p.boneBackground}
+
+    @staticmethod
+    def _dependenciesReady():
+        from NETPETLib import dependencies
+
+        return dependencies.ensureInstalled()
+
+    def _showRows(self, rows, errors=None):
+        p = self._parameterNode
+        p.resultsTable = self.logic.resultsTableNode(rows, p.resultsTable)
+        self._rows = rows
+        for lesion_id, message in (errors or {}).items():
+            logging.warning(f"SUVQuant: {lesion_id} not segmented: {message}")
+        for row in rows:
+            if row.get("warnings"):
+                logging.info(f"SUVQuant: {row.get('lesion_id')}: {row['warnings']}")
+        self.ui.statusLabel.text = measurements.summary(rows, errors)
+
     def onAutoLiverButton(self):
         with slicer.util.tryWithErrorDisplay(_("Placing the liver reference failed."), waitCursor=True):
+            if not self._dependenciesReady():
+                return
             p = self._parameterNode
             if not p.liverPoint:
                 p.liverPoint = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode", "Liver reference")
@@ -165,20 +227,15 @@ class SUVQuantWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidget, VTK
 
     def onSegmentButton(self):
         with slicer.util.tryWithErrorDisplay(_("Segmentation failed."), waitCursor=True):
-            from NETPETLib import dependencies
-
-            if not dependencies.ensureInstalled():
+            if not self._dependenciesReady():
                 return
             p = self._parameterNode
             seeds = self.logic.seedsFromMarkups(p.lesionPoints)
             result = self.logic.segmentLesions(p.petVolume, seeds, p.segmentation, p.method, liverRAS=self._liverRAS(),
-                                               reader=p.reader)
+                                               reader=p.reader, regions=self.logic.regionsFromMarkups(p.lesionPoints),
+                                               **self._background())
             p.segmentation = result["segmentation"]
-            p.resultsTable = self.logic.resultsTableNode(result["rows"], p.resultsTable)
-            self._rows = result["rows"]
-            for message in result["errors"].values():
-                logging.warning(message)
-            self.ui.statusLabel.text = _("{n} lesion(s) segmented").format(n=len(result["rows"]))
+            self._showRows(result["rows"], result["errors"])
 
     def onEditButton(self):
         with slicer.util.tryWithErrorDisplay(_("Cannot open the Segment Editor."), waitCursor=False):
@@ -189,14 +246,19 @@ class SUVQuantWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidget, VTK
 
     def onMeasureButton(self):
         with slicer.util.tryWithErrorDisplay(_("Measuring the segments failed."), waitCursor=True):
+            if not self._dependenciesReady():
+                return
             p = self._parameterNode
             rows = self.logic.measureSegmentation(p.petVolume, p.segmentation, liverRAS=self._liverRAS(),
-                                                  reader=p.reader)
-            p.resultsTable = self.logic.resultsTableNode(rows, p.resultsTable)
-            self._rows = rows
+                                                  reader=p.reader,
+                                                  regions=self.logic.regionsFromMarkups(p.lesionPoints),
+                                                  **self._background())
+            self._showRows(rows)
 
     def onExportButton(self):
         with slicer.util.tryWithErrorDisplay(_("Export failed; the study table was left as it was."), waitCursor=True):
+            if not self._dependenciesReady():
+                return
             p = self._parameterNode
             if not self._rows:
                 self.onMeasureButton()
@@ -206,12 +268,16 @@ class SUVQuantWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidget, VTK
 
     def onReviewButton(self):
         with slicer.util.tryWithErrorDisplay(_("Review failed."), waitCursor=True):
+            if not self._dependenciesReady():
+                return
             p = self._parameterNode
             row = self.ui.reviewRowSpinBox.value
-            pet, segmentation, centroid = self.logic.review(_path(p.studyTablePath), row,
-                                                            self.ui.dicomFolderButton.directory)
-            p.petVolume, p.segmentation = pet, segmentation
-            slicer.util.setSliceViewerLayers(foreground=pet, foregroundOpacity=0.5)
+            review = self.logic.review(_path(p.studyTablePath), row, self.ui.dicomFolderButton.directory)
+            p.petVolume, p.segmentation = review.petNode, review.segmentationNode
+            slicer.util.setSliceViewerLayers(foreground=review.petNode, foregroundOpacity=0.5)
+            lesion = review.row.get("lesion_id", "")
+            self.ui.statusLabel.text = "\n".join([_("Row {row}: {lesion}, {call}").format(
+                row=row, lesion=lesion, call=review.row.get("call") or _("no call"))] + review.messages)
 
 
 def _path(value):
@@ -223,6 +289,47 @@ def _path(value):
 #
 # Logic
 #
+
+class ReviewResult(NamedTuple):
+    """A study-table row reopened: its PET and segmentation nodes, the lesion centroid (RAS mm), the row
+    itself and the sentences the reader should see about it (status, call, warnings)."""
+
+    petNode: object
+    segmentationNode: object
+    centroid: tuple
+    row: dict
+    messages: list
+
+
+def callColor(call):
+    """The segment colour of a call (positive red, equivocal amber, negative blue, none grey), from the one
+    place the colours are defined: the core's export (netpet.quant.export.COLORS)."""
+    from netpet.quant.export import COLORS
+
+    return tuple(float(c) for c in COLORS.get(call or "", COLORS[""]))
+
+
+def _maskDigest(mask):
+    """A short fingerprint of a full-size boolean mask (is the segment still what NETPET wrote?)."""
+    mask = np.ascontiguousarray(np.asarray(mask, dtype=bool))
+    return hashlib.sha1(np.packbits(mask).tobytes() + str(mask.shape).encode()).hexdigest()[:20]
+
+
+def _tagValue(segment, name):
+    import vtk
+
+    value = vtk.reference("")
+    return str(value) if segment.GetTag(name, value) else ""
+
+
+def _tagText(text):
+    """A tag value Slicer can store: segment tags are written as 'key:value|key:value|' in .seg.nrrd."""
+    return str(text).replace("|", "/")
+
+
+def _finiteOrNone(value):
+    return float(value) if value is not None and math.isfinite(float(value)) else None
+
 
 class SUVQuantLogic(ScriptedLoadableModuleLogic):
     """Segmentation, references, measurements, call, export and review on MRML nodes. No dialogs."""
@@ -255,45 +362,143 @@ class SUVQuantLogic(ScriptedLoadableModuleLogic):
 
         return tuple(auto_liver(nodes.suvVolumeFromNode(petNode)))
 
+    # -- the reader's points ----------------------------------------------------------------------------
     @staticmethod
-    def seedsFromMarkups(markupsNode):
-        """[(lesion id, RAS)] from a point list; labels are the lesion ids (numbered when empty or repeated)."""
-        seeds, seen = [], set()
+    def _lesionPoints(markupsNode):
+        """[(lesion id, RAS, description)]; labels are the lesion ids (numbered when empty or repeated)."""
+        points, seen = [], set()
         if markupsNode is None:
-            return seeds
+            return points
         for i in range(markupsNode.GetNumberOfControlPoints()):
             label = markupsNode.GetNthControlPointLabel(i).strip() or f"L{i + 1:02d}"
             if label in seen:
                 label = f"{label}-{i + 1}"
             seen.add(label)
-            seeds.append((label, tuple(markupsNode.GetNthControlPointPositionWorld(i))))
-        return seeds
+            points.append((label, tuple(markupsNode.GetNthControlPointPositionWorld(i)),
+                           markupsNode.GetNthControlPointDescription(i).strip()))
+        return points
+
+    @classmethod
+    def seedsFromMarkups(cls, markupsNode):
+        """[(lesion id, RAS)] from a point list; labels are the lesion ids (numbered when empty or repeated)."""
+        return [(label, ras) for label, ras, _description in cls._lesionPoints(markupsNode)]
+
+    @classmethod
+    def regionsFromMarkups(cls, markupsNode):
+        """{lesion id: region} from the points' descriptions (e.g. 'bone', 'liver'); points without one are left out."""
+        return {label: description for label, _ras, description in cls._lesionPoints(markupsNode) if description}
+
+    @staticmethod
+    def backgroundsFromMarkups(markupsNode, lesionIDs):
+        """{lesion id: RAS} of reader-placed background points, paired with lesions by label.
+
+        A point labelled with a lesion id applies to that lesion; one point labelled otherwise (or not at
+        all) applies to every other lesion. No points: {} (automatic background).
+
+        Raises
+        ------
+        ValueError
+            Two points labelled with the same lesion id, or more than one point that names no lesion (which
+            lesion each belongs to cannot be told).
+        """
+        if markupsNode is None:
+            return {}
+        ids = [str(i) for i in lesionIDs]
+        known = set(ids)
+        paired, general = {}, []
+        for i in range(markupsNode.GetNumberOfControlPoints()):
+            label = markupsNode.GetNthControlPointLabel(i).strip()
+            ras = tuple(markupsNode.GetNthControlPointPositionWorld(i))
+            if label in known:
+                if label in paired:
+                    raise ValueError(f"Two background points are labelled {label}; keep one background point per "
+                                     "lesion.")
+                paired[label] = ras
+            else:
+                general.append((label, ras))
+        if len(general) > 1:
+            names = ", ".join(label or "unlabelled" for label, _ras in general)
+            raise ValueError(f"{len(general)} background points ({names}) name no lesion ({', '.join(ids) or 'none'}); "
+                             "label each background point with the id of its lesion, or keep a single point for all "
+                             "lesions.")
+        if general:
+            for lesion_id in ids:
+                paired.setdefault(lesion_id, general[0][1])
+        return paired
+
+    def lesionRequests(self, seeds, regions=None, backgrounds=None, backgroundDiameterMm=BACKGROUND_DIAMETER_MM,
+                       boneBackground=False):
+        """The core's LesionRequest of each seed (lesion id, RAS): its region, and the reader's background:
+        a background point (``backgrounds``: {lesion id: RAS} or a point list paired by label), else normal
+        bone from the CT when ``boneBackground``, else the automatic shell."""
+        from netpet.quant.pipeline import LesionRequest
+
+        low, high = BACKGROUND_DIAMETER_RANGE_MM
+        if not (isinstance(backgroundDiameterMm, (int, float)) and low <= backgroundDiameterMm <= high):
+            raise ValueError(f"The background sphere diameter is {backgroundDiameterMm!r} mm; choose {low:g} to "
+                             f"{high:g} mm.")
+        points = self._backgroundPoints(backgrounds, [lesion_id for lesion_id, _ras in seeds])
+        requests = []
+        for lesion_id, ras in seeds:
+            point = points.get(lesion_id)
+            requests.append(LesionRequest(lesion_id, tuple(float(v) for v in ras), (regions or {}).get(lesion_id, ""),
+                                          tuple(float(v) for v in point) if point is not None else None,
+                                          "bone" if boneBackground and point is None else "shell",
+                                          float(backgroundDiameterMm)))
+        return requests
+
+    def _backgroundPoints(self, backgrounds, lesionIDs):
+        if backgrounds is None:
+            return {}
+        if hasattr(backgrounds, "GetNumberOfControlPoints"):
+            return self.backgroundsFromMarkups(backgrounds, lesionIDs)
+        return dict(backgrounds)
 
     # -- segmentation ---------------------------------------------------------------------------------
     def segmentLesions(self, petNode, seeds, segmentationNode=None, method="adaptive", fraction=None, liverRAS=None,
-                       reader="reader1", regions=None):
+                       reader="reader1", regions=None, backgrounds=None, backgroundDiameterMm=BACKGROUND_DIAMETER_MM,
+                       boneBackground=False):
         """Segment each seed (lesion id, RAS) into its own segment and measure it.
 
-        Returns {"segmentation": node, "rows": [study-table rows], "errors": {lesion id: message}}.
+        ``backgrounds`` ({lesion id: RAS}, or a point list paired by label: see :meth:`backgroundsFromMarkups`),
+        ``backgroundDiameterMm`` and ``boneBackground`` choose each lesion's background (:meth:`lesionRequests`).
+        A lesion that is not separable gets the 1 mL sphere at its click as segment, tagged and named as such.
+
+        Returns {"segmentation": node, "rows": [study-table rows], "errors": {lesion id: message}, "liver": stats}.
         """
-        from netpet.quant.pipeline import LesionRequest, quantify
+        from netpet.quant.pipeline import quantify
         from netpet.quant.segment import SegmentOptions
 
         if not seeds:
             raise ValueError("Place at least one point on a lesion.")
         session = self.session(petNode)
-        requests = [LesionRequest(lesion_id, tuple(ras), (regions or {}).get(lesion_id, "")) for lesion_id, ras in seeds]
+        requests = self.lesionRequests(seeds, regions, backgrounds, backgroundDiameterMm, boneBackground)
         result = quantify(session, requests, reader, SegmentOptions(method=method, fraction=fraction), liverRAS,
                           skip_failed=True)
         segmentationNode = self._segmentationFor(petNode, segmentationNode)
+        byID = {r.lesion_id: r for r in requests}
         for lesion_id, lesion in result.lesions.items():
-            self._writeSegment(segmentationNode, petNode, lesion_id, lesion.full(session.volume.shape),
-                               result.calls.get(lesion_id, ""))
+            self._writeSegment(segmentationNode, petNode, lesion_id, lesion, session.volume.shape,
+                               result.calls.get(lesion_id, ""), byID[lesion_id].seed_ras, byID[lesion_id].region)
         return {"segmentation": segmentationNode, "rows": result.rows, "errors": result.errors,
                 "liver": result.liver}
 
-    def segmentAt(self, petNode, ras, segmentationNode, segmentID, method="adaptive", liverRAS=None):
-        """One click inside the Segment Editor: the lesion at ``ras`` replaces the segment's content."""
+    def segmentAt(self, petNode, ras, segmentationNode, segmentID, method="adaptive", liverRAS=None,
+                  backgroundRAS=None, backgroundDiameterMm=BACKGROUND_DIAMETER_MM, replaceWithSphere=False,
+                  beforeWrite=None):
+        """One click inside the Segment Editor: the lesion at ``ras`` replaces the segment's content.
+
+        Returns the core's LesionMask, whose ``status``, ``flags`` and ``notes`` say what was found. Where
+        no lesion is separable at the click the segment is left unchanged (the caller reports why), unless
+        ``replaceWithSphere`` asks for the 1 mL sphere at the click. ``beforeWrite`` is called just before
+        the segment changes (the effect saves its undo state there). The call is not made here: measure the
+        segmentation for it (the segment's call tag is cleared when its content changes).
+
+        Raises
+        ------
+        QuantError
+            A click outside the image or the body, on damaged voxels, or a liver method without a liver point.
+        """
         from netpet.quant import references
         from netpet.quant.segment import SegmentOptions, segment
 
@@ -301,9 +506,26 @@ class SUVQuantLogic(ScriptedLoadableModuleLogic):
         liver = None
         if method.startswith("liver") or liverRAS is not None:
             liver = references.liver_reference(volume, liverRAS)
-        lesion = segment(volume, tuple(ras), SegmentOptions(method=method), liver)
-        self._writeSegment(segmentationNode, petNode, segmentID, lesion.full(volume.shape), None)
+        level = None
+        if backgroundRAS is not None:
+            level = references.background_point(volume, tuple(backgroundRAS), backgroundDiameterMm).mean
+        lesion = segment(volume, tuple(ras), SegmentOptions(method=method), liver, (), level)
+        if lesion.separable or replaceWithSphere:
+            if beforeWrite is not None:
+                beforeWrite()
+            self._writeSegment(segmentationNode, petNode, segmentID, lesion, volume.shape, None, tuple(ras))
         return lesion
+
+    @staticmethod
+    def clickMessage(segmentName, lesion):
+        """The sentence the Segment Editor effect shows after a click."""
+        notes = "; ".join(lesion.notes)
+        if not lesion.separable:
+            return (f"{segmentName} left unchanged: no lesion can be separated at the click "
+                    f"({notes or 'no focal uptake'}).")
+        text = (f"{segmentName}: segmented, {lesion.voxels} voxels ({lesion.method} threshold SUV "
+                f"{lesion.threshold:.2f})")
+        return text + (f"; {notes}." if notes else ". Measure the segmentation for its call.")
 
     def _segmentationFor(self, petNode, segmentationNode):
         if segmentationNode is None:
@@ -313,39 +535,124 @@ class SUVQuantLogic(ScriptedLoadableModuleLogic):
         segmentationNode.SetReferenceImageGeometryParameterFromVolumeNode(petNode)
         return segmentationNode
 
-    @staticmethod
-    def _writeSegment(segmentationNode, petNode, segmentID, mask, call):
+    @classmethod
+    def _writeSegment(cls, segmentationNode, petNode, segmentID, lesion, shape, call, seed=None, region=""):
+        """The lesion's mask into its segment, with terminology, status tags and (when given) the call."""
+        mask = lesion.full(shape)
         segmentation = segmentationNode.GetSegmentation()
         if segmentation.GetSegment(segmentID) is None:
             segmentation.AddEmptySegment(segmentID, segmentID)
         segment = segmentation.GetSegment(segmentID)
-        if call is not None:
-            segment.SetColor(*CALL_COLORS.get(call, CALL_COLORS[""]))
-            segment.SetTag("NETPET.Call", call)
         segment.SetTag(segment.GetTerminologyEntryTagName(), LESION_TERMINOLOGY)
-        slicer.util.updateSegmentBinaryLabelmapFromArray(np.asarray(mask, dtype=np.uint8), segmentationNode, segmentID,
-                                                         petNode)
+        slicer.util.updateSegmentBinaryLabelmapFromArray(mask.astype(np.uint8), segmentationNode, segmentID, petNode)
+        record = {"digest": _maskDigest(mask), "method": lesion.method,
+                  "threshold_suv": _finiteOrNone(lesion.threshold),
+                  "peak_shift_mm": _finiteOrNone(lesion.peak_shift_mm),
+                  "contrast_to_noise": _finiteOrNone(lesion.contrast_to_noise),
+                  "seed_ras": [float(v) for v in seed] if seed is not None else None, "region": region or "",
+                  "notes": list(lesion.notes)}
+        cls._markStatus(segmentationNode, segmentID, lesion.status, lesion.flags, record)
+        segment.SetTag(TAG_CALL, call or "")
+        if call is not None:
+            segment.SetColor(*callColor(call))
+
+    @staticmethod
+    def _markStatus(segmentationNode, segmentID, status, flags, record=None):
+        """Status and flags tags (as the core's export), the record, and the look of a not-separable segment:
+        its name ends in '(not separable)' and it is drawn as an outline (it marks a place, not a volume)."""
+        segment = segmentationNode.GetSegmentation().GetSegment(segmentID)
+        was = _tagValue(segment, TAG_STATUS)
+        segment.SetTag(TAG_STATUS, status)
+        segment.SetTag(TAG_FLAGS, _tagText(";".join(dict.fromkeys(flags))))
+        if record is not None:
+            segment.SetTag(TAG_LESION, _tagText(json.dumps(record)))
+        name = segment.GetName()
+        base = name[:-len(NOT_SEPARABLE_SUFFIX)] if name.endswith(NOT_SEPARABLE_SUFFIX) else name
+        separable = status != NOT_SEPARABLE
+        segment.SetName(base if separable else base + NOT_SEPARABLE_SUFFIX)
+        display = segmentationNode.GetDisplayNode()
+        if display is not None and (not separable or was == NOT_SEPARABLE):
+            display.SetSegmentOpacity2DFill(segmentID, 1.0 if separable else 0.0)
+            display.SetSegmentOpacity3D(segmentID, 1.0 if separable else 0.3)
+
+    @staticmethod
+    def segmentRecord(segment):
+        """What SUVQuant recorded when it wrote the segment ({} for a segment it did not write)."""
+        text = _tagValue(segment, TAG_LESION)
+        try:
+            return json.loads(text) if text else {}
+        except ValueError:
+            return {}
+
+    def _lesionOfSegment(self, volume, segmentationNode, segmentID, petNode):
+        """The core's LesionMask of a segment as it is now. A segment NETPET wrote and the reader has not
+        edited keeps its status, flags and notes (a not-separable lesion stays one, with no volume); an
+        edited one is measured as drawn (method 'edited')."""
+        from netpet.quant.segment import lesion_from_mask
+        from netpet.quant.volume import QuantError
+
+        segment = segmentationNode.GetSegmentation().GetSegment(segmentID)
+        if segment is None:
+            raise ValueError(f"{segmentationNode.GetName()} has no segment {segmentID}.")
+        mask = slicer.util.arrayFromSegmentBinaryLabelmap(segmentationNode, segmentID, petNode) > 0
+        try:
+            lesion = lesion_from_mask(volume, mask)
+        except QuantError as exc:
+            raise QuantError(f"Segment {segmentID}: {exc}") from exc
+        record = self.segmentRecord(segment)
+        status = _tagValue(segment, TAG_STATUS)
+        if record and record.get("digest") == _maskDigest(mask):
+            threshold = record.get("threshold_suv")
+            lesion = dataclasses.replace(
+                lesion, status=status or lesion.status, method=record.get("method") or lesion.method,
+                flags=[f for f in _tagValue(segment, TAG_FLAGS).split(";") if f],
+                notes=list(record.get("notes") or []),
+                threshold=float(threshold) if threshold is not None else float("nan"),
+                peak_shift_mm=float(record.get("peak_shift_mm") or 0.0),
+                contrast_to_noise=record.get("contrast_to_noise"))
+        elif status == NOT_SEPARABLE:
+            lesion.flags.append("reader-drawn")
+            lesion.notes.append("drawn by the reader where NETPET found no separable lesion")
+        return lesion
 
     # -- measurements -----------------------------------------------------------------------------------
-    def measureSegmentation(self, petNode, segmentationNode, liverRAS=None, reader="reader1", segmentIDs=None):
-        """Measure every segment as it is now (after edits in the Segment Editor); recolour by call."""
+    def measureSegmentation(self, petNode, segmentationNode, liverRAS=None, reader="reader1", segmentIDs=None,
+                            backgrounds=None, backgroundDiameterMm=BACKGROUND_DIAMETER_MM, boneBackground=False,
+                            regions=None):
+        """Measure every segment as it is now (after edits in the Segment Editor); recolour and tag by call.
+
+        Segments NETPET wrote and nobody edited keep their status (a not-separable lesion is measured as its
+        local uptake, without a volume); the background is chosen as in :meth:`segmentLesions`.
+        Returns the study-table rows.
+        """
         from netpet.quant.pipeline import quantify_lesions
-        from netpet.quant.segment import lesion_from_mask
 
         if segmentationNode is None:
             raise ValueError("There is no segmentation to measure; segment lesions first.")
         session = self.session(petNode)
         segmentation = segmentationNode.GetSegmentation()
         ids = segmentIDs or [segmentation.GetNthSegmentID(i) for i in range(segmentation.GetNumberOfSegments())]
-        lesions = {}
-        for segmentID in ids:
-            mask = slicer.util.arrayFromSegmentBinaryLabelmap(segmentationNode, segmentID, petNode) > 0
-            lesions[segmentID] = lesion_from_mask(session.volume, mask)
-        result = quantify_lesions(session, lesions, reader, liver_ras=liverRAS)
+        if not ids:
+            raise ValueError(f"{segmentationNode.GetName()} has no segments to measure.")
+        lesions = {segmentID: self._lesionOfSegment(session.volume, segmentationNode, segmentID, petNode)
+                   for segmentID in ids}
+        seeds, stored = [], {}
+        for segmentID, lesion in lesions.items():
+            record = self.segmentRecord(segmentation.GetSegment(segmentID))
+            seed = record.get("seed_ras") or session.volume.index_to_ras(lesion.peak)
+            seeds.append((segmentID, tuple(float(v) for v in seed)))
+            if record.get("region"):
+                stored[segmentID] = record["region"]
+        requests = self.lesionRequests(seeds, {**stored, **(regions or {})}, backgrounds, backgroundDiameterMm,
+                                       boneBackground)
+        result = quantify_lesions(session, lesions, reader, liver_ras=liverRAS,
+                                  requests={r.lesion_id: r for r in requests})
         for segmentID, call in result.calls.items():
             segment = segmentation.GetSegment(segmentID)
-            segment.SetColor(*CALL_COLORS[call])
-            segment.SetTag("NETPET.Call", call)
+            segment.SetColor(*callColor(call))
+            segment.SetTag(TAG_CALL, call)
+            lesion = lesions[segmentID]
+            self._markStatus(segmentationNode, segmentID, lesion.status, lesion.flags)
         return result.rows
 
     def measureSegment(self, petNode, segmentationNode, segmentID, liverRAS=None):
@@ -355,10 +662,13 @@ class SUVQuantLogic(ScriptedLoadableModuleLogic):
 
     @staticmethod
     def resultsTableNode(rows, tableNode=None):
-        """One row per lesion, units in each column's properties (and in the column titles)."""
-        columns = [name for name, _unit in measurements.TABLE_COLUMNS]
-        tableNode = nodes.tableNodeFromRows(rows, columns, "SUVQuant results", tableNode, numeric=measurements.NUMERIC)
-        for name, unit in measurements.TABLE_COLUMNS:
+        """One row per lesion with its status, flags and warnings; units in each column's properties (and in
+        the column titles)."""
+        columns, numeric = measurements.table_columns(rows)
+        tableNode = nodes.tableNodeFromRows(rows, columns, "SUVQuant results", tableNode, numeric=numeric)
+        units = dict(measurements.TABLE_COLUMNS)
+        for name in columns:
+            unit = units.get(name) or ("SUV" if name.endswith("_suv") else "")
             if unit:
                 tableNode.SetColumnUnitLabel(name, unit)
                 tableNode.SetColumnTitle(name, f"{name} [{unit}]")
@@ -408,7 +718,8 @@ class SUVQuantLogic(ScriptedLoadableModuleLogic):
         """Reopen a row of the study table: its PET (by series UID under ``dicomFolder``), its segmentation,
         and the views centred on the lesion. ``row`` is a 0-based row number or a row dict.
 
-        Returns (PET node, segmentation node, centroid RAS).
+        Returns a :class:`ReviewResult`: PET node, segmentation node, centroid RAS, the row, and the
+        sentences to show the reader (not separable, equivocal, every warning of the row and of its SUV).
         """
         from netpet.quant.table import StudyTable
 
@@ -439,7 +750,7 @@ class SUVQuantLogic(ScriptedLoadableModuleLogic):
             segmentationNode.CreateDefaultDisplayNodes()
         centroid = tuple(float(row[k]) for k in ("centroid_r", "centroid_a", "centroid_s"))
         nodes.jumpSlicesTo(centroid)
-        return petNode, segmentationNode, centroid
+        return ReviewResult(petNode, segmentationNode, centroid, dict(row), measurements.row_messages(row))
 
 
 #

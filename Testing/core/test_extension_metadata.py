@@ -104,6 +104,10 @@ WIDGET_TYPES = {
 }
 
 
+#: widgets whose value range Slicer's GUI connectors set from the parameter's annotation
+RANGED_WIDGETS = {"QSpinBox", "QDoubleSpinBox", "QSlider", "ctkSliderWidget"}
+
+
 def ui_widgets(module):
     tree = ET.parse(os.path.join(ROOT, module, "Resources", "UI", f"{module}.ui"))
     widgets = {}
@@ -129,12 +133,15 @@ def parameter_fields(module):
             for item in node.body:
                 if isinstance(item, ast.AnnAssign):
                     text = ast.unparse(item.annotation)
+                    base = text
+                    if isinstance(item.annotation, ast.Subscript) and ast.unparse(item.annotation.value) == "Annotated":
+                        base = ast.unparse(item.annotation.slice.elts[0])  # Annotated[float, WithinRange(..)] -> float
                     if "Choice(" in text:
                         kind = "choice"
-                    elif text.startswith("slicer.vtkMRML"):
+                    elif base.startswith("slicer.vtkMRML"):
                         kind = "node"
                     else:
-                        kind = text
+                        kind = base
                     fields[item.target.id] = (kind, text)
             return fields
     raise AssertionError(f"{module}.py has no @parameterNodeWrapper class")
@@ -157,6 +164,14 @@ def test_ui_names_and_parameters_agree(module):
         if kind == "node":
             node_types = [s.text for s in widgets[name][2]["nodeTypes"].iter("string")]
             assert node_types == [text.split(".")[1]], (name, node_types, text)
+        # Slicer's GUI connector of a spin box or slider sets the widget's range from the parameter's
+        # WithinRange (unbounded without it): where a range is declared, the .ui shows the same limits
+        declared = re.search(r"WithinRange\(([^,]+),([^)]+)\)", text)
+        if declared and cls in RANGED_WIDGETS:
+            props = widgets[name][2]
+            limits = tuple(float(props[k][0].text) if k in props else None for k in ("minimum", "maximum"))
+            assert limits == (float(declared.group(1)), float(declared.group(2))), (
+                f"{module}: {name} shows {limits}, {parameter} declares {declared.group(0)}")
     # every MRML widget receives the scene from the panel
     for name, (cls, _p, _props) in widgets.items():
         if cls.startswith("qMRML") and cls != "qMRMLWidget" or cls == "qSlicerMarkupsPlaceWidget":

@@ -1,6 +1,10 @@
 """SUVQuant inside a real Slicer: clicks at the truth lesions of a synthetic patient, contours
 checked against the truth masks, the Segment Editor effect and SegmentStatistics plugin
-registered, export to a study table and review of a row."""
+registered, export to a study table and review of a row with its warnings; and, on a small
+synthetic PET (``syntheticPET``, shared with the headless tests in Testing/slicer), a click in flat
+liver that is not separable, an equivocal lesion coloured amber, and reader-placed background
+points paired with lesions by label, a Segment Editor click that leaves a segment unchanged, and
+the call and status in Segment Statistics."""
 
 import csv
 import os
@@ -10,6 +14,69 @@ import unittest
 import numpy as np
 
 import slicer
+
+#: voxel size (mm) of the synthetic PET, and its features as [z, y, x] voxel indices
+SYNTHETIC_SPACING_MM = 4.0
+SYNTHETIC_SHAPE = (50, 70, 90)
+#: resolution (Gaussian sigma, voxels: FWHM 7.5 mm) and relative noise (SD, spatially correlated likewise)
+PSF_SIGMA_VOXELS = 0.8
+NOISE = 0.08
+SYNTHETIC = {
+    "body": ((25, 35, 45), (24, 33, 43), 1.0),      # centre, radii (voxels), SUV
+    "liver": ((25, 35, 22), (18, 22, 18), 6.0),     # larger than the 60 mm limit sphere around any of its voxels
+    "E1": ((25, 35, 68), (4, 4, 4), 6.4),           # a lesion about as intense as the liver: equivocal
+    "H1": ((25, 18, 60), (4, 4, 4), 20.0),          # a clearly positive lesion
+}
+#: where the reader clicks or places points, [z, y, x]
+SYNTHETIC_POINTS = {
+    "liverReference": (25, 35, 20),  # centre of the 3 cm liver reference sphere
+    "flatLiver": (25, 40, 24),       # a click in flat liver: nothing separable there
+    "softTissue": (25, 52, 45),      # normal soft tissue (SUV 1)
+    "inLiver": (25, 28, 16),         # another normal-tissue point, in the liver (SUV 6)
+}
+
+
+def syntheticPET(name="Synthetic PET", seed=7):
+    """A small SUV volume node (DOTATATE PET/CT attributes, no DICOM): a body, a liver larger than the
+    segmentation's limit sphere, an equivocal lesion E1 about as intense as the liver and a positive lesion
+    H1, blurred by the scanner's resolution, with 8 % spatially correlated noise. Returns (node, ras) where
+    ``ras(name)`` gives the RAS of a feature's centre or of a point of :data:`SYNTHETIC_POINTS`."""
+    import vtk
+    from scipy import ndimage
+
+    shape = SYNTHETIC_SHAPE
+    z, y, x = np.meshgrid(*(np.arange(n) for n in shape), indexing="ij")
+    values = np.zeros(shape, dtype=np.float32)
+    for key in ("body", "liver", "E1", "H1"):
+        (cz, cy, cx), (rz, ry, rx), suv = SYNTHETIC[key]
+        values[((z - cz) / rz) ** 2 + ((y - cy) / ry) ** 2 + ((x - cx) / rx) ** 2 <= 1.0] = suv
+    values = ndimage.gaussian_filter(values, PSF_SIGMA_VOXELS)  # the scanner's resolution
+    noise = ndimage.gaussian_filter(np.random.default_rng(seed).standard_normal(shape), PSF_SIGMA_VOXELS)
+    values = (values * (1.0 + NOISE * noise / noise.std())).astype(np.float32)
+    matrix = vtk.vtkMatrix4x4()
+    for axis, sign in enumerate((-1.0, -1.0, 1.0)):  # LPS-like axes, as a PET from DICOM
+        matrix.SetElement(axis, axis, sign * SYNTHETIC_SPACING_MM)
+    origin = (180.0, 140.0, -100.0)
+    for axis in range(3):
+        matrix.SetElement(axis, 3, origin[axis])
+    node = slicer.util.addVolumeFromArray(values, ijkToRAS=matrix, name=name)
+    for key, value in (("SUVType", "bw"), ("Tracer", "dotatate"), ("Modality", "PET/CT"), ("PatientID", "SYN"),
+                       ("StudyInstanceUID", "SYN-1")):
+        node.SetAttribute("NETPET." + key, value)
+
+    def ras(key):
+        zyx = SYNTHETIC[key][0] if key in SYNTHETIC else SYNTHETIC_POINTS[key]
+        return tuple(float(matrix.MultiplyPoint((zyx[2], zyx[1], zyx[0], 1.0))[i]) for i in range(3))
+
+    return node, ras
+
+
+def tagValue(segment, name):
+    import vtk
+
+    value = vtk.reference("")
+    segment.GetTag(name, value)
+    return str(value)
 
 
 class SUVQuantSelfTest(unittest.TestCase):
@@ -43,17 +110,95 @@ class SUVQuantSelfTest(unittest.TestCase):
                                   (2, 1, 0)) > 0
             dices.append(2 * (ours & theirs).sum() / (ours.sum() + theirs.sum()))
         self.assertGreater(float(np.median(dices)), 0.6)
-        table = os.path.join(folder, "study.csv")
-        summaryExport = logic.exportToStudyTable(result["rows"], table, pet, result["segmentation"])
+        # every row carries its status, flags and warnings, and the results table shows them
+        table = logic.resultsTableNode(result["rows"])
+        for column in ("segmentation_status", "flags", "warnings", "call", "krenning"):
+            self.assertIsNotNone(table.GetTable().GetColumnByName(column), column)
+        studyTable = os.path.join(folder, "study.csv")
+        summaryExport = logic.exportToStudyTable(result["rows"], studyTable, pet, result["segmentation"])
         self.assertEqual(summaryExport["inserted"], len(result["rows"]))
-        petAgain, segmentation, centroid = logic.review(table, 0, index=index)
-        self.assertIsNotNone(segmentation)
+        review = logic.review(studyTable, 0, index=index)
+        self.assertIsNotNone(review.segmentationNode)
+        for warning in filter(None, str(review.row.get("warnings") or "").split(" | ")):
+            self.assertTrue(any(warning.strip() in m for m in review.messages), warning)
         # extension points
         effects = slicer.qSlicerSegmentEditorEffectFactory.instance().registeredEffects()
         self.assertIn("PET lesion", [e.name for e in effects])
         from SegmentStatistics import SegmentStatisticsLogic
 
         self.assertIn("NETPET SUV", [p.name for p in SegmentStatisticsLogic.registeredPlugins])
+
+    def test_not_separable_equivocal_and_background_points(self):
+        from netpet.quant import references
+        from netpet.quant.export import COLORS
+
+        from NETPETLib import nodes
+        from SUVQuant import NOT_SEPARABLE_SUFFIX, SUVQuantLogic
+
+        pet, ras = syntheticPET()
+        logic = SUVQuantLogic()
+        background = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode", "Background points")
+        background.AddControlPoint(*ras("softTissue"), "E1")
+        background.AddControlPoint(*ras("inLiver"), "H1")
+        result = logic.segmentLesions(pet, [("L01", ras("flatLiver")), ("E1", ras("E1")), ("H1", ras("H1"))],
+                                      liverRAS=ras("liverReference"), backgrounds=background)
+        rows = {r["lesion_id"]: r for r in result["rows"]}
+        segmentation = result["segmentation"].GetSegmentation()
+        # a click in flat liver: not separable, its segment the 1 mL sphere, tagged and named so
+        self.assertEqual(rows["L01"]["segmentation_status"], "not separable")
+        self.assertIn("not-separable", rows["L01"]["flags"])
+        self.assertTrue(rows["L01"]["warnings"])
+        self.assertEqual(tagValue(segmentation.GetSegment("L01"), "NETPET.Status"), "not separable")
+        self.assertTrue(segmentation.GetSegment("L01").GetName().endswith(NOT_SEPARABLE_SUFFIX))
+        # an equivocal lesion: amber, tagged
+        self.assertEqual(rows["E1"]["call"], "equivocal")
+        self.assertEqual(tagValue(segmentation.GetSegment("E1"), "NETPET.Call"), "equivocal")
+        np.testing.assert_allclose(segmentation.GetSegment("E1").GetColor(), COLORS["equivocal"])
+        # background points paired by label: T/B against the point's sphere mean
+        volume = nodes.suvVolumeFromNode(pet)
+        for lesion_id, point in (("E1", "softTissue"), ("H1", "inLiver")):
+            mean = references.background_point(volume, ras(point), 20.0).mean
+            self.assertAlmostEqual(rows[lesion_id]["background_suv_mean"], mean, places=5)
+            self.assertAlmostEqual(rows[lesion_id]["tb_ratio"], rows[lesion_id]["suv_max"] / mean, places=5)
+        # measuring again keeps the status and the call colours
+        again = {r["lesion_id"]: r for r in logic.measureSegmentation(pet, result["segmentation"],
+                                                                      liverRAS=ras("liverReference"))}
+        self.assertEqual(again["L01"]["segmentation_status"], "not separable")
+        self.assertEqual(again["E1"]["call"], "equivocal")
+
+    def test_segment_editor_click_and_segment_statistics(self):
+        from SegmentStatistics import SegmentStatisticsLogic
+
+        from SUVQuant import SUVQuantLogic
+
+        pet, ras = syntheticPET()
+        logic = SUVQuantLogic()
+        result = logic.segmentLesions(pet, [("E1", ras("E1")), ("L01", ras("flatLiver"))],
+                                      liverRAS=ras("liverReference"))
+        node = result["segmentation"]
+        # the effect's click where nothing is separable leaves the reader's segment as it was
+        before = slicer.util.arrayFromSegmentBinaryLabelmap(node, "E1", pet).copy()
+        lesion = logic.segmentAt(pet, ras("flatLiver"), node, "E1")
+        self.assertEqual(lesion.status, "not separable")
+        np.testing.assert_array_equal(slicer.util.arrayFromSegmentBinaryLabelmap(node, "E1", pet), before)
+        self.assertIn("left unchanged", logic.clickMessage("E1", lesion))
+        # Segment Statistics with the NETPET SUV plugin: the three-way call and the status on request
+        statistics = SegmentStatisticsLogic()
+        parameters = statistics.getParameterNode()
+        parameters.SetParameter("Segmentation", node.GetID())
+        parameters.SetParameter("ScalarVolume", pet.GetID())
+        parameters.SetParameter("visibleSegmentsOnly", "False")
+        for key in ("call", "segmentation_status"):
+            parameters.SetParameter(f"SUVSegmentStatisticsPlugin.{key}.enabled", "True")
+        statistics.computeStatistics()
+        values = statistics.getStatistics()
+        self.assertEqual(values["E1", "SUVSegmentStatisticsPlugin.call"], "equivocal")
+        self.assertEqual(values["L01", "SUVSegmentStatisticsPlugin.segmentation_status"], "not separable")
+        info = values["MeasurementInfo"]["SUVSegmentStatisticsPlugin.suv_peak"]
+        self.assertTrue(info["DICOM.QuantityCode"].startswith("CodeValue:126401|"))
+        table = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLTableNode")
+        statistics.exportToTable(table)
+        self.assertEqual(table.GetNumberOfRows(), 2)
 
 
 def runTest():
