@@ -142,6 +142,31 @@ def calibrate(seeds: int) -> None:
                   f"+- {fractions.std():.3f}")
 
 
+REALDATA = os.environ.get("NETPET_REALDATA", os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                                           "..", "shared", "realdata"))
+
+
+def real_data(options: SegmentOptions) -> None:
+    """Real scans without a truth (TCIA Soft-tissue-Sarcoma, stored SUV): a click at each scan's
+    hottest voxel (the sarcoma), and what the method makes of it; nothing to score, but a flood or a
+    refusal would show."""
+    from netpet.quant.pipeline import open_session
+
+    folder = os.path.join(REALDATA, "STS_GML")
+    if not os.path.isdir(folder):
+        print(f"\nreal data: {folder} not found (set NETPET_REALDATA)")
+        return
+    print("\nreal data (TCIA Soft-tissue-Sarcoma, SUV as stored; a click at the hottest voxel):")
+    for patient in sorted(os.listdir(folder)):
+        session = open_session(os.path.join(folder, patient, "PET"))
+        volume = session.volume
+        hottest = np.unravel_index(int(np.nanargmax(volume.values)), volume.shape)
+        lesion = segment(volume, volume.index_to_ras(hottest), options)
+        volume_ml = lesion.voxels * volume.voxel_ml if lesion.separable else float("nan")
+        print(f"  {patient}: {lesion.status}, SUVmax {lesion.suv_max:.1f}, MTV {volume_ml:.1f} mL, "
+              f"contrast {lesion.contrast_to_noise or float('nan'):.0f} noise SD, flags {','.join(lesion.flags) or '-'}")
+
+
 def worst_case(summary_by_source):
     """The figures the default is chosen by: per source, the median |volume error| and the worst
     sphere >= 17 mm on each reconstruction; floods anywhere."""
@@ -183,6 +208,7 @@ def main() -> None:
             sources["cases"] = case_records(options)
         summaries = {name: summarize(records) for name, records in sources.items()}
         print(f"\n===== method {method} =====")
+        real_data(options)
         for name, summary in summaries.items():
             print(format_summary(summary, f"\n{name}"))
         nema = sources["nema"]

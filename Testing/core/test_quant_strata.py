@@ -245,3 +245,15 @@ def test_a_necrotic_lesion_clicked_in_its_cold_centre_is_segmented():
     lesion = segment(_volume(values), (0.0, 0.0, 0.0), SegmentOptions())
     assert lesion.status == "segmented", lesion.notes
     assert lesion.voxels > 0.5 * (r <= 15.0).sum() - (r <= 7.0).sum()
+
+
+def test_a_lesion_in_an_image_cropped_around_it_is_segmented():
+    """Images cropped tightly around a tumour (as radiomics collections store them): the crop's edge
+    says nothing about what lies beyond, so a lesion reaching it is not taken for tissue it sits in."""
+    z, y, x = _grid((21, 21, 21))
+    values = np.full(z.shape, 1.0)
+    values[x ** 2 + y ** 2 + z ** 2 <= 16.0 ** 2] = 12.0  # reaches within 4 mm of the crop's faces
+    values = ndimage.gaussian_filter(values, 1.2)
+    lesion = segment(_volume(values), (0.0, 0.0, 0.0))
+    assert lesion.status == "segmented", lesion.notes
+    assert lesion.contrast_to_noise is None or lesion.contrast_to_noise > 3

@@ -77,6 +77,8 @@ def test_every_stratum_against_the_truth(reference_study, tmp_path_factory):
             assert record["call"] != "positive", record
         if record["status"] == "not separable":
             assert record["mtv_ml"] is None and record["call"] != "positive"
+        if record["flood"] or (record["volume_error"] or 0) > 1.0:  # never silent
+            assert "partial-volume" in record["flags"], record
 
 
 def test_candidates_find_avid_lesions_and_set_organs_aside(reference_study, volumes, truth_lesions):

@@ -97,6 +97,7 @@ def lesion_record(truth: Mapping[str, Any], row: Mapping[str, Any], mask: Option
         "flood": bool(mtv is not None and true_ml and mtv > FLOOD_FACTOR * true_ml),
         "call_agrees": None if above in (None, "") or not call else (call == "positive") == (str(above) == "1"),
         "equivocal": call == "equivocal",
+        "flags": [f for f in str(row.get("flags") or "").split(";") if f],
     }
     return record
 

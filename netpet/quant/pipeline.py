@@ -39,6 +39,8 @@ IMAGE_SUFFIXES = (".nrrd", ".nhdr", ".nii", ".nii.gz", ".mha", ".mhd")
 #: (5-8 mm FWHM) partial volume lowers SUVpeak and SUVmax of lesions smaller than 2-3 x FWHM
 #: (Soret M, Bacharach SL, Buvat I, J Nucl Med 2007;48:932).
 SMALL_LESION_MM = 15.0
+#: ... or whose volume is below that of a 20 mm sphere (mL), about 2.5-3 x the FWHM of clinical PET.
+SMALL_LESION_ML = 4.19
 MANIFEST_REQUIRED = ("patient_id", "session_id", "series", "reader", "lesion_id", "seed_r", "seed_a", "seed_s")
 
 
@@ -271,10 +273,11 @@ def quantify_lesions(session: Session, lesions: Dict[str, LesionMask], reader: s
                              (spleen.mean, spleen.sd, spleen.peak_sd) if spleen is not None else None, lesion.separable,
                              background.mean if background is not None else None,
                              krenning=session.tracer == "dotatate", cutoff=cutoff)
-        if lesion.separable and values["longest_diameter_mm"] < SMALL_LESION_MM:
+        if lesion.separable and (values["longest_diameter_mm"] < SMALL_LESION_MM or values["mtv_ml"] < SMALL_LESION_ML):
             flags.append("partial-volume")
-            warnings.append(f"smaller than {SMALL_LESION_MM:.0f} mm: partial volume lowers its SUVs, so the call may "
-                            "understate it")
+            warnings.append(f"small (under {SMALL_LESION_MM:.0f} mm across or {SMALL_LESION_ML:.1f} mL): partial volume lowers "
+                            "its SUVs, so the call may understate it, and its volume is uncertain (a lesion about the "
+                            "size of the blur reads larger than it is)")
         if verdict.call == "equivocal":
             warnings.append(f"uptake equal to the liver within its noise (SUVmax {verdict.uptake:.2f}; liver tissue of this "
                             f"size reaches {verdict.low:.2f}-{verdict.high:.2f} by noise alone)")

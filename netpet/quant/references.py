@@ -184,10 +184,11 @@ def spleen_reference(volume: SUVVolume, center_ras: Optional[Sequence[float]] = 
     return sphere_stats(volume, center_ras, SPLEEN_SPHERE_MM, "spleen", exclude)
 
 
-def background_shell(volume: SUVVolume, lesion: LesionMask, inner_mm: float = 10.0, outer_mm: float = 20.0,
-                     others: Sequence[LesionMask] = ()) -> ReferenceStats:
-    """Background around a lesion: voxels ``inner_mm``-``outer_mm`` from its surface, excluding
-    other lesions, voxels as hot as the lesion's threshold, and voxels outside the body (zero)."""
+def _lesion_shell(volume: SUVVolume, lesion: LesionMask, inner_mm: float, outer_mm: float,
+                  others: Sequence[LesionMask], tissue: Optional[np.ndarray] = None):
+    """(values, shell) in a box around the lesion: voxels ``inner_mm``-``outer_mm`` from its surface,
+    cooler than the lesion (its threshold; for a lesion that is not separable, its SUVmax), inside
+    the body, off other lesions, and within ``tissue`` (a full-size mask) when given."""
     reach = outer_mm + 2.0 * float(volume.spacing_zyx.max())
     low = [max(s.start - int(np.ceil(reach / d)), 0) for s, d in zip(lesion.box, volume.spacing_zyx)]
     high = [min(s.stop + int(np.ceil(reach / d)), n) for s, d, n in zip(lesion.box, volume.spacing_zyx, volume.shape)]
@@ -197,16 +198,24 @@ def background_shell(volume: SUVVolume, lesion: LesionMask, inner_mm: float = 10
     mask[tuple(slice(o, o + n) for o, n in zip(offset, lesion.mask.shape))] = lesion.mask
     values = volume.values[box]
     distance = ndimage.distance_transform_edt(~mask, sampling=volume.spacing_zyx)
-    # leave out what is as hot as the lesion (its threshold; for a lesion that is not separable, its SUVmax)
     hot = lesion.threshold if np.isfinite(lesion.threshold) else lesion.suv_max
     shell = (distance > inner_mm) & (distance <= outer_mm) & (values < hot) & (values > 0)
+    if tissue is not None:
+        shell &= tissue[box]
     for other in others:
         if other is lesion:
             continue
         full = np.zeros(volume.shape, dtype=bool)
         full[other.box] = other.mask
-        near = ndimage.binary_dilation(full[box], iterations=1)
-        shell &= ~near
+        shell &= ~ndimage.binary_dilation(full[box], iterations=1)
+    return values, shell
+
+
+def background_shell(volume: SUVVolume, lesion: LesionMask, inner_mm: float = 10.0, outer_mm: float = 20.0,
+                     others: Sequence[LesionMask] = ()) -> ReferenceStats:
+    """Background around a lesion: voxels ``inner_mm``-``outer_mm`` from its surface, excluding
+    other lesions, voxels as hot as the lesion's threshold, and voxels outside the body (zero)."""
+    values, shell = _lesion_shell(volume, lesion, inner_mm, outer_mm, others)
     if shell.sum() < 10:
         raise QuantError("Too few background voxels around the lesion (fewer than 10 in the shell); give a background "
                          "point instead.")
@@ -236,23 +245,7 @@ def background_bone(volume: SUVVolume, lesion: LesionMask, bone: np.ndarray, inn
     lower than marrow, and T/B then exaggerates the contrast); normal bone is the tissue the lesion
     replaces. A wider shell than for soft tissue (30 mm) finds enough bone in thin bones.
     """
-    reach = outer_mm + 2.0 * float(volume.spacing_zyx.max())
-    low = [max(s.start - int(np.ceil(reach / d)), 0) for s, d in zip(lesion.box, volume.spacing_zyx)]
-    high = [min(s.stop + int(np.ceil(reach / d)), n) for s, d, n in zip(lesion.box, volume.spacing_zyx, volume.shape)]
-    box = tuple(slice(a, b) for a, b in zip(low, high))
-    mask = np.zeros(tuple(b - a for a, b in zip(low, high)), dtype=bool)
-    offset = [s.start - a for s, a in zip(lesion.box, low)]
-    mask[tuple(slice(o, o + n) for o, n in zip(offset, lesion.mask.shape))] = lesion.mask
-    values = volume.values[box]
-    distance = ndimage.distance_transform_edt(~mask, sampling=volume.spacing_zyx)
-    hot = lesion.threshold if np.isfinite(lesion.threshold) else lesion.suv_max
-    shell = (distance > inner_mm) & (distance <= outer_mm) & bone[box] & (values < hot) & (values > 0)
-    for other in others:
-        if other is lesion:
-            continue
-        full = np.zeros(volume.shape, dtype=bool)
-        full[other.box] = other.mask
-        shell &= ~ndimage.binary_dilation(full[box], iterations=1)
+    values, shell = _lesion_shell(volume, lesion, inner_mm, outer_mm, others, bone)
     if shell.sum() < 10:
         raise QuantError(f"Fewer than 10 normal-bone voxels lie {inner_mm:.0f}-{outer_mm:.0f} mm from the lesion; place a "
                          "background point in normal bone instead.")

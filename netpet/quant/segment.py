@@ -91,6 +91,9 @@ ADAPTIVE_CALIBRATION = {
 #: The saddle a lesion stands on, in noisy tissue, lies above the tissue's mean by the highest path noise
 #: opens (1-2 noise SD): the contrast test takes this many SD off, the cautious end (see :func:`_grow`).
 SADDLE_NOISE = 1.0
+#: An adaptive region below this volume (mL) is also delimited at its steepest edge, and the smaller
+#: of the two is kept (see :func:`_grow`).
+SMALL_LESION_ML = 1.1
 #: A lesion stands on the uptake of tissue that extends farther than this from its peak (mm):
 #: organs, bowel and bone do, lesions of up to about 5 cm do not (see :func:`_grow`).
 EMBEDDING_MM = 40.0
@@ -274,8 +277,16 @@ def _sphere(shape: Sequence[int], center: Sequence[float], spacing: np.ndarray, 
 
 
 def _shell(region: np.ndarray, spacing: np.ndarray, inner: float, outer: float) -> np.ndarray:
-    distance = ndimage.distance_transform_edt(~region, sampling=spacing)
-    return (distance > inner) & (distance <= outer)
+    """Voxels between ``inner`` and ``outer`` mm from ``region`` (computed in its padded bounding box)."""
+    out = np.zeros_like(region)
+    if not region.any():
+        return out
+    found = ndimage.find_objects(region.astype(np.uint8))[0]
+    pad = np.ceil(outer / spacing).astype(int) + 1
+    box = tuple(slice(max(b.start - p, 0), min(b.stop + p, n)) for b, p, n in zip(found, pad, region.shape))
+    distance = ndimage.distance_transform_edt(~region[box], sampling=spacing)
+    out[box] = (distance > inner) & (distance <= outer)
+    return out
 
 
 def _shell_median(values: np.ndarray, region: np.ndarray, spacing: np.ndarray, inner: float, outer: float,
@@ -319,6 +330,9 @@ def _untangle(values: np.ndarray, region: np.ndarray, peak: Tuple[int, ...], thr
     erase a small lesion whatever it is)."""
     step = 0.02 * max(suv_max - threshold, 0.0)
     current = threshold
+    box = _crop(region, 1)
+    region, values = region[box], values[box]
+    peak = tuple(p - b.start for p, b in zip(peak, box))
     for _ in range(40):
         part = _component(region & (values >= current), peak)
         voxels = int(part.sum())
@@ -405,9 +419,29 @@ def _markers(relief: np.ndarray, region: np.ndarray, peak: Tuple[int, ...], dept
     return markers
 
 
+def _crop(region: np.ndarray, pad: int = 2) -> Box:
+    """The bounding box of ``region`` grown by ``pad`` voxels (clipped to the array)."""
+    found = ndimage.find_objects(region.astype(np.uint8))
+    if not found or found[0] is None:
+        return tuple(slice(0, n) for n in region.shape)  # type: ignore[return-value]
+    return tuple(slice(max(b.start - pad, 0), min(b.stop + pad, n)) for b, n in zip(found[0], region.shape))  # type: ignore[return-value]
+
+
 def _split(values: np.ndarray, region: np.ndarray, peak: Tuple[int, ...], depth: float,
            others: Sequence[Tuple[int, ...]]) -> np.ndarray:
-    """The part of ``region`` in the watershed basin of ``peak`` (other maxima compete)."""
+    """The part of ``region`` in the watershed basin of ``peak`` (other maxima compete); computed in
+    the region's bounding box."""
+    box = _crop(region)
+    local_peak = tuple(p - b.start for p, b in zip(peak, box))
+    local_others = [tuple(o - b.start for o, b in zip(other, box)) for other in others
+                    if all(b.start <= o < b.stop for o, b in zip(other, box))]
+    out = np.zeros_like(region)
+    out[box] = _split_local(values[box], region[box], local_peak, depth, local_others)
+    return out
+
+
+def _split_local(values: np.ndarray, region: np.ndarray, peak: Tuple[int, ...], depth: float,
+                 others: Sequence[Tuple[int, ...]]) -> np.ndarray:
     relief = ndimage.gaussian_filter(values.astype(np.float32), 0.8)
     markers = _markers(relief, region, peak, depth, others)
     if not np.any(markers == 2):
@@ -992,8 +1026,9 @@ def _grow(frame: _Frame, peak: Tuple[int, int, int], click: Tuple[int, int, int]
         region = _gradient_region(values, inside, peak, suv_max, bg)
         threshold = float(values[region].min()) if region.any() else suv_max
     elif method == "adaptive":
+        trace: dict = {}
         region, threshold = _adaptive_region(values, frame.means, inside, peak, bg, options.fraction, spacing,
-                                             frame.sigma, frame.correlation)
+                                             frame.sigma, frame.correlation, trace)
         raised = _untangle(values, region, peak, threshold, suv_max)
         if raised > threshold:
             notes.append(f"threshold raised from {threshold:.2f} to {raised:.2f}: the region ran out into the "
@@ -1001,6 +1036,17 @@ def _grow(frame: _Frame, peak: Tuple[int, int, int], click: Tuple[int, int, int]
             flags.append("noise-leak")
             threshold = raised
             region = _component(region & (values >= threshold), peak)
+        if options.fraction is None and 0 < region.sum() * float(np.prod(spacing)) / 1000.0 < SMALL_LESION_ML:
+            # a lesion of about the blur's size: its edge is where the image changes fastest; when the
+            # calibrated threshold reaches beyond that edge, the edge wins (partial volume swells a
+            # thresholded small lesion; the gradient's watershed does not)
+            edge = _gradient_region(values, inside, peak, suv_max, bg)
+            if 0 < edge.sum() < region.sum():
+                notes.append(f"small lesion: delimited at its steepest edge ({int(edge.sum())} voxels) rather than at "
+                             f"the calibrated threshold ({int(region.sum())} voxels)")
+                flags.append("edge")
+                region = edge
+                threshold = float(values[region].min())
     else:
         threshold = _threshold(method, suv_max, f, bg, liver, options)
         region = _component(inside & (values >= threshold), peak) if threshold < suv_max else np.zeros_like(inside)
@@ -1127,8 +1173,19 @@ def _saddle(means: np.ndarray, top: Tuple[int, ...], spacing: np.ndarray, radius
     high = [min(c + r + 1, n) for c, r, n in zip(top, reach, means.shape)]
     box = means[low[0]:high[0], low[1]:high[1], low[2]:high[2]]
     at = tuple(c - l for c, l in zip(top, low))
-    border = np.ones(box.shape, dtype=bool)
-    border[1:-1, 1:-1, 1:-1] = False
+    # the faces of the box inside the image (where the box meets the edge of an image cropped around
+    # the lesion, nothing is known of what lies beyond, so that face does not count)
+    border = np.zeros(box.shape, dtype=bool)
+    for axis in range(3):
+        first = [slice(None)] * 3
+        last = [slice(None)] * 3
+        first[axis], last[axis] = 0, -1
+        if low[axis] > 0:
+            border[tuple(first)] = True
+        if high[axis] < means.shape[axis]:
+            border[tuple(last)] = True
+    if not border.any():
+        return float(box.min())
     lo, hi = float(box.min()), float(box[at])
     for _ in range(16):
         mid = 0.5 * (lo + hi)
