@@ -16,34 +16,42 @@ Growing the region
     them through a thin bridge of hot voxels. All work happens in a box around the peak.
 
 Separable or not (the criterion, in the order it is applied)
-    A lesion is ``segmented`` only when all three tests pass; otherwise its status is
-    ``not separable``, no region is grown, and the local uptake at the click (SUVmax and SUVpeak in
+    A lesion is ``segmented`` only when all four tests pass; otherwise its status is
+    ``not separable``, no region is kept, and the local uptake at the click (SUVmax and SUVpeak in
     a 1 mL sphere) and the background around it are measured and reported instead:
 
-    1. *Focal contrast over the local noise.* The lesion's 1 mL local mean at its peak must exceed
-       the median 1 mL local mean of its background shell by ``min_contrast`` (default 3) times the
-       noise of such means. The noise is estimated robustly from differences of local means 12 mm
-       apart within the shell (1.4826 x MAD / sqrt 2), so organ edges and other structures in the
-       shell do not inflate it, and so it is the noise of PET, not the heterogeneity of anatomy.
-       This refuses clicks on iso-intense or cold lesions inside an organ, whose "peak" is a noise
-       maximum of the organ.
-    2. *No organ-sized growth.* The region must not reach the limit sphere (it would be part of a
+    1. *It is what the reader clicked.* The region (holes filled: a click in a necrotic centre
+       counts) must come within 5 mm of the click; a climb that ended on a noise maximum of an organ
+       10-15 mm away does not.
+    2. *Focal contrast over the local noise.* The lesion's highest 1 mL local mean must exceed the
+       uptake it stands on by ``min_contrast`` (default 3) times the noise of such means. That
+       uptake is the saddle towards whatever extends beyond a box of 1.5 x the region's radius (at
+       least 25 mm): soft tissue around a node, or the liver, bowel or bone a lesion is embedded
+       in, less one noise SD (in noisy tissue the saddle is the highest path noise opens), and never
+       below the median of the shell around the region. The noise comes from differences of local
+       means 12 mm apart in the shell (1.4826 x MAD / sqrt 2), so edges between tissues do not
+       inflate it. This refuses iso-intense and cold lesions inside an organ, whose "peak" is a
+       noise maximum of the organ, and non-avid lesions in bone.
+    3. *No organ-sized growth.* The region must not reach the limit sphere (it would be part of a
        structure larger than ``2 x max_radius_mm``, an organ, or the background itself).
-    3. *No flooding as the threshold falls.* Raising the threshold by 10 % of the lesion's contrast
+    4. *No flooding as the threshold falls.* Raising the threshold by 10 % of the lesion's contrast
        must not shrink the region to less than a third of its volume: a lesion has an edge, and its
        volume changes smoothly with the threshold; a region that collapses when the threshold rises a
        little had spilled over a shallow saddle into its surroundings.
 
 Threshold methods (``method``):
 
+``adaptive``
+    background + f x (SUVpeak - background), with f calibrated on realistic NEMA IEC phantoms for
+    the lesion's size (a blurred ball fitted to its radial profile) at the image's resolution (its
+    body outline): see :func:`_adaptive_region` and :data:`ADAPTIVE_CALIBRATION`. The background is
+    the median of a shell around the region (after Nestle U et al., J Nucl Med 2005;46:1342), or the
+    uptake of the organ or bone the lesion is embedded in; the threshold keeps 3 noise SD above it,
+    rises above plateaus the region would take in and out of threads of noise, and a small region is
+    also cut at its steepest edge. With ``fraction`` given, f is that fixed fraction.
 ``fixed41``, ``fixed50``
     41 % or 50 % of SUVmax (EANM procedure guideline for tumour PET imaging: Boellaard R et al.,
     EJNMMI 2015;42:328).
-``adaptive``
-    Background-adapted: background + f x (SUVmax - background), with the background the median of
-    a shell around the current region (air excluded), iterated to convergence (after Nestle U et
-    al., J Nucl Med 2005;46:1342, and the iterative scheme of Jentzen W et al., J Nucl Med
-    2007;48:108); f = 0.44 by default.
 ``absolute``
     A fixed SUV (default 2.5).
 ``liver-percist``
