@@ -153,7 +153,8 @@ class SegmentOptions:
     search_radius_mm : how far (mm) the peak may lie from the click; a climb that leaves this
         sphere finds no focal maximum at the click
     max_radius_mm : the lesion cannot reach farther than this from its peak (mm)
-    fraction : f of the fixed (default 0.41/0.50) and adaptive (default 0.44) methods, in (0, 1)
+    fraction : f of the fixed methods (default 0.41/0.50), in (0, 1); for ``adaptive``, a fixed
+        fraction of (SUVpeak - background) in place of the calibrated one
     absolute_suv : threshold of the ``absolute`` method (SUV, > 0)
     shell_mm : (inner, outer) distance of the background shell from the region, mm
     split : separate the lesion from other significant maxima (watershed)
