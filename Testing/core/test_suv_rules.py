@@ -818,6 +818,29 @@ def test_missing_slice_refused(tmp_path, built):
         run(tmp_path, datasets)
 
 
+def test_positions_rounded_at_bed_joins_are_accepted(tmp_path, built):
+    """Scanners round slice positions at bed joins (a real GE Discovery ST whole-body PET: steps of
+    3.19/3.27/3.29 mm, every slice within 0.04 mm of an even 3.27 mm grid): positions within 3 % of the
+    spacing of a fitted even grid are accepted, the grid is used, and the provenance says so; a
+    missing slice (residual up to half a spacing) is still refused (test above)."""
+    datasets, truth = built
+    ordered = sorted(datasets, key=lambda ds: float(ds.ImagePositionPatient[2]))
+    step = float(ordered[1].ImagePositionPatient[2]) - float(ordered[0].ImagePositionPatient[2])
+    jitter = np.tile([0.0, 0.02, -0.02], len(ordered))[: len(ordered)] * step  # within 2 % of the spacing
+    for ds, shift in zip(ordered, jitter):
+        position = [float(v) for v in ds.ImagePositionPatient]
+        ds.ImagePositionPatient = [position[0], position[1], round(position[2] + shift, 4)]
+    values, provenance = run(tmp_path, datasets)
+    assert_pattern(values, truth)
+    assert any("slice positions are rounded" in w for w in provenance.warnings)
+    # 10 % of the spacing off the grid is no rounding
+    ds = ordered[len(ordered) // 2]
+    position = [float(v) for v in ds.ImagePositionPatient]
+    ds.ImagePositionPatient = [position[0], position[1], position[2] + 0.1 * step]
+    with pytest.raises(DicomInputError, match="not evenly spaced.*off an even grid"):
+        run(tmp_path, datasets, name="off-grid")
+
+
 def test_two_planes_at_one_position_refused(tmp_path, built):
     datasets, _ = built
     extra = copy.deepcopy(datasets[3])

@@ -182,6 +182,7 @@ def convert_to_suv(source: Union[SeriesRecord, Sequence[str]], suv_type: str = "
     factors, provenance = compute_suv_factors(header, suv_type, overrides)
     provenance.tracer = identify(header.radiopharmaceutical).to_dict()
     geometry = volume.plane_geometry(header.frames, header.label)
+    provenance.warnings.extend(geometry.warnings)
     slopes = np.asarray([f.slope for f in header.frames], dtype=float)
     report(progress, 0.95, "Scaling to SUV")
     array = volume.scaled_stack(planes, slopes * factors, geometry)
