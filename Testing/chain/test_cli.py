@@ -160,3 +160,20 @@ def test_demo_command(tmp_path, capsys):
     lesion = [e for e in statistics["accuracy"] if e["level"] == "lesion"]
     assert {e["modality"] for e in lesion} == {"PET/CT", "PET/MR"}
     assert sum(e["tp"] + e["fn"] for e in lesion) > 0 and statistics["comparisons"] > 0
+
+
+def test_negative_coordinates_parse_as_a_user_types_them(tmp_path, capsys):
+    """`--seed -55,-3.7,-5.7`: a value starting with a minus sign is a point, not an option."""
+    import numpy as np
+    import SimpleITK as sitk
+
+    values = np.full((40, 40, 40), 1.0, dtype=np.float32)
+    values[18:23, 18:23, 18:23] = 9.0
+    image = sitk.GetImageFromArray(values)
+    image.SetOrigin((-78.0, -78.0, -78.0))
+    image.SetSpacing((4.0, 4.0, 4.0))
+    path = tmp_path / "suv.nrrd"
+    sitk.WriteImage(image, str(path))
+    # voxel (20, 20, 20) is LPS (2, 2, 2), RAS (-2, -2, 2)
+    assert main(["segment", str(path), "--seed", "-2,-2.0,2", "--out", str(tmp_path / "m.nrrd"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["lesions"][0]["status"] == "segmented"

@@ -18,8 +18,9 @@ import datetime as _dt
 import json
 import logging
 import os
+import re
 import sys
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, List, Optional, Sequence
 
 from netpet import __version__
 from netpet.errors import DicomInputError, NetpetError, SUVConversionError
@@ -226,10 +227,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Options whose value is a point R,A,S: a value such as -55,-3.7,-5.7 starts with a minus sign,
+#: which argparse would take for an option of its own.
+POINT_OPTIONS = ("--seed", "--liver", "--split", "--background")
+_NEGATIVE_POINT = re.compile(r"^-[0-9.]")
+
+
+def _join_points(argv: Sequence[str]) -> List[str]:
+    """``--seed -55,-3.7,-5.7`` as ``--seed=-55,-3.7,-5.7``, so negative coordinates parse."""
+    out: List[str] = []
+    pending = False
+    for token in argv:
+        if pending and _NEGATIVE_POINT.match(token):
+            out[-1] = f"{out[-1]}={token}"
+        else:
+            out.append(token)
+        pending = token in POINT_OPTIONS
+    return out
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(_join_points(sys.argv[1:] if argv is None else list(argv)))
     except SystemExit as exc:  # argparse has printed the usage error (2) or the help (0)
         return int(exc.code or 0)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
