@@ -130,6 +130,23 @@ def test_index_with_dicomdir(tmp_path):
     assert index.skipped == {"not a DICOM image (or a DICOMDIR)": 1}
 
 
+def test_one_series_uid_under_two_patients_is_listed_twice_and_said(tmp_path):
+    """A SeriesInstanceUID that appears under two PatientIDs (a broken anonymisation): the index used
+    to stop with StopIteration; both are listed, each with a warning naming the other."""
+    case = dro.Case(seed="twice", shape=(4, 6, 6))
+    first, _ = dro.build(case)
+    second = copy.deepcopy(first)
+    for number, ds in enumerate(second):
+        ds.PatientID = "OTHER"
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = f"2.25.{9000 + number}"
+    writer.save_datasets(first, str(tmp_path / "a"))
+    writer.save_datasets(second, str(tmp_path / "b"))
+    index = index_tree(str(tmp_path), jobs=1)
+    pets = index.pet_series()
+    assert len(pets) == 2 and {p.patient_id for p in pets} == {first[0].PatientID, "OTHER"}
+    assert all(p.instance_count == 4 and any("also appears under patient" in w for w in p.warnings) for p in pets)
+
+
 def test_index_missing_path():
     with pytest.raises(DicomInputError, match="does not exist"):
         index_tree("/no/such/folder")

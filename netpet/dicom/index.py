@@ -198,8 +198,10 @@ def _summaries(paths: Sequence[str]) -> List[Optional[Dict[str, Any]]]:
             "frames": int(tags.raw_float(ds, 0x00280008) or 1),
             "series_level": None,
         }
-        if series_uid not in seen_series:
-            seen_series.add(series_uid)
+        # per patient, study and series: one SeriesInstanceUID may (wrongly) appear under two patients
+        group = (summary["patient_id"], summary["study_uid"], series_uid)
+        if group not in seen_series:
+            seen_series.add(group)
             notes: List[str] = []
             summary["series_level"] = {
                 "sop_class_uid": tags.get_text(ds, "SOPClassUID"),
@@ -304,6 +306,15 @@ def _group(root: str, paths: Sequence[str], summaries: Sequence[Optional[Dict[st
             studies[(patient_id, study_uid)] = study
             patient.studies.append(study)
         study.series.append(record)
+    owners: Dict[str, List[tuple]] = {}
+    for patient_id, study_uid, series_uid in by_series:
+        owners.setdefault(series_uid, []).append((patient_id, study_uid))
+    for (patient_id, study_uid, series_uid), _items in by_series.items():
+        if len(owners[series_uid]) > 1:
+            others = ", ".join(f"patient {p} study {s}" for p, s in owners[series_uid] if (p, s) != (patient_id, study_uid))
+            record = next(r for r in studies[(patient_id, study_uid)].series if r.series_uid == series_uid)
+            record.warnings.append(f"the same SeriesInstanceUID also appears under {others}: both are listed; check "
+                                   "the anonymisation or the archive before using either")
     for patient in patients.values():
         patient.studies.sort(key=lambda s: (s.date or "", s.study_uid))
         for study in patient.studies:
