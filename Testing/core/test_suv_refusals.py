@@ -85,6 +85,20 @@ CASES = [
     ("sex override invalid", lambda d, c: None, {"suv_type": "lbm"}, Overrides(sex="X"), r"sex override 'X' is not M, F or O"),
     ("dose override in MBq", lambda d, c: None, {}, Overrides(dose_bq=185), r"implausibly small; give --dose in MBq"),
     ("half-life override negative", lambda d, c: None, {}, Overrides(half_life_s=-5), r"half-life override -5 s is not positive"),
+    # plausibility: a dose recorded in mCi (US sites) would give SUVs 37 x too high
+    ("dose that looks like millicuries", lambda d, c: [setattr(dro.rp(ds), "RadionuclideTotalDose", "5.1") for ds in d],
+     {}, None, r"RadionuclideTotalDose \(0018,1074\) is 5.1, read as 5.1 MBq, outside the 10-2000 MBq .* looks like "
+     r"millicuries: 5.1 mCi = 188.7 MBq.*confirm or correct it with --dose MBQ"),
+    ("dose far too small", lambda d, c: [setattr(dro.rp(ds), "RadionuclideTotalDose", "0.001") for ds in d], {}, None,
+     r"is 0.001, read as 0.001 MBq, outside"),
+    ("dose far too large", lambda d, c: [setattr(dro.rp(ds), "RadionuclideTotalDose", "1e30") for ds in d], {}, None,
+     r"is 1e\+30, read as 1e\+24 MBq, outside"),
+    ("dose override not a number", lambda d, c: None, {}, Overrides(dose_bq=float("nan")), r"the dose override is nan"),
+    ("weight of 999 kg", lambda d, c: [setattr(ds, "PatientWeight", "999") for ds in d], {}, None,
+     r"PatientWeight \(0010,1030\) is 999, read as 999 kg, outside the 2-350 kg .* --weight KG"),
+    ("weight of 0.5 kg", lambda d, c: [setattr(ds, "PatientWeight", "0.5") for ds in d], {}, None,
+     r"PatientWeight \(0010,1030\) is 0.5, read as 0.5 kg, outside"),
+    ("weight override not a number", lambda d, c: None, {}, Overrides(weight_kg=float("nan")), r"weight override nan kg"),
 ]
 
 
@@ -161,3 +175,14 @@ def test_split_series_converts_from_the_index(tmp_path):
 
     values = sitk.GetArrayFromImage(convert_to_suv(record, jobs=1).image)
     assert np.abs(values - truth).max() <= 1e-4  # int16 rounding: 4.0 / 32767 / 2 = 6.1e-5
+
+
+def test_an_override_confirms_an_implausible_value(tmp_path):
+    """A weight outside 2-350 kg given as an override is used, with a warning: the override is how a
+    reader confirms what the plausibility check questions."""
+    case = dro.Case()
+    datasets, _ = dro.build(case)
+    result = _series(tmp_path, datasets, overrides=Overrides(weight_kg=400.0, dose_bq=2.5e9))
+    assert result.provenance.weight_kg == 400.0 and result.provenance.dose_bq == 2.5e9
+    assert any("400 kg lies outside" in w for w in result.provenance.warnings)
+    assert any("2500 MBq lies outside" in w for w in result.provenance.warnings)

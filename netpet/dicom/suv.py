@@ -55,6 +55,17 @@ SUV_TYPES: Tuple[str, ...] = ("bw", "lbm", "lbmjanma", "bsa", "ibw")
 MBQ_THRESHOLD = 1.0e4
 #: Weight values of this or more are grams (manual, section "Patient's weight").
 GRAMS_THRESHOLD = 1000.0
+#: Administered activities a diagnostic PET can have, Bq: 10 MBq (below the paediatric minimum of
+#: EANM's dosage card for FDG, 26 MBq, and the SSTR-PET guideline's 14 MBq: Bozkurt MF et al., EJNMMI
+#: 2017;44:1588) to 2 GBq (twice the largest adult activities of the FDG and SSTR guidelines,
+#: Boellaard R et al., EJNMMI 2015;42:328). Outside them a header value is refused; an override confirms it.
+DOSE_RANGE_BQ = (1.0e7, 2.0e9)
+#: A header dose that reads as 0.3-60 MBq is most likely millicuries (US sites record doses in mCi:
+#: 5 mCi = 185 MBq); the refusal says so.
+MCI_LIKE_MBQ = (0.27, 60.0)
+MBQ_PER_MCI = 37.0
+#: Body weights a patient can have, kg (a newborn 2 kg; the heaviest patients scanners take, 350 kg).
+WEIGHT_RANGE_KG = (2.0, 350.0)
 #: Injection may be recorded up to this long after the reference time (dynamic scans start
 #: before injection; clocks drift) before the time of day is read as the previous day.
 INJECTION_AFTER_REFERENCE_S = 3600.0
@@ -239,11 +250,14 @@ class _Conversion:
             return self._cache[key]
         if self.ov.weight_kg is not None and not header_only:
             value = float(self.ov.weight_kg)
-            if not 0 < value < GRAMS_THRESHOLD:
+            if not (math.isfinite(value) and 0 < value < GRAMS_THRESHOLD):
                 raise self.refuse(
                     f"the weight override {value:g} kg is not a body weight in kg",
                     "give --weight in kilograms",
                 )
+            if not WEIGHT_RANGE_KG[0] <= value <= WEIGHT_RANGE_KG[1]:
+                self.warn(f"the weight override {value:g} kg lies outside the {WEIGHT_RANGE_KG[0]:g}-"
+                          f"{WEIGHT_RANGE_KG[1]:g} kg a patient weighs; used as given")
             self.p.weight_kg, self.p.weight_source = value, "override"
             self._cache[key] = value
             return value
@@ -258,12 +272,18 @@ class _Conversion:
             raise self.refuse(
                 f"PatientWeight (0010,1030) is {state}", "give the weight with --weight KG"
             )
+        if not math.isfinite(raw):
+            raise self.refuse(f"PatientWeight (0010,1030) is {raw}", "give the weight with --weight KG")
         value = raw
         source = "PatientWeight (0010,1030)"
         if raw >= GRAMS_THRESHOLD:
             value = raw / 1000.0
             source += f" = {raw:g}, read as grams (a value of {GRAMS_THRESHOLD:g} or more)"
             self.warn(f"PatientWeight {raw:g} read as grams: {value:g} kg")
+        low, high = WEIGHT_RANGE_KG
+        if not low <= value <= high:
+            raise self.refuse(f"PatientWeight (0010,1030) is {raw:g}, read as {value:g} kg, outside the {low:g}-{high:g} kg a "
+                              "patient weighs", "confirm or correct it with --weight KG")
         if not header_only or self.p.weight_kg is None:
             self.p.weight_kg, self.p.weight_source = value, source
         self._cache[key] = value
@@ -394,11 +414,15 @@ class _Conversion:
             return self._cache[key]
         if self.ov.dose_bq is not None and not header_only:
             value = float(self.ov.dose_bq)
-            if value < MBQ_THRESHOLD:
+            if not math.isfinite(value) or value < MBQ_THRESHOLD:
                 raise self.refuse(
-                    f"the dose override {value:g} Bq is implausibly small",
+                    f"the dose override {value:g} Bq is implausibly small" if math.isfinite(value) else
+                    f"the dose override is {value}",
                     "give --dose in MBq",
                 )
+            if not DOSE_RANGE_BQ[0] <= value <= DOSE_RANGE_BQ[1]:
+                self.warn(f"the dose override {value / 1e6:g} MBq lies outside the {DOSE_RANGE_BQ[0] / 1e6:g}-"
+                          f"{DOSE_RANGE_BQ[1] / 1e6:g} MBq of diagnostic PET; used as given")
             self.p.dose_bq, self.p.dose_source = value, "override"
             self._cache[key] = value
             return value
@@ -410,11 +434,22 @@ class _Conversion:
                 f"RadionuclideTotalDose (0018,1074) is {state}",
                 "give the administered activity with --dose MBQ",
             )
+        if not math.isfinite(raw):
+            raise self.refuse(f"RadionuclideTotalDose (0018,1074) is {raw}",
+                              "give the administered activity with --dose MBQ")
         value, source = raw, "RadionuclideTotalDose (0018,1074)"
         if raw < MBQ_THRESHOLD:
             value = raw * 1.0e6
             source += f" = {raw:g}, read as MBq (below {MBQ_THRESHOLD:g})"
             self.rule(f"dose {raw:g} < {MBQ_THRESHOLD:g}: megabecquerels, {value:.6g} Bq")
+        low, high = DOSE_RANGE_BQ
+        if not low <= value <= high:
+            mbq = value / 1e6
+            hint = (f" ({raw:g} looks like millicuries: {raw:g} mCi = {raw * MBQ_PER_MCI:g} MBq)"
+                    if raw < MBQ_THRESHOLD and MCI_LIKE_MBQ[0] <= raw <= MCI_LIKE_MBQ[1] else "")
+            raise self.refuse(f"RadionuclideTotalDose (0018,1074) is {raw:g}, read as {mbq:g} MBq, outside the "
+                              f"{low / 1e6:g}-{high / 1e6:g} MBq of diagnostic PET{hint}",
+                              "confirm or correct it with --dose MBQ")
         if not header_only or self.p.dose_bq is None:
             self.p.dose_bq, self.p.dose_source = value, source
         self._cache[key] = value
