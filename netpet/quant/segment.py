@@ -564,24 +564,10 @@ def edge_sigma(values: np.ndarray, region: np.ndarray, spacing: np.ndarray, thre
     told apart)."""
     from scipy.optimize import curve_fit
 
-    voxels = int(region.sum())
-    if voxels < 4:
+    found = _radial_profile(values, region, spacing, threshold)
+    if found is None:
         return None
-    centre = np.array(ndimage.center_of_mass(np.where(region, values, 0.0)))
-    radius0 = (voxels * float(np.prod(spacing)) * 3.0 / (4.0 * math.pi)) ** (1.0 / 3.0)
-    reach = radius0 + 20.0
-    axes = [(np.arange(n) - c) * d for n, c, d in zip(values.shape, centre, spacing)]
-    z, y, x = np.meshgrid(*axes, indexing="ij", sparse=True)
-    distance = np.sqrt(z * z + y * y + x * x)
-    usable = (distance <= reach) & ~((values >= threshold) & ~region)
-    bins = np.floor(distance[usable]).astype(int)
-    counts = np.bincount(bins)
-    sums = np.bincount(bins, weights=values[usable].astype(np.float64))
-    keep = counts > 0
-    radii = np.arange(counts.size)[keep] + 0.5
-    profile = sums[keep] / counts[keep]
-    if profile.size < 6:
-        return None
+    radii, profile, counts, radius0 = found
     top, floor = float(profile.max()), float(np.median(profile[-5:]))
     if top <= floor:
         return None
@@ -590,7 +576,7 @@ def edge_sigma(values: np.ndarray, region: np.ndarray, spacing: np.ndarray, thre
     # to an ever smaller, hotter ball, where size and blur cannot be told apart
     try:
         (amplitude, radius, sigma, background), _ = curve_fit(
-            _blurred_ball, radii, profile, p0=[top, radius0, 3.0, floor], sigma=1.0 / np.sqrt(counts[keep]),
+            _blurred_ball, radii, profile, p0=[top, radius0, 3.0, floor], sigma=1.0 / np.sqrt(counts),
             bounds=([floor, 0.5, 0.5, floor - abs(floor) - 1.0], [floor + 4.0 * (top - floor), 100.0, 20.0, top]),
             maxfev=2000)
     except (RuntimeError, ValueError):
@@ -706,12 +692,11 @@ def _sweep(values: np.ndarray, means: np.ndarray, allowed: np.ndarray, peak: Tup
     return None
 
 
-def _threshold(method: str, suv_max: float, f: float, background: Optional[float], liver: Optional[ReferenceStats],
-               options: SegmentOptions) -> float:
+def _threshold(method: str, suv_max: float, f: float, liver: Optional[ReferenceStats], options: SegmentOptions) -> float:
+    """The threshold of the fixed-fraction, absolute and liver methods (the adaptive and gradient
+    methods find theirs from the image: :func:`_adaptive_region`, :func:`_gradient_region`)."""
     if method in ("fixed41", "fixed50"):
         return f * suv_max
-    if method == "adaptive":
-        return background + f * (suv_max - background)
     if method == "absolute":
         return options.absolute_suv
     if liver is None:
@@ -944,7 +929,7 @@ def segment(volume: SUVVolume, seed_ras: Sequence[float], options: Optional[Segm
         raise QuantError(f"The background SUV {background!r} must be a finite number of at least 0.")
     method = options.method
     if method.startswith("liver") and liver is None:
-        _threshold(method, 1.0, 0.5, None, None, options)  # raises the one-sentence error
+        _threshold(method, 1.0, 0.5, None, options)  # raises the one-sentence error
     seed = volume.voxel_of(seed_ras, "seed")
     spacing = volume.spacing_zyx
     reach = options.max_radius_mm + options.shell_mm[1] + 2.0 * float(spacing.max())
@@ -1057,7 +1042,7 @@ def _grow(frame: _Frame, peak: Tuple[int, int, int], click: Tuple[int, int, int]
                 region = edge
                 threshold = float(values[region].min())
     else:
-        threshold = _threshold(method, suv_max, f, bg, liver, options)
+        threshold = _threshold(method, suv_max, f, liver, options)
         region = _component(inside & (values >= threshold), peak) if threshold < suv_max else np.zeros_like(inside)
     if not region.any():
         return "below-threshold", f"no voxel above the {method} threshold (SUV {threshold:.2f}) at the peak (SUV {suv_max:.2f})"
@@ -1103,12 +1088,10 @@ def _grow(frame: _Frame, peak: Tuple[int, int, int], click: Tuple[int, int, int]
         level = float(frame.means[top])
         # the uptake the lesion stands on: the saddle towards anything that extends beyond a box of
         # 1.5 x the region's radius (at least 25 mm): its own surroundings, or the organ or bone it
-        # sits in. In noisy tissue the saddle is the highest path that noise opens, about 2 noise SD
-        # above the tissue's mean: that much is taken off (never below the shell's median).
+        # sits in. In noisy tissue the saddle is the highest path that noise opens, above the tissue's
+        # mean: SADDLE_NOISE noise SD are taken off (never below the shell's median).
         radius = (int(region.sum()) * float(np.prod(spacing)) * 3.0 / (4.0 * math.pi)) ** (1.0 / 3.0)
         saddle = _saddle(frame.means, top, spacing, max(25.0, 1.5 * radius))
-        calm = (_sphere(values.shape, top, spacing, 40.0) & (frame.means <= saddle) & (values > 0)
-                & ~ndimage.binary_dilation(region, iterations=2))
         noise = local_noise(frame.means, shell, spacing) or 0.0
         standing = max(float(np.median(frame.means[shell])), saddle - SADDLE_NOISE * noise)
         cnr = (level - standing) / max(noise, 1e-3 * max(abs(standing), 1e-3))
