@@ -165,6 +165,10 @@ def _quantify(out: str, study_dir: str, summary_: Dict[str, Any], progress: Opti
         ours = slicerio.segment_mask(cache[seg_path], slicerio.segment_from_id(cache[seg_path], row["lesion_id"])) > 0
         theirs = slicerio.segment_mask(cache[truth_path], slicerio.segment_from_id(cache[truth_path], row["lesion_id"])) > 0
         records.append(lesion_record(expected, row, ours, theirs))
+    measured = {(r["patient_id"], r["session_id"], r["lesion_id"]) for r in rows}
+    # a truth lesion the pipeline refused (its error is in "skipped") still counts in its strata
+    records += [lesion_record(expected, {"segmentation_status": "refused", "call": ""}, None, None)
+                for key, expected in truth.items() if key not in measured]
     strata = summarize(records)
     return {"table": table, "rows": len(rows), "skipped": summary["errors"], "strata": strata,
             "strata_text": format_summary(strata, "every lesion clicked at its centre, per stratum"),

@@ -151,8 +151,11 @@ def test_demo_command(tmp_path, capsys):
     # every stratum the study has is reported, the hard ones included
     assert {"all", "avid", "benign", "bone"} <= set(strata) and "stratum" in out
     assert all(f"\n  {name} " in out for name in strata)  # every stratum printed
+    # Dice > 0.7: the usual mark of good overlap (Zijdenbos AP et al., IEEE Trans Med Imaging 1994;13:716);
+    # call agreement >= 0.75: about a fifth of the generator's avid lesions lie within 0.75-1.33 x the
+    # liver (13 of 69 in a 10-patient study), where "equivocal" is the honest call but counts as disagreeing
     assert strata["avid"]["median_dice"] > 0.7 and strata["avid"]["call_agreement"] >= 0.75
-    assert strata["all"]["lesions"] == q["rows"]
+    assert strata["all"]["lesions"] == len(truth_rows) - 1  # every truth lesion counted, refused ones included
     assert "Quantification" in out
     # the demo ends with the study statistics and their HTML report
     statistics = report["statistics"]

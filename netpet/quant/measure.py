@@ -104,10 +104,10 @@ def measure(volume: SUVVolume, lesion: LesionMask, liver: Optional[ReferenceStat
     indices = lesion.indices()
     peak, peak_at = suv_peak(volume, lesion)
     out: Dict[str, float] = {"suv_max": float(values.max()), "suv_peak": peak}
+    centroid = volume.index_to_ras(indices.mean(axis=0))
     if lesion.separable:
         suv_mean = float(values.mean())
         mtv = lesion.voxels * volume.voxel_ml
-        centroid = volume.index_to_ras(indices.mean(axis=0))
         out.update({
             "suv_mean": suv_mean, "suv_min": float(values.min()),
             "suv_sd": float(values.std(ddof=1)) if values.size > 1 else 0.0, "mtv_ml": mtv, "tla": suv_mean * mtv,
@@ -115,7 +115,6 @@ def measure(volume: SUVVolume, lesion: LesionMask, liver: Optional[ReferenceStat
         })
     else:
         nan = float("nan")
-        centroid = volume.index_to_ras(indices.mean(axis=0))
         out.update({"suv_mean": nan, "suv_min": nan, "suv_sd": nan, "mtv_ml": nan, "tla": nan, "voxels": 0,
                     "longest_diameter_mm": nan})
     out.update({"centroid_r": centroid[0], "centroid_a": centroid[1], "centroid_s": centroid[2],
