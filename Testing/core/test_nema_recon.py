@@ -92,8 +92,12 @@ def test_background_noise_is_clinical_and_correlated(recon):
         assert 0.09 <= cov < 0.15, cov
         values = sitk.GetArrayFromImage(image).astype(np.float64)
         mask = background_mask(image)
+        # EARL's calibration QC accepts a uniform phantom's mean within 10 % of the truth (Boellaard
+        # 2015); the simulation has no calibration error, only OSEM's low-count bias (under 0.4 %
+        # over 2 seeds x 2 contrasts x 2 presets): 3 % catches a normalisation or attenuation error
         assert abs(values[mask].mean() - BACKGROUND_SUV) < 0.03
-        # iterative reconstruction + filtering correlates neighbouring voxels (white noise: 0)
+        # iterative reconstruction + filtering correlates neighbouring voxels (white noise: 0;
+        # measured 0.63-0.65 for earl1, 0.83-0.84 for earl2 over the same 8 images)
         pair = mask[:, :, :-1] & mask[:, :, 1:]
         left, right = values[:, :, :-1][pair], values[:, :, 1:][pair]
         assert np.corrcoef(left, right)[0, 1] > 0.3
@@ -150,6 +154,8 @@ def test_analytic_sinogram_matches_a_voxelised_projection():
 def test_osem_converges_on_noise_free_data():
     # many iterations on expected (noise-free) data, no PSF, no filter: the background and the
     # centre of the 37 mm sphere (much larger than the 4.5 mm resolution) reach their truth
+    # (measured: 0.00 % and 0.15 % off; a wrong sensitivity image or attenuation shifts them by
+    # well over the 2 % and 5 % allowed, the sphere's also bearing its residual edge blur)
     p = phantom("earl1", 4.0, 0, noise=False, iterations=25, post_filter_mm=0.0)
     values = sitk.GetArrayViewFromImage(p.image)
     assert values[background_mask(p.image)].mean() == pytest.approx(BACKGROUND_SUV, rel=0.02)
@@ -189,5 +195,6 @@ def test_overrides_and_the_gaussian_model():
         nema_phantom(4.0, "fbp")
     old = nema_phantom(4.0, "gauss", seed=0, voxel_mm=(4.0, 4.0, 3.0), fwhm_mm=6.5, liver_cov=0.10)
     assert old.image.GetSpacing() == pytest.approx((4.0, 4.0, 3.0))
-    assert 0.05 < old.background_cov < 0.15
+    # the requested 10 % (measured 9.7 % over 3 seeds: the post-blur noise is scaled to it)
+    assert old.background_cov == pytest.approx(0.10, rel=0.10)
     assert len(recovery_coefficients(old)) == 6
