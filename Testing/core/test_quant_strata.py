@@ -15,7 +15,7 @@ from netpet.geometry import lps_to_ras
 from netpet.quant import references
 from netpet.quant.evaluate import evaluate_reference_study, format_summary, summarize
 from netpet.quant.pipeline import LesionRequest, Session, quantify
-from netpet.quant.segment import SegmentOptions, noise_correlation, outline_sigma, segment
+from netpet.quant.segment import LOCAL_SIGMA_MM, SegmentOptions, noise_correlation, outline_sigma, segment
 from netpet.quant.volume import SUVVolume
 
 
@@ -82,7 +82,7 @@ def test_teaching_cases_every_stratum_without_a_flood(teaching_cases):
     assert all(s["floods"] == 0 for s in summary), summary
     strata = {s["stratum"]: s for s in summary}
     assert {"avid", "non-avid", "benign", "borderline", "liver-cold-iso", "bone"} <= set(strata)
-    # measured 0.88 / 0.84 on the cases; the margin is for other numpy/scipy versions
+    # measured 0.85 / 0.92 on the cases; the margin is for other numpy/scipy versions
     assert strata["avid"]["median_dice"] >= 0.8 and strata["bone"]["median_dice"] >= 0.75
     # the small TIO culprit in the sole of the foot is found on DOTATATE and segmented
     tio = [r for r in records if "case tio-foot-fdg-negative" in r["strata"] and "DOTATATE" in r["lesion"]]
@@ -157,13 +157,14 @@ def test_a_small_lesion_next_to_a_hotter_one_keeps_its_own_peak():
     peak = np.array(lesion.peak) - (np.array(values.shape) - 1) / 2.0
     assert np.linalg.norm(peak * 2.0) <= 2.0 + 1e-9  # within a voxel of the small lesion's centre
     assert lesion.suv_max < 6.0
-    assert not lesion.full(values.shape)[:, :, 33:].any()  # nothing of the neighbour (x >= 4 mm)
+    assert not lesion.full(values.shape)[:, :, 33:].any()  # nothing of the neighbour (x >= 6 mm, where it begins)
 
 
 def test_a_lesion_in_an_organ_uses_the_organ_as_its_background():
     """A 16 mm lesion (SUV 14) inside a large organ of SUV 6 in soft tissue of SUV 1: the background
     of the adaptive threshold is the organ it sits in (flag "embedded"), so the lesion does not take
-    the organ with it; its volume is within 25 % (the blur of sigma 3 mm on a 2 mm grid)."""
+    the organ with it; its volume is within 25 % (the blur of sigma 3 mm on a 2 mm grid), and the
+    background within 10 % of the organ's 6.0 (the saddle less one noise SD, 5 % here, is taken)."""
     z, y, x = _grid((81, 81, 81))
     values = np.full(z.shape, 1.0)
     organ = (x / 13.0) ** 2 + (y / 70.0) ** 2 + (z / 70.0) ** 2 <= 1.0  # a slab: the shell reaches beyond it
@@ -212,30 +213,54 @@ def test_reader_placed_and_normal_bone_backgrounds():
     assert "tb_ratio" not in no_ct
 
 
-def test_image_resolution_and_noise_correlation_are_measured():
-    """The body outline of a uniform cylinder blurred by sigma 3 mm and averaged over 4 mm voxels has
-    the Gaussian width sqrt(3^2 + 4^2 / 12) = 3.21 mm (the voxel's box adds its variance); measured
-    within 10 % (the blurred-step fit on 4 mm voxels). White noise has no correlation (factor 1.0 to
-    1.2); noise smoothed over 1.5 voxels keeps more than the local mean takes (factor above 1.5)."""
+def _cylinder(sigma_mm: float, voxel_mm: int) -> np.ndarray:
+    """An elliptic cylinder (SUV 2) blurred by ``sigma_mm`` on a 1 mm grid, then averaged over
+    ``voxel_mm`` cubes, as a scanner's voxels average the blurred activity."""
     fine = np.zeros((120, 200, 200), dtype=np.float32)
     zz, yy, xx = np.meshgrid(*(np.arange(n) - n / 2.0 for n in fine.shape), indexing="ij")
     fine[(xx / 70.0) ** 2 + (yy / 55.0) ** 2 <= 1.0] = 2.0
-    blurred = ndimage.gaussian_filter(fine, 3.0)  # 1 mm grid
-    coarse = blurred.reshape(30, 4, 50, 4, 50, 4).mean(axis=(1, 3, 5))
-    volume = SUVVolume(coarse, (0.0, 0.0, 0.0), (4.0, 4.0, 4.0))
-    assert outline_sigma(volume) == pytest.approx(math.sqrt(9.0 + 16.0 / 12.0), rel=0.10)
-    rng = np.random.default_rng(3)
+    blurred = ndimage.gaussian_filter(fine, sigma_mm)
+    n = voxel_mm
+    return blurred.reshape(120 // n, n, 200 // n, n, 200 // n, n).mean(axis=(1, 3, 5))
+
+
+@pytest.mark.parametrize("voxel_mm", [2, 4])
+@pytest.mark.parametrize("sigma_mm", [2.0, 3.0, 4.0])
+def test_image_resolution_is_measured_on_the_body_outline(sigma_mm, voxel_mm):
+    """The outline of a uniform cylinder blurred by sigma and averaged over voxels of side h has the
+    Gaussian width sqrt(sigma^2 + h^2 / 12) (the voxel's box adds its variance). Measured within
+    -3.2 % to +4.1 % over these six images; 5 % allowed. (Linear interpolation along the profiles,
+    used before, read 23 % high for sigma 2 mm on 4 mm voxels.)"""
+    coarse = _cylinder(sigma_mm, voxel_mm)
+    volume = SUVVolume(coarse, (0.0, 0.0, 0.0), (float(voxel_mm),) * 3)
+    assert outline_sigma(volume) == pytest.approx(math.sqrt(sigma_mm ** 2 + voxel_mm ** 2 / 12.0), rel=0.05)
+
+
+def test_noise_correlation_is_measured():
+    """Uncorrelated noise: a voxel departs from its 1 mL local mean (Gaussian weights w, w0 its own)
+    with SD sigma x sqrt(1 - 2 w0 + sum w^2), so the factor is 1 / that (1.20 on 4 mm voxels); the
+    estimator reads it 1.7-5.3 % high over 12 noise seeds, 8 % allowed. Noise smoothed over 1.5
+    voxels keeps more than the local mean takes: factor above 1.5."""
+    coarse = _cylinder(3.0, 4)
     body = coarse > 1.0
+    delta = np.zeros((21, 21, 21), dtype=np.float32)
+    delta[10, 10, 10] = 1.0
+    weights = ndimage.gaussian_filter(delta, LOCAL_SIGMA_MM / 4.0)
+    uncorrelated = 1.0 / math.sqrt(1.0 - 2.0 * float(weights[10, 10, 10]) + float((weights ** 2).sum()))
+    rng = np.random.default_rng(3)
     white = np.where(body, 2.0 + 0.2 * rng.standard_normal(coarse.shape), 0.0).astype(np.float32)
-    assert 1.0 <= noise_correlation(SUVVolume(white, (0.0, 0.0, 0.0), (4.0, 4.0, 4.0))) <= 1.25
+    assert noise_correlation(SUVVolume(white, (0.0, 0.0, 0.0), (4.0, 4.0, 4.0))) == pytest.approx(uncorrelated, rel=0.08)
     smooth_noise = ndimage.gaussian_filter(rng.standard_normal(coarse.shape), 1.5)
     smooth = np.where(body, 2.0 + 0.2 * smooth_noise / smooth_noise.std(), 0.0).astype(np.float32)
     assert noise_correlation(SUVVolume(smooth, (0.0, 0.0, 0.0), (4.0, 4.0, 4.0))) > 1.5
 
 
 def test_a_necrotic_lesion_clicked_in_its_cold_centre_is_segmented():
-    """A 30 mm lesion with a cold necrotic centre, clicked in the centre: the climb reaches its rim
-    and the ring of uptake, holes filled, contains the click."""
+    """A 30 mm lesion with a cold necrotic centre, clicked in the centre: the climb reaches its rim,
+    the ring of uptake is segmented without the necrosis (which is not metabolically active tumour
+    volume), and the ring with its hole filled contains the click. Its volume lies between the
+    ring's true volume and 1.5 x it (measured 1.41 x: a blur of sigma 3 mm thickens a ring 8 mm
+    thick on both faces, as it swells NEMA spheres smaller than 2.5 x the FWHM)."""
     z, y, x = _grid()
     r = np.sqrt(x ** 2 + y ** 2 + z ** 2)
     values = np.full(z.shape, 1.0)
@@ -244,16 +269,22 @@ def test_a_necrotic_lesion_clicked_in_its_cold_centre_is_segmented():
     values = ndimage.gaussian_filter(values, 1.5)
     lesion = segment(_volume(values), (0.0, 0.0, 0.0), SegmentOptions())
     assert lesion.status == "segmented", lesion.notes
-    assert lesion.voxels > 0.5 * (r <= 15.0).sum() - (r <= 7.0).sum()
+    mask = lesion.full(values.shape)
+    centre = (30, 30, 30)
+    assert not mask[centre] and ndimage.binary_fill_holes(mask)[centre]
+    ring = int((r <= 15.0).sum() - (r <= 7.0).sum())
+    assert ring <= lesion.voxels <= 1.5 * ring
 
 
 def test_a_lesion_in_an_image_cropped_around_it_is_segmented():
     """Images cropped tightly around a tumour (as radiomics collections store them): the crop's edge
-    says nothing about what lies beyond, so a lesion reaching it is not taken for tissue it sits in."""
+    says nothing about what lies beyond, so a lesion reaching it is not taken for tissue it sits in.
+    Its volume within 15 % (measured +8 %: a blur of sigma 2.4 mm on a 32 mm ball; NEMA spheres of 22 mm
+    and more are held to 10 %, and the crop leaves the background only a thin shell)."""
     z, y, x = _grid((21, 21, 21))
     values = np.full(z.shape, 1.0)
     values[x ** 2 + y ** 2 + z ** 2 <= 16.0 ** 2] = 12.0  # reaches within 4 mm of the crop's faces
     values = ndimage.gaussian_filter(values, 1.2)
     lesion = segment(_volume(values), (0.0, 0.0, 0.0))
     assert lesion.status == "segmented", lesion.notes
-    assert lesion.contrast_to_noise is None or lesion.contrast_to_noise > 3
+    assert lesion.voxels == pytest.approx(int((x ** 2 + y ** 2 + z ** 2 <= 16.0 ** 2).sum()), rel=0.15)

@@ -82,19 +82,19 @@ ADAPTIVE_FRACTION = 0.44
 #: The ``adaptive`` method's calibration: for an image of resolution sigma (Gaussian width, mm), pairs
 #: (lesion size, fraction f of SUVpeak - background at which the thresholded volume equals the true
 #: volume). The size is the volume (mL) of the blurred ball fitted to the lesion's radial profile
-#: (:func:`ball_radius`), as the method measures it, so the fit's own bias (about 0.3-1 mm of radius
-#: in a phantom, where the spheres' cold walls narrow the profile) is part of the calibration.
+#: (:func:`ball_radius`), as the method measures it, so the fit's own bias (up to 0.8 mm of radius
+#: short in a phantom, where the spheres' cold walls narrow the profile) is part of the calibration.
 #: Measured on the realistic NEMA IEC phantom (netpet.phantom.nema: OSEM like EARL1 and EARL2
 #: systems, 4:1 and 8:1, cold sphere walls; 4 noise realisations each; spheres 10-37 mm), whose
-#: images have sigma 3.81 mm (EARL1-like) and 2.40 mm (EARL2-like) as :func:`outline_sigma` measures
+#: images have sigma 3.50 mm (EARL1-like) and 2.26 mm (EARL2-like) as :func:`outline_sigma` measures
 #: them. Between and beyond the two resolutions the fraction is interpolated linearly in sigma (and
 #: clamped); between sizes, linearly in log volume (and clamped). Smaller lesions and blurrier images
 #: need higher fractions: a Gaussian blur moves the half-contrast surface of a sphere inwards by
 #: about sigma^2 / R, and partial volume lowers SUVpeak more than the edge (Jentzen W et al., J Nucl
 #: Med 2007;48:108 calibrate the same way, on SUVmax).
 ADAPTIVE_CALIBRATION = {
-    2.40: ((0.42, 0.770), (0.84, 0.487), (1.89, 0.367), (4.77, 0.348), (10.32, 0.368), (24.78, 0.367)),
-    3.81: ((0.31, 0.907), (0.98, 0.606), (2.19, 0.483), (4.98, 0.389), (10.86, 0.370), (25.25, 0.380)),
+    2.26: ((0.46, 0.770), (0.87, 0.487), (1.90, 0.367), (4.75, 0.348), (10.26, 0.368), (24.66, 0.367)),
+    3.50: ((0.55, 0.907), (1.19, 0.606), (2.37, 0.483), (5.04, 0.389), (10.75, 0.370), (25.04, 0.380)),
 }
 #: The saddle a lesion stands on, in noisy tissue, lies above the tissue's mean by the highest path noise
 #: opens (1-2 noise SD): the contrast test takes this many SD off, the cautious end (see :func:`_grow`).
@@ -372,8 +372,8 @@ def noise_correlation(volume: SUVVolume) -> float:
     departures from the local mean), measured once per image and cached: in 200 cubes of 36 mm
     inside the body, the noise SD from differences 12 mm apart (:func:`local_noise`, which spatial
     correlation does not bias) over the SD of departures; the median ratio of the most uniform
-    quarter of the cubes. About 1.2 for noise correlated over a voxel, 2 or more for a post-filtered
-    OSEM image (1.0 when it cannot be measured)."""
+    quarter of the cubes. About 1.2 for uncorrelated noise on 4 mm voxels (a voxel is part of its own
+    local mean), 2 or more for a post-filtered OSEM image (1.0 when it cannot be measured)."""
     cached = getattr(volume, "_netpet_noise_correlation", None)
     if cached is not None:
         return cached
@@ -819,8 +819,12 @@ def _outline_sigma(volume: SUVVolume) -> Optional[float]:
     points, normals = points[keep], normals[keep] / length[keep, None]
     offsets = np.arange(-15.0, 15.5, 1.0)
     coordinates = points[:, None, :] + offsets[None, :, None] * normals[:, None, :] / spacing[None, None, :]
-    samples = ndimage.map_coordinates(np.nan_to_num(values).astype(np.float32),
-                                      coordinates.reshape(-1, 3).T, order=1, mode="nearest").reshape(len(points), -1)
+    # cubic-spline sampling: linear interpolation between voxels would blur the edge itself (by up
+    # to 23 % in sigma for a 2 mm blur on 4 mm voxels), and by an amount that depends on the voxel size
+    spline = ndimage.spline_filter(np.nan_to_num(values).astype(np.float32), order=3, output=np.float32,
+                                   mode="nearest")
+    samples = ndimage.map_coordinates(spline, coordinates.reshape(-1, 3).T, order=3, mode="nearest",
+                                      prefilter=False).reshape(len(points), -1)
     inside = samples[:, offsets <= -8.0].mean(axis=1)
     outside = samples[:, offsets >= 8.0].mean(axis=1)
     step = inside - outside
