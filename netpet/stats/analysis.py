@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from netpet.stats import agreement, cluster, roc
-from netpet.stats.data import GROUP_KEYS, LEVELS, Study, check_equivocal, not_separable, units_for
+from netpet.stats.data import GROUP_KEYS, LEVELS, QUALITY_COLUMNS, Study, check_equivocal, not_separable, units_for
 from netpet.stats.intervals import CI_METHODS, Measure, StatsError, accuracy_measures
 from netpet.stats.paired import PairedCounts, durkalski, mcnemar_chi2, mcnemar_exact, tango_interval
 
@@ -411,11 +411,10 @@ def false_findings(lesions: pd.DataFrame, options: StatsOptions) -> pd.DataFrame
         row = {c: unit.get(c, "") for c in FALSE_FINDING_COLUMNS}
         row["kind"] = kind
         row["found"] = "yes" if unit["found"] else "no (no finding in this group)"
-        row["call"] = unit.get("finding_call")
-        for c in (*FALSE_FINDING_VALUES, "session_id", "segmentation_file", "segmentation_status", "flags", "warnings",
-                  "call"):
-            value = row[c] if c == "call" else unit.get(c)
-            row[c] = "" if value is None or (isinstance(value, float) and math.isnan(value)) else value
+        values = {c: unit.get(c) for c in (*FALSE_FINDING_VALUES, "session_id", "segmentation_file", *QUALITY_COLUMNS)}
+        values["call"] = unit.get("finding_call")  # as written: "equivocal" shows which rule made it false
+        for column, value in values.items():
+            row[column] = "" if value is None or (isinstance(value, float) and math.isnan(value)) else value
         cause = options.causes.get(false_finding_key(row))
         table_cause = unit.get("cause")
         if not cause and isinstance(table_cause, str):
