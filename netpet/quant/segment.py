@@ -512,8 +512,10 @@ def _blurred_ball(r: np.ndarray, amplitude: float, radius: float, sigma: float, 
 
 
 def _radial_profile(values: np.ndarray, region: np.ndarray, spacing: np.ndarray, threshold: float):
-    """(radii mm, mean values, counts) in 1 mm shells around the region's intensity centroid, out to
-    its radius + 20 mm, leaving out other structures above the threshold; None if too few shells."""
+    """(radii mm, mean values, counts, the region's equivalent radius, top, floor): the mean values in
+    1 mm shells around the region's intensity centroid, out to its radius + 20 mm, leaving out other
+    structures above the threshold, their highest and the median of the outer five (the floor); None
+    with fewer than 6 shells or no contrast (top not above the floor)."""
     voxels = int(region.sum())
     if voxels < 4:
         return None
@@ -529,7 +531,11 @@ def _radial_profile(values: np.ndarray, region: np.ndarray, spacing: np.ndarray,
     keep = counts > 0
     if keep.sum() < 6:
         return None
-    return np.arange(counts.size)[keep] + 0.5, sums[keep] / counts[keep], counts[keep], radius0
+    means = sums[keep] / counts[keep]
+    top, floor = float(means.max()), float(np.median(means[-5:]))
+    if top <= floor:
+        return None
+    return np.arange(counts.size)[keep] + 0.5, means, counts[keep], radius0, top, floor
 
 
 def ball_radius(values: np.ndarray, region: np.ndarray, spacing: np.ndarray, threshold: float,
@@ -542,10 +548,7 @@ def ball_radius(values: np.ndarray, region: np.ndarray, spacing: np.ndarray, thr
     profile = _radial_profile(values, region, spacing, threshold)
     if profile is None:
         return None
-    radii, means, counts, radius0 = profile
-    top, floor = float(means.max()), float(np.median(means[-5:]))
-    if top <= floor:
-        return None
+    radii, means, counts, radius0, top, floor = profile
     try:
         (_amplitude, radius, _background), _ = curve_fit(
             lambda r, a, rad, b: _blurred_ball(r, a, rad, sigma, b), radii, means, p0=[top, radius0, floor],
@@ -567,10 +570,7 @@ def edge_sigma(values: np.ndarray, region: np.ndarray, spacing: np.ndarray, thre
     found = _radial_profile(values, region, spacing, threshold)
     if found is None:
         return None
-    radii, profile, counts, radius0 = found
-    top, floor = float(profile.max()), float(np.median(profile[-5:]))
-    if top <= floor:
-        return None
+    radii, profile, counts, radius0, top, floor = found
     # a lesion's true uptake is at most 4 x its blurred contrast (recovery of SUVmax >= 0.25, the
     # lowest of EARL's bands, for 10 mm spheres): without this bound a small lesion's fit slides
     # to an ever smaller, hotter ball, where size and blur cannot be told apart
