@@ -1,0 +1,198 @@
+"""Pseudonymisation of everything NETPET exports (``--pseudonymise KEYFILE``).
+
+A study's exports (the study table, segmentation files, DICOM SEG, SUV provenance, the index and
+the statistics report) name patients by their archive ids and carry dates. With a key they carry
+instead:
+
+- **patient ids**: a keyed hash, ``PSN-`` and 16 base-32 characters of HMAC-SHA256(key, id) (80
+  bits: collisions are negligible for any study, and without the key the id cannot be recovered or
+  tested by guessing, unlike a plain hash of a short, structured id). Whoever holds the key
+  re-identifies by hashing the archive's ids again; the key never leaves the site.
+- **dates and date-times**: shifted back by a whole number of days, 1-1095, that the key draws for
+  each patient. All of one patient's dates move together, so intervals (follow-up, injection to
+  scan) and times of day (decay correction) are kept. This is the "date shifting" option of DICOM
+  PS3.15 E.3.6 (Retain Longitudinal Temporal Information with Modified Dates Option).
+- **UIDs** (series, study, SOP instance): replaced consistently by ``2.25.`` + a keyed 128-bit
+  number, the UUID-derived form of DICOM PS3.5 B.2, so that rows of one series still group.
+- **names, birth dates, addresses, other ids**: never written (birth date, sex and age are not
+  needed by any NETPET result; the SUV weight and height stay, they are measurements).
+
+The key is a file of at least 32 random bytes (``netpet`` refuses shorter keys: HMAC's security
+is bounded by the key's entropy). Make one with ``python3 -c "import secrets;
+print(secrets.token_hex(32))" > study.key`` and keep it apart from the exports.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import hashlib
+import hmac
+import os
+import re
+from typing import Any, Dict, Mapping, Optional
+
+from netpet.errors import NetpetError
+
+PREFIX = "PSN-"
+#: The shift moves dates back by 1 to this many days (3 years).
+MAX_SHIFT_DAYS = 1095
+MIN_KEY_BYTES = 32
+#: DICOM attributes of the patient and of people that a pseudonymised export leaves empty (type 2)
+#: or removes (type 3): the identifying attributes of PS3.15 Table E.1-1 that a SEG can carry.
+EMPTIED = ("PatientBirthDate", "PatientSex", "ReferringPhysicianName", "AccessionNumber", "StudyID")
+REMOVED = ("OtherPatientIDs", "OtherPatientIDsSequence", "OtherPatientNames", "PatientAddress",
+           "PatientBirthTime", "PatientTelephoneNumbers", "PatientMotherBirthName", "MilitaryRank",
+           "EthnicGroup", "PatientComments", "IssuerOfPatientID", "InstitutionName", "InstitutionAddress",
+           "InstitutionalDepartmentName", "PhysiciansOfRecord", "PerformingPhysicianName",
+           "NameOfPhysiciansReadingStudy", "OperatorsName", "RequestingPhysician", "PatientAge",
+           "PatientSize", "PatientWeight", "StationName", "DeviceSerialNumber")
+_ISO = re.compile(r"^(\d{4})-(\d{2})-(\d{2})([T ][0-9:.]+)?$")
+_DA = re.compile(r"^(\d{4})(\d{2})(\d{2})(\d{2,6}(\.\d{1,6})?)?$")
+
+
+class PrivacyError(NetpetError):
+    """The pseudonymisation key cannot be used."""
+
+
+def load_key(path: str) -> bytes:
+    """The key in ``path`` (its bytes, surrounding whitespace removed).
+
+    Raises
+    ------
+    PrivacyError
+        The file is missing, unreadable or shorter than :data:`MIN_KEY_BYTES`.
+    """
+    hint = ('make one with: python3 -c "import secrets; print(secrets.token_hex(32))" > KEYFILE, and keep it '
+            "apart from the exports")
+    try:
+        with open(path, "rb") as handle:
+            key = handle.read().strip()
+    except FileNotFoundError:
+        raise PrivacyError(f"pseudonymisation key {path} does not exist; {hint}.") from None
+    except OSError as exc:
+        raise PrivacyError(f"pseudonymisation key {path} cannot be read ({exc.strerror}).") from None
+    if len(key) < MIN_KEY_BYTES:
+        raise PrivacyError(f"pseudonymisation key {path} holds {len(key)} bytes, fewer than {MIN_KEY_BYTES}; "
+                           f"a short key lets patient ids be guessed back; {hint}.")
+    return key
+
+
+class Pseudonymiser:
+    """Keyed, consistent replacement of patient ids, dates and UIDs (see the module docstring)."""
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) < MIN_KEY_BYTES:
+            raise PrivacyError(f"a pseudonymisation key needs at least {MIN_KEY_BYTES} bytes, not {len(key)}.")
+        self._key = bytes(key)
+
+    @classmethod
+    def from_file(cls, path: Optional[str]) -> Optional["Pseudonymiser"]:
+        """The pseudonymiser of the key in ``path``; None when no path is given."""
+        return None if not path else cls(load_key(path))
+
+    def _mac(self, purpose: str, value: str) -> bytes:
+        return hmac.new(self._key, f"{purpose}\x00{value}".encode("utf-8"), hashlib.sha256).digest()
+
+    def patient(self, patient_id: Any) -> str:
+        """The pseudonym of ``patient_id`` (an empty id stays empty; a pseudonym is kept as it is)."""
+        text = "" if patient_id is None else str(patient_id)
+        if text == "" or text.startswith(PREFIX):
+            return text
+        return PREFIX + base64.b32encode(self._mac("patient", text)[:10]).decode("ascii")
+
+    def shift_days(self, patient_id: Any) -> int:
+        """Days (1-:data:`MAX_SHIFT_DAYS`) the dates of ``patient_id`` move back."""
+        return 1 + int.from_bytes(self._mac("shift", str(patient_id))[:8], "big") % MAX_SHIFT_DAYS
+
+    def uid(self, uid: Any) -> str:
+        """A consistent replacement of a DICOM UID (``2.25.`` form, PS3.5 B.2); empty stays empty."""
+        text = "" if uid is None else str(uid).strip()
+        if not text:
+            return text
+        return "2.25." + str(int.from_bytes(self._mac("uid", text)[:16], "big"))
+
+    def date(self, value: Any, patient_id: Any) -> Any:
+        """``value`` (an ISO date/date-time string, a DICOM DA/DT string, or a datetime/date)
+        shifted by the patient's days; other values are returned unchanged."""
+        delta = _dt.timedelta(days=self.shift_days(patient_id))
+        if isinstance(value, (_dt.datetime, _dt.date)):
+            return value - delta
+        if not isinstance(value, str):
+            return value
+        text = value.strip()
+        match = _ISO.match(text)
+        if match:
+            day = _dt.date(int(match.group(1)), int(match.group(2)), int(match.group(3))) - delta
+            return day.isoformat() + (match.group(4) or "")
+        match = _DA.match(text)
+        if match:
+            try:
+                day = _dt.date(int(match.group(1)), int(match.group(2)), int(match.group(3))) - delta
+            except ValueError:
+                return value
+            return day.strftime("%Y%m%d") + (match.group(4) or "")
+        return value
+
+    # --- the exports ------------------------------------------------------------------------
+
+    def row(self, row: Mapping[str, Any]) -> Dict[str, Any]:
+        """A study-table row: patient id hashed, UIDs replaced, dates shifted, and the patient id
+        replaced inside file names (exports are named after the patient)."""
+        patient = row.get("patient_id", "")
+        out = dict(row)
+        for key, value in row.items():
+            if key == "patient_id":
+                out[key] = self.patient(value)
+            elif key.endswith("_uid") or key.endswith("UID"):
+                out[key] = self.uid(value)
+            elif isinstance(value, str) and (key.endswith("_time") or key.endswith("_date")):
+                out[key] = self.date(value, patient)
+            elif isinstance(value, str) and patient and str(patient) in value and key.endswith("_file"):
+                out[key] = value.replace(str(patient), self.patient(patient))
+        return out
+
+    def record(self, value: Any, patient_id: Any) -> Any:
+        """A JSON-like record (provenance, index): recursively, keys naming a patient id hashed,
+        UIDs replaced, dates shifted, names and birth dates dropped."""
+        if isinstance(value, Mapping):
+            out = {}
+            for key, item in value.items():
+                lowered = str(key).lower()
+                if lowered in ("patient_name", "patientname", "birth_date", "patient_birth_date", "accession_number",
+                               "institution"):
+                    continue
+                if lowered in ("patient_id", "patientid", "patient"):
+                    out[key] = self.patient(item) if isinstance(item, str) else self.record(item, patient_id)
+                elif lowered.endswith("uid") and isinstance(item, str):
+                    out[key] = self.uid(item)
+                elif lowered.endswith("uids") and isinstance(item, (list, tuple)):
+                    out[key] = [self.uid(u) for u in item]
+                else:
+                    out[key] = self.record(item, patient_id)
+            return out
+        if isinstance(value, (list, tuple)):
+            return [self.record(item, patient_id) for item in value]
+        if isinstance(value, str) and patient_id and str(patient_id) in value and os.sep in value:
+            return self.date(value.replace(str(patient_id), self.patient(patient_id)), patient_id)
+        return self.date(value, patient_id)
+
+    def dataset(self, ds, patient_id: Any) -> None:
+        """Pseudonymise a pydicom dataset in place (a DICOM SEG NETPET writes): patient id and name
+        replaced by the pseudonym, identifying attributes emptied or removed, top-level dates and
+        date-times shifted. UIDs are kept: the SEG must reference its source images, whose UIDs the
+        archive holds."""
+        pseudonym = self.patient(patient_id if patient_id else ds.get("PatientID", ""))
+        ds.PatientID = pseudonym
+        ds.PatientName = pseudonym
+        ds.PatientIdentityRemoved = "YES"
+        ds.DeidentificationMethod = "NETPET keyed pseudonym; dates shifted (PS3.15 E.3.6)"
+        for keyword in EMPTIED:
+            if keyword in ds:
+                setattr(ds, keyword, "")
+        for keyword in REMOVED:
+            if keyword in ds:
+                delattr(ds, keyword)
+        for element in ds:
+            if element.VR in ("DA", "DT") and element.value:
+                element.value = self.date(str(element.value), patient_id)
