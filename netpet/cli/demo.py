@@ -4,22 +4,24 @@ from __future__ import annotations
 
 import argparse
 
+from netpet.cli.common import check_output_folder, count, tqdm_progress
+
 EXIT_OK, EXIT_MISMATCH = 0, 5
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("demo", help="run NETPET end to end on the built-in synthetic study")
     p.add_argument("--out", default="demo-output", help="output folder (default: ./demo-output)")
-    p.add_argument("--patients", type=int, default=5, help="synthetic patients (default 5: NET, TIO and a lesion-free work-up)")
-    p.add_argument("--seed", type=int, default=1, help="random seed of the study (default 1)")
+    p.add_argument("--patients", type=count(1, "a number of patients"), default=5, help="synthetic patients (default 5: NET, TIO and a lesion-free work-up)")
+    p.add_argument("--seed", type=count(0, "a seed"), default=1, help="random seed of the study (default 1)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from netpet import demo
-    from netpet.cli.main import _tqdm_progress
 
-    result = demo.run(args.out, args.patients, args.seed, progress=_tqdm_progress(True))
+    check_output_folder(args.out)
+    result = demo.run(args.out, args.patients, args.seed, progress=tqdm_progress(True))
     print(result["index"])
     print()
     print("SUV of every PET against the truth (liver: 3 cm sphere SUVmean; lesions: SUVmax in the truth mask)")

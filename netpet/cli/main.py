@@ -14,48 +14,27 @@ Exit codes
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
+import errno
 import json
 import logging
 import os
 import re
 import sys
-from typing import Any, Callable, List, Optional, Sequence
+import warnings
+from typing import Any, List, Optional, Sequence
 
 from netpet import __version__
-from netpet.errors import DicomInputError, NetpetError, SUVConversionError
+from netpet.cli.common import (EXIT_AMBIGUOUS, EXIT_CANCELLED, EXIT_INPUT, EXIT_OK, EXIT_PARTIAL,  # noqa: F401
+                               EXIT_REFUSED, EXIT_USAGE, JOBS, Ambiguous, Parser, SafeStream, UsageError,
+                               add_suv_options, check_output, overrides, parse_injection, tqdm_progress, write_image)
+from netpet.errors import DicomInputError, NetpetError, SUVConversionError, printable
 from netpet.progress import Cancelled
-
-EXIT_OK, EXIT_USAGE, EXIT_INPUT, EXIT_AMBIGUOUS, EXIT_REFUSED, EXIT_CANCELLED = 0, 2, 3, 4, 5, 130
 
 log = logging.getLogger("netpet")
 
-
-class Ambiguous(NetpetError):
-    """Several candidates and nothing to choose between them."""
-
-
-class UsageError(NetpetError):
-    """An argument has the wrong form."""
-
-
-def _tqdm_progress(enabled: bool) -> Optional[Callable[[float, str], bool]]:
-    """A progress callback drawing a tqdm bar on stderr (only on a terminal)."""
-    if not enabled or not sys.stderr.isatty():
-        return None
-    from tqdm import tqdm
-
-    bar = tqdm(total=1000, file=sys.stderr, leave=False, bar_format="{l_bar}{bar}| {elapsed}")
-
-    def update(fraction: float, message: str) -> bool:
-        bar.set_description_str(message[:50])
-        bar.n = int(fraction * 1000)
-        bar.refresh()
-        if fraction >= 1.0:
-            bar.close()
-        return False
-
-    return update
+_tqdm_progress = tqdm_progress  # the name the subcommand modules used
+_parse_injection = parse_injection
+_overrides = overrides
 
 
 def _print_json(payload: Any) -> None:
@@ -69,6 +48,8 @@ def cmd_index(args: argparse.Namespace) -> int:
     from netpet.dicom.index import describe, index_tree
 
     index = index_tree(args.path, jobs=args.jobs, progress=_tqdm_progress(not args.json))
+    if args.patient is not None:
+        index = index.for_patient(args.patient)
     if args.json:
         _print_json(index.to_dict(include_identity=args.include_identity, include_files=args.files))
     else:
@@ -78,82 +59,23 @@ def cmd_index(args: argparse.Namespace) -> int:
 
 # -- suv ---------------------------------------------------------------------------------------
 
-def _parse_injection(text: Optional[str]):
-    if text is None:
-        return None
-    value = text.strip()
-    try:
-        when = _dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        try:
-            when = _dt.time.fromisoformat(value)
-        except ValueError as exc:
-            raise UsageError(
-                f"--injection-time {text!r} is not ISO 8601; write e.g. 2024-03-05T09:02:31 or 09:02:31"
-            ) from exc
-    if getattr(when, "tzinfo", None) is not None:
-        raise UsageError(
-            f"--injection-time {text!r} carries a time zone; DICOM times are local, give the local time without one"
-        )
-    return when
-
-
-def _overrides(args: argparse.Namespace):
-    from netpet.dicom.suv import Overrides
-
-    sex = args.sex.upper() if args.sex else None
-    return Overrides(
-        weight_kg=args.weight,
-        height_m=args.height,
-        sex=sex,
-        dose_bq=args.dose * 1.0e6 if args.dose is not None else None,
-        injection_time=_parse_injection(args.injection_time),
-        half_life_s=args.half_life,
-    )
-
-
-def _choose_pet(path: str, series_uid: Optional[str], jobs: Optional[int], progress):
+def _choose_pet(path: str, series_uid: Optional[str], jobs: Optional[int], progress, patient_id: Optional[str] = None):
     from netpet.dicom.index import index_tree
 
-    index = index_tree(path, jobs=jobs, progress=progress)
-    pets = index.pet_series()
-    if series_uid:
-        record = index.series(series_uid)
-        if not record.is_pet:
-            raise DicomInputError(f"Series {series_uid} under {path} is {record.modality}, not PET.")
-        return record
-    if not pets:
-        raise DicomInputError(
-            f"No PET series under {path} ({index.dicom_files} DICOM files, {len(index.all_series())} series); "
-            "give the folder that holds the PET."
-        )
-    if len(pets) > 1:
-        lines = [f"{len(pets)} PET series under {path}; choose one with --series UID:"]
-        for record in pets:
-            tracer = record.tracer.label if record.tracer else "tracer unknown"
-            lines.append(f"  {record.series_uid}  {record.description or ''}  {tracer}  "
-                         f"{record.hybrid or 'PET only'}  {record.instance_count} files")
-        raise Ambiguous("\n".join(lines))
-    return pets[0]
-
-
-_WRITABLE = (".nrrd", ".nhdr", ".nii", ".nii.gz", ".mha", ".mhd")
+    return index_tree(path, jobs=jobs, progress=progress).choose_pet(series_uid, patient_id)
 
 
 def cmd_suv(args: argparse.Namespace) -> int:
-    import SimpleITK as sitk
-
     from netpet.dicom.convert import convert_to_suv
 
-    if not args.out.lower().endswith(_WRITABLE):
-        raise UsageError(f"--out {args.out!r}: use one of {', '.join(_WRITABLE)}")
-    overrides = _overrides(args)
+    check_output(args.out)
+    if args.provenance:
+        check_output(args.provenance, "--provenance", ())
+    suv_overrides = _overrides(args)
     progress = _tqdm_progress(not args.json)
-    record = _choose_pet(args.path, args.series, args.jobs, progress)
-    result = convert_to_suv(record, args.type, overrides, jobs=args.jobs, progress=progress)
-    folder = os.path.dirname(os.path.abspath(args.out))
-    os.makedirs(folder, exist_ok=True)
-    sitk.WriteImage(result.image, args.out, useCompression=True)
+    record = _choose_pet(args.path, args.series, args.jobs, progress, args.patient)
+    result = convert_to_suv(record, args.type, suv_overrides, jobs=args.jobs, progress=progress)
+    write_image(result.image, args.out)
     provenance = result.provenance.to_dict()
     provenance["output"] = os.path.abspath(args.out)
     provenance["hybrid"] = record.hybrid
@@ -177,9 +99,7 @@ def _describe_provenance(p: dict) -> str:
 # -- parser ------------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
-    from netpet.dicom.suv import SUV_TYPES
-
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="netpet",
         description="NETPET: hybrid PET/CT and PET/MR quantification for NET and TIO studies.",
         epilog="Exit codes: 0 ok, 2 usage, 3 input error, 4 ambiguous input, 5 refusal, 6 batch with skipped rows, "
@@ -196,26 +116,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--files", action="store_true", help="with --json, list every file of every series")
     p.add_argument("--include-identity", action="store_true",
                    help="include patient names and accession numbers (left out by default)")
-    p.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
+    p.add_argument("--patient", metavar="ID", help="list only the patient of this PatientID (0010,0020)")
+    p.add_argument("--jobs", type=JOBS, default=None, help="worker processes (default: all cores)")
     p.set_defaults(func=cmd_index)
 
     p = sub.add_parser("suv", help="convert a PET series to an SUV image with its provenance")
     p.add_argument("path", help="folder or file holding the PET series (and possibly others)")
-    p.add_argument("--series", metavar="UID", help="SeriesInstanceUID of the PET series to convert")
-    p.add_argument("--type", choices=SUV_TYPES, default="bw",
-                   help="SUV normalisation: body weight, lean body mass (James 128 / Janmahasatian), "
-                        "body surface area (Du Bois), ideal body weight (default: bw)")
     p.add_argument("--out", required=True, metavar="FILE", help="output image: .nrrd, .nii.gz, .nii, .mha")
     p.add_argument("--json", action="store_true", help="print the provenance as JSON")
     p.add_argument("--provenance", metavar="FILE", help="also write the provenance JSON to FILE")
-    p.add_argument("--weight", type=float, metavar="KG", help="patient weight override, kg")
-    p.add_argument("--height", type=float, metavar="M", help="patient height override, m")
-    p.add_argument("--sex", choices=["M", "F", "O", "m", "f", "o"], help="patient sex override")
-    p.add_argument("--dose", type=float, metavar="MBQ", help="administered activity override, MBq")
-    p.add_argument("--injection-time", metavar="ISO8601",
-                   help="injection date and time (2024-03-05T09:02:31) or time of day (09:02:31)")
-    p.add_argument("--half-life", type=float, metavar="S", help="radionuclide half-life override, s")
-    p.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
+    add_suv_options(p)
+    p.add_argument("--jobs", type=JOBS, default=None, help="worker processes (default: all cores)")
     p.set_defaults(func=cmd_suv)
 
     from netpet.cli import demo, phantom, quant, stats
@@ -247,6 +158,23 @@ def _join_points(argv: Sequence[str]) -> List[str]:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run one ``netpet`` command; returns its exit code (see the module docstring).
+
+    Everything printed goes through :class:`~netpet.cli.common.SafeStream` (control characters of
+    DICOM text or CSV cells escaped). Deliberate errors print their one-sentence message; an
+    operating-system error that no check foresaw (disk full, permission) prints one sentence naming
+    the path. A reader that closes the pipe early (``netpet index DIR | head -1``) ends the command
+    quietly with the code it would have had (0 when the work was done).
+    """
+    out, err = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = SafeStream(out), SafeStream(err)
+    try:
+        return _run(argv)
+    finally:
+        sys.stdout, sys.stderr = out, err
+
+
+def _run(argv: Optional[Sequence[str]]) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(_join_points(sys.argv[1:] if argv is None else list(argv)))
@@ -254,29 +182,73 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return int(exc.code or 0)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="netpet: %(levelname)s: %(message)s")
+    code = EXIT_OK
     try:
-        return args.func(args)
-    except Ambiguous as exc:
-        print(str(exc), file=sys.stderr)
+        code = _dispatch(args)
+        sys.stdout.flush()  # a closed pipe shows here, not at the interpreter's exit
+        return code
+    except BrokenPipeError:
+        return _closed_pipe(code)
+    except Ambiguous as exc:  # a sentence, then the candidates one a line (their values made printable)
+        _say(str(exc))
         return EXIT_AMBIGUOUS
     except UsageError as exc:
-        print(f"netpet: error: {exc}", file=sys.stderr)
+        _say(f"netpet: error: {printable(exc)}")
         return EXIT_USAGE
     except SUVConversionError as exc:
-        print(f"netpet: refused: {exc}", file=sys.stderr)
+        _say(f"netpet: refused: {printable(exc)}")
         return EXIT_REFUSED
     except Cancelled as exc:
-        print(f"netpet: {exc}", file=sys.stderr)
+        _say(f"netpet: {printable(exc)}")
         return EXIT_CANCELLED
-    except (DicomInputError, NetpetError) as exc:
-        print(f"netpet: error: {exc}", file=sys.stderr)
+    except (DicomInputError, NetpetError) as exc:  # one line: a newline in a DICOM value cannot start another
+        _say(f"netpet: error: {printable(exc)}")
         return EXIT_INPUT
-    except OSError as exc:
-        print(f"netpet: error: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
+    except OSError as exc:  # last resort: a disk that fills up, a permission that changes under us
+        if exc.errno == errno.EPIPE:
+            return _closed_pipe(code)
+        where = exc.filename if exc.filename is not None else getattr(exc, "filename2", None)
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        _say(f"netpet: error: {printable(where)}: {reason}." if where is not None else f"netpet: error: {reason}.")
         return EXIT_INPUT
     except KeyboardInterrupt:
-        print("netpet: interrupted", file=sys.stderr)
+        _say("netpet: interrupted")
         return EXIT_CANCELLED
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    """The command, with library warnings (numpy arithmetic, pydicom's notes on odd character sets)
+    kept for ``--verbose``: they are for developers, and NETPET says what matters itself."""
+    pydicom_log = logging.getLogger("pydicom")  # a filter, not a level: importing pydicom resets its level
+
+    def quiet(record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.ERROR
+
+    with warnings.catch_warnings():
+        if not args.verbose:
+            warnings.simplefilter("ignore")
+            pydicom_log.addFilter(quiet)
+        try:
+            return args.func(args)
+        finally:
+            pydicom_log.removeFilter(quiet)
+
+
+def _say(message: str) -> None:
+    try:
+        print(message, file=sys.stderr)
+    except OSError:
+        pass
+
+
+def _closed_pipe(code: int) -> int:
+    """The reader of our output went away: stop writing, quietly (as ``head`` expects)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.__stdout__.fileno())
+    except (OSError, AttributeError, ValueError):
+        pass
+    return code
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import argparse
 
+from netpet.cli.common import JOBS, check_output_folder, count
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("phantom", help="write the digital reference study (synthetic patients with known truth)")
     p.add_argument("out", nargs="?", help="output folder")
-    p.add_argument("--patients", type=int, default=3, help="number of patients (default 3)")
-    p.add_argument("--seed", type=int, default=1, help="random seed: the same seed gives the same study (default 1)")
+    p.add_argument("--patients", type=count(1, "a number of patients"), default=3, help="number of patients (default 3)")
+    p.add_argument("--seed", type=count(0, "a seed"), default=1, help="random seed: the same seed gives the same study (default 1)")
     p.add_argument("--tracers", default="dotatate,fdg", help="comma-separated: dotatate, fdg (default both)")
     p.add_argument("--modalities", default="petct,petmr", help="comma-separated: petct, petmr (default both)")
     p.add_argument("--preview", action="store_true", help="write a PNG per session: PET MIP and fused slice")
     p.add_argument("--case", metavar="NAME", help="write one teaching case instead (see --list-cases)")
     p.add_argument("--list-cases", action="store_true", help="list the teaching cases and exit")
-    p.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
+    p.add_argument("--jobs", type=JOBS, default=None, help="worker processes (default: all cores)")
     p.set_defaults(func=run)
 
 
@@ -30,6 +32,7 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_OK
     if not args.out:
         raise UsageError("give the output folder: netpet phantom OUT [--patients N --seed S | --case NAME]")
+    check_output_folder(args.out, "the output folder")
     progress = _tqdm_progress(True)
     try:
         if args.case:

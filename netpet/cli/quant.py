@@ -7,17 +7,14 @@ import json
 import math
 import os
 import sys
-from typing import Tuple
 
+from netpet.cli.common import (EXIT_OK, EXIT_PARTIAL, JOBS, SUV_TYPES, UsageError, add_suv_options, check_input,
+                               check_output, number, overrides, read_image, tqdm_progress, write_image)
+from netpet.cli.common import ras as _ras
+from netpet.errors import DicomInputError, printable
 
-def _ras(text: str) -> Tuple[float, float, float]:
-    try:
-        values = tuple(float(v) for v in text.replace(" ", "").split(","))
-    except ValueError:
-        values = ()
-    if len(values) != 3:
-        raise argparse.ArgumentTypeError(f"{text!r} is not R,A,S (three numbers in mm, e.g. -12.5,40,-600)")
-    return values  # type: ignore[return-value]
+#: --table: a CSV study table or an SQLite one
+TABLE_SUFFIXES = (".csv", ".sqlite", ".sqlite3", ".db")
 
 
 def add_parsers(sub) -> None:
@@ -28,32 +25,36 @@ def add_parsers(sub) -> None:
     p.add_argument("--seed", type=_ras, action="append", required=True, metavar="R,A,S",
                    help="a point on a lesion, RAS mm (repeat for several lesions: label i for seed i)")
     p.add_argument("--method", choices=METHODS, default=DEFAULT_METHOD, help=f"threshold method (default {DEFAULT_METHOD})")
-    p.add_argument("--fraction", type=float, help="fraction of the fixed and adaptive methods")
-    p.add_argument("--absolute", type=float, default=2.5, metavar="SUV", help="threshold of the absolute method (SUV)")
+    p.add_argument("--fraction", type=number("", 0.0, 1.0, low_open=True, high_open=True),
+                   help="fraction of the fixed and adaptive methods, between 0 and 1")
+    p.add_argument("--absolute", type=number("SUV", 0.0, low_open=True), default=2.5, metavar="SUV",
+                   help="threshold of the absolute method (SUV)")
     p.add_argument("--liver", type=_ras, metavar="R,A,S", help="centre of the 3 cm liver reference (default: automatic)")
     p.add_argument("--split", type=_ras, action="append", default=[], metavar="R,A,S",
                    help="a point in a neighbouring hot structure the lesions must be separated from")
-    p.add_argument("--search-radius", type=float, default=20.0, metavar="MM",
-                   help="how far the lesion's peak may lie from the seed (mm, default 20)")
+    p.add_argument("--search-radius", type=number("mm", 0.0, 200.0, high_open=True), default=20.0, metavar="MM",
+                   help="how far the lesion's peak may lie from the seed (mm, 0 to 200, default 20)")
     p.add_argument("--background", type=_ras, action="append", default=[], metavar="R,A,S",
                    help="a point in normal tissue for T/B (and the adaptive threshold): once for every seed, or once "
                         "per seed in seed order")
-    p.add_argument("--background-diameter", type=float, default=20.0, metavar="MM",
-                   help="diameter of the background sphere at --background (mm, default 20)")
+    p.add_argument("--background-diameter", type=number("mm", 4.0, 60.0), default=20.0, metavar="MM",
+                   help="diameter of the background sphere at --background (mm, 4 to 60, default 20)")
     p.add_argument("--background-bone", action="store_true",
                    help="T/B against normal bone of the session's CT around each lesion (bone lesions on PET/CT)")
     p.add_argument("--out", required=True, metavar="MASK", help="label image to write (.nrrd, .nii.gz, .mha)")
     p.add_argument("--json", action="store_true", help="print the measurements as JSON")
+    add_suv_options(p)
     p.set_defaults(func=cmd_segment)
 
     p = sub.add_parser("quantify", help="batch: segment, measure and classify the lesions of a manifest into the study table")
     p.add_argument("manifest", help="CSV: patient_id, session_id, series, reader, lesion_id, seed_r, seed_a, seed_s "
-                                    "[, liver_r, liver_a, liver_s, region, method, modality, tracer]")
+                                    "[, liver_r, liver_a, liver_s, region, method, modality, tracer, series_uid, "
+                                    "dicom_patient_id, weight_kg, height_m, sex, dose_mbq, injection_time, half_life_s]")
     p.add_argument("--table", required=True, help="the study table (.csv, or .sqlite/.db)")
     p.add_argument("--method", choices=METHODS, default=DEFAULT_METHOD)
-    p.add_argument("--type", choices=["bw", "lbm", "lbmjanma", "bsa", "ibw"], default="bw", help="SUV type")
+    p.add_argument("--type", choices=SUV_TYPES, default="bw", help="SUV type")
     p.add_argument("--dicom-seg", action="store_true", help="also write DICOM SEG beside each .seg.nrrd")
-    p.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
+    p.add_argument("--jobs", type=JOBS, default=None, help="worker processes (default: all cores)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=cmd_quantify)
 
@@ -63,13 +64,18 @@ def add_parsers(sub) -> None:
     p.add_argument("--rule", choices=["percist", "liver-mean", "liver-max"], default="percist")
     p.add_argument("--organs", metavar="MASK", help="label image of physiological organs to set aside")
     p.add_argument("--json", action="store_true")
+    add_suv_options(p)
     p.set_defaults(func=cmd_candidates)
 
 
-def _volume(path: str):
+def _volume(path: str, args: argparse.Namespace = None):
+    """The session of a command's VOLUME argument, with its --series, --patient, --type and overrides."""
     from netpet.quant.pipeline import open_session
 
-    return open_session(path, jobs=None)
+    if args is None:
+        return open_session(path, jobs=None)
+    return open_session(path, series_uid=args.series, suv_type=args.type, overrides=overrides(args), jobs=None,
+                        dicom_patient=args.patient)
 
 
 def _clean(value):
@@ -79,45 +85,41 @@ def _clean(value):
 
 
 def cmd_segment(args: argparse.Namespace) -> int:
-    import SimpleITK as sitk
-
-    from netpet.cli.main import EXIT_OK, UsageError
     from netpet.quant import references
     from netpet.quant.classify import liver_call
     from netpet.quant.measure import UNITS, measure
     from netpet.quant.segment import SegmentOptions, label_image, segment_seeds
     from netpet.quant.volume import QuantError
 
-    if not args.out.lower().endswith((".nrrd", ".nhdr", ".nii", ".nii.gz", ".mha", ".mhd")):
-        raise UsageError(f"--out {args.out!r}: use .nrrd, .nii.gz, .nii or .mha")
+    check_output(args.out)
     options = SegmentOptions(method=args.method, fraction=args.fraction, absolute_suv=args.absolute,
                              search_radius_mm=args.search_radius)
     options.validate()
-    if not (math.isfinite(args.background_diameter) and 4.0 <= args.background_diameter <= 60.0):
-        raise UsageError(f"--background-diameter {args.background_diameter:g}: give a diameter from 4 to 60 mm")
-    session = _volume(args.volume)
-    volume = session.volume
-    liver = None
-    try:
-        liver = references.liver_reference(volume, args.liver)
-    except Exception as exc:  # noqa: BLE001 - the liver reference is optional here unless the method needs it
-        if args.method.startswith("liver") or args.liver is not None:
-            raise
-        print(f"netpet: note: no liver reference ({exc}); T/L ratios are left out", file=sys.stderr)
     if args.background and len(args.background) not in (1, len(args.seed)):
         raise UsageError(f"--background is given {len(args.background)} times for {len(args.seed)} seeds; give it once, "
                          "or once per seed")
     if args.background and args.background_bone:
         raise UsageError("--background and --background-bone exclude each other; choose one")
+    session = _volume(args.volume, args)
+    volume = session.volume
+    for point in args.split:  # a split point outside the image would be dropped without a word
+        volume.voxel_of(point, "split point (--split)")
+    liver, liver_note = None, None
+    try:
+        liver = references.liver_reference(volume, args.liver)
+    except QuantError as exc:  # the liver reference is optional here unless the method needs it
+        if args.method.startswith("liver") or args.liver is not None:
+            raise
+        liver_note = f"netpet: note: no liver reference ({exc}); T/L ratios are left out"
     points = (args.background * len(args.seed) if len(args.background) == 1 else args.background) or [None] * len(args.seed)
     spheres = [references.background_point(volume, p, args.background_diameter) if p is not None else None
                for p in points]
     lesions = segment_seeds(volume, args.seed, options, liver, args.split,
                             backgrounds=[b.mean if b is not None else None for b in spheres])
     labels = label_image(volume, lesions)
-    image = volume.to_image(labels)
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)) or ".", exist_ok=True)
-    sitk.WriteImage(image, args.out, useCompression=True)
+    write_image(volume.to_image(labels), args.out)
+    if liver_note:  # said once the command succeeds (a failure says only why it failed)
+        print(liver_note, file=sys.stderr)
     results = []
     bone = session.bone_mask() if args.background_bone else None
     for number, lesion in enumerate(lesions, start=1):
@@ -173,14 +175,15 @@ def cmd_segment(args: argparse.Namespace) -> int:
 
 
 def cmd_quantify(args: argparse.Namespace) -> int:
-    from netpet.cli.main import EXIT_OK, _tqdm_progress
     from netpet.quant.pipeline import run_manifest
     from netpet.quant.segment import SegmentOptions
 
+    check_input(args.manifest, "The manifest")
+    check_output(args.table, "--table", TABLE_SUFFIXES)
     summary = run_manifest(args.manifest, args.table, SegmentOptions(method=args.method), args.type, args.jobs,
-                           args.dicom_seg, progress=_tqdm_progress(not args.json))
+                           args.dicom_seg, progress=tqdm_progress(not args.json))
     for error in summary["errors"]:
-        print(f"netpet: skipped: {error}", file=sys.stderr)
+        print(f"netpet: skipped: {printable(error)}", file=sys.stderr)
     if args.json:
         json.dump(summary, sys.stdout, indent=2)
         sys.stdout.write("\n")
@@ -190,25 +193,25 @@ def cmd_quantify(args: argparse.Namespace) -> int:
     return EXIT_OK if not summary["errors"] else EXIT_PARTIAL
 
 
-EXIT_PARTIAL = 6
-
-
 def cmd_candidates(args: argparse.Namespace) -> int:
+    import numpy as np
     import SimpleITK as sitk
 
-    from netpet.cli.main import EXIT_OK
     from netpet.quant import references
     from netpet.quant.candidates import detect
 
-    session = _volume(args.volume)
-    liver = references.liver_reference(session.volume, args.liver)
+    organ_image = read_image(args.organs, "--organs") if args.organs else None  # before the long work
+    session = _volume(args.volume, args)
     organs = None
-    if args.organs:
-        organs = sitk.GetArrayFromImage(sitk.ReadImage(args.organs)) > 0
-        if organs.shape != session.volume.shape:
-            from netpet.cli.main import UsageError
-
-            raise UsageError(f"--organs {args.organs} has {organs.shape[::-1]} voxels, the volume {session.volume.shape[::-1]}")
+    if organ_image is not None:
+        if organ_image.GetDimension() != 3 or organ_image.GetNumberOfComponentsPerPixel() != 1:
+            raise DicomInputError(f"--organs {printable(args.organs)} is not a 3D label image.")
+        values = sitk.GetArrayFromImage(organ_image)
+        if values.shape != session.volume.shape:
+            raise DicomInputError(f"--organs {printable(args.organs)} has {values.shape[::-1]} voxels, the volume "
+                                  f"{session.volume.shape[::-1]}; give a label image on the PET's grid.")
+        organs = np.nan_to_num(values, nan=0.0) > 0
+    liver = references.liver_reference(session.volume, args.liver)
     found = detect(session.volume, liver, args.rule, organs)
     if args.json:
         json.dump({"liver": liver.to_dict("liver"), "candidates": [c.to_dict() for c in found]}, sys.stdout, indent=2)

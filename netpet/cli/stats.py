@@ -8,6 +8,8 @@ import os
 import sys
 from typing import List
 
+from netpet.cli.common import check_input, check_output_folder, count, number, tqdm_progress
+
 
 def _columns(values: List[str]) -> List[str]:
     out: List[str] = []
@@ -28,15 +30,16 @@ def add_parser(sub) -> None:
                    help="reference standard CSV: patient_id, lesion_id, region, truth, standard")
     p.add_argument("--out", required=True, metavar="DIR", help="folder for the CSV tables, figures and report.html")
     p.add_argument("--ci", choices=CI_METHODS, default="wilson", help="interval of proportions (default wilson)")
-    p.add_argument("--level", type=float, default=0.95, help="confidence level (default 0.95)")
+    p.add_argument("--level", type=number("", 0.5, 1.0, high_open=True), default=0.95,
+                   help="confidence level, from 0.5 to below 1 (default 0.95)")
     p.add_argument("--group-by", action="append", default=[], metavar="COL",
                    help="also split the results by this column of the table or the reference standard (repeatable, "
                         "or comma-separated), e.g. indication or region")
     p.add_argument("--regions", metavar="LIST", help="comma-separated staging regions (default: every region the "
                                                      "reference standard names)")
-    p.add_argument("--bootstrap", type=int, default=2000, metavar="N",
+    p.add_argument("--bootstrap", type=count(0, "a number of replicates"), default=2000, metavar="N",
                    help="cluster-bootstrap replicates for lesion and region level (default 2000; 0 for none)")
-    p.add_argument("--seed", type=int, default=1, help="bootstrap seed (default 1)")
+    p.add_argument("--seed", type=count(0, "a seed"), default=1, help="bootstrap seed (default 1)")
     p.add_argument("--equivocal", choices=("negative", "positive"), default="negative",
                    help="how an equivocal call (uptake equal to the liver within its noise, Krenning 2) counts: "
                         "negative (default; the study protocol says uptake above the liver is clearly positive) or "
@@ -49,23 +52,27 @@ def add_parser(sub) -> None:
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
-    from netpet.cli.main import _tqdm_progress
     from netpet.stats.analysis import StatsOptions, analyse
     from netpet.stats.data import load_study
     from netpet.stats.report import read_causes, write_outputs
 
     group_by = _columns(args.group_by)
-    regions = _columns([args.regions]) if args.regions else None
-    causes_path = args.causes or os.path.join(args.out, "false-findings.csv")
-    if args.causes and not os.path.isfile(args.causes):
-        from netpet.stats.intervals import StatsError
+    regions = _columns([args.regions]) if args.regions is not None else None
+    if regions is not None and not regions:
+        from netpet.cli.common import UsageError
 
-        raise StatsError(f"--causes {args.causes} does not exist.")
+        raise UsageError("--regions is empty; name the regions, comma-separated, or leave the option out for all")
+    check_input(args.table, "The study table")
+    check_input(args.reference, "The reference standard")
+    check_output_folder(args.out)
+    causes_path = args.causes or os.path.join(args.out, "false-findings.csv")
+    if args.causes:
+        check_input(args.causes, "--causes")
     causes = read_causes(causes_path)
     study = load_study(args.table, args.reference, group_by, regions)
     options = StatsOptions(ci=args.ci, level=args.level, bootstrap=args.bootstrap, seed=args.seed, group_by=group_by,
                            regions=regions, causes=causes, equivocal=args.equivocal)
-    analysis = analyse(study, options, progress=_tqdm_progress(not args.json))
+    analysis = analyse(study, options, progress=tqdm_progress(not args.json))
     command = "netpet stats " + " ".join(sys.argv[2:]) if sys.argv and sys.argv[0].endswith("netpet") else ""
     written = write_outputs(analysis, args.out, command, previous_causes=causes, figures_too=not args.no_figures)
     if args.json:

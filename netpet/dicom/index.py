@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as _dt
 import logging
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Dict, List, Optional, Sequence
 
 from pydicom.tag import Tag
@@ -25,7 +25,7 @@ from netpet.dicom import dates, files, tags
 from netpet.dicom.dates import iso
 from netpet.dicom.pet_header import _radiopharmaceutical
 from netpet.dicom.tracer import Tracer, identify
-from netpet.errors import DicomInputError
+from netpet.errors import AmbiguousInputError, DicomInputError, printable
 from netpet.progress import ProgressCallback, report
 
 log = logging.getLogger(__name__)
@@ -124,11 +124,89 @@ class StudyIndex:
     def pet_series(self) -> List[SeriesRecord]:
         return [s for s in self.all_series() if s.is_pet]
 
-    def series(self, uid: str) -> SeriesRecord:
-        for record in self.all_series():
-            if record.series_uid == uid:
-                return record
-        raise DicomInputError(f"No series with SeriesInstanceUID {uid} under {self.root}.")
+    def series(self, uid: str, patient_id: Optional[str] = None, study_uid: Optional[str] = None,
+               patient_hint: str = "--patient ID") -> SeriesRecord:
+        """The series ``uid`` (of patient ``patient_id`` and study ``study_uid`` when given).
+
+        Raises
+        ------
+        DicomInputError
+            No such series.
+        AmbiguousInputError
+            The SeriesInstanceUID appears under several patients (an original beside its
+            pseudonymised copy) and ``patient_id`` does not choose one; the message names the
+            patients and ``patient_hint``, the way to choose.
+        """
+        found = [r for r in self.all_series() if r.series_uid == uid
+                 and (patient_id is None or r.patient_id == patient_id)
+                 and (study_uid is None or r.study_uid == study_uid)]
+        if not found:
+            of = f" of patient {printable(patient_id)}" if patient_id is not None else ""
+            raise DicomInputError(f"No series with SeriesInstanceUID {printable(uid)}{of} under {printable(self.root)}.")
+        if len(found) > 1:
+            raise AmbiguousInputError(_copies_message(found, patient_hint))
+        return found[0]
+
+    def patient_ids(self) -> List[str]:
+        return [p.patient_id for p in self.patients]
+
+    def for_patient(self, patient_id: str) -> "StudyIndex":
+        """The index of one patient (PatientID (0010,0020)) of the tree.
+
+        Raises
+        ------
+        DicomInputError
+            No patient of that id under the root (the ids there are listed).
+        """
+        chosen = [p for p in self.patients if p.patient_id == patient_id]
+        if not chosen:
+            ids = [printable(p) for p in self.patient_ids()]
+            listed = ", ".join(ids[:10]) + (f" and {len(ids) - 10} more" if len(ids) > 10 else "")
+            raise DicomInputError(f"No patient with PatientID {printable(patient_id)} under {printable(self.root)}; "
+                                  f"the PatientIDs there are: {listed or 'none'}.")
+        return replace(self, patients=chosen)
+
+    def choose_pet(self, series_uid: Optional[str] = None, patient_id: Optional[str] = None,
+                   series_hint: str = "--series UID", patient_hint: str = "--patient ID") -> SeriesRecord:
+        """The one PET series of the tree, or the one named; restricted to a patient when given.
+
+        ``series_hint`` and ``patient_hint`` say, in the caller's terms, how a user names the series
+        or the patient (a command-line option, a manifest column).
+
+        Raises
+        ------
+        DicomInputError
+            No PET series; the series named is missing or not PET; no such patient.
+        AmbiguousInputError
+            Several PET series (listed), or one PET series under several patients (an original
+            beside a pseudonymised copy: both named) and nothing chose one.
+        """
+        index = self.for_patient(patient_id) if patient_id is not None else self
+        if series_uid:
+            record = index.series(series_uid, patient_hint=patient_hint)
+            if not record.is_pet:
+                raise DicomInputError(f"Series {printable(series_uid)} under {printable(self.root)} is "
+                                      f"{printable(record.modality)}, not PET.")
+            return record
+        pets = index.pet_series()
+        if not pets:
+            of = f" of patient {printable(patient_id)}" if patient_id is not None else ""
+            raise DicomInputError(f"No PET series{of} under {printable(self.root)} ({self.dicom_files} DICOM files, "
+                                  f"{len(self.all_series())} series); give the folder that holds the PET.")
+        uids = list(dict.fromkeys(p.series_uid for p in pets))
+        if len(uids) > 1:
+            copies = len(pets) > len(uids)
+            hint = f"{series_hint} (and {patient_hint})" if copies else series_hint
+            lines = [f"{len(uids)} PET series under {printable(self.root)}; choose one with {hint}:"]
+            for record in pets:
+                tracer = record.tracer.label if record.tracer else "tracer unknown"
+                lines.append(f"  {printable(record.series_uid)}  patient {printable(record.patient_id)}  "
+                             f"{printable(record.description or '')}  {printable(tracer)}  "
+                             f"{record.hybrid or 'PET only'}  {record.instance_count} files")
+            raise AmbiguousInputError("\n".join(lines))
+        if len(pets) > 1:
+            raise AmbiguousInputError(_copies_message(pets, patient_hint))
+        return pets[0]
 
     def to_dict(self, include_identity: bool = False, include_files: bool = False) -> Dict[str, Any]:
         """JSON-ready index. Patient names are left out unless ``include_identity``."""
@@ -155,6 +233,17 @@ class StudyIndex:
                 for p in self.patients
             ],
         }
+
+
+def _copies_message(records: Sequence[SeriesRecord], patient_hint: str) -> str:
+    """One sentence naming the patients one SeriesInstanceUID appears under, and how to choose."""
+    copies = "; ".join(f"patient {printable(r.patient_id)} (study {printable(r.study_uid)}, {r.instance_count} files in "
+                       f"{printable(r.folders[0] if r.folders else '?')}{' ...' if len(r.folders) > 1 else ''})"
+                       for r in records)
+    modality = "PET" if records[0].modality == "PT" else printable(records[0].modality)
+    return (f"The {modality} series {printable(records[0].series_uid)} appears under "
+            f"{len(records)} patients, {copies} (an original beside a pseudonymised copy?); choose one with "
+            f"{patient_hint}.")
 
 
 def _raw_dt(ds, date_tag: int, time_tag: int) -> Optional[_dt.datetime]:
@@ -415,20 +504,23 @@ def _pair(patient: PatientRecord) -> None:
 
 def describe(index: StudyIndex) -> str:
     """Human-readable text of an index (no patient names)."""
-    lines = [f"{index.root}: {index.dicom_files} DICOM files in {len(index.all_series())} series, "
+    # every value read from the files goes through printable(): control characters in a description
+    # or a patient id are shown escaped, never sent to the terminal
+    p = printable
+    lines = [f"{p(index.root)}: {index.dicom_files} DICOM files in {len(index.all_series())} series, "
              f"{len(index.patients)} patients ({index.files_seen - index.dicom_files} other files skipped)"]
     for patient in index.patients:
-        lines.append(f"patient {patient.patient_id}")
+        lines.append(f"patient {p(patient.patient_id)}")
         for study in patient.studies:
-            lines.append(f"  study {study.study_uid} {study.date or ''} {study.description or ''}".rstrip())
+            lines.append(f"  study {p(study.study_uid)} {p(study.date or '')} {p(study.description or '')}".rstrip())
             for s in study.series:
-                head = f"    {s.modality:3} #{s.series_number if s.series_number is not None else '-':<4} " \
-                       f"{(s.description or '')[:40]:40} {s.instance_count:5} files"
+                head = f"    {p(s.modality):3} #{s.series_number if s.series_number is not None else '-':<4} " \
+                       f"{p((s.description or '')[:40]):40} {s.instance_count:5} files"
                 if s.is_pet:
                     tracer = s.tracer.label if s.tracer else "tracer unknown"
-                    head += f"  {tracer}  {s.hybrid or 'PET only'}  {s.units or '?'}"
+                    head += f"  {p(tracer)}  {s.hybrid or 'PET only'}  {p(s.units or '?')}"
                 lines.append(head)
-                lines.append(f"        {s.series_uid}")
+                lines.append(f"        {p(s.series_uid)}")
                 for warning in s.warnings:
-                    lines.append(f"        ! {warning}")
+                    lines.append(f"        ! {p(warning)}")
     return "\n".join(lines)

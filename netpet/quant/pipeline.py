@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import io
 import math
 import os
+import re
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
@@ -25,7 +27,7 @@ from netpet.dicom.image import read_image
 from netpet.dicom.files import default_jobs, process_context
 from netpet.dicom.index import SeriesRecord, index_tree
 from netpet.dicom.suv import Overrides
-from netpet.errors import DicomInputError, NetpetError
+from netpet.errors import AmbiguousInputError, DicomInputError, NetpetError, SUVConversionError, printable
 from netpet.quant import references
 from netpet.quant.classify import LiverThresholdClassifier, liver_call
 from netpet.quant.export import write_dicom_seg, write_seg_nrrd
@@ -59,6 +61,7 @@ class Session:
     source_paths: List[str] = field(default_factory=list)
     source: str = ""
     _bone: Optional[Any] = None
+    dicom_patient_id: str = ""
 
     def bone_mask(self, jobs: Optional[int] = 1):
         """Bone of the session's CT (HU >= :data:`references.BONE_HU`) on the PET grid, [z, y, x] bool.
@@ -107,30 +110,58 @@ def _is_image(path: str) -> bool:
     return os.path.isfile(path) and path.lower().endswith(IMAGE_SUFFIXES)
 
 
+def read_suv_image(path: str) -> SUVVolume:
+    """An SUV image file as a volume; one sentence naming the file when it is not a readable 3D image.
+
+    Raises
+    ------
+    DicomInputError
+        Not a readable image (a damaged .nrrd, a file named .nii.gz that is none).
+    QuantError
+        Not a 3D scalar image, or no usable SUV in it (see :meth:`SUVVolume.from_image`).
+    """
+    try:
+        image = sitk.ReadImage(path)
+    except RuntimeError as exc:
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        reason = lines[-1].split("ERROR:", 1)[-1].strip() if lines else "unreadable"
+        raise DicomInputError(f"{printable(path)} is not a readable image ({printable(reason)[:200]}); give an SUV "
+                              f"image ({', '.join(IMAGE_SUFFIXES)}) or a PET DICOM folder.") from None
+    return SUVVolume.from_image(image, os.path.basename(path))
+
+
 def open_session(source, patient_id: str = "", session_id: str = "", modality: str = "", tracer: str = "",
                  series_uid: Optional[str] = None, suv_type: str = "bw", overrides: Optional[Overrides] = None,
-                 jobs: Optional[int] = 1) -> Session:
+                 jobs: Optional[int] = 1, dicom_patient: Optional[str] = None,
+                 hints: Tuple[str, str] = ("--series UID", "--patient ID")) -> Session:
     """The SUV volume of a session from a SeriesRecord, a PET DICOM folder/file, or an SUV image file.
 
     For an SUV image the modality and tracer must be given; for DICOM they come from the index.
+    ``series_uid`` chooses among several PET series, ``dicom_patient`` (a PatientID) among copies of
+    one series under several patients; without it, a ``patient_id`` that is one of those PatientIDs
+    chooses. ``hints`` name, in the caller's terms, how a user gives the series and the patient.
+
+    Raises
+    ------
+    AmbiguousInputError
+        Several PET series, or one under several patients, and nothing chose one.
+    DicomInputError, SUVConversionError, QuantError
+        A path, image or series that cannot be used.
     """
     if isinstance(source, str) and _is_image(source):
-        image = sitk.ReadImage(source)
-        return Session(SUVVolume.from_image(image, os.path.basename(source)), patient_id, session_id,
-                       modality or "", tracer or "", series_uid or "", suv_type)
+        return Session(read_suv_image(source), patient_id, session_id, modality or "", tracer or "", series_uid or "",
+                       suv_type)
     record = source
     if not isinstance(source, SeriesRecord):
         if not os.path.exists(source):
-            raise DicomInputError(f"{source} does not exist; give a PET DICOM folder or an SUV image "
+            raise DicomInputError(f"{printable(source)} does not exist; give a PET DICOM folder or an SUV image "
                                   f"({', '.join(IMAGE_SUFFIXES)}).")
         index = index_tree(source, jobs=jobs)
-        pets = index.pet_series()
-        if series_uid:
-            record = index.series(series_uid)
-        elif len(pets) == 1:
-            record = pets[0]
-        else:
-            raise DicomInputError(f"{source} holds {len(pets)} PET series; name one (series uid) or give its folder.")
+        if dicom_patient is None and patient_id:
+            owners = {r.patient_id for r in index.pet_series() if not series_uid or r.series_uid == series_uid}
+            if len(owners) > 1 and patient_id in owners:
+                dicom_patient = patient_id  # the study's patient id is one of the DICOM PatientIDs: that copy
+        record = index.choose_pet(series_uid, dicom_patient, *hints)
         if record.hybrid is None and not modality:
             record = _with_partner(source, record, jobs)
     result = convert_to_suv(record, suv_type, overrides, jobs=jobs)
@@ -138,7 +169,8 @@ def open_session(source, patient_id: str = "", session_id: str = "", modality: s
     tracer = tracer or (record.tracer.key if record.tracer else "unknown")
     return Session(SUVVolume.from_image(result.image, f"PET series {record.series_uid}"), patient_id or record.patient_id,
                    session_id or record.study_uid, modality, tracer, record.series_uid, suv_type,
-                   result.provenance.to_dict(), list(record.files), source if isinstance(source, str) else "")
+                   result.provenance.to_dict(), list(record.files), source if isinstance(source, str) else "",
+                   dicom_patient_id=record.patient_id)
 
 
 def _ct_partner(session: Session, jobs: Optional[int]) -> Optional[SeriesRecord]:
@@ -149,11 +181,11 @@ def _ct_partner(session: Session, jobs: Optional[int]) -> Optional[SeriesRecord]
     for root in (folder, os.path.dirname(os.path.abspath(folder))):
         try:
             index = index_tree(root, jobs=jobs)
-            pet = index.series(session.series_uid)
+            pet = index.series(session.series_uid, session.dicom_patient_id or None)
         except NetpetError:
             continue
         if pet.partner_series_uid:
-            partner = index.series(pet.partner_series_uid)
+            partner = index.series(pet.partner_series_uid, pet.patient_id)
             return partner if partner.modality == "CT" else None
     return None
 
@@ -163,7 +195,8 @@ def _with_partner(source: str, record: SeriesRecord, jobs: Optional[int]) -> Ser
     (a PET folder alone cannot tell PET/CT from PET/MR)."""
     parent = os.path.dirname(os.path.abspath(source if os.path.isdir(source) else os.path.dirname(source)))
     try:
-        return index_tree(parent, jobs=jobs).series(record.series_uid)
+        # the copy the folder holds: the parent may hold the same series under another patient too
+        return index_tree(parent, jobs=jobs).series(record.series_uid, record.patient_id, record.study_uid)
     except NetpetError:
         return record
 
@@ -342,25 +375,124 @@ class ManifestRow:
 
 
 def read_manifest(path: str) -> List[ManifestRow]:
-    """Rows of a quantification manifest (CSV). Relative series paths are relative to it."""
+    """Rows of a quantification manifest (CSV, UTF-8). Relative series paths are relative to it.
+
+    Raises
+    ------
+    NetpetError
+        No such file, a folder, a file that is not UTF-8 CSV text (NUL bytes, UTF-16, another
+        encoding: the line named), a cell over the CSV reader's limit, required columns missing.
+    """
+    shown = printable(path)
     if not os.path.exists(path):
-        raise NetpetError(f"The manifest {path} does not exist.")
-    with open(path, newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle)
+        raise NetpetError(f"The manifest {shown} does not exist.")
+    if os.path.isdir(path):
+        raise NetpetError(f"The manifest {shown} is a folder; give the CSV file.")
+    with open(path, "rb") as handle:
+        data = handle.read()
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise NetpetError(f"The manifest {shown} is UTF-16 text; save it as CSV UTF-8.")
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        line = data.count(b"\n", 0, nul) + 1
+        raise NetpetError(f"The manifest {shown} holds a NUL byte on line {line}: it is not CSV text; save it as CSV "
+                          "UTF-8.")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise NetpetError(f"The manifest {shown} is not UTF-8 text (byte 0x{data[exc.start]:02x} on line {line}); save "
+                          "it as CSV UTF-8.") from None
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
         header = reader.fieldnames or []
         missing = [c for c in MANIFEST_REQUIRED if c not in header]
         if missing:
-            raise NetpetError(f"The manifest {path} lacks the column(s) {', '.join(missing)}; it needs "
+            raise NetpetError(f"The manifest {shown} lacks the column(s) {', '.join(missing)}; it needs "
                               f"{', '.join(MANIFEST_REQUIRED)} (and may give liver_r, liver_a, liver_s, region, method, "
                               "modality, tracer, background (shell or bone), background_r, background_a, background_s, "
-                              "background_diameter_mm).")
-        rows = [ManifestRow(i + 2, {k: (v or "").strip() for k, v in r.items() if k}) for i, r in enumerate(reader)]
+                              "background_diameter_mm, series_uid, dicom_patient_id, and the SUV overrides "
+                              f"{', '.join(MANIFEST_OVERRIDES)}).")
+        rows = [ManifestRow(reader.line_num, {k: (v or "").strip() for k, v in r.items() if k and isinstance(v, (str, type(None)))})
+                for r in reader]
+    except csv.Error as exc:
+        raise NetpetError(f"The manifest {shown} is not a readable CSV (line {reader.line_num}: {exc}).") from None
     base = os.path.dirname(os.path.abspath(path))
     for row in rows:
         series = row.values.get("series", "")
         if series and not os.path.isabs(series):
             row.values["series"] = os.path.normpath(os.path.join(base, series))
     return rows
+
+
+#: Manifest columns that override SUV header values for a session (as ``netpet suv``'s options do)
+MANIFEST_OVERRIDES = ("weight_kg", "height_m", "sex", "dose_mbq", "injection_time", "half_life_s")
+#: How a command-line option of a message reads for a manifest
+_AS_COLUMN = {"--weight": "weight_kg", "--height": "height_m", "--sex": "sex", "--dose": "dose_mbq",
+              "--injection-time": "injection_time", "--half-life": "half_life_s", "--series": "series_uid",
+              "--patient": "dicom_patient_id"}
+_OPTION = re.compile(r"--(weight|height|sex|dose|injection-time|half-life|series|patient)\b(?: (?:KG|M\|F\|O|MBQ|ISO8601|S|M|UID|ID)\b)?")
+_POINT_OPTION = re.compile(r"--(liver|background) R,A,S")
+
+
+def for_manifest(message: str) -> str:
+    """A message written for the command line, with its options named as the manifest's columns."""
+    message = _OPTION.sub(lambda m: f"the manifest column {_AS_COLUMN['--' + m.group(1)]}", message)
+    return _POINT_OPTION.sub(lambda m: f"{m.group(1)}_r, {m.group(1)}_a, {m.group(1)}_s in the manifest", message)
+
+
+def _session_choices(rows: Sequence["ManifestRow"]) -> Tuple[Optional[str], Optional[str], Optional[Overrides]]:
+    """(series_uid, dicom_patient_id, SUV overrides) of one session's manifest rows.
+
+    Raises
+    ------
+    NetpetError
+        A value that differs between the rows of the session, or that is not a finite positive
+        number (an ISO 8601 time, M/F/O for sex), the rows and the column named.
+    """
+    chosen: Dict[str, str] = {}
+    for column in ("series_uid", "dicom_patient_id", *MANIFEST_OVERRIDES):
+        values = {r.values.get(column, "") for r in rows} - {""}
+        if len(values) > 1:
+            raise NetpetError(f"column {column} differs between the rows of one session "
+                              f"({', '.join(printable(v) for v in sorted(values))}); give one value.")
+        if values:
+            chosen[column] = values.pop()
+    if not any(c in chosen for c in MANIFEST_OVERRIDES):
+        return chosen.get("series_uid"), chosen.get("dicom_patient_id"), None
+    given: Dict[str, Any] = {}
+    units = {"weight_kg": "kg", "height_m": "m", "dose_mbq": "MBq", "half_life_s": "s"}
+    for column, unit in units.items():
+        if column in chosen:
+            try:
+                value = float(chosen[column])
+            except ValueError:
+                value = float("nan")
+            if not (math.isfinite(value) and value > 0):
+                raise NetpetError(f"column {column} is {printable(chosen[column])!r}; give a "
+                                  f"positive number of {unit}.")
+            given[column] = value
+    sex = chosen.get("sex", "").upper() or None
+    if sex is not None and sex not in ("M", "F", "O"):
+        raise NetpetError(f"column sex is {printable(chosen['sex'])!r}; write M, F or O.")
+    injection = None
+    if "injection_time" in chosen:
+        text = chosen["injection_time"]
+        try:
+            injection = dt.datetime.fromisoformat(text)
+        except ValueError:
+            try:
+                injection = dt.time.fromisoformat(text)
+            except ValueError:
+                raise NetpetError(f"column injection_time is {printable(text)!r}; write ISO "
+                                  "8601, e.g. 2024-03-05T09:02:31 or 09:02:31 (local time).") from None
+        if injection.tzinfo is not None:
+            raise NetpetError(f"column injection_time {printable(text)!r} carries a time zone; "
+                              "DICOM times are local, give the local time without one.")
+    overrides = Overrides(weight_kg=given.get("weight_kg"), height_m=given.get("height_m"), sex=sex,
+                          dose_bq=given["dose_mbq"] * 1e6 if "dose_mbq" in given else None,
+                          injection_time=injection, half_life_s=given.get("half_life_s"))
+    return chosen.get("series_uid"), chosen.get("dicom_patient_id"), overrides
 
 
 def _point(values: Dict[str, str], prefix: str, number: int, required: bool) -> Optional[Tuple[float, float, float]]:
@@ -411,10 +543,16 @@ def _group_job(job) -> Tuple[List[Dict[str, Any]], List[str], Dict[str, List[str
     out: List[Dict[str, Any]] = []
     segs: Dict[str, List[str]] = {}
     try:
+        series_uid, dicom_patient, overrides = _session_choices(rows)
         session = open_session(first["series"], first["patient_id"], first["session_id"], first.get("modality", ""),
-                               first.get("tracer", ""), suv_type=suv_type)
+                               first.get("tracer", ""), series_uid=series_uid, suv_type=suv_type, overrides=overrides,
+                               dicom_patient=dicom_patient,
+                               hints=("a series_uid column in the manifest", "a dicom_patient_id column in the manifest"))
+        if not session.modality or not session.tracer:
+            raise NetpetError(f"{printable(first['series'])} is an SUV image, which does not say how it was made: give "
+                              "the manifest columns modality (PET/CT or PET/MR) and tracer (dotatate, fdg...).")
     except NetpetError as exc:
-        return [], [f"manifest rows {', '.join(str(r.number) for r in rows)}: {exc}"], {}
+        return [], [f"manifest rows {', '.join(str(r.number) for r in rows)}: {for_manifest(str(exc))}"], {}
     by_reader: Dict[Tuple[str, str], List[ManifestRow]] = {}
     for row in rows:
         by_reader.setdefault((row.values["reader"], row.values.get("method", "")), []).append(row)
@@ -437,8 +575,12 @@ def _group_job(job) -> Tuple[List[Dict[str, Any]], List[str], Dict[str, List[str
             except NetpetError as exc:
                 errors.append(str(exc))
         liver = None
-        for row, _request in good:
-            liver = liver or _point(row.values, "liver", row.number, False)
+        for row, request in list(good):
+            try:
+                liver = liver or _point(row.values, "liver", row.number, False)
+            except NetpetError as exc:  # this row's liver point is unusable: the row is skipped, said
+                errors.append(str(exc))
+                good.remove((row, request))
         name = f"{session.patient_id}_{session.session_id}_{reader}.seg.nrrd".replace(os.sep, "_")
         seg_rel = os.path.join("segmentations", name)
         requested = SegmentOptions(method=method) if method else options
@@ -448,18 +590,22 @@ def _group_job(job) -> Tuple[List[Dict[str, Any]], List[str], Dict[str, List[str
             result = quantify(session, [r for _, r in good], reader, requested, liver,
                               segmentation_file=seg_rel.replace(os.sep, "/"), skip_failed=True)
         except NetpetError as exc:
-            errors.append(f"manifest rows {', '.join(str(r.number) for r, _ in good)}: {exc}")
+            errors.append(f"manifest rows {', '.join(str(r.number) for r, _ in good)}: {for_manifest(str(exc))}")
             continue
         numbers = {request.lesion_id: row.number for row, request in good}
         for lesion_id, message in result.errors.items():
-            errors.append(f"manifest row {numbers[lesion_id]} ({lesion_id}): {message}")
+            errors.append(f"manifest row {numbers[lesion_id]} ({printable(lesion_id)}): {for_manifest(message)}")
         if not result.lesions:
             continue
         seg_path = os.path.join(table_dir, seg_rel)
-        segs[seg_rel] = write_seg_nrrd(seg_path, session.volume, result.lesions, result.calls)
-        if dicom_seg and session.source_paths:
-            write_dicom_seg(seg_path.replace(".seg.nrrd", ".dcm"), session.source_paths, session.volume, result.lesions,
-                            reader=reader)
+        try:
+            segs[seg_rel] = write_seg_nrrd(seg_path, session.volume, result.lesions, result.calls)
+            if dicom_seg and session.source_paths:
+                write_dicom_seg(seg_path.replace(".seg.nrrd", ".dcm"), session.source_paths, session.volume,
+                                result.lesions, reader=reader)
+        except NetpetError as exc:  # rows without their segmentation are not written: the session's rows are skipped
+            errors.append(f"manifest rows {', '.join(str(numbers[k]) for k in result.lesions)}: {for_manifest(str(exc))}")
+            continue
         out.extend(result.rows)
     return out, errors, segs
 
@@ -477,12 +623,31 @@ def run_manifest(manifest: str, table_path: str, options: Optional[SegmentOption
     table.read()  # refuse a file that is not a study table before any work
     groups: Dict[Tuple[str, str, str], List[ManifestRow]] = {}
     errors: List[str] = []
+    complete: List[ManifestRow] = []
     for row in rows:
         missing = [c for c in MANIFEST_REQUIRED if not row.values.get(c)]
         if _is_read_row(row.values):
             missing = [c for c in ("patient_id", "session_id", "series", "reader") if not row.values.get(c)]
         if missing:
             errors.append(f"manifest row {row.number}: empty {', '.join(missing)}")
+            continue
+        complete.append(row)
+    # one lesion id twice in a session for one reader: the table holds one row per lesion, so one click
+    # would silently replace the other; neither is guessed at, both are reported
+    same: Dict[Tuple[str, str, str, str], List[ManifestRow]] = {}
+    for row in complete:
+        if row.values["lesion_id"]:
+            v = row.values
+            same.setdefault((v["patient_id"], v["session_id"], v["reader"], v["lesion_id"]), []).append(row)
+    twice = {id(r) for group in same.values() if len(group) > 1 for r in group}
+    for (patient, session, reader, lesion), group in same.items():
+        if len(group) > 1:
+            errors.append(f"manifest rows {', '.join(str(r.number) for r in group)}: lesion id {printable(lesion)} is given "
+                          f"{len(group)} times for patient {printable(patient)} session {printable(session)} reader "
+                          f"{printable(reader)}; none of these rows is quantified (the table keeps one row per lesion): "
+                          "give each lesion its own id.")
+    for row in complete:
+        if id(row) in twice:
             continue
         key = (row.values["series"], row.values["patient_id"], row.values["session_id"])
         groups.setdefault(key, []).append(row)

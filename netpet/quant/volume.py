@@ -39,6 +39,22 @@ class SUVVolume:
             raise QuantError(f"{name} is not a 3D scalar image (dimension {image.GetDimension()}, "
                              f"{image.GetNumberOfComponentsPerPixel()} components per voxel).")
         values = sitk.GetArrayFromImage(image).astype(np.float32, copy=False)
+        if values.size == 0:
+            raise QuantError(f"{name} holds no voxels.")
+        finite = np.isfinite(values)
+        if not finite.any():
+            raise QuantError(f"{name} holds no finite value (every voxel is NaN or infinite): the image is damaged; "
+                             "convert the PET again.")
+        if not (values[finite] > 0).any():
+            raise QuantError(f"{name} holds no SUV above 0 (an empty image); give the PET's SUV image.")
+        spacing = np.asarray(image.GetSpacing(), dtype=float)
+        if not (np.all(np.isfinite(spacing)) and np.all(spacing > 0)):
+            raise QuantError(f"{name} has voxel spacing {tuple(image.GetSpacing())} mm; every spacing must be a "
+                             "positive number.")
+        if not np.all(np.isfinite(image.GetOrigin())) or not np.all(np.isfinite(image.GetDirection())) or \
+                abs(np.linalg.det(np.asarray(image.GetDirection(), dtype=float).reshape(3, 3))) < 1e-6:
+            raise QuantError(f"{name} has no usable geometry (origin {tuple(image.GetOrigin())}, direction "
+                             f"{tuple(image.GetDirection())}); the image is damaged.")
         return cls(values, image.GetOrigin(), image.GetSpacing(), image.GetDirection(), name)
 
     def to_image(self, array: Optional[np.ndarray] = None) -> sitk.Image:
@@ -80,8 +96,8 @@ class SUVVolume:
         """Nearest voxel of a RAS point; QuantError when it lies outside the image."""
         zyx = self.ras_to_index(ras)
         if not self.contains_index(zyx):
-            r, a, s = (float(v) for v in ras)
-            raise QuantError(f"The {what} R,A,S = {r:.1f},{a:.1f},{s:.1f} mm lies outside {self.name}; "
+            shown = ",".join(f"{v:.1f}" if abs(v) < 1e6 else f"{v:.3g}" for v in (float(v) for v in ras))
+            raise QuantError(f"The {what} R,A,S = {shown} mm lies outside {self.name}; "
                              "give a point inside the image (RAS millimetres, as Slicer shows them).")
         return tuple(int(v) for v in np.clip(np.rint(zyx), 0, np.asarray(self.shape) - 1))  # type: ignore[return-value]
 

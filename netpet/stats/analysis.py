@@ -27,6 +27,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import pandas as pd
 
+from netpet.errors import printable
 from netpet.stats import agreement, cluster, roc
 from netpet.stats.data import GROUP_KEYS, LEVELS, QUALITY_COLUMNS, Study, check_equivocal, not_separable, units_for
 from netpet.stats.intervals import CI_METHODS, Measure, StatsError, accuracy_measures
@@ -450,11 +451,35 @@ class Analysis:
     agreement_pairs: Dict[Any, pd.DataFrame]
 
 
+def check_regions(study: Study, regions: Optional[Sequence[str]] = None) -> None:
+    """Refuse staging regions the reference standard does not name.
+
+    A region nobody recorded holds no lesion, so every patient would count as a true negative there
+    (``--regions mars,venus`` once reported 100 % specificity); a misspelt region is refused the same way.
+
+    Raises
+    ------
+    StatsError
+        Naming the unknown regions and the regions the reference standard has.
+    """
+    reference = study.reference
+    known = {r for r in reference.lesions["region"] if r} | {r for (_, r) in reference.region_rows if r}
+    asked = list(regions) if regions is not None else list(study.regions)
+    unknown = [r for r in dict.fromkeys(asked) if r not in known]
+    if unknown:
+        names = ", ".join(printable(r) for r in unknown)
+        have = ", ".join(printable(r) for r in sorted(known)) or "none"
+        raise StatsError(f"--regions {names}: the reference standard {printable(reference.path)} names no such region "
+                         f"(its regions: {have}); a region without reference data would count every patient as a true "
+                         "negative.")
+
+
 def analyse(study: Study, options: Optional[StatsOptions] = None,
             progress: Optional[ProgressCallback] = None) -> Analysis:
     """Run every analysis of the study (see module docstring)."""
     options = options or StatsOptions()
     options.check()
+    check_regions(study, options.regions)
 
     def report(fraction: float, message: str) -> None:
         if progress and progress(fraction, message):
