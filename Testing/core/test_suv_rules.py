@@ -422,7 +422,9 @@ def test_start_series_time_after_acquisition_back_computed(tmp_path, built, case
     values, p = run(tmp_path, datasets)
     assert_pattern(values, truth)
     assert p.reference_time_rule.startswith("back-computed")
-    assert any("rewritten by post-processing" in w for w in p.warnings)
+    # the Series Time is not used, so it changes no SUV: a rule says why, no warning
+    assert any("Series Date/Time" in r and "rewritten by post-processing" in r for r in p.rules)
+    assert not any("Series" in w for w in p.warnings)
 
 
 def test_start_back_computation_needs_the_formula(tmp_path, case):
@@ -500,15 +502,46 @@ def test_decay_correction_datetime_attribute_preferred(tmp_path, built, case):
     assert p.reference_time_rule == "DecayCorrectionDateTime (0018,9701)"
 
 
-def test_series_time_disagreeing_with_frame_timing_is_warned(tmp_path, built, case):
+def consistent_decay_factor(datasets, case, ge=False):
+    """DecayFactor as real scanners write it: exp(lambda (t_ave - t_ref)), the within-frame factor included
+    (checked on GE Discovery ST and Siemens 1094 files in shared/realdata). FrameReferenceTime counts to the
+    average count-rate time (standard) or, with ``ge``, from the frame start."""
+    lam = math.log(2) / case.half_life_s
+    for ds in datasets:
+        offset_s = float(ds.FrameReferenceTime) / 1000.0
+        if ge:
+            offset_s += t_ave(float(ds.ActualFrameDuration) / 1000.0, case.half_life_s)
+        ds.DecayFactor = writer._ds_text(math.exp(lam * offset_s))
+
+
+def test_series_time_disagreeing_with_unconfirmed_frame_timing_is_a_rule(tmp_path, built, case):
+    """Without a DecayFactor the FrameReferenceTime convention is an assumption: a disagreement with it
+    (here 10 min, 6.5 % in SUV) is recorded, not warned, and the Series Time (QIBA's first rule) stands."""
     datasets, truth = built
     for ds in datasets:
         dro.set_dt(ds, "Series", case.scan - dt.timedelta(minutes=10))
+        del ds.DecayFactor
     values, p = run(tmp_path, datasets)
-    # the Series Time rule fires (QIBA order) and the 10 min discrepancy is reported with its effect
     lam = math.log(2) / case.half_life_s
     assert np.allclose(values, truth * math.exp(-lam * 600), atol=TOL)
-    assert any("back-computed from frame timing differs" in w and "6.5 %" in w for w in p.warnings)
+    assert p.reference_time_rule.startswith("Series Date/Time")
+    assert any("back-computed from frame timing differs by +600 s (+6.5 % in SUV)" in r and "not warned" in r
+               for r in p.rules)
+    assert p.warnings == []
+
+
+def test_series_time_disagreeing_with_decay_factor_is_not_trusted(tmp_path, built, case):
+    """A DecayFactor that states the true reference overrules a Series Time 10 min too early: the
+    warning names both times and the effect of the Series Time, exp(-lambda 600 s) - 1 = -6.1 % for F-18."""
+    datasets, truth = built
+    consistent_decay_factor(datasets, case)
+    for ds in datasets:
+        dro.set_dt(ds, "Series", case.scan - dt.timedelta(minutes=10))
+    values, p = run(tmp_path, datasets)
+    assert_pattern(values, truth)
+    assert p.reference_time == case.scan.isoformat()
+    assert p.reference_time_rule.startswith("back-computed") and "confirmed by DecayFactor" in p.reference_time_rule
+    assert any("Series Date/Time" in w and "disagrees with DecayFactor" in w and "-6.1 %" in w for w in p.warnings)
 
 
 # -- administration time -----------------------------------------------------------------------------

@@ -67,6 +67,8 @@ class PetFrame:
     frame_reference_datetime: Optional[_dt.datetime] = None
     philips_suv_factor: Optional[float] = None
     philips_activity_factor: Optional[float] = None
+    decay_factor: Optional[float] = None
+    bits_stored: Optional[int] = None
 
     @property
     def label(self) -> str:
@@ -131,11 +133,46 @@ class PetHeader:
     frames: List[PetFrame] = field(default_factory=list)
     notes: List[str] = field(default_factory=list)
     conflicts: Dict[str, List[Any]] = field(default_factory=dict)
+    private_creators: Tuple[str, ...] = ()
 
     @property
     def vendor(self) -> str:
-        """``GE``, ``SIEMENS``, ``PHILIPS`` or ``OTHER`` from Manufacturer (0008,0070)."""
-        return vendor_of(self.manufacturer)
+        """``GE``, ``SIEMENS``, ``PHILIPS`` or ``OTHER`` from Manufacturer (0008,0070), else from the
+        vendors' private creators when anonymisation blanked Manufacturer (see :func:`vendor_from_creators`)."""
+        vendor = vendor_of(self.manufacturer)
+        return vendor if vendor != "OTHER" else vendor_from_creators(self.private_creators)
+
+    @property
+    def scanner(self) -> str:
+        """The scanner as messages name it: Manufacturer and model, or what stands for them."""
+        maker = (self.manufacturer or "").strip()
+        model = (self.model or "").strip()
+        if not maker:
+            vendor = self.vendor
+            maker = f"{vendor.title() if vendor != 'GE' else 'GE'} (from its private creators; Manufacturer empty)" \
+                if vendor != "OTHER" else "an unnamed manufacturer's"
+        return f"{maker} {model}".strip() if model else maker
+
+
+#: Private creator prefixes (0029,0010)... that only one vendor writes, checked in order.
+_VENDOR_CREATORS = (("GEMS_", "GE"), ("GE_", "GE"), ("SIEMENS", "SIEMENS"), ("CTI", "SIEMENS"),
+                    ("PHILIPS", "PHILIPS"), ("SPI-P", "PHILIPS"), ("ELSCINT", "PHILIPS"))
+
+
+def vendor_from_creators(creators: Sequence[str]) -> str:
+    """Vendor from private creator elements (e.g. ``SIEMENS MEDCOM HEADER``, ``GEMS_PETD_01``), or OTHER.
+
+    Private creators of other parties (anonymisers' ``CTP``, a treatment-planning system's) are ignored;
+    creators of two vendors give OTHER.
+    """
+    found = set()
+    for creator in creators:
+        text = (creator or "").strip().upper()
+        for prefix, vendor in _VENDOR_CREATORS:
+            if text.startswith(prefix):
+                found.add(vendor)
+                break
+    return found.pop() if len(found) == 1 else "OTHER"
 
 
 def vendor_of(manufacturer: Optional[str]) -> str:
@@ -218,7 +255,8 @@ _LEVEL_CACHE: Dict[tuple, Tuple[Dict[str, Any], List[str]]] = {}
 
 def _level_fingerprint(ds: Dataset) -> tuple:
     private = tuple(
-        (int(tag), tags.raw_bytes(ds, tag)) for tag in ds.keys() if tag.group in (0x0009, 0x0071)
+        (int(tag), tags.raw_bytes(ds, tag)) for tag in ds.keys()
+        if tag.group in (0x0009, 0x0071) or (tag.group % 2 == 1 and 0x10 <= tag.element <= 0xFF)
     )
     return tuple(tags.raw_bytes(ds, tag) for tag in _LEVEL_TAGS) + private
 
@@ -264,6 +302,10 @@ def _read_series_level(ds: Dataset, notes: List[str]) -> Dict[str, Any]:
         "manufacturer": tags.get_text(ds, "Manufacturer"),
         "model": tags.get_text(ds, "ManufacturerModelName"),
         "photometric": tags.get_text(ds, "PhotometricInterpretation"),
+        "private_creators": tuple(
+            text for tag in ds.keys() if tag.group % 2 == 1 and 0x10 <= tag.element <= 0xFF
+            for text in [tags.raw_text(ds, int(tag))] if text
+        ),
     }
 
 
@@ -331,8 +373,19 @@ def _frames_classic(ds: Dataset, path: str, notes: List[str]) -> List[PetFrame]:
             frame_duration_ms=tags.raw_float(ds, 0x00181242),
             philips_suv_factor=philips_suv,
             philips_activity_factor=philips_acsf,
+            decay_factor=tags.raw_float(ds, 0x00541321),
+            bits_stored=_bits_stored(ds),
         )
     ]
+
+
+def _bits_stored(ds: Dataset) -> Optional[int]:
+    """BitsStored (0028,0101) when it is a usable bit count (1-64), else None."""
+    try:
+        value = int(ds.get("BitsStored", 0) or 0)
+    except (TypeError, ValueError):
+        return None
+    return value if 0 < value <= 64 else None
 
 
 def _frames_enhanced(ds: Dataset, path: str, notes: List[str]) -> Tuple[List[PetFrame], Optional[str], Optional[str], str]:
@@ -348,6 +401,7 @@ def _frames_enhanced(ds: Dataset, path: str, notes: List[str]) -> Tuple[List[Pet
         content = _functional(ds, i, "FrameContentSequence")
         transform = _functional(ds, i, "PixelValueTransformationSequence")
         rwv = _functional(ds, i, "RealWorldValueMappingSequence")
+        corrections = _functional(ds, i, "PETFrameCorrectionFactorsSequence")
         slope = intercept = None
         if rwv is not None and (
             rwv.get("RealWorldValueSlope") is not None or rwv.get("RealWorldValueIntercept") is not None
@@ -384,6 +438,8 @@ def _frames_enhanced(ds: Dataset, path: str, notes: List[str]) -> Tuple[List[Pet
                 frame_duration_ms=tags.get_float(content, "FrameAcquisitionDuration") if content is not None else None,
                 frame_reference_datetime=tags.get_dt(content, "FrameReferenceDateTime", notes)
                 if content is not None else None,
+                decay_factor=tags.get_float(corrections, "DecayFactor") if corrections is not None else None,
+                bits_stored=_bits_stored(ds),
             )
         )
     distinct = sorted({u for u in units_seen}, key=str)
@@ -519,4 +575,5 @@ def combine(files: Sequence[FileHeader], label: str) -> PetHeader:
         frames=frames,
         notes=notes,
         conflicts=conflicts,
+        private_creators=level.get("private_creators", ()),
     )

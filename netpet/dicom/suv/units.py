@@ -243,9 +243,7 @@ class UnitRules(Base):
             refs = self.start_reference() if decay == "START" else self.none_reference()
             basis = from_ts(float(refs.min()))
             t_adm = self.injection_s(basis)
-            self.p.uptake_time_s = float(refs.min() - t_adm)
-            if self.p.uptake_time_s < 0:
-                self.warn(f"injection is {-self.p.uptake_time_s:.0f} s after the reference time")
+            self.p.uptake_time_s = float(self.check_uptake(float(refs.min()), t_adm))
             dose_ref = dose * np.exp(-lam * (refs - t_adm))
             self.rule(f"dose decayed to the reference time: D x exp(-ln2 x (t_ref - t_inj) / {half_life:g} s)")
         else:
