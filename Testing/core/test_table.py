@@ -104,7 +104,7 @@ def test_a_crash_while_writing_leaves_the_old_table(tmp_path, monkeypatch):
     with pytest.raises(Boom):
         table.upsert([row(lesion="L03")])
     assert path.read_bytes() == before
-    assert [f for f in os.listdir(tmp_path) if f.startswith(".netpet-table-")] == []
+    assert [f for f in os.listdir(tmp_path) if f.startswith(".netpet-")] == []
 
 
 def _writer(arguments):

@@ -5,11 +5,32 @@ upsert by key: a row with a known key updates it, a new key adds a row; columns 
 that a write does not mention (a reader's notes, a cause column) are kept. The table lives in
 one file:
 
-* CSV (default): a write takes an exclusive lock on ``<table>.lock``, reads the table, merges,
-  writes a temporary file beside it, flushes it to disk and renames it over the table, so a
-  crash leaves either the old or the new table, and two processes writing at once both land.
-* SQLite (``.sqlite``, ``.sqlite3`` or ``.db``): one transaction per write with
-  ``INSERT ... ON CONFLICT DO UPDATE``; SQLite provides the atomicity and the locking.
+* CSV (for small studies): a write takes an exclusive lock on ``<table>.lock``, reads the table,
+  merges, writes a temporary file beside it, flushes it to disk and renames it over the table, so a
+  crash leaves either the old or the new table, and two processes writing at once both land. Every
+  write rewrites the whole file: its cost grows with the table (about 20 ms at 1,000 rows, 0.2 s at
+  10,000, 1 s at 50,000 on one core; ``benchmarks/bench_table.py``).
+* SQLite (``.sqlite``, ``.sqlite3`` or ``.db``), for large studies: one transaction per write with
+  ``INSERT ... ON CONFLICT DO UPDATE`` on the key (the table's primary key), in WAL mode; a
+  single-row write costs about 1-2 ms whatever the size of the table. ``netpet stats`` reads both.
+
+Rules every write follows (both backends unless said):
+
+* A table reached through a symbolic link stays a link: the link's target is written (and locked).
+* A read-only table (no write permission bit, or not writable by this user) is refused, untouched;
+  so is a CSV table with several hard links (an atomic rename would detach it from the others).
+* The file's permission bits (and, where allowed, its owner) are kept when a CSV table is rewritten;
+  a new table gets the default mode of the process (0666 minus the umask).
+* Every value round-trips: CR, LF, quotes, commas and cells of any length (the reader lifts
+  ``csv.field_size_limit``); a NUL character or text that is not valid Unicode is refused.
+* CSV cells (and column names) that a spreadsheet would run as a formula, those starting with
+  ``=``, ``+``, ``-``, ``@``, a tab or a CR (OWASP, "CSV Injection"), are written with a leading
+  single quote, which the reader removes again; numbers such as ``-3.5`` are written as they are.
+  To keep this exact, a value that itself starts with quotes followed by one of those characters
+  gets one more quote. A hand-written cell starting with ``'=`` therefore reads as ``=``.
+* Lesion ids are at most 64 characters without control characters, line or paragraph
+  separators, backslashes or leading/trailing spaces: the id becomes the DICOM SEG SegmentLabel
+  (VR LO, DICOM PS3.5 section 6.2) and a segment name in the ``.seg.nrrd`` header (one line per field).
 
 A file that exists but is not a study table (it lacks the key columns) is refused, untouched.
 """
@@ -17,13 +38,18 @@ A file that exists but is not a study table (it lacks the key columns) is refuse
 from __future__ import annotations
 
 import csv
+import logging
 import math
+import numbers
 import os
+import re
 import sqlite3
+import stat
 import tempfile
 import time
+import unicodedata
 from contextlib import contextmanager
-from typing import Any, Dict, Iterable, Iterator, List, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Sequence, Tuple
 
 from netpet.errors import NetpetError
 
@@ -42,6 +68,20 @@ COLUMNS: Tuple[str, ...] = REQUIRED + (
 )
 SQLITE_SUFFIXES = (".sqlite", ".sqlite3", ".db")
 LOCK_TIMEOUT_S = 60.0
+#: DICOM PS3.5 6.2, VR LO (the SEG's SegmentLabel): at most 64 characters
+LESION_ID_MAX = 64
+#: OWASP "CSV Injection": cells starting with these run as formulas in spreadsheets
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+#: the CSV reader's cell limit (csv's default, 131,072 characters, made long cells unreadable)
+FIELD_SIZE_LIMIT = 2 ** 31 - 1
+#: above this many rows a CSV table logs once that SQLite writes in constant time
+LARGE_CSV_ROWS = 20_000
+
+log = logging.getLogger(__name__)
+_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\Z")
+_ESCAPED = re.compile(r"'+[=+\-@\t\r]")
+_PREFIX_SET = frozenset(FORMULA_PREFIXES)
+_warned_large: set = set()
 
 
 class TableError(NetpetError):
@@ -51,6 +91,8 @@ class TableError(NetpetError):
 def _text(value: Any) -> str:
     if value is None:
         return ""
+    if isinstance(value, numbers.Real) and not isinstance(value, numbers.Integral):  # also numpy's float32
+        value = float(value)
     if isinstance(value, float):
         if math.isnan(value):
             return ""
@@ -58,8 +100,53 @@ def _text(value: Any) -> str:
     return str(value)
 
 
+def _ident(name: str) -> str:
+    """An SQL identifier, quoted (a double quote inside doubled)."""
+    return '"' + str(name).replace('"', '""') + '"'
+
+
 def _key(row: Dict[str, Any]) -> Tuple[str, ...]:
     return tuple(_text(row.get(k)) for k in KEY)
+
+
+def escape_cell(text: str) -> str:
+    """A CSV cell as written: a leading quote before a spreadsheet formula prefix (see module docstring)."""
+    if text and ((text[0] in FORMULA_PREFIXES and not _NUMBER.match(text)) or (text[0] == "'" and _ESCAPED.match(text))):
+        return "'" + text
+    return text
+
+
+def unescape_cell(text: str) -> str:
+    """The value of a CSV cell as read: the inverse of :func:`escape_cell`."""
+    if text[:1] == "'" and _ESCAPED.match(text):
+        return text[1:]
+    return text
+
+
+def lesion_id_problem(value: Any) -> str:
+    """Why ``value`` cannot be a lesion id ("" when it can; an empty id is a session read without findings)."""
+    text = _text(value)
+    if len(text) > LESION_ID_MAX:
+        return f"is {len(text)} characters long, over the {LESION_ID_MAX} of DICOM SEG's SegmentLabel (VR LO)"
+    for character in text:
+        if unicodedata.category(character) in ("Cc", "Zl", "Zp"):
+            return f"holds the control character U+{ord(character):04X}"
+        if character == "\\":
+            return "holds a backslash, the value separator of DICOM"
+    if text != text.strip():
+        return "has leading or trailing spaces, which DICOM drops"
+    return ""
+
+
+def check_lesion_id(value: Any, where: str = "") -> str:
+    """The lesion id as text, or :class:`TableError` naming the value (see :func:`lesion_id_problem`)."""
+    problem = lesion_id_problem(value)
+    if problem:
+        text = _text(value)
+        shown = repr(text if len(text) <= 80 else text[:77] + "...")
+        raise TableError(f"{where}The lesion id {shown} {problem}; give ids of at most {LESION_ID_MAX} characters "
+                         "without control characters, backslashes or surrounding spaces.")
+    return _text(value)
 
 
 def _check_rows(rows: Sequence[Dict[str, Any]]) -> None:
@@ -68,6 +155,18 @@ def _check_rows(rows: Sequence[Dict[str, Any]]) -> None:
         if missing:
             raise TableError(f"Row {number + 1} to write lacks the key column(s) {', '.join(missing)}; every row needs "
                              f"{', '.join(KEY)}.")
+        check_lesion_id(row.get("lesion_id"), f"Row {number + 1} to write: ")
+        for column, value in row.items():
+            text = _text(value)
+            if "\x00" in text or "\x00" in str(column):
+                raise TableError(f"Row {number + 1} to write: column {column} holds a NUL character, which a CSV "
+                                 "or SQLite table cannot keep; remove it.")
+            try:
+                text.encode("utf-8")
+                str(column).encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise TableError(f"Row {number + 1} to write: column {column} holds text that is not valid Unicode "
+                                 f"({exc.reason} at character {exc.start}); fix the value.") from exc
 
 
 try:
@@ -102,20 +201,116 @@ def _unlock(handle) -> None:
 
 
 @contextmanager
-def _locked(path: str) -> Iterator[None]:
-    """An exclusive, cross-process lock on ``path + '.lock'`` (released on exit or crash)."""
+def locked(path: str, what: str = "study table", error: type = None) -> Iterator[None]:
+    """An exclusive, cross-process lock on ``path + '.lock'`` (released on exit, and by the system if the
+    process dies); give the resolved path (:func:`os.path.realpath`) so that every name of a file shares one lock.
+    POSIX ``flock`` (Windows ``msvcrt.locking``); waits up to :data:`LOCK_TIMEOUT_S`."""
+    error = error or TableError
     lock_path = path + ".lock"
-    with open(lock_path, "a+") as handle:
+    try:
+        handle = open(lock_path, "a+")
+    except OSError as exc:
+        raise error(f"Cannot create the lock file {lock_path} beside the {what} ({exc.strerror or exc}); make its folder "
+                    "writable or give another path.") from exc
+    with handle:
         deadline = time.monotonic() + LOCK_TIMEOUT_S
         while not _try_lock(handle):
             if time.monotonic() > deadline:
-                raise TableError(f"{path} is locked by another writer for over {LOCK_TIMEOUT_S:.0f} s (lock file "
-                                 f"{lock_path}); retry when it has finished.")
+                raise error(f"{path} is locked by another writer for over {LOCK_TIMEOUT_S:.0f} s (lock file "
+                            f"{lock_path}); retry when it has finished.")
             time.sleep(0.02)
         try:
             yield
         finally:
             _unlock(handle)
+
+
+_locked = locked  # the name used before
+
+
+def check_writable(path: str, shown: str, what: str = "study table", error: type = None,
+                   replaced: bool = True) -> None:
+    """Refuse, untouched, a file that exists and is read-only (no write bit, or not writable by this user: the
+    bits are checked too because root may write anything) or, when it is ``replaced`` by a rename, that has
+    several hard links (the rename would detach it from its other names). ``path`` is the resolved path."""
+    error = error or TableError
+    try:
+        status = os.stat(path)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise error(f"Cannot open the {what} {shown}: {exc.strerror or exc}.") from exc
+    if not status.st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH) or not os.access(path, os.W_OK):
+        raise error(f"The {what} {shown} is read-only; make it writable (chmod u+w) or give another path, it was left "
+                    "untouched.")
+    if replaced and stat.S_ISREG(status.st_mode) and status.st_nlink > 1:
+        raise error(f"The {what} {shown} has {status.st_nlink} hard links, which a safe rewrite (a new file renamed over "
+                    "it) would detach from each other; keep one name (a symbolic link is fine), it was left untouched.")
+
+
+def _default_mode() -> int:
+    try:
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # no /proc: read the umask by setting it (and putting it back at once)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def _fsync_folder(folder: str) -> None:
+    if os.name != "posix":  # pragma: no cover - Windows
+        return
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
+
+
+def replace_atomically(path: str, write: Callable[[str], None], suffix: str = "", what: str = "study table",
+                       error: type = None) -> None:
+    """Write ``path`` through ``write(temporary_path)``: a temporary file in the same folder, flushed to disk, given
+    the permission bits (and owner, where allowed) of the file it replaces, then renamed over it. A crash leaves
+    the old file or the new one, never a part; the temporary file is removed on failure. Give the resolved path
+    and hold :func:`locked` around the read-merge-write."""
+    error = error or TableError
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        descriptor, temporary = tempfile.mkstemp(prefix=".netpet-" + os.path.basename(path)[:40] + "-", suffix=suffix,
+                                                 dir=folder)
+    except OSError as exc:
+        raise error(f"Cannot write the {what} {path}: no temporary file in its folder ({exc.strerror or exc}); make "
+                    "the folder writable or give another path.") from exc
+    os.close(descriptor)
+    try:
+        write(temporary)
+        with open(temporary, "rb+") as handle:
+            os.fsync(handle.fileno())
+        try:
+            status = os.stat(path)
+            os.chmod(temporary, stat.S_IMODE(status.st_mode))
+            if hasattr(os, "chown") and (status.st_uid, status.st_gid) != (os.getuid(), os.getgid()):
+                try:
+                    os.chown(temporary, status.st_uid, status.st_gid)
+                except OSError:
+                    pass  # only root may give a file away; the mode is kept all the same
+        except FileNotFoundError:
+            os.chmod(temporary, _default_mode())
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+    _fsync_folder(folder)
 
 
 class StudyTable:
@@ -124,6 +319,20 @@ class StudyTable:
     def __init__(self, path: str) -> None:
         self.path = path
         self.sqlite = path.lower().endswith(SQLITE_SUFFIXES)
+
+    @property
+    def target(self) -> str:
+        """The file written: the table's path with every symbolic link resolved (a link stays a link)."""
+        return os.path.realpath(self.path)
+
+    def check(self) -> None:
+        """Refuse, before any work, a file that is not a study table or that cannot be written (reads the
+        header, or the SQLite schema, only: constant cost)."""
+        check_writable(self.target, self.path, replaced=not self.sqlite)
+        if self.sqlite:
+            self.columns()
+        else:
+            self._read_csv(header_only=True)
 
     # -- reading -----------------------------------------------------------------------------------
     def read(self) -> List[Dict[str, str]]:
@@ -137,120 +346,189 @@ class StudyTable:
         if self.sqlite:
             if not os.path.exists(self.path):
                 return []
-            with sqlite3.connect(self.path, timeout=LOCK_TIMEOUT_S) as db:
-                return [r[1] for r in db.execute("PRAGMA table_info(lesions)")]
+            try:
+                db = sqlite3.connect(self.target, timeout=LOCK_TIMEOUT_S)
+                try:
+                    return [r[1] for r in db.execute("PRAGMA table_info(lesions)")]
+                finally:
+                    db.close()
+            except sqlite3.DatabaseError as exc:
+                raise TableError(f"Cannot read the study table {self.path}: {exc}.") from exc
         return self._read_csv()[0]
 
-    def _read_csv(self) -> Tuple[List[str], List[Dict[str, str]]]:
+    def _read_raw(self, header_only: bool = False) -> Tuple[List[str], List[List[str]]]:
+        """The header and rows as written in the file (cells still escaped), checked for the key columns."""
         if not os.path.exists(self.path) or os.path.getsize(self.path) == 0:
             return [], []
+        previous = csv.field_size_limit(FIELD_SIZE_LIMIT)
         try:
             with open(self.path, newline="", encoding="utf-8-sig") as handle:
-                reader = csv.DictReader(handle)
-                header = list(reader.fieldnames or [])
-                rows = [dict(r) for r in reader]
+                reader = csv.reader(handle)
+                header = next(reader, [])
+                rows = [] if header_only else list(reader)
         except (OSError, UnicodeDecodeError, csv.Error) as exc:
             raise TableError(f"Cannot read the study table {self.path}: {exc}; fix or move the file.") from exc
-        missing = [k for k in KEY if k not in header]
+        finally:
+            csv.field_size_limit(previous)
+        names = [unescape_cell(h) for h in header]
+        missing = [k for k in KEY if k not in names]
         if missing:
             raise TableError(f"{self.path} is not a NETPET study table: it lacks the column(s) {', '.join(missing)} "
-                             f"(its columns: {', '.join(header[:8])}{'...' if len(header) > 8 else ''}); give another "
+                             f"(its columns: {', '.join(names[:8])}{'...' if len(names) > 8 else ''}); give another "
                              "table path, the file was left untouched.")
+        width = len(header)
         for number, row in enumerate(rows):
-            if None in row:
+            if len(row) > width:
                 raise TableError(f"{self.path} row {number + 2} has more fields than the header; fix the file "
                                  "(it was left untouched).")
         return header, rows
+
+    def _read_csv(self, header_only: bool = False) -> Tuple[List[str], List[Dict[str, str]]]:
+        header, rows = self._read_raw(header_only)
+        names = [unescape_cell(h) for h in header]
+        width = len(names)
+        out = []
+        for row in rows:
+            if not row:
+                continue  # a blank line
+            if len(row) < width:
+                row = row + [""] * (width - len(row))
+            out.append(dict(zip(names, [unescape_cell(v) if v[:1] == "'" else v for v in row])))
+        return names, out
 
     def _read_sqlite(self) -> List[Dict[str, str]]:
         if not os.path.exists(self.path):
             return []
         try:
-            with sqlite3.connect(self.path, timeout=LOCK_TIMEOUT_S) as db:
-                db.row_factory = sqlite3.Row
+            db = sqlite3.connect(self.target, timeout=LOCK_TIMEOUT_S)
+            try:
                 tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
                 if "lesions" not in tables:
                     if tables:
                         raise TableError(f"{self.path} is an SQLite file without a 'lesions' table; give another path.")
                     return []
-                return [{k: _text(r[k]) for k in r.keys()} for r in db.execute("SELECT * FROM lesions")]
+                cursor = db.execute("SELECT * FROM lesions")
+                names = [d[0] for d in cursor.description]
+                return [dict(zip(names, [v if isinstance(v, str) else _text(v) for v in r])) for r in cursor]
+            finally:
+                db.close()
         except sqlite3.DatabaseError as exc:
             raise TableError(f"Cannot read the study table {self.path}: {exc}.") from exc
 
     # -- writing -----------------------------------------------------------------------------------
     def upsert(self, rows: Iterable[Dict[str, Any]]) -> Tuple[int, int]:
-        """Insert or update rows by key; returns (inserted, updated)."""
+        """Insert or update rows by key; returns (inserted, updated).
+
+        Raises
+        ------
+        TableError
+            A row without its key, an invalid lesion id or value (NUL, not Unicode), a file that is not a
+            study table, is read-only or has several hard links, or a lock held for over
+            :data:`LOCK_TIMEOUT_S`; each names the row, value or path. The file is left untouched.
+        """
         rows = [dict(r) for r in rows]
         _check_rows(rows)
         if not rows:
             return 0, 0
-        folder = os.path.dirname(os.path.abspath(self.path))
-        os.makedirs(folder, exist_ok=True)
+        target = self.target
+        try:
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+        except OSError as exc:
+            raise TableError(f"Cannot create the folder of the study table {self.path}: {exc.strerror or exc}.") from exc
         if self.sqlite:
+            check_writable(target, self.path, replaced=False)
             return self._upsert_sqlite(rows)
-        with _locked(self.path):
-            header, existing = self._read_csv()
-            index = {_key(r): i for i, r in enumerate(existing)}
+        with locked(target):
+            check_writable(target, self.path)
+            header, existing = self._read_raw()
+            present = [unescape_cell(h) for h in header]
+            names = list(COLUMNS) + [n for n in present if n not in COLUMNS]
+            names += sorted({k for r in rows for k in r} - set(names))
+            width = len(names)
+            if names[:len(present)] != present:  # NETPET's columns first, then the table's own, then new ones
+                position = {n: i for i, n in enumerate(present)}
+                existing = [[r[position[n]] if position.get(n, width) < len(r) else "" for n in names]
+                            for r in existing if r]
+            else:
+                existing = [r + [""] * (width - len(r)) if len(r) < width else r for r in existing if r]
+            for r in existing:  # a cell an older version or a hand wrote bare is neutralised now (same value read)
+                for j, cell in enumerate(r):
+                    if cell[:1] in _PREFIX_SET and not _NUMBER.match(cell):
+                        r[j] = "'" + cell
+            column = {n: i for i, n in enumerate(names)}
+            where = [column[k] for k in KEY]
+            index = {tuple(unescape_cell(r[j]) for j in where): i for i, r in enumerate(existing)}
             inserted = updated = 0
             for row in rows:
                 text = {k: _text(v) for k, v in row.items()}
-                position = index.get(_key(text))
+                key = tuple(text.get(k, "") for k in KEY)
+                position = index.get(key)
                 if position is None:
-                    index[_key(text)] = len(existing)
-                    existing.append(text)
+                    index[key] = len(existing)
+                    existing.append([escape_cell(text.get(n, "")) for n in names])
                     inserted += 1
                 else:
-                    existing[position].update(text)
+                    target_row = existing[position]
+                    for k, v in text.items():
+                        target_row[column[k]] = escape_cell(v)
                     updated += 1
-            names = list(COLUMNS) + [c for c in header if c not in COLUMNS]
-            names += sorted({k for r in existing for k in r} - set(names))
-            self._replace(names, existing)
+            self._replace(target, [escape_cell(n) for n in names], existing)
+        if len(existing) > LARGE_CSV_ROWS and target not in _warned_large:
+            _warned_large.add(target)
+            log.warning("The CSV study table %s has %d rows: every write rewrites it; a .sqlite table writes in "
+                        "constant time (netpet quantify --table study.sqlite).", self.path, len(existing))
         return inserted, updated
 
-    def _replace(self, names: List[str], rows: List[Dict[str, str]]) -> None:
-        folder = os.path.dirname(os.path.abspath(self.path))
-        descriptor, temporary = tempfile.mkstemp(prefix=".netpet-table-", suffix=".csv", dir=folder)
-        try:
-            with os.fdopen(descriptor, "w", newline="", encoding="utf-8") as handle:
-                writer = csv.DictWriter(handle, names, lineterminator="\n", extrasaction="ignore")
-                writer.writeheader()
-                for row in rows:
-                    writer.writerow({k: row.get(k, "") for k in names})
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temporary, self.path)
-        except BaseException:
-            if os.path.exists(temporary):
-                os.unlink(temporary)
-            raise
+    def _replace(self, target: str, header: List[str], rows: List[List[str]]) -> None:
+        def write(temporary: str) -> None:
+            with open(temporary, "w", newline="", encoding="utf-8") as handle:
+                # CRLF (RFC 4180) also makes the csv module quote a lone CR inside a value, which it
+                # leaves bare with a LF terminator (and a reader then splits the row there)
+                writer = csv.writer(handle, lineterminator="\r\n")
+                writer.writerow(header)
+                writer.writerows(rows)
+
+        replace_atomically(target, write, suffix=".csv")
 
     def _upsert_sqlite(self, rows: List[Dict[str, Any]]) -> Tuple[int, int]:
         names = list(COLUMNS) + sorted({k for r in rows for k in r} - set(COLUMNS))
         try:
-            db = sqlite3.connect(self.path, timeout=LOCK_TIMEOUT_S, isolation_level=None)
+            db = sqlite3.connect(self.target, timeout=LOCK_TIMEOUT_S, isolation_level=None)
             try:
+                try:
+                    db.execute("PRAGMA journal_mode=WAL")  # readers do not block the writer; persistent in the file
+                except sqlite3.OperationalError:  # pragma: no cover - e.g. a file system without shared memory
+                    pass
                 db.execute("BEGIN IMMEDIATE")
                 tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
                 if "lesions" not in tables:
                     if tables:
                         raise TableError(f"{self.path} is an SQLite file without a 'lesions' table; give another path.")
-                    columns = ", ".join(f'"{n}"' for n in names)
+                    columns = ", ".join(_ident(n) for n in names)
                     db.execute(f"CREATE TABLE lesions ({columns}, PRIMARY KEY ({', '.join(KEY)}))")
                 present = [r[1] for r in db.execute("PRAGMA table_info(lesions)")]
                 missing = [k for k in KEY if k not in present]
                 if missing:
                     raise TableError(f"{self.path}: the lesions table lacks the key column(s) {', '.join(missing)}.")
+                folded = {p.lower(): p for p in present}
                 for name in names:
                     if name not in present:
-                        db.execute(f'ALTER TABLE lesions ADD COLUMN "{name}"')
+                        if name.lower() in folded:  # SQLite column names ignore case
+                            raise TableError(f"{self.path}: column {name!r} to write differs from the table's column "
+                                             f"{folded[name.lower()]!r} only in case, which SQLite cannot keep apart; "
+                                             "use one spelling.")
+                        db.execute(f"ALTER TABLE lesions ADD COLUMN {_ident(name)}")
+                        folded[name.lower()] = name
                 inserted = updated = 0
                 for row in rows:
                     text = {k: _text(v) for k, v in row.items()}
+                    for k in KEY:  # a missing key column is empty text, never NULL (NULLs never conflict)
+                        text.setdefault(k, "")
                     exists = db.execute(f"SELECT 1 FROM lesions WHERE {' AND '.join(f'{k} = ?' for k in KEY)}",
                                         _key(text)).fetchone()
                     cols = list(text)
-                    assignments = ", ".join(f'"{c}" = excluded."{c}"' for c in cols if c not in KEY)
-                    statement = (f"INSERT INTO lesions ({', '.join(chr(34) + c + chr(34) for c in cols)}) VALUES "
+                    assignments = ", ".join(f"{_ident(c)} = excluded.{_ident(c)}" for c in cols if c not in KEY)
+                    statement = (f"INSERT INTO lesions ({', '.join(_ident(c) for c in cols)}) VALUES "
                                  f"({', '.join('?' for _ in cols)}) ON CONFLICT ({', '.join(KEY)}) DO "
                                  + (f"UPDATE SET {assignments}" if assignments else "NOTHING"))
                     db.execute(statement, [text[c] for c in cols])
