@@ -22,7 +22,9 @@ protocol's "uptake above the liver is clearly positive", or ``"positive"``). The
 NETPET writes (``segmentation_status``, ``flags``, ``warnings``) travel with each finding; a table
 without them reads as if they were empty. A finding whose ``segmentation_status`` is
 ``not separable`` has no segmented volume: its volume-based values (:data:`VOLUME_SCORES`) are
-set aside (NaN) even when the table holds numbers there, so no analysis uses them.
+set aside (NaN) even when the table holds numbers there, so no analysis uses them. A score that
+reads as NaN or infinity, or as a number larger than :data:`SCORE_LIMIT`, is refused with its row
+and column (the mark of a damaged conversion upstream); an empty cell or other text is no value.
 
 Units of analysis, per group (modality, tracer, reader and the user's group-by columns):
 
@@ -65,6 +67,9 @@ QUALITY_COLUMNS = ("segmentation_status", "flags", "warnings")
 NOT_SEPARABLE = "not separable"
 #: values that need a segmented volume: NaN for a finding that is not separable
 VOLUME_SCORES = ("mtv_ml", "tla", "suv_mean")
+#: the largest score magnitude read (far above any SUV, ratio, volume in mL or TLA; larger values, like inf and NaN,
+#: are refused: they come from a damaged table and overflow the agreement statistics)
+SCORE_LIMIT = 1e9
 
 
 def parse_truth(value: str, where: str, column: str = "truth") -> int:
@@ -112,18 +117,19 @@ def read_reference(path: str) -> Reference:
         raise StatsError(f"The reference standard {path} lacks the column(s) {', '.join(missing)}; it needs "
                          f"{', '.join(REFERENCE_REQUIRED)} (its columns: {', '.join(header) or 'none'}).")
     extras = [c for c in header if c not in REFERENCE_REQUIRED]
+    # one pass over the rows, then per-patient look-ups: linear in the number of rows (the checks below
+    # used to scan every lesion for each region and patient row, which was quadratic)
     lesions: Dict[Tuple[str, str], Tuple[int, Dict[str, str]]] = {}
     regions: Dict[Tuple[str, str], Tuple[int, int]] = {}
     patients: Dict[str, Tuple[int, int]] = {}
-    order: List[str] = []
+    order: Dict[str, None] = {}  # patients in file order
     for i, row in enumerate(rows):
         line = i + 2
         where = f"{path} row {line}"
         patient = row["patient_id"]
         if not patient:
             raise StatsError(f"{where}: column patient_id is empty; every row needs a patient.")
-        if patient not in order:
-            order.append(patient)
+        order.setdefault(patient, None)
         truth = parse_truth(row["truth"], where)
         lesion, region = row["lesion_id"], row["region"]
         if lesion:
@@ -145,16 +151,25 @@ def read_reference(path: str) -> Reference:
                 raise StatsError(f"{where}: duplicated key: patient {patient} has a patient row (empty lesion_id and "
                                  f"region) on row {patients[patient][0]} too; keep one.")
             patients[patient] = (line, truth)
+    malignant_in_region: Dict[Tuple[str, str], List[str]] = {}
+    malignant_of_patient: Dict[str, List[str]] = {}
+    lesion_rows_of_patient: Dict[str, List[Dict[str, str]]] = {}
+    for (patient, lesion), (_, r) in lesions.items():
+        lesion_rows_of_patient.setdefault(patient, []).append(r)
+        if r["truth"] == "1":
+            malignant_in_region.setdefault((patient, r["region"]), []).append(lesion)
+            malignant_of_patient.setdefault(patient, []).append(lesion)
+    for (patient, region), (_, truth) in regions.items():
+        if truth == 1:
+            malignant_of_patient.setdefault(patient, []).append(f"region {region}")
     # conflicts between a region or patient row and its lesions
     for (patient, region), (line, truth) in regions.items():
-        positive = [lesion for (p, lesion), (_, r) in lesions.items() if p == patient and r["region"] == region
-                    and r["truth"] == "1"]
+        positive = malignant_in_region.get((patient, region), [])
         if truth == 0 and positive:
             raise StatsError(f"{path} row {line}: conflicting truth: region {region} of patient {patient} is 0 but "
                              f"its lesion(s) {', '.join(positive)} are malignant; fix either row.")
     for patient, (line, truth) in patients.items():
-        positive = [lesion for (p, lesion), (_, r) in lesions.items() if p == patient and r["truth"] == "1"]
-        positive += [f"region {region}" for (p, region), (_, t) in regions.items() if p == patient and t == 1]
+        positive = malignant_of_patient.get(patient, [])
         if truth == 0 and positive:
             raise StatsError(f"{path} row {line}: conflicting truth: patient {patient} is 0 (no disease) but "
                              f"{', '.join(positive)} are malignant; fix either row.")
@@ -165,14 +180,13 @@ def read_reference(path: str) -> Reference:
         columns=["patient_id", "lesion_id", "region", "truth", "standard", "reference_row", *extras])
     patient_rows = []
     for patient in order:
-        from_lesions = int(any(r["truth"] == "1" for (p, _), (_, r) in lesions.items() if p == patient)
-                           or any(t == 1 for (p, _), (_, t) in regions.items() if p == patient))
+        from_lesions = int(patient in malignant_of_patient)
         explicit = patients.get(patient)
         truth = max(from_lesions, explicit[1]) if explicit else from_lesions
         patient_rows.append({"patient_id": patient, "truth": truth, "explicit": explicit is not None})
     patient_frame = pd.DataFrame(patient_rows, columns=["patient_id", "truth", "explicit"])
     for column in extras:  # patient-level values of the extra columns (when constant within a patient)
-        patient_frame[column] = [_constant([r.get(column, "") for (p, _), (_, r) in lesions.items() if p == pid])
+        patient_frame[column] = [_constant([r.get(column, "") for r in lesion_rows_of_patient.get(pid, [])])
                                  for pid in patient_frame["patient_id"]]
     return Reference(path, lesion_frame, patient_frame, {k: v[1] for k, v in regions.items()}, extras)
 
@@ -253,8 +267,9 @@ def load_study(table_path: str, reference_path: str, group_by: Sequence[str] = (
     ------
     StatsError
         An unknown patient or lesion id, a call other than positive, equivocal or negative on a
-        finding (the row and value named), the same lesion found in two sessions of one group, a
-        group-by column that neither file has.
+        finding (the row and value named), a score (:data:`SCORES`) that is not a finite number of
+        at most :data:`SCORE_LIMIT` (inf, NaN, text; the row and column named), the same lesion found
+        in two sessions of one group, a group-by column that neither file has.
     """
     reference = read_reference(reference_path)
     frame, _ = read_table(table_path)
@@ -310,12 +325,24 @@ def load_study(table_path: str, reference_path: str, group_by: Sequence[str] = (
                          f"{first['patient_id']} has {len(same)} findings for {first['modality']} {first['tracer']} "
                          f"reader {first['reader']} (sessions {', '.join(same['session_id'])}; also "
                          f"{same.iloc[0]['table_row']}); keep one, or give the sessions different modality labels.")
+    apart = not_separable(findings)
     for column in SCORES:
         if column in findings:
-            values = pd.to_numeric(findings[column].replace("", np.nan), errors="coerce")
-            findings[column] = values.where(np.isfinite(values))  # inf (a zero background) is no value either
+            text = findings[column].astype(str).str.strip()
+            values = pd.to_numeric(text.replace("", np.nan), errors="coerce")
+            # NaN and infinity are the mark of broken arithmetic upstream (a damaged SUV conversion), never a
+            # reading: refused, as are numbers too large to compute with; other text ("n/a") is no value
+            not_finite = text.str.lower().str.lstrip("+-").isin(("nan", "inf", "infinity"))
+            bad = not_finite | (values.notna() & ~(np.isfinite(values) & (values.abs() <= SCORE_LIMIT)))
+            if column in VOLUME_SCORES:
+                bad &= ~apart  # set aside below whatever they hold
+            if bad.any():
+                row = findings[bad].iloc[0]
+                raise StatsError(f"{row['table_row']}: column {column} is {row[column]!r}, not a finite number of at "
+                                 f"most {SCORE_LIMIT:.0e} in size; measure the lesion again, or leave the cell empty "
+                                 "for no value.")
+            findings[column] = values.where(np.isfinite(values))
     warnings = []
-    apart = not_separable(findings)
     volume = [c for c in VOLUME_SCORES if c in findings]
     holding = apart & findings[volume].notna().any(axis=1) if volume else apart & False
     if holding.any():
