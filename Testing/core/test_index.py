@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from netpet.dicom import dro, writer
-from netpet.dicom.index import index_tree
+from netpet.dicom.index import describe, index_tree
 from netpet.dicom.pet_header import Radiopharmaceutical, CodedValue
 from netpet.dicom.tracer import identify
-from netpet.errors import DicomInputError
+from netpet.errors import AmbiguousInputError, DicomInputError, printable, printable_text
 
 
 def _anatomical(case, modality, pet_ds, frame_of_reference=None, start=None):
@@ -145,6 +145,48 @@ def test_one_series_uid_under_two_patients_is_listed_twice_and_said(tmp_path):
     pets = index.pet_series()
     assert len(pets) == 2 and {p.patient_id for p in pets} == {first[0].PatientID, "OTHER"}
     assert all(p.instance_count == 4 and any("also appears under patient" in w for w in p.warnings) for p in pets)
+    # choosing: nothing chosen is ambiguous (both patients and the way to choose named); a patient chooses
+    uid = pets[0].series_uid
+    for choose in (lambda: index.choose_pet(), lambda: index.series(uid),
+                   lambda: index.choose_pet(uid, patient_hint="a dicom_patient_id column")):
+        with pytest.raises(AmbiguousInputError) as caught:
+            choose()
+        message = str(caught.value)
+        assert "appears under 2 patients" in message and first[0].PatientID in message and "OTHER" in message
+    assert "a dicom_patient_id column" in message and "--patient" not in message
+    assert index.choose_pet(patient_id="OTHER").patient_id == "OTHER"
+    assert index.series(uid, "OTHER").folders == [str(tmp_path / "b")]
+    assert index.for_patient("OTHER").patient_ids() == ["OTHER"]
+    with pytest.raises(DicomInputError, match="No patient with PatientID NOPE .* there are: .*OTHER"):
+        index.for_patient("NOPE")
+    # a folder holding one copy is unambiguous
+    assert index_tree(str(tmp_path / "a"), jobs=1).choose_pet().patient_id == first[0].PatientID
+
+
+def test_several_pet_series_are_listed_with_their_patients(tmp_path):
+    for seed in ("one", "two"):
+        datasets, _ = dro.build(dro.Case(seed=seed, shape=(4, 6, 6)))
+        writer.save_datasets(datasets, str(tmp_path / seed))
+    with pytest.raises(AmbiguousInputError) as caught:
+        index_tree(str(tmp_path), jobs=1).choose_pet()
+    lines = str(caught.value).splitlines()
+    assert lines[0].endswith("choose one with --series UID:") and len(lines) == 3
+    assert all("patient " in line for line in lines[1:])
+
+
+def test_describe_escapes_control_characters(tmp_path):
+    """A SeriesDescription or PatientID with terminal escape sequences or a newline is shown escaped."""
+    datasets, _ = dro.build(dro.Case(seed="esc", shape=(4, 6, 6)))
+    for ds in datasets:
+        ds.SeriesDescription = "PET \x1b[2J\nsecond line"
+        ds.PatientID = "P\x9b1"
+    writer.save_datasets(datasets, str(tmp_path))
+    text = describe(index_tree(str(tmp_path), jobs=1))
+    assert "\\x1b[2J\\nsecond line" in text and "P\\x9b1" in text
+    assert not any(ch in text for ch in "\x1b\x9b")
+    # bidirectional overrides too (a DICOM value decoded from UTF-8 may hold them)
+    assert printable("abc\u202edef\ttab") == "abc\\u202edef\\ttab"
+    assert printable_text("line 1\n\tline 2\r\x07") == "line 1\n\tline 2\\r\\x07"
 
 
 def test_index_missing_path():

@@ -111,6 +111,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
         if args.method.startswith("liver") or args.liver is not None:
             raise
         liver_note = f"netpet: note: no liver reference ({exc}); T/L ratios are left out"
+    bone = session.bone_mask() if args.background_bone else None  # refused before any segmentation
     points = (args.background * len(args.seed) if len(args.background) == 1 else args.background) or [None] * len(args.seed)
     spheres = [references.background_point(volume, p, args.background_diameter) if p is not None else None
                for p in points]
@@ -118,10 +119,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
                             backgrounds=[b.mean if b is not None else None for b in spheres])
     labels = label_image(volume, lesions)
     write_image(volume.to_image(labels), args.out)
-    if liver_note:  # said once the command succeeds (a failure says only why it failed)
-        print(liver_note, file=sys.stderr)
     results = []
-    bone = session.bone_mask() if args.background_bone else None
     for number, lesion in enumerate(lesions, start=1):
         others = [m for m in lesions if m is not lesion]
         notes = list(lesion.notes)
@@ -144,6 +142,8 @@ def cmd_segment(args: argparse.Namespace) -> int:
         results.append({"label": number, "seed_ras": list(args.seed[number - 1]), "method": lesion.method,
                         "status": lesion.status, "flags": lesion.flags, "peak_shift_mm": lesion.peak_shift_mm,
                         "contrast_to_noise": _clean(lesion.contrast_to_noise), "notes": notes, **values})
+    if liver_note:  # said once the command succeeds (a failure says only why it failed)
+        print(liver_note, file=sys.stderr)
     payload = {"volume": args.volume, "mask": os.path.abspath(args.out), "units": UNITS,
                "liver": liver.to_dict("liver") if liver else None, "lesions": results}
     if args.json:
@@ -180,6 +180,7 @@ def cmd_quantify(args: argparse.Namespace) -> int:
 
     check_input(args.manifest, "The manifest")
     check_output(args.table, "--table", TABLE_SUFFIXES)
+    os.makedirs(os.path.dirname(os.path.abspath(args.table)), exist_ok=True)
     summary = run_manifest(args.manifest, args.table, SegmentOptions(method=args.method), args.type, args.jobs,
                            args.dicom_seg, progress=tqdm_progress(not args.json))
     for error in summary["errors"]:
