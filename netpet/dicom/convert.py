@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import logging
 import os
+import re
+import warnings
 from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple, Union
 
@@ -45,33 +47,60 @@ class SUVResult:
 _NATIVE = ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1")  # implicit / explicit VR little endian
 
 
-def _pixels(path: str, ds: Dataset) -> np.ndarray:
-    """Stored pixel values of a file: (rows, cols), or (frames, rows, cols) for multi-frame."""
+def _pixels(path: str, ds: Dataset, layout: files.PixelLayout) -> np.ndarray:
+    """Stored pixel values of a file: (rows, cols), or (frames, rows, cols) for multi-frame.
+
+    ``layout`` is the file's checked Image Pixel module (:func:`files.pixel_layout`): native
+    data have exactly the header's size, so the fast path needs no further check.
+    """
     meta = getattr(ds, "file_meta", None)
     syntax = getattr(meta, "TransferSyntaxUID", None)
-    multi = "NumberOfFrames" in ds
-    rows, cols = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
-    frames = int(ds.get("NumberOfFrames", 1) or 1)
-    bits = int(ds.get("BitsAllocated", 0) or 0)
-    if (str(syntax) in _NATIVE and "PixelData" in ds and int(ds.get("SamplesPerPixel", 1) or 1) == 1
-            and bits in (8, 16, 32) and int(ds.get("BitsStored", 0) or 0) == bits):
+    bits = layout.bits_allocated
+    if (str(syntax) in _NATIVE and layout.element.startswith("PixelData") and layout.bits_stored == bits):
         # fast path: native little-endian, every allocated bit stored (no sign extension needed)
-        signed = int(ds.get("PixelRepresentation", 0) or 0) == 1
-        dtype = np.dtype(("<i" if signed else "<u") + str(bits // 8))
-        count = rows * cols * frames
-        data = ds.PixelData
-        if len(data) >= count * dtype.itemsize:
-            values = np.frombuffer(data, dtype=dtype, count=count)
-            return values.reshape((frames, rows, cols) if multi else (rows, cols))
+        dtype = np.dtype(("<i" if layout.signed else "<u") + str(bits // 8))
+        count = layout.rows * layout.columns * layout.frames
+        values = np.frombuffer(ds.PixelData, dtype=dtype, count=count)
+        return values.reshape(layout.shape)
     try:
-        values = ds.pixel_array
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            values = ds.pixel_array
     except Exception as exc:  # pydicom raises several types for missing decoders
         if syntax is None or not getattr(syntax, "is_compressed", False):
-            raise DicomInputError(f"Cannot read the pixel data of {path}: {exc}") from exc
+            raise DicomInputError(f"Cannot read the PixelData (7FE0,0010) of {path} ({exc}); {files.REEXPORT}.") from exc
+        _refuse_size_mismatch([str(exc)], layout, path, shorter=True)
         values = _pixels_with_gdcm(path, ds, syntax)
-    if multi and values.ndim == 2:
+    else:
+        _refuse_size_mismatch([str(w.message) for w in caught], layout, path, shorter=False)
+    if layout.multi_frame and values.ndim == 2:
         values = values[np.newaxis]
+    files.check_decoded(values, layout, path)
     return values
+
+
+#: pydicom's words when a decoded RLE segment is not Rows x Columns bytes: "(440 vs. 220 bytes"; it
+#: raises when the segment is shorter and only warns (keeping the first part) when it is longer.
+_RLE_SIZE = re.compile(r"(\d+) vs\. (\d+) bytes")
+
+
+def _refuse_size_mismatch(messages: Sequence[str], layout: files.PixelLayout, path: str, shorter: bool) -> None:
+    """Refuse compressed data that decode to another size than the header's Rows x Columns.
+
+    One byte more is the even-length padding of an odd-sized RLE segment (PS3.5 Annex G), not an
+    excess; anything else is a wrong matrix size, and truncated data would be a garbled image.
+    """
+    for message in messages:
+        match = _RLE_SIZE.search(message)
+        if not match:
+            continue
+        got, expected = int(match.group(1)), int(match.group(2))
+        if shorter or got > expected + 1:
+            raise DicomInputError(
+                f"{path} has compressed {layout.element} that decodes to {got} bytes per RLE segment where Rows "
+                f"(0028,0010) {layout.rows} x Columns (0028,0011) {layout.columns} give {expected}, so header and "
+                f"data disagree; {files.REEXPORT}."
+            )
 
 
 def _pixels_with_gdcm(path: str, ds: Dataset, syntax) -> np.ndarray:
@@ -81,7 +110,11 @@ def _pixels_with_gdcm(path: str, ds: Dataset, syntax) -> np.ndarray:
             f"{path} is compressed ({syntax.name}) and MONOCHROME1: the available decoder (GDCM) would "
             "invert its values; install pylibjpeg or decompress the file (e.g. with gdcmconv --raw)."
         )
-    image = sitk.ReadImage(path)
+    try:
+        image = sitk.ReadImage(path)
+    except RuntimeError as exc:
+        raise DicomInputError(f"Cannot decode the compressed pixel data of {path} ({syntax.name}): "
+                              f"{str(exc).strip().splitlines()[-1] if str(exc).strip() else exc}; {files.REEXPORT}.") from exc
     values = sitk.GetArrayFromImage(image).astype(np.float64)
     slope = float(ds.get("RescaleSlope", 1) or 1)
     intercept = float(ds.get("RescaleIntercept", 0) or 0)
@@ -99,11 +132,30 @@ def _read_files(paths: Sequence[str]) -> List[Tuple[FileHeader, np.ndarray]]:
             ds = files.read_full(path)
         except Exception as exc:
             raise DicomInputError(f"Cannot read {path} as DICOM: {exc}") from exc
-        if "PixelData" not in ds and "FloatPixelData" not in ds:
-            raise DicomInputError(f"{path} has no pixel data; it is not an image of the series.")
-        pixels = _pixels(path, ds)
-        out.append((read_file_header(path, ds), pixels))
+        layout = files.pixel_layout(ds, path, "PT")
+        pixels = _pixels(path, ds, layout)
+        header = read_file_header(path, ds)
+        note = _pet_bits_note(layout)
+        if note and note not in header.notes:
+            header.notes.append(note)
+        out.append((header, pixels))
     return out
+
+
+def _pet_bits_note(layout: files.PixelLayout) -> Optional[str]:
+    """A provenance warning for PET pixel data narrower than the PET Image module's 16 bits.
+
+    PS3.3 C.8.9.4 (PET Image module) has BitsAllocated 16 (32 in Enhanced PET) and BitsStored equal
+    to it. Fewer bits are read exactly as stored (the header is consistent; a refusal would only
+    lose a readable image), but they quantise each plane more coarsely: 8 bits give steps of 1/255
+    of the plane's maximum, about 0.4 % of SUVmax and far more of a background value.
+    """
+    if not layout.element.startswith("PixelData") or (layout.bits_allocated >= 16
+                                                      and layout.bits_stored == layout.bits_allocated):
+        return None
+    return (f"PET pixel data stored in {layout.bits_stored} of {layout.bits_allocated} bits (BitsStored (0028,0101) / "
+            "BitsAllocated (0028,0100); PET images have 16, PS3.3 C.8.9.4): values are read as stored but quantised "
+            f"to steps of 1/{2 ** (layout.bits_stored - int(layout.signed)) - 1} of each plane's maximum")
 
 
 def _label(header: FileHeader, paths: Sequence[str]) -> str:
@@ -174,14 +226,17 @@ def convert_to_suv(source: Union[SeriesRecord, Sequence[str]], suv_type: str = "
     SUVConversionError
         When the header does not allow a conversion without guessing.
     DicomInputError
-        When the files are unreadable or not one regular volume.
+        When the files are unreadable, a file's pixel header disagrees with its data
+        (:func:`netpet.dicom.files.pixel_layout`), or the planes are not one regular volume
+        (:func:`netpet.dicom.volume.plane_geometry`).
     """
     paths = source.files if isinstance(source, SeriesRecord) else list(source)
     report(progress, 0.0, "Reading the PET series")
     header, planes = read_series(paths, jobs, progress)
+    # geometry first: an image that cannot be placed in patient space is refused whatever its SUV header says
+    geometry = volume.plane_geometry(header.frames, header.label)
     factors, provenance = compute_suv_factors(header, suv_type, overrides)
     provenance.tracer = identify(header.radiopharmaceutical).to_dict()
-    geometry = volume.plane_geometry(header.frames, header.label)
     provenance.warnings.extend(geometry.warnings)
     slopes = np.asarray([f.slope for f in header.frames], dtype=float)
     report(progress, 0.95, "Scaling to SUV")
