@@ -662,10 +662,23 @@ def test_half_life_missing_uses_coded_radionuclide(tmp_path, built):
     assert any("RadionuclideHalfLife (0018,1075) is missing" in w for w in p.warnings)
 
 
-def test_half_life_and_code_missing_refused(tmp_path, built, case):
+def test_half_life_missing_uses_nuclide_named_in_text(tmp_path, built):
+    """Without a half-life or a nuclide code, the nuclide named in Radiopharmaceutical (0018,0031) stands."""
     datasets, truth = built
     for ds in datasets:
         del dro.rp(ds).RadionuclideHalfLife, dro.rp(ds).RadionuclideCodeSequence
+    values, p = run(tmp_path, datasets)
+    assert_pattern(values, truth)
+    assert p.half_life_source.startswith("F-18 reference half-life, radionuclide from Radiopharmaceutical (0018,0031)")
+    assert any("RadionuclideHalfLife (0018,1075) is missing" in w for w in p.warnings)
+
+
+def test_half_life_and_code_missing_refused(tmp_path, built, case):
+    datasets, truth = built
+    for ds in datasets:
+        rp = dro.rp(ds)
+        del rp.RadionuclideHalfLife, rp.RadionuclideCodeSequence, rp.RadiopharmaceuticalCodeSequence
+        rp.Radiopharmaceutical = "tracer X"
     with pytest.raises(SUVConversionError, match=r"RadionuclideHalfLife \(0018,1075\) is missing.*--half-life"):
         run(tmp_path, datasets)
     values, _ = run(tmp_path, datasets, overrides=Overrides(half_life_s=case.half_life_s), name="fixed")
@@ -717,7 +730,13 @@ def test_sex_missing_or_invalid_refused_for_lbm(tmp_path, built, sex, match):
     run(tmp_path, datasets, suv_type="bw", name="bw")  # SUVbw does not need the sex
 
 
-@pytest.mark.parametrize("size,match", [(None, "is missing"), ("0", "is 0"), ("172", "= 172 is not a height in metres")])
+@pytest.mark.parametrize("size,match", [
+    (None, "is missing"), ("0", "is 0"),
+    ("172", r"is 172, not a height in metres within the 0.3-2.8 m a patient measures \(centimetres, or a weight"),
+    ("1720", r"is 1720, not a height in metres .* \(millimetres\?\)"),
+    ("0.12", r"is 0.12, not a height in metres within the 0.3-2.8 m"),
+    ("nan", r"is nan, not a height in metres"),
+])
 def test_height_missing_zero_or_centimetres_refused(tmp_path, built, size, match):
     datasets, truth = built
     for ds in datasets:

@@ -503,6 +503,11 @@ def read_pet_header(datasets: Sequence[Tuple[str, Dataset]], label: str) -> PetH
     return combine([read_file_header(path, ds) for path, ds in datasets], label)
 
 
+def _same(a: Any, b: Any) -> bool:
+    """Equal values; NaN equals NaN here (a NaN written in every file is one value, refused later as such)."""
+    return a == b or repr(a) == repr(b)
+
+
 def combine(files: Sequence[FileHeader], label: str) -> PetHeader:
     """One series header from the headers of its files.
 
@@ -528,9 +533,9 @@ def combine(files: Sequence[FileHeader], label: str) -> PetHeader:
                 notes.append(note)
         if index:
             for key in _COMPARED:
-                if header.level[key] != level[key]:
+                if not _same(header.level[key], level[key]):
                     conflicts.setdefault(key, [level[key]])
-                    if header.level[key] not in conflicts[key]:
+                    if not any(_same(header.level[key], seen) for seen in conflicts[key]):
                         conflicts[key].append(header.level[key])
         frames.extend(header.frames)
         if header.enhanced and header.rwv_units is not None:

@@ -71,6 +71,14 @@ _SPECT_MODELS = re.compile(
 _SPECT_DESCRIPTION = re.compile(r"(?<![a-z])x?spect(?![a-z])", re.I)
 
 
+def agent_named(rp: Radiopharmaceutical) -> Optional[str]:
+    """The agent the radiopharmaceutical code or text names (``"FDG"``, ``"DOTATATE"``...), or None."""
+    agent = _agent_from_code(rp.agent_code)
+    for text in (rp.text, rp.agent_code.meaning if rp.agent_code else None):
+        agent = agent or _agent_from_text(text)
+    return agent
+
+
 def imaging_of(nuclide: Optional[radionuclides.Radionuclide], model: Optional[str] = None,
                description: Optional[str] = None) -> Tuple[str, List[str]]:
     """``("SPECT", evidence)`` for a quantitative SPECT stored as PT, else ``("PET", evidence)``.

@@ -48,6 +48,7 @@ def compute_suv_factors(header: PetHeader, suv_type: str = "bw",
     """
     conversion = _Conversion(header, suv_type, overrides or Overrides())
     factors = np.asarray(conversion.run(), dtype=float)
+    conversion.check_scaling(factors)
     p = conversion.p
     if np.ptp(factors) == 0:
         p.factor = float(factors[0])

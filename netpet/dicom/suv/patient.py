@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import math
 
-from netpet.dicom import body
+from netpet.dicom import body, radionuclides
 from netpet.dicom.suv.base import Base
-from netpet.dicom.suv.bounds import DOSE_RANGE_BQ, GRAMS_THRESHOLD, MBQ_PER_MCI, MBQ_THRESHOLD, MCI_LIKE_MBQ, WEIGHT_RANGE_KG
+from netpet.dicom.suv.bounds import (
+    DOSE_RANGE_BQ, GRAMS_THRESHOLD, HEIGHT_RANGE_M, MBQ_PER_MCI, MBQ_THRESHOLD, MCI_LIKE_MBQ, THERAPY_DOSE_RANGE_BQ,
+    WEIGHT_RANGE_KG,
+)
 
 
 class PatientRules(Base):
@@ -61,26 +64,31 @@ class PatientRules(Base):
     def height_cm(self) -> float:
         if "height" in self._cache:
             return self._cache["height"]
+        low, high = HEIGHT_RANGE_M
         if self.ov.height_m is not None:
             value, source = float(self.ov.height_m), "override"
-            if not 0.3 <= value <= 2.8:
+            if not (math.isfinite(value) and 0 < value <= high):
                 raise self.refuse(
                     f"the height override {value:g} m is not a height in metres",
                     "give --height in metres, such as 1.72",
                 )
+            if value < low:
+                self.warn(f"the height override {value:g} m lies under the {low:g} m a patient measures; used as given")
         else:
             raw = self.h.size_raw
             self.p.inputs["PatientSize (0010,1020)"] = raw
-            if raw is None or raw <= 0:
+            if raw is None or raw == 0:
                 state = "missing" if raw is None else f"{raw:g}"
                 raise self.refuse(
                     f"PatientSize (0010,1020) is {state} and SUV{self.target} needs the height",
                     "give the height with --height M",
                 )
-            if raw > 2.8:
+            if not (math.isfinite(raw) and low <= raw <= high):
+                hint = (" (centimetres, or a weight in kg entered in the wrong field?)" if 100 * low <= raw <= 100 * high
+                        else " (millimetres?)" if 1000 * low <= raw <= 1000 * high else "")
                 raise self.refuse(
-                    f"PatientSize (0010,1020) = {raw:g} is not a height in metres (centimetres, or a weight entered in the wrong field?)",
-                    "give the height with --height M",
+                    f"PatientSize (0010,1020) is {raw:g}, not a height in metres within the {low:g}-{high:g} m a patient "
+                    f"measures{hint}", "confirm or correct it with --height M",
                 )
             value, source = raw, "PatientSize (0010,1020)"
         self.p.height_m, self.p.height_source = value, source
@@ -132,6 +140,13 @@ class PatientRules(Base):
         return value
 
     # -- dose ------------------------------------------------------------------------------
+    def dose_range(self):
+        """((low, high) Bq, what it is the range of): therapy nuclides have their own upper bound."""
+        nuclide = self.named_nuclide()[0] or radionuclides.from_half_life(self.h.radiopharmaceutical.half_life_s)
+        if nuclide is not None and nuclide.therapy:
+            return THERAPY_DOSE_RANGE_BQ, f"{nuclide.name} therapy"
+        return DOSE_RANGE_BQ, f"diagnostic {self.imaging()[0]}"
+
     def dose_bq(self, header_only: bool = False) -> float:
         key = "dose_hdr" if header_only else "dose"
         if key in self._cache:
@@ -144,9 +159,10 @@ class PatientRules(Base):
                     f"the dose override is {value}",
                     "give --dose in MBq",
                 )
-            if not DOSE_RANGE_BQ[0] <= value <= DOSE_RANGE_BQ[1]:
-                self.warn(f"the dose override {value / 1e6:g} MBq lies outside the {DOSE_RANGE_BQ[0] / 1e6:g}-"
-                          f"{DOSE_RANGE_BQ[1] / 1e6:g} MBq of diagnostic PET; used as given")
+            (low, high), what = self.dose_range()
+            if not low <= value <= high:
+                self.warn(f"the dose override {value / 1e6:g} MBq lies outside the {low / 1e6:g}-"
+                          f"{high / 1e6:g} MBq of {what}; used as given")
             self.p.dose_bq, self.p.dose_source = value, "override"
             self._cache[key] = value
             return value
@@ -166,13 +182,13 @@ class PatientRules(Base):
             value = raw * 1.0e6
             source += f" = {raw:g}, read as MBq (below {MBQ_THRESHOLD:g})"
             self.rule(f"dose {raw:g} < {MBQ_THRESHOLD:g}: megabecquerels, {value:.6g} Bq")
-        low, high = DOSE_RANGE_BQ
+        (low, high), what = self.dose_range()
         if not low <= value <= high:
             mbq = value / 1e6
             hint = (f" ({raw:g} looks like millicuries: {raw:g} mCi = {raw * MBQ_PER_MCI:g} MBq)"
                     if raw < MBQ_THRESHOLD and MCI_LIKE_MBQ[0] <= raw <= MCI_LIKE_MBQ[1] else "")
             raise self.refuse(f"RadionuclideTotalDose (0018,1074) is {raw:g}, read as {mbq:g} MBq, outside the "
-                              f"{low / 1e6:g}-{high / 1e6:g} MBq of diagnostic PET{hint}",
+                              f"{low / 1e6:g}-{high / 1e6:g} MBq of {what}{hint}",
                               "confirm or correct it with --dose MBQ")
         if not header_only or self.p.dose_bq is None:
             self.p.dose_bq, self.p.dose_source = value, source

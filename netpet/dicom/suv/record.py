@@ -85,6 +85,8 @@ class Provenance:
     rescale_slope: Optional[Dict[str, float]] = None
     frames: int = 0
     tracer: Optional[Dict[str, Any]] = None
+    imaging: str = "PET"
+    imaging_evidence: List[str] = field(default_factory=list)
     inputs: Dict[str, Any] = field(default_factory=dict)
     rules: List[str] = field(default_factory=list)
     warnings: List[str] = field(default_factory=list)
@@ -118,6 +120,8 @@ def describe_provenance(p: Dict[str, Any], output: Optional[str] = None) -> str:
         f"SUV{p['suv_type']} ({p['output_unit']})" + (f" written to {output}" if output else ""),
         f"series    {p['series']}",
         f"tracer    {(p.get('tracer') or {}).get('label')}  {p.get('hybrid') or ''}".rstrip(),
+        *([f"imaging   quantitative SPECT stored as PT ({'; '.join(p.get('imaging_evidence') or [])})"]
+          if p.get("imaging") == "SPECT" else []),
         f"units     {p['units']} ({p['units_source']})" + (f", stored SUV type {p['stored_suv_type']}" if p.get('stored_suv_type') else ""),
     ]
     if p.get("decay_correction"):

@@ -1,4 +1,12 @@
-"""Units of the stored values and the two conversion paths (activity, stored SUV)."""
+"""Units of the stored values and the two conversion paths (activity, stored SUV).
+
+Also the checks of the pixel scaling: RescaleSlope (0028,1053) must be a positive finite number,
+and, once the SUV factors are known, a stored unit may be worth neither more than the whole
+administered activity in one voxel nor so little that the frame's whole stored range stays under
+SLOPE_MIN_FULL_SCALE_SUV (bounds.py). No override can stand for a slope, so these refusals point
+to the scanner export. Messages name the scanner the file comes from (Manufacturer and model, or
+the vendor its private creators show) and never another vendor's.
+"""
 
 from __future__ import annotations
 
@@ -8,15 +16,20 @@ import numpy as np
 
 from netpet.dicom import body
 from netpet.dicom.suv.base import Base, from_ts, summary
-from netpet.dicom.suv.bounds import CROSS_CHECK_SUV_TOLERANCE
+from netpet.dicom.suv.bounds import (
+    CROSS_CHECK_SUV_TOLERANCE, SLOPE_MAX_DOSE_PER_VOXEL, SLOPE_MIN_FULL_SCALE_SUV, WEIGHT_RANGE_KG,
+)
 
 _KNOWN_DECAY = ("START", "ADMIN", "NONE")
 _REFUSED_UNITS = {
-    "PROPCNTS": "proportional to counts, with no documented conversion",
-    "PROPCPS": "proportional to counts per second (Siemens non-quantitative images)",
+    "PROPCNTS": "proportional to counts, with no documented conversion to activity",
+    "PROPCPS": "proportional to counts per second, a non-quantitative reconstruction with no calibration to activity",
     "1CM": "a linear attenuation map (1/cm), not an emission image",
 }
-
+_SLOPE_FIX = "convert the original scanner export (no override can stand for a rescale slope)"
+#: Normaliser bounds when a conversion computes none (stored SUV kept as it is): the heaviest patient
+#: (WEIGHT_RANGE_KG) in g, and the Du Bois surface of 350 kg at 2.8 m in cm2 (about 5.2 m2).
+_NORMALISER_BOUND = {"g": WEIGHT_RANGE_KG[1] * 1000.0, "cm2": 52000.0}
 
 
 class UnitRules(Base):
@@ -49,12 +62,10 @@ class UnitRules(Base):
                 f"RescaleSlope (0028,1053) is missing in {missing_slope[0].label}",
                 "convert the original scanner export (a PET slope cannot be assumed)",
             )
-        bad = [f for f in self.h.frames if f.slope <= 0]
+        bad = [f for f in self.h.frames if not (math.isfinite(f.slope) and f.slope > 0)]
         if bad:
-            raise self.refuse(
-                f"RescaleSlope (0028,1053) is {bad[0].slope:g} in {bad[0].label}, not positive",
-                "convert the original scanner export",
-            )
+            what = "not positive" if math.isfinite(bad[0].slope) else "not a finite number"
+            raise self.refuse(f"RescaleSlope (0028,1053) is {bad[0].slope:g} in {bad[0].label}, {what}", _SLOPE_FIX)
         if any(f.intercept is None for f in self.h.frames):
             self.warn("RescaleIntercept (0028,1052) missing in some frames: taken as 0, the only value PET allows")
         nonzero = [f for f in self.h.frames if f.intercept not in (None, 0.0)]
@@ -88,6 +99,16 @@ class UnitRules(Base):
                               "convert the original scanner export")
         frames = self.h.frames
         n = len(frames)
+        imaging, evidence = self.imaging()
+        self.p.imaging, self.p.imaging_evidence = imaging, list(evidence)
+        if imaging == "SPECT":
+            if units not in ("BQML", "GML", "CM2ML"):
+                raise self.refuse(
+                    f"the series is a SPECT stored with Modality PT ({'; '.join(evidence)}) and its Units (0054,1001) "
+                    f"is {units}: only a quantitative SPECT in Bq/mL (or already in SUV) can give SUV",
+                    "reconstruct the SPECT quantitatively in BQML (e.g. xSPECT Quant)")
+            self.rule(f"quantitative SPECT stored with Modality PT ({'; '.join(evidence)}): SUV = C x N / D is "
+                      "defined by the activity concentration whatever camera measured it, so the PET rules apply")
         if units == "BQML":
             self.rule("Units BQML: pixel values are activity concentration (Bq/mL)")
             return self.from_activity(np.ones(n))
@@ -118,8 +139,8 @@ class UnitRules(Base):
             self.rule("Units CM2ML: stored values are SUVbsa (Du Bois)")
             return self.from_stored_suv(np.ones(n), "BSA")
         reason = _REFUSED_UNITS.get(units, "not a unit NETPET can convert to activity concentration or SUV")
-        raise self.refuse(f"Units (0054,1001) is {units}: {reason}",
-                          "reconstruct the PET with quantitative units (BQML)")
+        raise self.refuse(f"Units (0054,1001) is {units} in this {self.h.scanner} series: {reason}",
+                          f"reconstruct the {imaging} with quantitative units (BQML)")
 
     def from_counts(self) -> np.ndarray:
         frames = self.h.frames
@@ -159,9 +180,9 @@ class UnitRules(Base):
         durations = [f.frame_duration_ms for f in frames]
         if any(d is None or d <= 0 for d in durations):
             raise self.refuse(
-                "Units CNTS without the Philips scale factors (7053,1009)/(7053,1000), and ActualFrameDuration "
-                "(0018,1242) is missing to turn counts into counts per second",
-                "export the series from the scanner in BQML or with the Philips scale factors")
+                f"Units CNTS on this {self.h.scanner} series without the Philips private scale factors "
+                "(7053,1009)/(7053,1000), and ActualFrameDuration (0018,1242) is missing to turn counts into counts "
+                "per second", "export the series from the scanner in BQML")
         self.rule("Units CNTS without Philips scale factors: counts / ActualFrameDuration (0018,1242) = CPS")
         return self.from_cps(1000.0 / np.asarray(durations, dtype=float), "CNTS / frame duration")
 
@@ -262,3 +283,25 @@ class UnitRules(Base):
                  "ibw": "ideal body weight"}
         self.p.normaliser = {"type": key, "description": names[key], "value": self.normaliser(key), "unit": unit}
 
+    # -- scaling ---------------------------------------------------------------------------------
+    def check_scaling(self, factors: np.ndarray) -> None:
+        """Refuse a RescaleSlope whose stored unit is physically impossible (see module docstring)."""
+        unit = "cm2" if self.target == "bsa" else "g"
+        normaliser = (self.p.normaliser or {}).get("value") or _NORMALISER_BOUND[unit]
+        for frame, factor in zip(self.h.frames, factors):
+            one_unit = frame.slope * float(factor)  # SUV of one stored unit
+            voxel_ml = 1.0e-3  # 1 mm3 when the voxel size is unknown: smaller than any PET voxel, the loosest bound
+            if frame.pixel_spacing is not None and frame.slice_thickness:
+                voxel_ml = abs(frame.pixel_spacing[0] * frame.pixel_spacing[1] * frame.slice_thickness) / 1000.0 or voxel_ml
+            ceiling = SLOPE_MAX_DOSE_PER_VOXEL * normaliser / voxel_ml
+            if not math.isfinite(one_unit) or one_unit > ceiling:
+                raise self.refuse(
+                    f"RescaleSlope (0028,1053) is {frame.slope:g} in {frame.label}: one stored unit would be SUV "
+                    f"{one_unit:.3g}, more than the whole administered activity in one {voxel_ml:.3g} mL voxel "
+                    f"(SUV {ceiling:.3g})", _SLOPE_FIX)
+            full_scale = one_unit * (2 ** (frame.bits_stored or 16) - 1)
+            if full_scale < SLOPE_MIN_FULL_SCALE_SUV:
+                raise self.refuse(
+                    f"RescaleSlope (0028,1053) is {frame.slope:g} in {frame.label}: the largest value its "
+                    f"{frame.bits_stored or 16} stored bits can hold is SUV {full_scale:.3g}, under the "
+                    f"{SLOPE_MIN_FULL_SCALE_SUV:g} that any tissue exceeds by five orders of magnitude", _SLOPE_FIX)
