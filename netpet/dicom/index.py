@@ -202,7 +202,8 @@ class StudyIndex:
                 tracer = record.tracer.label if record.tracer else "tracer unknown"
                 lines.append(f"  {printable(record.series_uid)}  patient {printable(record.patient_id)}  "
                              f"{printable(record.description or '')}  {printable(tracer)}  "
-                             f"{record.hybrid or 'PET only'}  {record.instance_count} files")
+                             f"{record.hybrid or (record.tracer.imaging if record.tracer else 'PET') + ' only'}  "
+                             f"{record.instance_count} files")
             raise AmbiguousInputError("\n".join(lines))
         if len(pets) > 1:
             raise AmbiguousInputError(_copies_message(pets, patient_hint))
@@ -458,7 +459,7 @@ def _series_record(series_uid: str, items: List[Dict[str, Any]]) -> SeriesRecord
     if len(folders) > 1:
         record.warnings.append(f"series split over {len(folders)} folders")
     if record.is_pet and level["radiopharmaceutical"] is not None:
-        record.tracer = identify(level["radiopharmaceutical"])
+        record.tracer = identify(level["radiopharmaceutical"], level["model"], level["description"])
     return record
 
 
@@ -499,7 +500,7 @@ def _pair(patient: PatientRecord) -> None:
                 pet.warnings.append("the anatomical partner was acquired more than 6 h apart")
         pet.partner_series_uid = partner.series_uid
         pet.partner_rule = rule
-        pet.hybrid = f"PET/{partner.modality}"
+        pet.hybrid = f"{pet.tracer.imaging if pet.tracer else 'PET'}/{partner.modality}"  # SPECT stored as PT: SPECT/CT
 
 
 def describe(index: StudyIndex) -> str:
@@ -518,7 +519,8 @@ def describe(index: StudyIndex) -> str:
                        f"{p((s.description or '')[:40]):40} {s.instance_count:5} files"
                 if s.is_pet:
                     tracer = s.tracer.label if s.tracer else "tracer unknown"
-                    head += f"  {p(tracer)}  {s.hybrid or 'PET only'}  {p(s.units or '?')}"
+                    kind = s.hybrid or (s.tracer.imaging if s.tracer else "PET") + " only"  # never PET for a SPECT
+                    head += f"  {p(tracer)}  {kind}  {p(s.units or '?')}"
                 lines.append(head)
                 lines.append(f"        {p(s.series_uid)}")
                 for warning in s.warnings:
