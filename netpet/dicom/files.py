@@ -24,6 +24,7 @@ import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
+from netpet.dicom import tags
 from netpet.errors import DicomInputError
 
 MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
@@ -145,21 +146,32 @@ def _pixel_element(ds: Dataset) -> Tuple[Optional[int], Optional[str], Tuple[int
     return None, None, (), None
 
 
-def _unsigned(ds: Dataset, keyword: str) -> Tuple[Optional[int], str]:
-    """An unsigned short of the Image Pixel module: (value or None, the value as found, for messages)."""
+def _unsigned(ds: Dataset, tag: int, little: bool = True) -> Tuple[Optional[int], str]:
+    """An unsigned short of the Image Pixel module: (value or None, the value as found, for messages).
+
+    Read from the element's undecoded two bytes when pydicom has not converted it yet (about ten
+    times faster than pydicom's conversion, which matters at 400 files a series); otherwise from
+    the converted value.
+    """
     try:
-        value = ds.get(keyword)
-    except Exception:  # noqa: BLE001 - a value pydicom cannot convert is reported as found
-        try:
-            raw = getattr(ds.get_item(keyword), "value", None)
-        except Exception:  # noqa: BLE001
-            raw = None
-        return None, repr(raw) if raw is not None else "unreadable"
-    if value is None:
+        elem = ds.get_item(tag)
+    except Exception:  # noqa: BLE001 - an element pydicom cannot even hold is reported as unreadable
+        return None, "unreadable"
+    if elem is None:
         return None, "missing"
-    if isinstance(value, (bytes, bytearray)):  # VR UN: two bytes, little endian
-        return (int.from_bytes(bytes(value[:2]), "little"), str(int.from_bytes(bytes(value[:2]), "little"))) \
-            if len(value) == 2 else (None, repr(bytes(value)))
+    value = elem.value
+    if isinstance(value, (bytes, bytearray)):  # raw (or VR UN): two bytes
+        if len(value) == 2:
+            number = int.from_bytes(bytes(value), "little" if little else "big")
+            return number, str(number)
+        if len(value) == 0:
+            return None, "empty"
+        try:
+            value = ds[tag].value  # pydicom's own reading of an odd length
+        except Exception:  # noqa: BLE001
+            return None, repr(bytes(value))
+    if value is None or value == "":
+        return None, "empty"
     if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
         return None, "\\".join(str(v) for v in value) or "empty"
     try:
@@ -217,62 +229,63 @@ def pixel_layout(ds: Dataset, path: str, modality: str = "") -> PixelLayout:
     if tag is None:
         raise DicomInputError(f"{path} has no PixelData (7FE0,0010), so it holds no image; remove it from the series "
                               f"or {REEXPORT}.")
-    rows, rows_text = _unsigned(ds, "Rows")
-    columns, columns_text = _unsigned(ds, "Columns")
+    meta = getattr(ds, "file_meta", None)
+    syntax = getattr(meta, "TransferSyntaxUID", None)
+    little = str(syntax) != "1.2.840.10008.1.2.2"  # explicit VR big endian (retired) is the only other
+    rows, rows_text = _unsigned(ds, 0x00280010, little)
+    columns, columns_text = _unsigned(ds, 0x00280011, little)
     for keyword, tag_text, value, text in (("Rows", "(0028,0010)", rows, rows_text),
                                            ("Columns", "(0028,0011)", columns, columns_text)):
         if not value:
             raise DicomInputError(f"{path} has {keyword} {tag_text} {text}, not a positive number of pixels, so the "
                                   f"image has no size; {REEXPORT}.")
-    multi = "NumberOfFrames" in ds
+    multi = 0x00280008 in ds
     frames = 1
     if multi:
-        raw = ds.get("NumberOfFrames")
+        raw = tags.raw_text(ds, 0x00280008)
         try:
-            frames = int(raw) if raw not in (None, "") else 0
+            frames = int(float(raw)) if raw else 0
         except (TypeError, ValueError):
             frames = 0
         if frames < 1:
             raise DicomInputError(f"{path} has NumberOfFrames (0028,0008) {raw!r}, not a positive number of frames; "
                                   f"{REEXPORT}.")
-    samples, samples_text = _unsigned(ds, "SamplesPerPixel")
-    if samples != 1 and "SamplesPerPixel" in ds:  # absent: 1, the only value these IODs allow (and the
+    samples, samples_text = _unsigned(ds, 0x00280002, little)
+    if samples != 1 and 0x00280002 in ds:  # absent: 1, the only value these IODs allow (and the
         # length check below still refuses data of several samples)
         name = {"PT": "PET", "CT": "CT", "MR": "MR"}.get(modality.upper(), "")
         what = f"a {name} image" if name else "a PET, CT or MR image"
         raise DicomInputError(f"{path} has SamplesPerPixel (0028,0002) {samples_text}, but {what} has one grey-scale "
                               "sample per pixel (PS3.3 C.8.9.4, C.8.2.1, C.8.3.1), so it is a colour or screen-capture "
                               "image, not measurements; select the original image series.")
-    photometric = str(ds.get("PhotometricInterpretation", "") or "").strip().upper()
+    photometric = (tags.raw_text(ds, 0x00280004) or "").strip().upper()
     if photometric and photometric not in ("MONOCHROME1", "MONOCHROME2"):
         raise DicomInputError(f"{path} has PhotometricInterpretation (0028,0004) '{photometric}', not MONOCHROME2 or "
                               "MONOCHROME1, so its values are colours, not measurements; select the original image "
                               "series.")
-    bits, bits_text = _unsigned(ds, "BitsAllocated")
+    bits, bits_text = _unsigned(ds, 0x00280100, little)
     if bits not in allowed_bits:
         allowed = " or ".join(str(b) for b in allowed_bits)
         raise DicomInputError(f"{path} has BitsAllocated (0028,0100) {bits_text}, where {element} holds {allowed}-bit "
                               f"values (PS3.3 C.7.6.3), so its values cannot be read; {REEXPORT}.")
-    stored, stored_text = _unsigned(ds, "BitsStored")
+    stored, stored_text = _unsigned(ds, 0x00280101, little)
     if element.startswith("PixelData"):
         if stored is None or not 1 <= stored <= bits:
             raise DicomInputError(f"{path} has BitsStored (0028,0101) {stored_text} with BitsAllocated (0028,0100) "
                                   f"{bits}, where 1 to {bits} bits can be stored (PS3.5 8.1.1), so its values cannot be "
                                   f"read; {REEXPORT}.")
-        high, high_text = _unsigned(ds, "HighBit")
-        if high != stored - 1 and "HighBit" in ds:  # absent: BitsStored - 1, the only value allowed
+        high, high_text = _unsigned(ds, 0x00280102, little)
+        if high != stored - 1 and 0x00280102 in ds:  # absent: BitsStored - 1, the only value allowed
             raise DicomInputError(f"{path} has HighBit (0028,0102) {high_text} with BitsStored (0028,0101) {stored}, "
                                   f"where the high bit must be {stored - 1} (PS3.5 8.1.1), so every value would be read "
                                   f"shifted; {REEXPORT}.")
     else:
         stored = bits  # float pixel data: every bit is the value (no Bits Stored in the Float Pixel module)
-    representation, representation_text = _unsigned(ds, "PixelRepresentation")
+    representation, representation_text = _unsigned(ds, 0x00280103, little)
     if element.startswith("PixelData") and representation not in (0, 1):
         raise DicomInputError(f"{path} has PixelRepresentation (0028,0103) {representation_text}, neither 0 (unsigned) "
                               "nor 1 (signed), so the sign of every value would be a guess; correct the header or "
                               f"{REEXPORT}.")
-    meta = getattr(ds, "file_meta", None)
-    syntax = getattr(meta, "TransferSyntaxUID", None)
     encapsulated = bool(getattr(syntax, "is_compressed", False)) or length is None
     layout = PixelLayout(rows=rows, columns=columns, frames=frames, bits_allocated=bits, bits_stored=stored,
                          signed=representation == 1, element=element, encapsulated=encapsulated, multi_frame=multi)
