@@ -7,6 +7,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 from netpet.dicom import body
 from netpet.dicom.pet_header import PetHeader
+from netpet.dicom.suv.bounds import SESSION_DATE_GAP_S
 from netpet.dicom.suv.record import SUV_TYPES, Overrides, Provenance, output_unit
 from netpet.errors import SUVConversionError
 
@@ -40,9 +41,12 @@ class Base:
     def _aligned_acquisitions(self) -> List[Optional[_dt.datetime]]:
         """Acquisition datetimes, re-dated onto the series date when the dates disagree.
 
-        Within one session the series and acquisition datetimes lie hours apart at most; a
-        difference of more than 12 h means one date was altered (anonymisation). The times of
-        day are then kept and the acquisition dates moved by whole days to the series date.
+        Series Date and Acquisition Date may differ legitimately: a scan that crosses midnight has
+        its acquisitions dated the next day, minutes after the series start. Within one session the
+        two lie within the longest acquisition; a gap of more than SESSION_DATE_GAP_S (12 h) means
+        one date was altered (anonymisation shifts dates, sometimes not all of them). The times of
+        day are then kept and the acquisition dates moved by whole days onto the series date, and a
+        rule says so: the comparison of times is right again, so no SUV changes and nothing is warned.
         """
         acq = [f.acquisition for f in self.h.frames]
         present = [a for a in acq if a is not None]
@@ -50,13 +54,16 @@ class Base:
         if not present or series is None:
             return acq
         gap = (series - min(present)).total_seconds()
-        if abs(gap) <= 12 * 3600:
+        if abs(gap) <= SESSION_DATE_GAP_S:
+            if series.date() != min(present).date():
+                self.rule(f"SeriesDate {series.date().isoformat()} and AcquisitionDate {min(present).date().isoformat()} "
+                          f"differ but the times lie {abs(gap):.0f} s apart: the scan crossed midnight; used as written")
             return acq
         days = round(gap / 86400.0)
         shift = _dt.timedelta(days=days)
-        self.warn(
-            f"AcquisitionDate and SeriesDate disagree by {gap / 86400:.1f} days (anonymised?): "
-            f"acquisition times were compared on the series date"
+        self.rule(
+            f"AcquisitionDate and SeriesDate disagree by {gap / 86400:.1f} days (more than {SESSION_DATE_GAP_S / 3600:g} h "
+            f"apart: a date altered by anonymisation): acquisition times were moved by {days:+d} days onto the series date"
         )
         return [a + shift if a is not None else None for a in acq]
 

@@ -255,7 +255,7 @@ class DecayReference(Base):
                 self.warn(f"{candidate.name} {candidate.when()} {reason}; {winner.name.split(' (')[0]} "
                           f"{winner.when()} was used instead (the other would change SUV by "
                           f"{100 * self.suv_change(diff):+.1f} %)")
-        self._cross_check(winner, [c for c in (
+        self._cross_check(winner, earliest_s, decay, back, [c for c in (
             Candidate("reference back-computed from frame timing", back.when_s, "back") if back.when_s is not None else None,
             Candidate("reference implied by DecayFactor (0054,1321)", decay.when_s, "decay") if decay.when_s is not None else None,
         ) if c is not None and c.kind != winner.kind], back.verified)
@@ -307,9 +307,14 @@ class DecayReference(Base):
                         candidate.kind in ("explicit", "private", "series"))
         return None, False
 
-    def _cross_check(self, winner: Candidate, others: List[Candidate], back_verified: bool) -> None:
+    def _cross_check(self, winner: Candidate, earliest_s: Optional[float], decay: Timing, back: Timing,
+                     others: List[Candidate], back_verified: bool) -> None:
         """Compare the winner with the frame-timing references; warn only where the effect is real."""
         for other in others:
+            reason, _ = self._distrust(other, earliest_s, Timing(None, ""), back)
+            if reason is not None:
+                self.rule(f"cross-check: the {other.name} = {other.when()} is not compared: {reason}")
+                continue
             diff = other.when_s - winner.when_s
             effect, change = self.suv_effect(diff), 100 * self.suv_change(diff)
             credible = other.kind == "decay" or back_verified
