@@ -498,3 +498,17 @@ def test_stats_sets_aside_a_not_separable_volume_whatever_it_holds(tmp_path):
     table.upsert([row(lesion="L1", suv_max=5.0, mtv_ml="nan", segmentation_status="not separable")])
     study = load_study(str(tmp_path / "study.sqlite"), str(reference))
     assert np.isnan(study.findings["mtv_ml"].iloc[0]) and study.findings["suv_max"].iloc[0] == 5.0
+
+
+def test_escaping_is_exact_over_many_strings():
+    """escape_cell/unescape_cell are inverse over strings made of the characters that matter, and the
+    row-level pre-filter of bare formulas agrees with escape_cell cell by cell."""
+    rng = np.random.default_rng(11)
+    alphabet = list("'=+-@\t\r\n.eE0123456789ax ,\"")
+    for _ in range(5000):
+        value = "".join(rng.choice(alphabet, int(rng.integers(0, 7))))
+        escaped = escape_cell(value)
+        assert unescape_cell(escaped) == value
+        assert escaped[:1] not in ("=", "+", "-", "@", "\t", "\r") or table_module._NUMBER.match(value)
+        bare = escaped != value and not value.startswith("'")
+        assert bool(table_module._BARE_FORMULA.search("\x00" + "\x00".join(["x", value, "y"]))) == bare

@@ -41,6 +41,7 @@ import csv
 import logging
 import math
 import numbers
+import operator
 import os
 import re
 import sqlite3
@@ -81,6 +82,8 @@ log = logging.getLogger(__name__)
 _NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\Z")
 _ESCAPED = re.compile(r"'+[=+\-@\t\r]")
 _PREFIX_SET = frozenset(FORMULA_PREFIXES)
+# a cell (in a row joined and led by NUL, which no value holds) that escape_cell would neutralise
+_BARE_FORMULA = re.compile(r"\x00(?:[=@\t\r]|[+-](?!(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?(?:\x00|\Z)))")
 _warned_large: set = set()
 
 
@@ -393,7 +396,9 @@ class StudyTable:
                 continue  # a blank line
             if len(row) < width:
                 row = row + [""] * (width - len(row))
-            out.append(dict(zip(names, [unescape_cell(v) if v[:1] == "'" else v for v in row])))
+            if "'" in "\x00".join(row):  # (a join is C-fast: most rows hold no quote at all)
+                row = [unescape_cell(v) if v[:1] == "'" else v for v in row]
+            out.append(dict(zip(names, row)))
         return names, out
 
     def _read_sqlite(self) -> List[Dict[str, str]]:
@@ -452,16 +457,18 @@ class StudyTable:
             else:
                 existing = [r + [""] * (width - len(r)) if len(r) < width else r for r in existing if r]
             for r in existing:  # a cell an older version or a hand wrote bare is neutralised now (same value read)
-                for j, cell in enumerate(r):
-                    if cell[:1] in _PREFIX_SET and not _NUMBER.match(cell):
-                        r[j] = "'" + cell
+                if _BARE_FORMULA.search("\x00" + "\x00".join(r)):
+                    for j, cell in enumerate(r):
+                        if cell[:1] in _PREFIX_SET and not _NUMBER.match(cell):
+                            r[j] = "'" + cell
+            # every cell is now escape_cell(its value): keys compare as written
             column = {n: i for i, n in enumerate(names)}
-            where = [column[k] for k in KEY]
-            index = {tuple(unescape_cell(r[j]) for j in where): i for i, r in enumerate(existing)}
+            key_of = operator.itemgetter(*[column[k] for k in KEY])
+            index = {key_of(r): i for i, r in enumerate(existing)}
             inserted = updated = 0
             for row in rows:
                 text = {k: _text(v) for k, v in row.items()}
-                key = tuple(text.get(k, "") for k in KEY)
+                key = tuple(escape_cell(text.get(k, "")) for k in KEY)
                 position = index.get(key)
                 if position is None:
                     index[key] = len(existing)
