@@ -65,6 +65,56 @@ def _negative_slope(datasets, case):
     datasets[2].RescaleSlope = "-0.5"
 
 
+
+def _raw(ds, tag, vr, value):
+    """Write a value as raw bytes (pydicom refuses to encode NaN/inf in DS, scanners and attackers do not)."""
+    from pydicom.dataelem import RawDataElement
+    from pydicom.tag import Tag
+
+    ds[tag] = RawDataElement(Tag(tag), vr, len(value), value, 0, False, True)
+
+
+def _minutes_unnamed(datasets, case):
+    for ds in datasets:
+        rp = dro.rp(ds)
+        del rp.RadionuclideCodeSequence, rp.RadiopharmaceuticalCodeSequence
+        rp.Radiopharmaceutical = "tracer X"
+        rp.RadionuclideHalfLife = "109.77"
+
+
+def _ga68_datetime_after_scan(datasets, case):
+    lam_case = dro.Case(nuclide="Ga-68")
+    for ds in datasets:
+        rp = dro.rp(ds)
+        rp.RadionuclideHalfLife = writer._ds_text(lam_case.half_life_s)
+        rp.RadionuclideCodeSequence[0].CodeValue = "35337001"
+        rp.RadionuclideCodeSequence[0].CodeMeaning = "^68^Gallium"
+        rp.Radiopharmaceutical = "Ga68-DOTATATE"
+        del rp.RadiopharmaceuticalCodeSequence
+        rp.RadiopharmaceuticalStartDateTime = "20240305235000"
+        del rp.RadiopharmaceuticalStartTime
+
+
+def _start_time_moved(minutes):
+    def change(datasets, case):
+        for ds in datasets:
+            dro.rp(ds).RadiopharmaceuticalStartTime = (case.injection + dt.timedelta(minutes=minutes)).strftime("%H%M%S")
+    return change
+
+
+def _both_injection_times_implausible(datasets, case):
+    for ds in datasets:
+        rp = dro.rp(ds)
+        rp.RadiopharmaceuticalStartDateTime = "20240303090231"  # two days early: 26 half-lives of F-18
+        rp.RadiopharmaceuticalStartTime = "123000"  # after the scan: the day before, 21.6 h
+
+
+def _propcps_on_ge(datasets, case):
+    dro.ge(datasets, case, private_scan=case.scan)
+    for ds in datasets:
+        ds.Units = "PROPCPS"
+
+
 CASES = [
     ("units GML with SUVType BSA", lambda d, c: [_set("Units", "GML")(d, c), _set("SUVType", "BSA")(d, c)], {}, None, r"SUVType \(0054,1006\) 'BSA' is not a known g/mL"),
     ("units CM2ML with SUVType IBW", lambda d, c: [setattr(ds, "Units", "CM2ML") or setattr(ds, "SUVType", "IBW") for ds in d],
@@ -99,7 +149,62 @@ CASES = [
     ("weight of 0.5 kg", lambda d, c: [setattr(ds, "PatientWeight", "0.5") for ds in d], {}, None,
      r"PatientWeight \(0010,1030\) is 0.5, read as 0.5 kg, outside"),
     ("weight override not a number", lambda d, c: None, {}, Overrides(weight_kg=float("nan")), r"weight override nan kg"),
+    # -- issue 11, item 2: every SUV input and override bounded; NaN and infinity refused everywhere --------------
+    ("weight override infinite", lambda d, c: None, {}, Overrides(weight_kg=float("inf")), r"weight override inf kg"),
+    ("dose override infinite", lambda d, c: None, {}, Overrides(dose_bq=float("inf")), r"the dose override is inf"),
+    ("height override not a number", lambda d, c: None, {"suv_type": "bsa"}, Overrides(height_m=float("nan")),
+     r"the height override nan m is not a height in metres; give --height in metres"),
+    ("half-life override not a number", lambda d, c: None, {}, Overrides(half_life_s=float("nan")),
+     r"the half-life override is nan; give --half-life in seconds"),
+    ("half-life override infinite", lambda d, c: None, {}, Overrides(half_life_s=float("inf")),
+     r"the half-life override is inf"),
+    ("slope not a number", lambda d, c: _raw(d[2], 0x00281053, "DS", b"nan "), {}, None,
+     r"RescaleSlope \(0028,1053\) is nan in .*IM0003, not a finite number; convert the original scanner export "
+     r"\(no override can stand for a rescale slope\)"),
+    ("slope infinite", lambda d, c: _raw(d[2], 0x00281053, "DS", b"inf "), {}, None,
+     r"RescaleSlope \(0028,1053\) is inf in .*IM0003, not a finite number"),
+    ("slope zero", lambda d, c: setattr(d[2], "RescaleSlope", "0"), {}, None,
+     r"RescaleSlope \(0028,1053\) is 0 in .*IM0003, not positive"),
+    # one stored unit worth 1e30 x 3.3e-4 SUV: more than the whole dose in one 0.054 mL voxel (SUV 72500 / 0.054)
+    ("slope absurdly large", lambda d, c: setattr(d[2], "RescaleSlope", "1e30"), {}, None,
+     r"RescaleSlope \(0028,1053\) is 1e\+30 in .*IM0003: one stored unit would be SUV .*, more than the whole "
+     r"administered activity in one 0.0542 mL voxel"),
+    ("slope absurdly small", lambda d, c: setattr(d[2], "RescaleSlope", "1e-30"), {}, None,
+     r"RescaleSlope \(0028,1053\) is 1e-30 in .*IM0003: the largest value its 16 stored bits can hold is SUV"),
+    ("header half-life of Ga-68 in minutes on an F-18 series",
+     lambda d, c: [setattr(dro.rp(ds), "RadionuclideHalfLife", "67.7") for ds in d], {}, None,
+     r"RadionuclideHalfLife \(0018,1075\) is 67.7 s but RadionuclideCodeSequence \(0054,0300\) .* names F-18, whose "
+     r"half-life is 6586.2 s \(0.0103 times it\); confirm the half-life with --half-life S"),
+    ("header half-life of F-18 in minutes",
+     lambda d, c: [setattr(dro.rp(ds), "RadionuclideHalfLife", "109.77") for ds in d], {}, None,
+     r"is 109.77 s but .* names F-18, whose half-life is 6586.2 s, as if written in minutes"),
+    ("header half-life in minutes, no nuclide named", _minutes_unnamed, {}, None,
+     r"RadionuclideHalfLife \(0018,1075\) is 109.77 s, the half-life of no known radionuclide, but 109.77 minutes is "
+     r"F-18's; confirm the half-life with --half-life S"),
+    ("header half-life not a number", lambda d, c: [_raw(dro.rp(ds), 0x00181075, "DS", b"nan ") for ds in d], {}, None,
+     r"RadionuclideHalfLife \(0018,1075\) is nan; give the half-life with --half-life S"),
+    ("header dose infinite", lambda d, c: [_raw(dro.rp(ds), 0x00181074, "DS", b"inf ") for ds in d], {}, None,
+     r"RadionuclideTotalDose \(0018,1074\) is inf; give the administered activity with --dose MBQ"),
+    ("header weight not a number", lambda d, c: [_raw(ds, 0x00101030, "DS", b"nan ") for ds in d], {}, None,
+     r"PatientWeight \(0010,1030\) is nan; give the weight with --weight KG"),
+    # Ga-68: a DateTime after the scan (its date and time both wrong) must not be placed on the day before
+    ("injection date-time implausible and no time", _ga68_datetime_after_scan, {}, None,
+     r"the uptake time from injection 2024-03-04T23:50:00 to the decay reference 2024-03-05T10:04:55 is 10.2 h, 9.1 "
+     r"half-lives of Ga-68, longer than the 5 half-lives any imaging protocol waits \(SUV x\d+\); confirm or correct "
+     r"the injection time with --injection-time ISO8601"),
+    ("injection date-time and time both plausible, 30 min apart", _start_time_moved(-30), {}, None,
+     r"RadiopharmaceuticalStartDateTime \(0018,1078\) is 2024-03-05T09:02:31 but RadiopharmaceuticalStartTime "
+     r"\(0018,1072\) is 08:32:31, 30 min apart \(\+20.9 % in SUV\) and both give a plausible uptake; confirm or correct "
+     r"the injection time with --injection-time ISO8601"),
+    ("injection date-time and time both implausible", _both_injection_times_implausible, {}, None,
+     r"neither RadiopharmaceuticalStartDateTime \(0018,1078\) 2024-03-03T09:02:31 nor RadiopharmaceuticalStartTime "
+     r"\(0018,1072\) 12:30:00 gives a plausible uptake"),
+    # the refusal of a non-quantitative unit names the file's own scanner, never another vendor
+    ("PROPCPS on a GE series", _propcps_on_ge, {}, None,
+     r"Units \(0054,1001\) is PROPCPS in this GE MEDICAL SYSTEMS Discovery MI series: proportional to counts per "
+     r"second, a non-quantitative reconstruction"),
 ]
+
 
 
 @pytest.mark.parametrize("name,change,kwargs,overrides,message", CASES, ids=[c[0] for c in CASES])
@@ -115,6 +220,8 @@ def test_refusal(tmp_path, name, change, kwargs, overrides, message):
     import re
 
     assert re.search(message, text), text
+    if name == "PROPCPS on a GE series":
+        assert "Siemens" not in text and "SIEMENS" not in text and "Philips" not in text
 
 
 def _shift(datasets, case):

@@ -74,7 +74,7 @@ class InjectionTime(Base):
         lam = math.log(2.0) / half_life
         if dt_ok and tod_ok:
             diff = (placed - stamp).total_seconds()
-            change = math.expm1(lam * diff)
+            change = math.expm1(-lam * diff)  # SUV of the StartTime against the DateTime: exp(-lambda dt_inj) - 1
             if abs(change) <= SUV_WARNING:
                 self.rule(f"{_TIME} {tod.isoformat()} differs from {_DATETIME} by {diff:+.0f} s, "
                           f"{100 * change:+.2f} % in SUV (under {100 * SUV_WARNING:g} %)")
