@@ -109,6 +109,12 @@ def _both_injection_times_implausible(datasets, case):
         rp.RadiopharmaceuticalStartTime = "123000"  # after the scan: the day before, 21.6 h
 
 
+def _cnts_duration_nan(datasets, case):
+    for ds in datasets:
+        ds.Units = "CNTS"
+        _raw(ds, 0x00181242, "IS", b"nan ")
+
+
 def _propcps_on_ge(datasets, case):
     dro.ge(datasets, case, private_scan=case.scan)
     for ds in datasets:
@@ -124,7 +130,7 @@ CASES = [
     ("Philips SUV factor and an injection override",
      lambda d, c: dro.philips(d, c, acsf=False, suvsf=True), {},
      Overrides(injection_time=dt.datetime(2024, 3, 5, 9, 0)), r"already folds in .* drop --injection-time"),
-    ("CNTS without factors or duration", _cnts_without_duration, {}, None, r"ActualFrameDuration \(0018,1242\) is missing to turn counts"),
+    ("CNTS without factors or duration", _cnts_without_duration, {}, None, r"ActualFrameDuration \(0018,1242\) is missing, so counts cannot be turned"),
     ("CPS without slice thickness", _cps_without_thickness, {}, None, r"SliceThickness \(0018,0050\) is missing"),
     ("NONE without acquisition times", _none_without_acquisition, {}, None, r"has no AcquisitionDate/Time"),
     ("stored SUV, dose override, no header dose", _gml_without_dose, {}, Overrides(dose_bq=2e8),
@@ -199,6 +205,8 @@ CASES = [
     ("injection date-time and time both implausible", _both_injection_times_implausible, {}, None,
      r"neither RadiopharmaceuticalStartDateTime \(0018,1078\) 2024-03-03T09:02:31 nor RadiopharmaceuticalStartTime "
      r"\(0018,1072\) 12:30:00 gives a plausible uptake"),
+    ("CNTS frame duration not a number", _cnts_duration_nan, {}, None,
+     r"ActualFrameDuration \(0018,1242\) is nan in .*IM0001, so counts cannot be turned into counts per second"),
     # the refusal of a non-quantitative unit names the file's own scanner, never another vendor
     ("PROPCPS on a GE series", _propcps_on_ge, {}, None,
      r"Units \(0054,1001\) is PROPCPS in this GE MEDICAL SYSTEMS Discovery MI series: proportional to counts per "

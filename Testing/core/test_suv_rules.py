@@ -744,8 +744,12 @@ def test_height_missing_zero_or_centimetres_refused(tmp_path, built, size, match
     for ds in datasets:
         if size is None:
             del ds.PatientSize
-        else:
-            ds.PatientSize = size
+        else:  # as raw bytes: pydicom will not encode "nan" in a DS, scanners and attackers do
+            from pydicom.dataelem import RawDataElement
+            from pydicom.tag import Tag
+
+            value = size.encode().ljust(len(size) + len(size) % 2)
+            ds[0x00101020] = RawDataElement(Tag(0x00101020), "DS", len(value), value, 0, False, True)
     with pytest.raises(SUVConversionError, match=r"PatientSize \(0010,1020\) " + match):
         run(tmp_path, datasets, suv_type="bsa")
     values, p = run(tmp_path, datasets, suv_type="bsa", overrides=Overrides(height_m=1.68), name="fixed")

@@ -178,11 +178,14 @@ class UnitRules(Base):
             self.rule("Units CNTS: counts x Philips SUV scale factor (7053,1000) = SUVbw")
             return self.from_stored_suv(np.asarray(suvsf, dtype=float), "BW")
         durations = [f.frame_duration_ms for f in frames]
-        if any(d is None or d <= 0 for d in durations):
+        bad = next((f for f in frames if f.frame_duration_ms is None or not math.isfinite(f.frame_duration_ms)
+                    or f.frame_duration_ms <= 0), None)
+        if bad is not None:
+            state = "missing" if bad.frame_duration_ms is None else f"{bad.frame_duration_ms:g} in {bad.label}"
             raise self.refuse(
                 f"Units CNTS on this {self.h.scanner} series without the Philips private scale factors "
-                "(7053,1009)/(7053,1000), and ActualFrameDuration (0018,1242) is missing to turn counts into counts "
-                "per second", "export the series from the scanner in BQML")
+                f"(7053,1009)/(7053,1000), and ActualFrameDuration (0018,1242) is {state}, so counts cannot be turned "
+                "into counts per second", "export the series from the scanner in BQML")
         self.rule("Units CNTS without Philips scale factors: counts / ActualFrameDuration (0018,1242) = CPS")
         return self.from_cps(1000.0 / np.asarray(durations, dtype=float), "CNTS / frame duration")
 
@@ -199,14 +202,20 @@ class UnitRules(Base):
                 raise self.refuse(
                     f"{what}: the voxel volume is needed but PixelSpacing (0028,0030) or SliceThickness (0018,0050) "
                     f"is missing in {frame.label}", "convert the original scanner export")
-            voxels_ml.append(frame.pixel_spacing[0] * frame.pixel_spacing[1] * frame.slice_thickness / 1000.0)
+            volume = frame.pixel_spacing[0] * frame.pixel_spacing[1] * frame.slice_thickness / 1000.0
+            if not (math.isfinite(volume) and volume > 0):
+                raise self.refuse(
+                    f"{what}: the voxel volume from PixelSpacing (0028,0030) {list(frame.pixel_spacing)} and "
+                    f"SliceThickness (0018,0050) {frame.slice_thickness:g} in {frame.label} is {volume:g} mL",
+                    "convert the original scanner export")
+            voxels_ml.append(volume)
         voxel = np.asarray(voxels_ml)
         dcf = self.h.dose_calibration_factor
         self.p.inputs["DoseCalibrationFactor (0054,1322)"] = dcf
         if "DCAL" in corrected:
             self.rule(f"{what}: dose calibrated (DCAL in CorrectedImage): counts/s / voxel volume (mL) = Bq/mL")
             return self.from_activity(scale / voxel)
-        if dcf is not None and dcf > 0:
+        if dcf is not None and math.isfinite(dcf) and dcf > 0:
             self.rule(f"{what}: not dose calibrated: counts/s x DoseCalibrationFactor (0054,1322) / voxel volume (mL) = Bq/mL")
             return self.from_activity(scale * dcf / voxel)
         raise self.refuse(
@@ -285,7 +294,18 @@ class UnitRules(Base):
 
     # -- scaling ---------------------------------------------------------------------------------
     def check_scaling(self, factors: np.ndarray) -> None:
-        """Refuse a RescaleSlope whose stored unit is physically impossible (see module docstring)."""
+        """Refuse a RescaleSlope whose stored unit is physically impossible (see module docstring).
+
+        A factor that is not a positive finite number is refused first, naming the inputs recorded: every
+        input is checked where it is read, so this is the net under that rule, not the rule itself.
+        """
+        bad = [k for k, factor in enumerate(factors) if not (math.isfinite(float(factor)) and factor > 0)]
+        if bad:
+            frame = self.h.frames[bad[0]]
+            raise self.refuse(
+                f"the SUV factor of {frame.label} is {float(factors[bad[0]]):g}, not a positive number (inputs: "
+                f"{', '.join(f'{k} = {v}' for k, v in self.p.inputs.items() if v is not None)})",
+                "convert the original scanner export")
         unit = "cm2" if self.target == "bsa" else "g"
         normaliser = (self.p.normaliser or {}).get("value") or _NORMALISER_BOUND[unit]
         for frame, factor in zip(self.h.frames, factors):
