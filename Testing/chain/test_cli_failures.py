@@ -13,13 +13,11 @@ from __future__ import annotations
 import copy
 import csv
 import errno
-import os
 import re
 import subprocess
 import sys
 
 import numpy as np
-import pydicom
 import pytest
 import SimpleITK as sitk
 
@@ -84,15 +82,19 @@ def inputs(tmp_path_factory):
     seed = ["-2", "-2", "2", "-40", "0", "0"]  # the hot cube, and a liver point in uniform background
     image_row = ["P1", "S1", "suv.nrrd", "R1"]
     _manifest(root / "ok.csv", [[*image_row, "L1", *seed, "PET/CT", "fdg"]], ("modality", "tracer"))
-    _manifest(root / "twice.csv", [[*image_row, "L1", *seed, "PET/CT", "fdg"], [*image_row, "L1", *seed, "PET/CT", "fdg"],
-                                   [*image_row, "L2", *seed, "PET/CT", "fdg"]], ("modality", "tracer"))
+    _manifest(root / "image_weight.csv", [[*image_row, "L1", *seed, "PET/CT", "fdg", "70"]],
+              ("modality", "tracer", "weight_kg"))
+    lesion = [*seed, "PET/CT", "fdg"]
+    _manifest(root / "twice.csv", [[*image_row, "L1", *lesion], [*image_row, "L1", *lesion], [*image_row, "L2", *lesion]],
+              ("modality", "tracer"))
     _manifest(root / "dup.csv", [["P1", "S1", "dup", "R1", "L1", *centre, *centre]])
     _manifest(root / "dup_column.csv", [["P1", "S1", "dup", "R1", "L1", *centre, *centre, "PSEUDO-1"]],
               ("dicom_patient_id",))
     _manifest(root / "dup_patient.csv", [["PSEUDO-1", "S1", "dup", "R1", "L1", *centre, *centre]])
     _manifest(root / "noweight.csv", [["P1", "S1", "noweight/pet", "R1", "L1", *centre, *centre]])
     _manifest(root / "weight.csv", [["P1", "S1", "noweight/pet", "R1", "L1", *centre, *centre, "70"]], ("weight_kg",))
-    _manifest(root / "badweight.csv", [["P1", "S1", "noweight/pet", "R1", "L1", *centre, *centre, "nan"]], ("weight_kg",))
+    _manifest(root / "badweight.csv", [["P1", "S1", "noweight/pet", "R1", "L1", *centre, *centre, "nan"]],
+              ("weight_kg",))
     _manifest(root / "badrows.csv", [["P1", "S1", "corrupt.nrrd", "R1", "L1", *seed, "PET/CT", "fdg"],
                                      ["P1", "S2", "fake.nii.gz", "R1", "L1", *seed, "PET/CT", "fdg"],
                                      ["P1", "S3", "nan.nrrd", "R1", "L1", *seed, "PET/CT", "fdg"],
@@ -150,6 +152,9 @@ CASES = [
     ("segment-weight-nan", ["segment", "{pet}", "--seed", PET_CENTRE, "--out", "{out}/m.nrrd", "--weight", "nan"], 2,
      ["--weight", "'nan'"]),
     ("candidates-liver-nan", ["candidates", "{suv.nrrd}", "--liver", "nan,0,0"], 2, ["--liver", "nan,0,0"]),
+    ("segment-suv-options-on-an-image", SEGMENT + ["--type", "bsa", "--weight", "70"], 2,
+     ["--type, --weight apply", "suv.nrrd is an SUV image already"]),
+    ("candidates-patient-on-an-image", ["candidates", "{suv.nrrd}", "--patient", "P1"], 2, ["--patient applies"]),
     ("quantify-jobs-0", ["quantify", "{ok.csv}", "--table", "{out}/t.csv", "--jobs", "0"], 2, ["--jobs", "0"]),
     ("quantify-table-suffix", ["quantify", "{ok.csv}", "--table", "{out}/t.xlsx"], 2, ["--table", "t.xlsx", ".csv"]),
     ("stats-level-nan", STATS + ["--level", "nan"], 2, ["--level", "'nan'"]),
@@ -203,7 +208,8 @@ CASES = [
     ("quantify-manifest-missing", ["quantify", "{out}/nowhere.csv", "--table", "{out}/t.csv"], 3,
      ["nowhere.csv", "does not exist"]),
     ("quantify-manifest-folder", ["quantify", "{folder}", "--table", "{out}/t.csv"], 3, ["folder", "is a folder"]),
-    ("quantify-manifest-nul", ["quantify", "{nul.csv}", "--table", "{out}/t.csv"], 3, ["nul.csv", "NUL byte", "line 2"]),
+    ("quantify-manifest-nul", ["quantify", "{nul.csv}", "--table", "{out}/t.csv"], 3,
+     ["nul.csv", "NUL byte", "line 2"]),
     ("quantify-manifest-latin1", ["quantify", "{latin1.csv}", "--table", "{out}/t.csv"], 3,
      ["latin1.csv", "not UTF-8", "0xe9", "line 2"]),
     ("quantify-manifest-utf16", ["quantify", "{utf16.csv}", "--table", "{out}/t.csv"], 3, ["utf16.csv", "UTF-16"]),
@@ -222,7 +228,8 @@ CASES = [
     ("stats-unknown-regions", STATS + ["--regions", "mars,venus"], 3, ["--regions mars, venus", "liver"]),
     ("stats-group-by", STATS + ["--group-by", "nope"], 3, ["--group-by nope"]),
     ("phantom-out-is-a-file", ["phantom", "{suv.nrrd}", "--patients", "1"], 3, ["suv.nrrd", "is a file"]),
-    ("demo-out-unwritable", ["demo", "--out", "/proc/netpet-demo", "--patients", "1"], 3, ["--out", "/proc/netpet-demo"]),
+    ("demo-out-unwritable", ["demo", "--out", "/proc/netpet-demo", "--patients", "1"], 3,
+     ["--out", "/proc/netpet-demo"]),
     # -- 4: ambiguous: one series under two patients (an original beside its pseudonymised copy) --
     ("suv-series-under-two-patients", ["suv", "{dup}", "--out", "{out}/x.nrrd"], 4,
      ["appears under 2 patients", "NETPET", "PSEUDO-1", "--patient ID"]),
@@ -243,6 +250,9 @@ CASES = [
      ["manifest rows 2", "PatientWeight", "the manifest column weight_kg"]),
     ("quantify-bad-weight", ["quantify", "{badweight.csv}", "--table", "{out}/badweight/t.csv", "--jobs", "1"], 6,
      ["manifest rows 2", "weight_kg", "'nan'"]),
+    ("quantify-overrides-for-an-image", ["quantify", "{image_weight.csv}", "--table", "{out}/iw/t.csv", "--jobs", "1"],
+     6,
+     ["manifest rows 2", "suv.nrrd is an SUV image already", "weight_kg"]),
     ("quantify-bad-rows", ["quantify", "{badrows.csv}", "--table", "{out}/badrows/t.csv", "--jobs", "1"], 6,
      ["rows 2: ", "corrupt.nrrd", "rows 3: ", "fake.nii.gz", "rows 4: ", "nan.nrrd", "row 5: seed_r/a/s",
       "row 6: liver_r/a/s", "rows 7: ", "modality"]),
@@ -345,7 +355,8 @@ def test_cancel_and_last_resort_errors(inputs, capsys, monkeypatch):
         raise OSError(errno.ENOSPC, "No space left on device", path)
 
     monkeypatch.setattr(sitk, "WriteImage", full)
-    assert main(["segment", str(inputs / "suv.nrrd"), "--seed", "-2,-2,2", "--out", str(inputs / "out" / "f.nrrd")]) == 3
+    out = str(inputs / "out" / "f.nrrd")
+    assert main(["segment", str(inputs / "suv.nrrd"), "--seed", "-2,-2,2", "--out", out]) == 3
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "f.nrrd" in err and "No space left on device" in err
 

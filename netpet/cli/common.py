@@ -79,7 +79,8 @@ def count(low: int = 1, what: str = "") -> Callable[[str], int]:
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
         if value < low:
-            raise argparse.ArgumentTypeError(f"{text} is out of range: give {what or 'a whole number'} of at least {low}")
+            what_ = what or "a whole number"
+            raise argparse.ArgumentTypeError(f"{text} is out of range: give {what_} of at least {low}")
         return value
 
     parse.__name__ = "count"
@@ -107,13 +108,16 @@ def ras(text: str) -> Tuple[float, float, float]:
 SUV_TYPES = ("bw", "lbm", "lbmjanma", "bsa", "ibw")
 
 
-def add_suv_options(p: argparse.ArgumentParser, overrides: bool = True) -> None:
-    """``--series``, ``--patient`` and ``--type`` (and, with ``overrides``, the header overrides)."""
+def add_suv_options(p: argparse.ArgumentParser, overrides: bool = True, type_default: Optional[str] = "bw") -> None:
+    """``--series``, ``--patient`` and ``--type`` (and, with ``overrides``, the header overrides).
+
+    ``type_default`` None: a command that also reads SUV images leaves ``--type`` unset unless
+    given, so that it can refuse it for an image that is SUV already (:func:`dicom_only`)."""
     p.add_argument("--series", metavar="UID", help="SeriesInstanceUID of the PET series (when the path holds several)")
     p.add_argument("--patient", metavar="ID",
                    help="PatientID (0010,0020) whose copy to use when one series appears under several patients "
                         "(an original beside its pseudonymised copy)")
-    p.add_argument("--type", choices=SUV_TYPES, default="bw",
+    p.add_argument("--type", choices=SUV_TYPES, default=type_default,
                    help="SUV normalisation: body weight, lean body mass (James 128 / Janmahasatian), "
                         "body surface area (Du Bois), ideal body weight (default: bw)")
     if not overrides:
@@ -127,6 +131,18 @@ def add_suv_options(p: argparse.ArgumentParser, overrides: bool = True) -> None:
                    help="injection date and time (2024-03-05T09:02:31) or time of day (09:02:31)")
     p.add_argument("--half-life", type=number("s", 0.0, low_open=True), metavar="S",
                    help="radionuclide half-life override, s")
+
+
+SUV_OPTIONS = ("series", "patient", "type", "weight", "height", "sex", "dose", "injection_time", "half_life")
+
+
+def dicom_only(args: argparse.Namespace, path: str) -> None:
+    """Refuse SUV options given for an SUV image (they apply to a DICOM conversion only)."""
+    given = [name for name in SUV_OPTIONS if getattr(args, name, None) is not None]
+    if given:
+        options = ", ".join("--" + name.replace("_", "-") for name in given)
+        verb = "applies" if len(given) == 1 else "apply"
+        raise UsageError(f"{options} {verb} to a PET DICOM series; {printable(path)} is an SUV image already")
 
 
 def parse_injection(text: Optional[str], option: str = "--injection-time"):

@@ -9,7 +9,7 @@ import os
 import sys
 
 from netpet.cli.common import (EXIT_OK, EXIT_PARTIAL, JOBS, SUV_TYPES, UsageError, add_suv_options, check_input,
-                               check_output, number, overrides, read_image, tqdm_progress, write_image)
+                               check_output, dicom_only, number, overrides, read_image, tqdm_progress, write_image)
 from netpet.cli.common import ras as _ras
 from netpet.errors import DicomInputError, printable
 
@@ -43,7 +43,7 @@ def add_parsers(sub) -> None:
                    help="T/B against normal bone of the session's CT around each lesion (bone lesions on PET/CT)")
     p.add_argument("--out", required=True, metavar="MASK", help="label image to write (.nrrd, .nii.gz, .mha)")
     p.add_argument("--json", action="store_true", help="print the measurements as JSON")
-    add_suv_options(p)
+    add_suv_options(p, type_default=None)
     p.set_defaults(func=cmd_segment)
 
     p = sub.add_parser("quantify", help="batch: segment, measure and classify the lesions of a manifest into the study table")
@@ -64,17 +64,19 @@ def add_parsers(sub) -> None:
     p.add_argument("--rule", choices=["percist", "liver-mean", "liver-max"], default="percist")
     p.add_argument("--organs", metavar="MASK", help="label image of physiological organs to set aside")
     p.add_argument("--json", action="store_true")
-    add_suv_options(p)
+    add_suv_options(p, type_default=None)
     p.set_defaults(func=cmd_candidates)
 
 
 def _volume(path: str, args: argparse.Namespace = None):
     """The session of a command's VOLUME argument, with its --series, --patient, --type and overrides."""
-    from netpet.quant.pipeline import open_session
+    from netpet.quant.pipeline import _is_image, open_session
 
     if args is None:
         return open_session(path, jobs=None)
-    return open_session(path, series_uid=args.series, suv_type=args.type, overrides=overrides(args), jobs=None,
+    if _is_image(path):
+        dicom_only(args, path)
+    return open_session(path, series_uid=args.series, suv_type=args.type or "bw", overrides=overrides(args), jobs=None,
                         dicom_patient=args.patient)
 
 

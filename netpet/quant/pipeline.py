@@ -27,7 +27,7 @@ from netpet.dicom.image import read_image
 from netpet.dicom.files import default_jobs, process_context
 from netpet.dicom.index import SeriesRecord, index_tree
 from netpet.dicom.suv import Overrides
-from netpet.errors import AmbiguousInputError, DicomInputError, NetpetError, SUVConversionError, printable
+from netpet.errors import DicomInputError, NetpetError, printable
 from netpet.quant import references
 from netpet.quant.classify import LiverThresholdClassifier, liver_call
 from netpet.quant.export import write_dicom_seg, write_seg_nrrd
@@ -413,8 +413,8 @@ def read_manifest(path: str) -> List[ManifestRow]:
                               "modality, tracer, background (shell or bone), background_r, background_a, background_s, "
                               "background_diameter_mm, series_uid, dicom_patient_id, and the SUV overrides "
                               f"{', '.join(MANIFEST_OVERRIDES)}).")
-        rows = [ManifestRow(reader.line_num, {k: (v or "").strip() for k, v in r.items() if k and isinstance(v, (str, type(None)))})
-                for r in reader]
+        # (a row longer than the header keeps its extra cells under the key None: left out)
+        rows = [ManifestRow(reader.line_num, {k: (v or "").strip() for k, v in r.items() if k}) for r in reader]
     except csv.Error as exc:
         raise NetpetError(f"The manifest {shown} is not a readable CSV (line {reader.line_num}: {exc}).") from None
     base = os.path.dirname(os.path.abspath(path))
@@ -431,7 +431,8 @@ MANIFEST_OVERRIDES = ("weight_kg", "height_m", "sex", "dose_mbq", "injection_tim
 _AS_COLUMN = {"--weight": "weight_kg", "--height": "height_m", "--sex": "sex", "--dose": "dose_mbq",
               "--injection-time": "injection_time", "--half-life": "half_life_s", "--series": "series_uid",
               "--patient": "dicom_patient_id"}
-_OPTION = re.compile(r"--(weight|height|sex|dose|injection-time|half-life|series|patient)\b(?: (?:KG|M\|F\|O|MBQ|ISO8601|S|M|UID|ID)\b)?")
+_OPTION = re.compile(r"--(weight|height|sex|dose|injection-time|half-life|series|patient)\b"
+                     r"(?: (?:KG|M\|F\|O|MBQ|ISO8601|S|M|UID|ID)\b)?")
 _POINT_OPTION = re.compile(r"--(liver|background) R,A,S")
 
 
@@ -544,10 +545,16 @@ def _group_job(job) -> Tuple[List[Dict[str, Any]], List[str], Dict[str, List[str
     segs: Dict[str, List[str]] = {}
     try:
         series_uid, dicom_patient, overrides = _session_choices(rows)
+        if _is_image(first["series"]) and (series_uid or dicom_patient or overrides):
+            given = [c for c in ("series_uid", "dicom_patient_id", *MANIFEST_OVERRIDES)
+                     if any(r.values.get(c) for r in rows)]
+            raise NetpetError(f"{printable(first['series'])} is an SUV image already; the column(s) {', '.join(given)} "
+                              "apply to a PET DICOM series: leave them empty.")
         session = open_session(first["series"], first["patient_id"], first["session_id"], first.get("modality", ""),
                                first.get("tracer", ""), series_uid=series_uid, suv_type=suv_type, overrides=overrides,
                                dicom_patient=dicom_patient,
-                               hints=("a series_uid column in the manifest", "a dicom_patient_id column in the manifest"))
+                               hints=("a series_uid column in the manifest",
+                                      "a dicom_patient_id column in the manifest"))
         if not session.modality or not session.tracer:
             raise NetpetError(f"{printable(first['series'])} is an SUV image, which does not say how it was made: give "
                               "the manifest columns modality (PET/CT or PET/MR) and tracer (dotatate, fdg...).")
@@ -604,7 +611,8 @@ def _group_job(job) -> Tuple[List[Dict[str, Any]], List[str], Dict[str, List[str
                 write_dicom_seg(seg_path.replace(".seg.nrrd", ".dcm"), session.source_paths, session.volume,
                                 result.lesions, reader=reader)
         except NetpetError as exc:  # rows without their segmentation are not written: the session's rows are skipped
-            errors.append(f"manifest rows {', '.join(str(numbers[k]) for k in result.lesions)}: {for_manifest(str(exc))}")
+            which = ", ".join(str(numbers[k]) for k in result.lesions)
+            errors.append(f"manifest rows {which}: {for_manifest(str(exc))}")
             continue
         out.extend(result.rows)
     return out, errors, segs
