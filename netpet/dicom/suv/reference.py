@@ -249,6 +249,11 @@ class DecayReference(Base):
                 "Date/Time (0008,0021)/(0008,0031), nor AcquisitionTime (0008,0032) gives the reference time",
                 "convert the original scanner export, which carries these times",
             )
+        for candidate in candidates[candidates.index(winner) + 1:]:
+            if candidate.kind == "series":  # said even when a better candidate won: a reader checks the Series Time
+                reason, _ = self._distrust(candidate, earliest_s, Timing(None, ""), back)
+                if reason is not None:
+                    self.rule(f"{candidate.name} = {candidate.when()} is not the reference either: {reason}")
         for candidate, reason, contradicts in rejected:
             diff = candidate.when_s - winner.when_s
             if contradicts and self.suv_effect(diff) > SUV_WARNING:
