@@ -74,6 +74,14 @@ def _raw(ds, tag, vr, value):
     ds[tag] = RawDataElement(Tag(tag), vr, len(value), value, 0, False, True)
 
 
+def _unnamed_half_life(value):
+    def change(datasets, case):
+        _minutes_unnamed(datasets, case)
+        for ds in datasets:
+            dro.rp(ds).RadionuclideHalfLife = value
+    return change
+
+
 def _minutes_unnamed(datasets, case):
     for ds in datasets:
         rp = dro.rp(ds)
@@ -187,6 +195,8 @@ CASES = [
     ("header half-life in minutes, no nuclide named", _minutes_unnamed, {}, None,
      r"RadionuclideHalfLife \(0018,1075\) is 109.77 s, the half-life of no known radionuclide, but 109.77 minutes is "
      r"F-18's; confirm the half-life with --half-life S"),
+    ("header half-life of no imaging nuclide, none named", _unnamed_half_life("1e-30"), {}, None,
+     r"RadionuclideHalfLife \(0018,1075\) is 1e-30 s, outside the 60-3.16e\+07 s of imaging radionuclides"),
     ("header half-life not a number", lambda d, c: [_raw(dro.rp(ds), 0x00181075, "DS", b"nan ") for ds in d], {}, None,
      r"RadionuclideHalfLife \(0018,1075\) is nan; give the half-life with --half-life S"),
     ("header dose infinite", lambda d, c: [_raw(dro.rp(ds), 0x00181074, "DS", b"inf ") for ds in d], {}, None,

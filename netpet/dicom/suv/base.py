@@ -84,7 +84,11 @@ def ts(when: _dt.datetime) -> float:
 
 
 def from_ts(seconds: float) -> _dt.datetime:
-    return EPOCH + _dt.timedelta(seconds=seconds)
+    """The datetime of ``seconds`` since 1970, clamped to what datetime holds (years 1-9999)."""
+    try:
+        return EPOCH + _dt.timedelta(seconds=seconds)
+    except (OverflowError, ValueError):
+        return _dt.datetime.max if seconds > 0 else _dt.datetime.min
 
 
 EPOCH = _dt.datetime(1970, 1, 1)

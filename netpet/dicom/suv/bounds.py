@@ -72,6 +72,10 @@ INJECTION_AFTER_REFERENCE_S = 3600.0
 #: after 5 half-lives 3 % of the activity is left, and the SUV factor exp(lambda t) exceeds 32. A longer
 #: header uptake (the usual cause: a date off by a day) is refused; an injection-time override confirms it.
 UPTAKE_MAX_HALF_LIVES = 5.0
+#: Half-lives an imaging radionuclide can have, s: from 60 s (under Rb-82's 75 s, the shortest in clinical PET)
+#: to one year (above Ge-68's 271 d, the calibration sources'). A header value outside is refused, an override
+#: outside is used with a warning.
+HALF_LIFE_RANGE_S = (60.0, 3.16e7)
 #: Shortest half-life for which a time of day alone is refused (manual flowchart: 41,400 s).
 TIME_OF_DAY_MAX_HALF_LIFE_S = 41400.0
 

@@ -18,6 +18,7 @@ from typing import List, Optional, Tuple
 from netpet.dicom import radionuclides
 from netpet.dicom.radionuclides import HALF_LIFE_MATCH_TOLERANCE, Radionuclide
 from netpet.dicom.suv.base import Base
+from netpet.dicom.suv.bounds import HALF_LIFE_RANGE_S
 from netpet.dicom.tracer import agent_named, imaging_of
 
 _TAG = "RadionuclideHalfLife (0018,1075)"
@@ -80,6 +81,9 @@ class NuclideRules(Base):
             if named is not None and _off(value, named):
                 self.warn(f"the half-life override {value:g} s disagrees with {named.name} ({named.half_life_s:g} s), "
                           f"named by {where}; used as given")
+            elif not HALF_LIFE_RANGE_S[0] <= value <= HALF_LIFE_RANGE_S[1]:
+                self.warn(f"the half-life override {value:g} s lies outside the {HALF_LIFE_RANGE_S[0]:g}-"
+                          f"{HALF_LIFE_RANGE_S[1]:g} s of imaging radionuclides; used as given")
         elif raw is not None and not math.isfinite(raw):
             raise self.refuse(f"{_TAG} is {raw}", "give the half-life with --half-life S")
         elif raw is not None and raw > 0:
@@ -93,12 +97,16 @@ class NuclideRules(Base):
                     f"{_TAG} is {value:g} s but {where} names {named.name}, whose half-life is "
                     f"{named.half_life_s:g} s{hint}", _FIX)
             if named is None and radionuclides.from_half_life(value) is None:
+                low, high = HALF_LIFE_RANGE_S
                 for factor, unit in ((60.0, "minutes"), (3600.0, "hours")):
                     scaled = radionuclides.from_half_life(value * factor)
                     if scaled is not None:
                         raise self.refuse(
                             f"{_TAG} is {value:g} s, the half-life of no known radionuclide, but {value:g} {unit} is "
                             f"{scaled.name}'s", _FIX)
+                if not low <= value <= high:
+                    raise self.refuse(f"{_TAG} is {value:g} s, outside the {low:g}-{high:g} s of imaging radionuclides",
+                                      _FIX)
                 self.warn(f"{_TAG} {value:g} s is the half-life of no radionuclide NETPET knows and no radionuclide is "
                           "named to check it against; used as given")
         elif named is not None:

@@ -35,7 +35,9 @@ import numpy as np
 
 from netpet.dicom.dates import iso
 from netpet.dicom.suv.base import Base, from_ts, summary, ts
-from netpet.dicom.suv.bounds import DECAY_FACTOR_PRECISION, SUV_AGREEMENT, SUV_WARNING, TIME_RESOLUTION_S
+from netpet.dicom.suv.bounds import (
+    DECAY_FACTOR_PRECISION, SESSION_DATE_GAP_S, SUV_AGREEMENT, SUV_WARNING, TIME_RESOLUTION_S,
+)
 from netpet.dicom.suv.record import average_count_rate_offset_s
 
 
@@ -73,7 +75,7 @@ class DecayReference(Base):
 
         SUV is proportional to exp(lambda (t_ref - t_inj)), so a later reference raises it.
         """
-        return math.expm1(self.decay_constant() * seconds)
+        return math.expm1(max(-700.0, min(700.0, self.decay_constant() * seconds)))  # clamped: no overflow
 
     def suv_effect(self, seconds: float) -> float:
         """Size of :meth:`suv_change`."""
@@ -117,10 +119,14 @@ class DecayReference(Base):
                 state = "missing" if factor is None else f"{factor:g}"
                 return Timing(None, f"DecayFactor (0054,1321) is {state} in {frame.label}"), None
             duration = frame.frame_duration_ms
-            if acquisition is None or duration is None or not math.isfinite(duration) or duration <= 0:
+            if (acquisition is None or duration is None or not math.isfinite(duration) or duration <= 0
+                    or duration / 1000.0 > SESSION_DATE_GAP_S):
                 return Timing(None, f"{frame.label} lacks the AcquisitionTime (0008,0032) or ActualFrameDuration "
                                     "(0018,1242) that place its DecayFactor in time"), None
             offset = math.log(factor) / lam
+            if abs(offset) > SESSION_DATE_GAP_S:
+                return Timing(None, f"DecayFactor (0054,1321) {factor:g} in {frame.label} implies a decay over "
+                                    f"{offset / 3600:.3g} h, more than a session"), None
             offsets.append(offset)
             factors.append(factor)
             refs.append(ts(acquisition) + average_count_rate_offset_s(duration / 1000.0, lam) - offset)
@@ -170,14 +176,15 @@ class DecayReference(Base):
             frt = frame.frame_reference_time_ms
             if acquisition is None or frt is None:
                 return Timing(None, f"{frame.label} lacks AcquisitionTime (0008,0032) or FrameReferenceTime (0054,1300)")
-            if not math.isfinite(frt) or frt < 0:
-                return Timing(None, f"{frame.label} has FrameReferenceTime (0054,1300) {frt:g}, not a time offset")
+            if not math.isfinite(frt) or frt < 0 or frt / 1000.0 > SESSION_DATE_GAP_S:
+                return Timing(None, f"{frame.label} has FrameReferenceTime (0054,1300) {frt:g} ms, not a time offset "
+                                    "within a session")
             if convention == "start":
                 refs.append(ts(acquisition) - frt / 1000.0)
             else:
                 duration = frame.frame_duration_ms
-                if duration is None or not math.isfinite(duration) or duration <= 0:
-                    return Timing(None, f"{frame.label} lacks ActualFrameDuration (0018,1242)")
+                if duration is None or not math.isfinite(duration) or duration <= 0 or duration / 1000.0 > SESSION_DATE_GAP_S:
+                    return Timing(None, f"{frame.label} lacks a usable ActualFrameDuration (0018,1242)")
                 refs.append(ts(acquisition) + average_count_rate_offset_s(duration / 1000.0, lam) - frt / 1000.0)
             order.append(frt)
         formula = ("acquisition time - frame reference time" if convention == "start"
@@ -348,7 +355,8 @@ class DecayReference(Base):
                     f"DecayCorrection is NONE and {frame.label} has no AcquisitionDate/Time (0008,0022)/(0008,0032)",
                     "convert the original scanner export, which carries per-frame times",
                 )
-            if frame.frame_duration_ms is None or frame.frame_duration_ms <= 0:
+            duration = frame.frame_duration_ms
+            if duration is None or not math.isfinite(duration) or duration <= 0 or duration / 1000.0 > SESSION_DATE_GAP_S:
                 raise self.refuse(
                     f"DecayCorrection is NONE and ActualFrameDuration (0018,1242) of {frame.label} is "
                     f"{'missing' if frame.frame_duration_ms is None else frame.frame_duration_ms}",

@@ -274,7 +274,8 @@ class UnitRules(Base):
             basis = from_ts(float(refs.min()))
             t_adm = self.injection_s(basis)
             self.p.uptake_time_s = float(self.check_uptake(float(refs.min()), t_adm))
-            dose_ref = dose * np.exp(-lam * (refs - t_adm))
+            with np.errstate(over="ignore", under="ignore"):  # an absurd decay is refused by check_scaling
+                dose_ref = dose * np.exp(-lam * (refs - t_adm))
             self.rule(f"dose decayed to the reference time: D x exp(-ln2 x (t_ref - t_inj) / {half_life:g} s)")
         else:
             state = "missing" if decay is None else repr(decay)
@@ -283,7 +284,8 @@ class UnitRules(Base):
         self.p.dose_at_reference_bq = float(dose_ref[0]) if np.ptp(dose_ref) == 0 else float(dose_ref.max())
         norm = self.normaliser(self.target)
         self._normaliser_record(self.target)
-        return scale * norm / dose_ref
+        with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+            return scale * norm / dose_ref
 
     def _normaliser_record(self, key: str) -> None:
         unit = "cm2" if key == "bsa" else "g"
