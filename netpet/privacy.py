@@ -30,7 +30,7 @@ import hashlib
 import hmac
 import os
 import re
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, Mapping, Optional, Sequence
 
 from netpet.errors import NetpetError
 
@@ -49,6 +49,9 @@ REMOVED = ("OtherPatientIDs", "OtherPatientIDsSequence", "OtherPatientNames", "P
            "PatientSize", "PatientWeight", "StationName", "DeviceSerialNumber")
 _ISO = re.compile(r"^(\d{4})-(\d{2})-(\d{2})([T ][0-9:.]+)?$")
 _DA = re.compile(r"^(\d{4})(\d{2})(\d{2})(\d{2,6}(\.\d{1,6})?)?$")
+#: an absolute path inside text (POSIX or Windows), up to a space, quote or bracket
+_PATH = re.compile(r"(?<![\w.])(?:/|[A-Za-z]:\\)[^\s'\")\]]+")
+_DROPPED = ("patient_name", "patientname", "birth_date", "patient_birth_date", "accession_number", "institution")
 
 
 class PrivacyError(NetpetError):
@@ -152,30 +155,52 @@ class Pseudonymiser:
                 out[key] = value.replace(str(patient), self.patient(patient))
         return out
 
-    def record(self, value: Any, patient_id: Any) -> Any:
-        """A JSON-like record (provenance, index): recursively, keys naming a patient id hashed,
-        UIDs replaced, dates shifted, names and birth dates dropped."""
-        if isinstance(value, Mapping):
-            out = {}
-            for key, item in value.items():
-                lowered = str(key).lower()
-                if lowered in ("patient_name", "patientname", "birth_date", "patient_birth_date", "accession_number",
-                               "institution"):
-                    continue
-                if lowered in ("patient_id", "patientid", "patient"):
-                    out[key] = self.patient(item) if isinstance(item, str) else self.record(item, patient_id)
-                elif lowered.endswith("uid") and isinstance(item, str):
-                    out[key] = self.uid(item)
-                elif lowered.endswith("uids") and isinstance(item, (list, tuple)):
-                    out[key] = [self.uid(u) for u in item]
-                else:
-                    out[key] = self.record(item, patient_id)
-            return out
-        if isinstance(value, (list, tuple)):
-            return [self.record(item, patient_id) for item in value]
-        if isinstance(value, str) and patient_id and str(patient_id) in value and os.sep in value:
-            return self.date(value.replace(str(patient_id), self.patient(patient_id)), patient_id)
-        return self.date(value, patient_id)
+    def record(self, value: Any, patient_id: Any, keep: Sequence[str] = ("output",)) -> Any:
+        """A JSON-like record (provenance, index): recursively, keys naming a patient id hashed, UIDs
+        replaced (wherever they also appear inside text), dates shifted, names and birth dates
+        dropped, and paths inside text replaced by ``(path)`` (archive folders are often named after
+        the patient); the values of the keys in ``keep`` (the user's own output path) are left."""
+        uids: Dict[str, str] = {}
+
+        def collect(item: Any, key: str = "") -> None:
+            if isinstance(item, Mapping):
+                for k, v in item.items():
+                    collect(v, str(k).lower())
+            elif isinstance(item, (list, tuple)):
+                for v in item:
+                    collect(v, key)
+            elif isinstance(item, str) and item.strip() and (key.endswith("uid") or key.endswith("uids")):
+                uids[item.strip()] = self.uid(item)
+
+        def text(item: str) -> str:
+            for old, new in uids.items():
+                item = item.replace(old, new)
+            if patient_id:
+                item = item.replace(str(patient_id), self.patient(patient_id))
+            return _PATH.sub("(path)", self.date(item, patient_id))
+
+        def walk(item: Any) -> Any:
+            if isinstance(item, Mapping):
+                out = {}
+                for key, v in item.items():
+                    lowered = str(key).lower()
+                    if lowered in _DROPPED:
+                        continue
+                    if lowered in ("patient_id", "patientid", "patient") and isinstance(v, str):
+                        out[key] = self.patient(v)
+                    elif key in keep:
+                        out[key] = v
+                    else:
+                        out[key] = walk(v)
+                return out
+            if isinstance(item, (list, tuple)):
+                return [walk(v) for v in item]
+            if isinstance(item, str):
+                return text(item)
+            return self.date(item, patient_id)
+
+        collect(value)
+        return walk(value)
 
     def dataset(self, ds, patient_id: Any) -> None:
         """Pseudonymise a pydicom dataset in place (a DICOM SEG NETPET writes): patient id and name
@@ -196,3 +221,43 @@ class Pseudonymiser:
         for element in ds:
             if element.VR in ("DA", "DT") and element.value:
                 element.value = self.date(str(element.value), patient_id)
+
+    def index(self, index):
+        """A pseudonymised copy of a :class:`netpet.dicom.index.StudyIndex`: patient ids hashed,
+        names and accession numbers dropped, study and series dates shifted, UIDs replaced, file
+        and folder lists emptied (archive paths are often named after the patient), and in the
+        series' warnings the patient id, the UIDs and the tree's root replaced."""
+        import copy
+
+        out = copy.deepcopy(index)
+        root = str(index.root)
+        out.root = "(pseudonymised)"
+        for patient in out.patients:
+            original = patient.patient_id
+            pseudonym = self.patient(original)
+            patient.patient_id, patient.name = pseudonym, None
+            for study in patient.studies:
+                new_uid = self.uid(study.study_uid)
+                replaced = {study.study_uid: new_uid}
+                study.study_uid = new_uid
+                study.date = self.date(study.date, original) if study.date else study.date
+                study.accession = None
+                for series in study.series:
+                    series.patient_id, series.study_uid = pseudonym, study.study_uid
+                    for name in ("series_uid", "frame_of_reference_uid", "partner_series_uid"):
+                        value = getattr(series, name)
+                        if value:
+                            replaced[value] = self.uid(value)
+                            setattr(series, name, replaced[value])
+                    for name in ("series_datetime", "acquisition_datetime"):
+                        value = getattr(series, name)
+                        if value:
+                            setattr(series, name, self.date(value, original))
+                    series.files, series.folders = [], []
+                    texts = []
+                    for warning in series.warnings:
+                        for old, new in [(root, "(root)"), *replaced.items()] + ([(original, pseudonym)] if original else []):
+                            warning = warning.replace(old, new)
+                        texts.append(warning)
+                    series.warnings = texts
+        return out

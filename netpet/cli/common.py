@@ -136,6 +136,20 @@ def add_suv_options(p: argparse.ArgumentParser, overrides: bool = True, type_def
 SUV_OPTIONS = ("series", "patient", "type", "weight", "height", "sex", "dose", "injection_time", "half_life")
 
 
+def add_pseudonymise(p: argparse.ArgumentParser) -> None:
+    """The ``--pseudonymise KEYFILE`` option of every command that exports patient data."""
+    p.add_argument("--pseudonymise", metavar="KEYFILE",
+                   help="write keyed pseudonyms instead of patient ids, shift dates and replace UIDs in every output "
+                        "(KEYFILE: at least 32 random bytes, kept apart from the exports; README, Privacy)")
+
+
+def pseudonymiser(args: argparse.Namespace):
+    """The :class:`netpet.privacy.Pseudonymiser` of ``--pseudonymise``, or None."""
+    from netpet.privacy import Pseudonymiser
+
+    return Pseudonymiser.from_file(getattr(args, "pseudonymise", None))
+
+
 def dicom_only(args: argparse.Namespace, path: str) -> None:
     """Refuse SUV options given for an SUV image (they apply to a DICOM conversion only)."""
     given = [name for name in SUV_OPTIONS if getattr(args, name, None) is not None]

@@ -26,7 +26,8 @@ from typing import Any, List, Optional, Sequence
 from netpet import __version__
 from netpet.cli.common import (EXIT_AMBIGUOUS, EXIT_CANCELLED, EXIT_INPUT, EXIT_OK, EXIT_PARTIAL,  # noqa: F401
                                EXIT_REFUSED, EXIT_USAGE, JOBS, Ambiguous, Parser, SafeStream, UsageError,
-                               add_suv_options, check_output, overrides, parse_injection, tqdm_progress, write_image)
+                               add_pseudonymise, add_suv_options, check_output, overrides, parse_injection,
+                               pseudonymiser, tqdm_progress, write_image)
 from netpet.errors import DicomInputError, NetpetError, SUVConversionError, printable
 from netpet.progress import Cancelled
 
@@ -47,9 +48,14 @@ def _print_json(payload: Any) -> None:
 def cmd_index(args: argparse.Namespace) -> int:
     from netpet.dicom.index import describe, index_tree
 
+    if args.pseudonymise and args.include_identity:
+        raise UsageError("--include-identity and --pseudonymise contradict each other; choose one")
+    keyed = pseudonymiser(args)
     index = index_tree(args.path, jobs=args.jobs, progress=_tqdm_progress(not args.json))
     if args.patient is not None:
         index = index.for_patient(args.patient)
+    if keyed is not None:
+        index = keyed.index(index)
     if args.json:
         _print_json(index.to_dict(include_identity=args.include_identity, include_files=args.files))
     else:
@@ -72,6 +78,7 @@ def cmd_suv(args: argparse.Namespace) -> int:
     if args.provenance:
         check_output(args.provenance, "--provenance", ())
     suv_overrides = _overrides(args)
+    keyed = pseudonymiser(args)
     progress = _tqdm_progress(not args.json)
     record = _choose_pet(args.path, args.series, args.jobs, progress, args.patient)
     result = convert_to_suv(record, args.type, suv_overrides, jobs=args.jobs, progress=progress)
@@ -80,6 +87,8 @@ def cmd_suv(args: argparse.Namespace) -> int:
     provenance["output"] = os.path.abspath(args.out)
     provenance["hybrid"] = record.hybrid
     provenance["partner_series_uid"] = record.partner_series_uid
+    if keyed is not None:
+        provenance = keyed.record(provenance, record.patient_id)
     if args.provenance:
         with open(args.provenance, "w", encoding="utf-8") as handle:
             json.dump(provenance, handle, indent=2, default=str)
@@ -118,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="include patient names and accession numbers (left out by default)")
     p.add_argument("--patient", metavar="ID", help="list only the patient of this PatientID (0010,0020)")
     p.add_argument("--jobs", type=JOBS, default=None, help="worker processes (default: all cores)")
+    add_pseudonymise(p)
     p.set_defaults(func=cmd_index)
 
     p = sub.add_parser("suv", help="convert a PET series to an SUV image with its provenance")
@@ -127,6 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--provenance", metavar="FILE", help="also write the provenance JSON to FILE")
     add_suv_options(p)
     p.add_argument("--jobs", type=JOBS, default=None, help="worker processes (default: all cores)")
+    add_pseudonymise(p)
     p.set_defaults(func=cmd_suv)
 
     from netpet.cli import demo, phantom, quant, stats

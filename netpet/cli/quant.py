@@ -8,8 +8,9 @@ import math
 import os
 import sys
 
-from netpet.cli.common import (EXIT_OK, EXIT_PARTIAL, JOBS, SUV_TYPES, UsageError, add_suv_options, check_input,
-                               check_output, dicom_only, number, overrides, read_image, tqdm_progress, write_image)
+from netpet.cli.common import (EXIT_OK, EXIT_PARTIAL, JOBS, SUV_TYPES, UsageError, add_pseudonymise, add_suv_options,
+                               check_input, check_output, dicom_only, number, overrides, pseudonymiser, read_image,
+                               tqdm_progress, write_image)
 from netpet.cli.common import ras as _ras
 from netpet.errors import DicomInputError, printable
 
@@ -56,6 +57,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--dicom-seg", action="store_true", help="also write DICOM SEG beside each .seg.nrrd")
     p.add_argument("--jobs", type=JOBS, default=None, help="worker processes (default: all cores)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    add_pseudonymise(p)
     p.set_defaults(func=cmd_quantify)
 
     p = sub.add_parser("candidates", help="list every hot region above the liver threshold (whole body)")
@@ -182,9 +184,10 @@ def cmd_quantify(args: argparse.Namespace) -> int:
 
     check_input(args.manifest, "The manifest")
     check_output(args.table, "--table", TABLE_SUFFIXES)
+    keyed = pseudonymiser(args)
     os.makedirs(os.path.dirname(os.path.abspath(args.table)), exist_ok=True)
     summary = run_manifest(args.manifest, args.table, SegmentOptions(method=args.method), args.type, args.jobs,
-                           args.dicom_seg, progress=tqdm_progress(not args.json))
+                           args.dicom_seg, progress=tqdm_progress(not args.json), pseudonymiser=keyed)
     for error in summary["errors"]:
         print(f"netpet: skipped: {printable(error)}", file=sys.stderr)
     if args.json:

@@ -8,7 +8,8 @@ import os
 import sys
 from typing import List
 
-from netpet.cli.common import check_input, check_output_folder, count, number, tqdm_progress
+from netpet.cli.common import (add_pseudonymise, check_input, check_output_folder, count, number, pseudonymiser,
+                               tqdm_progress)
 
 
 def _columns(values: List[str]) -> List[str]:
@@ -48,6 +49,7 @@ def add_parser(sub) -> None:
                    help="a false-findings.csv whose filled-in causes to keep (default: the one in --out, if any)")
     p.add_argument("--no-figures", action="store_true", help="skip the figures (the report has tables only)")
     p.add_argument("--json", action="store_true", help="print the results as one JSON object")
+    add_pseudonymise(p)
     p.set_defaults(func=cmd_stats)
 
 
@@ -68,8 +70,11 @@ def cmd_stats(args: argparse.Namespace) -> int:
     causes_path = args.causes or os.path.join(args.out, "false-findings.csv")
     if args.causes:
         check_input(args.causes, "--causes")
+    keyed = pseudonymiser(args)
     causes = read_causes(causes_path)
-    study = load_study(args.table, args.reference, group_by, regions)
+    if keyed is not None:  # causes written against archive ids follow the pseudonyms (a pseudonym is kept)
+        causes = {(key[0], keyed.patient(key[1]), *key[2:]): cause for key, cause in causes.items()}
+    study = load_study(args.table, args.reference, group_by, regions, patient_ids=keyed.patient if keyed else None)
     options = StatsOptions(ci=args.ci, level=args.level, bootstrap=args.bootstrap, seed=args.seed, group_by=group_by,
                            regions=regions, causes=causes, equivocal=args.equivocal)
     analysis = analyse(study, options, progress=tqdm_progress(not args.json))

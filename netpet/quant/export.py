@@ -151,8 +151,15 @@ def _merge_seg_nrrd(path: str, target: str, volume: SUVVolume, lesions: Dict[str
 
 def write_dicom_seg(path: str, source_paths: Sequence[str], volume: SUVVolume, lesions: Dict[str, LesionMask],
                     series_number: int = 900, series_description: str = "NETPET lesions",
-                    reader: Optional[str] = None, keep_existing: bool = True) -> str:
+                    reader: Optional[str] = None, keep_existing: bool = True, pseudonymiser=None,
+                    patient_id: str = "") -> str:
     """Write (or update) a DICOM Segmentation (binary) referencing the source PET images; returns its path.
+
+    The SEG carries the source's patient and study identity, as the standard requires (PS3.3
+    C.7.1.1, C.7.2.1: the patient and study modules are those of the images it segments); with a
+    ``pseudonymiser`` (:class:`netpet.privacy.Pseudonymiser`) the patient's id and name are the
+    pseudonym of ``patient_id``, identifying attributes are emptied and dates shifted (UIDs kept,
+    so the SEG still references its images).
 
     The SEG's frames follow the PET's own slices: the SUV volume is in the PET series' geometry,
     and its slices are matched to the source files by position along the slice normal. Locked,
@@ -249,6 +256,8 @@ def write_dicom_seg(path: str, source_paths: Sequence[str], volume: SUVVolume, l
             manufacturer_model_name="SUVQuant", software_versions=__version__, device_serial_number="0",
             series_description=series_description, omit_empty_frames=True,
         )
+        if pseudonymiser is not None:
+            pseudonymiser.dataset(seg, patient_id or str(getattr(ordered[0], "PatientID", "")))
         replace_atomically(target, lambda temporary: seg.save_as(temporary), suffix=".dcm", what="DICOM SEG",
                            error=ExportError)
     return path

@@ -538,7 +538,7 @@ def _lesion_request(row: ManifestRow) -> LesionRequest:
 
 def _group_job(job) -> Tuple[List[Dict[str, Any]], List[str], Dict[str, List[str]]]:
     """Quantify one series' rows (runs in a worker process): (table rows, errors, seg files)."""
-    rows, table_dir, options, suv_type, dicom_seg = job
+    rows, table_dir, options, suv_type, dicom_seg, pseudonymiser = job
     first = rows[0].values
     errors: List[str] = []
     out: List[Dict[str, Any]] = []
@@ -588,7 +588,8 @@ def _group_job(job) -> Tuple[List[Dict[str, Any]], List[str], Dict[str, List[str
             except NetpetError as exc:  # this row's liver point is unusable: the row is skipped, said
                 errors.append(str(exc))
                 good.remove((row, request))
-        name = f"{session.patient_id}_{session.session_id}_{reader}.seg.nrrd".replace(os.sep, "_")
+        named = pseudonymiser.patient(session.patient_id) if pseudonymiser else session.patient_id
+        name = f"{named}_{session.session_id}_{reader}.seg.nrrd".replace(os.sep, "_")
         seg_rel = os.path.join("segmentations", name)
         requested = SegmentOptions(method=method) if method else options
         if not good:
@@ -609,19 +610,24 @@ def _group_job(job) -> Tuple[List[Dict[str, Any]], List[str], Dict[str, List[str
             segs[seg_rel] = write_seg_nrrd(seg_path, session.volume, result.lesions, result.calls)
             if dicom_seg and session.source_paths:
                 write_dicom_seg(seg_path.replace(".seg.nrrd", ".dcm"), session.source_paths, session.volume,
-                                result.lesions, reader=reader)
+                                result.lesions, reader=reader, pseudonymiser=pseudonymiser,
+                                patient_id=session.patient_id)
         except NetpetError as exc:  # rows without their segmentation are not written: the session's rows are skipped
             which = ", ".join(str(numbers[k]) for k in result.lesions)
             errors.append(f"manifest rows {which}: {for_manifest(str(exc))}")
             continue
-        out.extend(result.rows)
+        out.extend(pseudonymiser.row(r) if pseudonymiser else r for r in result.rows)
     return out, errors, segs
 
 
 def run_manifest(manifest: str, table_path: str, options: Optional[SegmentOptions] = None, suv_type: str = "bw",
                  jobs: Optional[int] = None, dicom_seg: bool = False,
-                 progress: Optional[Callable[[float, str], bool]] = None) -> Dict[str, Any]:
+                 progress: Optional[Callable[[float, str], bool]] = None, pseudonymiser=None) -> Dict[str, Any]:
     """Quantify every row of a manifest into the study table; bad rows are reported, not fatal.
+
+    With a ``pseudonymiser`` (:class:`netpet.privacy.Pseudonymiser`) the table rows, the
+    segmentation files' names and the DICOM SEG carry the patients' pseudonyms, shifted dates and
+    replaced UIDs (:meth:`~netpet.privacy.Pseudonymiser.row`) instead of the manifest's ids.
 
     Returns {"rows": written, "errors": [messages], "segmentations": {file: [segment ids]}}.
     """
@@ -661,7 +667,7 @@ def run_manifest(manifest: str, table_path: str, options: Optional[SegmentOption
         groups.setdefault(key, []).append(row)
     table_dir = os.path.dirname(os.path.abspath(table_path))
     jobs = default_jobs() if jobs is None else max(1, jobs)
-    work = [(group, table_dir, options, suv_type, dicom_seg) for group in groups.values()]
+    work = [(group, table_dir, options, suv_type, dicom_seg, pseudonymiser) for group in groups.values()]
     written, segmentations = 0, {}
     done = 0
 

@@ -42,7 +42,7 @@ from __future__ import annotations
 import csv
 import os
 from dataclasses import dataclass, field
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 import pandas as pd
@@ -241,7 +241,8 @@ def read_table(path: str) -> Tuple[pd.DataFrame, str]:
 
 
 def load_study(table_path: str, reference_path: str, group_by: Sequence[str] = (),
-               regions: Optional[Sequence[str]] = None) -> Study:
+               regions: Optional[Sequence[str]] = None,
+               patient_ids: Optional[Callable[[str], str]] = None) -> Study:
     """Read both files and check that every finding belongs to the reference standard.
 
     Parameters
@@ -254,6 +255,10 @@ def load_study(table_path: str, reference_path: str, group_by: Sequence[str] = (
         Further columns (of either file, or ``region``) to split the results by.
     regions : sequence of str, optional
         The study's regions (default: every region the reference standard names).
+    patient_ids : callable, optional
+        Applied to every patient id of both files before they are joined: the pseudonymiser's
+        :meth:`~netpet.privacy.Pseudonymiser.patient`, so that a pseudonymised table meets a
+        reference standard kept with the archive's ids, and every output names pseudonyms only.
 
     Returns
     -------
@@ -273,6 +278,11 @@ def load_study(table_path: str, reference_path: str, group_by: Sequence[str] = (
     """
     reference = read_reference(reference_path)
     frame, _ = read_table(table_path)
+    if patient_ids is not None:
+        reference.lesions["patient_id"] = reference.lesions["patient_id"].map(patient_ids)
+        reference.patients["patient_id"] = reference.patients["patient_id"].map(patient_ids)
+        reference.region_rows = {(patient_ids(p), r): n for (p, r), n in reference.region_rows.items()}
+        frame["patient_id"] = frame["patient_id"].astype(str).str.strip().map(patient_ids)
     for column in ("patient_id", "session_id", "modality", "tracer", "reader", "lesion_id", "call"):
         frame[column] = frame[column].astype(str).str.strip()
     empty = frame[(frame["patient_id"] == "") | (frame["modality"] == "") | (frame["tracer"] == "") |
