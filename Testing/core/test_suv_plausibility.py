@@ -128,3 +128,20 @@ def test_height_override_under_the_bound_is_used_with_a_warning(tmp_path):
     _, p = run(tmp_path, datasets, suv_type="bsa", overrides=Overrides(height_m=0.25))
     assert p.height_m == 0.25 and p.height_source == "override"
     assert any("the height override 0.25 m lies under the 0.3 m" in w for w in p.warnings)
+
+
+def test_series_differing_only_in_the_radiopharmaceutical_are_read_apart():
+    """The series-level reading is cached by a fingerprint of the header; the fingerprint must see inside
+    RadiopharmaceuticalInformationSequence, or a second series with another dose would reuse the first's
+    (found by the property suite: an unmutated series refused with a dose of a previous example)."""
+    from netpet.dicom.pet_header import read_pet_header
+
+    case = dro.Case(shape=(2, 4, 4), beds=1)
+    first, _ = dro.build(case)
+    second, _ = dro.build(case)
+    for ds in second:
+        dro.rp(ds).RadionuclideTotalDose = "-4.8"
+    header_1 = read_pet_header([(f"A{k}", ds) for k, ds in enumerate(first)], "first")
+    header_2 = read_pet_header([(f"B{k}", ds) for k, ds in enumerate(second)], "second")
+    assert header_1.radiopharmaceutical.dose_raw == case.dose_bq
+    assert header_2.radiopharmaceutical.dose_raw == -4.8

@@ -253,12 +253,25 @@ _LEVEL_TAGS = (
 _LEVEL_CACHE: Dict[tuple, Tuple[Dict[str, Any], List[str]]] = {}
 
 
+def _sequence_text(ds: Dataset, tag: int) -> Any:
+    """The whole content of a sequence element as text (its repr only says "<Sequence, length 1>")."""
+    value = tags.raw_bytes(ds, tag)
+    if isinstance(value, str) and value.startswith("<Sequence"):
+        return "\n".join(str(item) for item in ds[tag].value)
+    return value
+
+
 def _level_fingerprint(ds: Dataset) -> tuple:
+    """What the series-level reading depends on, so that the cache returns a reading only for the same values.
+
+    Sequences are fingerprinted by their content: two series differing only inside their
+    RadiopharmaceuticalInformationSequence (dose, times, half-life) must not share a reading.
+    """
     private = tuple(
         (int(tag), tags.raw_bytes(ds, tag)) for tag in ds.keys()
         if tag.group in (0x0009, 0x0071) or (tag.group % 2 == 1 and 0x10 <= tag.element <= 0xFF)
     )
-    return tuple(tags.raw_bytes(ds, tag) for tag in _LEVEL_TAGS) + private
+    return tuple(_sequence_text(ds, tag) if tag == 0x00540016 else tags.raw_bytes(ds, tag) for tag in _LEVEL_TAGS) + private
 
 
 def _series_level(ds: Dataset, path: str, notes: List[str]) -> Dict[str, Any]:
