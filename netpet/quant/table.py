@@ -108,6 +108,15 @@ def _ident(name: str) -> str:
     return '"' + str(name).replace('"', '""') + '"'
 
 
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def _ascii_fold(name: str) -> str:
+    """A column name as SQLite compares it: ASCII letters without case, every other character as it is
+    ("Region" is "region", but "\u00c9" is not "\u00e9": Python's ``lower`` would fold both)."""
+    return name.translate(_ASCII_LOWER)
+
+
 def _key(row: Dict[str, Any]) -> Tuple[str, ...]:
     return tuple(_text(row.get(k)) for k in KEY)
 
@@ -517,15 +526,15 @@ class StudyTable:
                 missing = [k for k in KEY if k not in present]
                 if missing:
                     raise TableError(f"{self.path}: the lesions table lacks the key column(s) {', '.join(missing)}.")
-                folded = {p.lower(): p for p in present}
+                folded = {_ascii_fold(p): p for p in present}
                 for name in names:
                     if name not in present:
-                        if name.lower() in folded:  # SQLite column names ignore case
+                        if _ascii_fold(name) in folded:  # SQLite column names ignore the case of ASCII letters
                             raise TableError(f"{self.path}: column {name!r} to write differs from the table's column "
-                                             f"{folded[name.lower()]!r} only in case, which SQLite cannot keep apart; "
-                                             "use one spelling.")
+                                             f"{folded[_ascii_fold(name)]!r} only in case, which SQLite cannot keep "
+                                             "apart; use one spelling.")
                         db.execute(f"ALTER TABLE lesions ADD COLUMN {_ident(name)}")
-                        folded[name.lower()] = name
+                        folded[_ascii_fold(name)] = name
                 inserted = updated = 0
                 for row in rows:
                     text = {k: _text(v) for k, v in row.items()}
