@@ -80,6 +80,7 @@ class NETPETReaderParameterNode:
     folder: pathlib.Path
     suvType: Annotated[str, Choice(list(SUV_TYPES))] = "bw"
     petSeriesUID: str = ""
+    petPatientID: str = ""
     suvWindowMax: float = 10.0
     fusionOpacity: float = 0.5
 
@@ -149,6 +150,7 @@ class NETPETReaderWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidget,
                 for column, key in enumerate(columns):
                     item = qt.QTableWidgetItem(str(session.get(key) or ""))
                     item.setData(qt.Qt.UserRole, session["pet_series_uid"])
+                    item.setData(qt.Qt.UserRole + 1, session["patient_id"])  # one UID may sit under two patients
                     item.setToolTip(f"{session['pet_description']} ({session['pet_series_uid']}); "
                                     f"partner {session['partner_modality'] or 'none'}")
                     table.setItem(row, column, item)
@@ -161,6 +163,7 @@ class NETPETReaderWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidget,
             items = self.ui.sessionTable.selectedItems()
             if items:
                 self._parameterNode.petSeriesUID = items[0].data(qt.Qt.UserRole)
+                self._parameterNode.petPatientID = items[0].data(qt.Qt.UserRole + 1) or ""
             self.ui.loadButton.enabled = bool(items)
 
     def onLoadButton(self):
@@ -175,7 +178,8 @@ class NETPETReaderWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidget,
             qt.QSettings().setValue(SETTINGS_SUV_TYPE, p.suvType)
             with progressDialog(_("Loading PET as SUV")) as progress:
                 pet, anatomical = self.logic.loadSession(self._index, p.petSeriesUID, p.suvType, progress=progress,
-                                                         window=(0.0, p.suvWindowMax), opacity=p.fusionOpacity)
+                                                         window=(0.0, p.suvWindowMax), opacity=p.fusionOpacity,
+                                                         patientID=p.petPatientID or None)
             self.ui.provenanceText.plainText = self.logic.provenanceText(pet)
             slicer.util.setSliceViewerLayers(background=anatomical, foreground=pet, foregroundOpacity=p.fusionOpacity,
                                              fit=True)
@@ -208,7 +212,7 @@ class NETPETReaderLogic(ScriptedLoadableModuleLogic):
         """One dict per PET series: patient, session (study), hybrid, tracer, anatomical partner."""
         out = []
         for pet in index.pet_series():
-            partner = index.series(pet.partner_series_uid) if pet.partner_series_uid else None
+            partner = index.series(pet.partner_series_uid, patient_id=pet.patient_id) if pet.partner_series_uid else None
             out.append({
                 "patient_id": pet.patient_id, "session": pet.description or pet.study_uid,
                 "study_uid": pet.study_uid, "pet_series_uid": pet.series_uid, "pet_description": pet.description,
@@ -253,11 +257,12 @@ class NETPETReaderLogic(ScriptedLoadableModuleLogic):
         volumeNode.SetAttribute(nodes.ATTRIBUTE_PREFIX + "SourceFiles", json.dumps(list(record.files)))
         return volumeNode
 
-    def loadSession(self, index, petSeriesUID, suvType="bw", progress=None, window=(0.0, 10.0), opacity=0.5):
+    def loadSession(self, index, petSeriesUID, suvType="bw", progress=None, window=(0.0, 10.0), opacity=0.5,
+                    patientID=None):
         """Load a PET (as SUV) and its anatomical partner, PET fused over CT/MR in linked views."""
         from netpet.progress import report
 
-        pet = index.series(petSeriesUID)
+        pet = index.series(petSeriesUID, patient_id=patientID)  # patientID chooses between copies of one UID
         if not pet.is_pet:
             raise ValueError(f"Series {petSeriesUID} is {pet.modality}, not PET.")
 
@@ -268,7 +273,8 @@ class NETPETReaderLogic(ScriptedLoadableModuleLogic):
         anatomicalNode = None
         if pet.partner_series_uid:
             report(progress, 0.7, "Reading the anatomical series")
-            anatomicalNode = self.loadAnatomical(index.series(pet.partner_series_uid), progress=part(0.7, 0.3))
+            anatomicalNode = self.loadAnatomical(index.series(pet.partner_series_uid, patient_id=pet.patient_id),
+                                                 progress=part(0.7, 0.3))
         nodes.fuse(petNode, anatomicalNode, opacity)
         return petNode, anatomicalNode
 

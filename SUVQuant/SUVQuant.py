@@ -680,16 +680,16 @@ class SUVQuantLogic(ScriptedLoadableModuleLogic):
 
         Returns {"inserted", "updated", "path", "segmentation_file"}.
         """
-        from netpet.quant.export import write_dicom_seg
+        from netpet.quant.export import ExportError, write_dicom_seg
         from netpet.quant.segment import lesion_from_mask
-        from netpet.quant.table import StudyTable
+        from netpet.quant.table import StudyTable, check_writable, locked, replace_atomically
 
         if not studyTablePath:
             raise ValueError("Choose the study table file (.csv or .sqlite) first.")
         if not rows:
             raise ValueError("There are no measurements to export.")
         table = StudyTable(studyTablePath)
-        table.read()  # refuse a file that is not a study table before writing anything
+        table.check()  # refuse a file that is not a study table, or cannot be written, before writing anything
         session = self.session(petNode)
         folder = os.path.dirname(os.path.abspath(studyTablePath))
         name = f"{session.patient_id}_{session.session_id}_{reader}.seg.nrrd".replace(os.sep, "_").replace(" ", "_")
@@ -698,9 +698,20 @@ class SUVQuantLogic(ScriptedLoadableModuleLogic):
         os.makedirs(os.path.dirname(path), exist_ok=True)
         segmentationNode.AddDefaultStorageNode()
         storage = segmentationNode.GetStorageNode()
-        storage.SetFileName(path)
-        if not storage.WriteData(segmentationNode):
-            raise OSError(f"Cannot write the segmentation to {path}.")
+
+        def write(temporary):
+            storage.SetFileName(temporary)
+            written = storage.WriteData(segmentationNode)
+            storage.SetFileName(path)
+            if not written:
+                raise ExportError(f"Cannot write the segmentation to {path}.")
+
+        # the reader's file, written whole from the node: locked against a batch run writing it at the same
+        # time, and replaced atomically (a crash leaves the old file or the new one, never a part)
+        target = os.path.realpath(path)
+        with locked(target, "segmentation", ExportError):
+            check_writable(target, path, replaced=True, what="segmentation", error=ExportError)
+            replace_atomically(target, write, suffix=".seg.nrrd", what="segmentation", error=ExportError)
         if dicomSeg:
             if not session.source_paths:
                 raise ValueError("DICOM SEG needs the PET's DICOM files; load the PET with NETPET Reader.")
@@ -721,6 +732,7 @@ class SUVQuantLogic(ScriptedLoadableModuleLogic):
         Returns a :class:`ReviewResult`: PET node, segmentation node, centroid RAS, the row, and the
         sentences to show the reader (not separable, equivocal, every warning of the row and of its SUV).
         """
+        from netpet.errors import AmbiguousInputError
         from netpet.quant.table import StudyTable
 
         from NETPETReader import NETPETReaderLogic
@@ -736,7 +748,10 @@ class SUVQuantLogic(ScriptedLoadableModuleLogic):
             if not dicomFolder:
                 raise ValueError("Choose the DICOM folder that holds the study's PET series.")
             index = reader.indexFolder(dicomFolder)
-        record = index.series(row["series_uid"])
+        try:
+            record = index.series(row["series_uid"])
+        except AmbiguousInputError:  # one UID under two patients (an original beside its copy): the row's patient
+            record = index.series(row["series_uid"], patient_id=row.get("patient_id", ""))
         petNode = reader.loadPET(record, suvType or row.get("suv_type") or "bw")
         segmentationNode = None
         if row.get("segmentation_file"):

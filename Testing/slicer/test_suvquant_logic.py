@@ -127,6 +127,17 @@ def test_export_round_trip_and_review(loaded, tmp_path, mrml):
     # the same export again updates in place
     again = logic.exportToStudyTable(result["rows"], table_path, pet, result["segmentation"], reader="R1")
     assert again["inserted"] == 0 and again["updated"] == len(truth)
+    # written through a temporary file renamed over the target, under a lock: nothing half-written is left
+    assert not [f for f in os.listdir(seg_path.parent) if f.startswith(".netpet-")]
+    # a read-only segmentation file is refused untouched (and the table is not written)
+    content = seg_path.read_bytes()
+    os.chmod(seg_path, 0o444)
+    try:
+        with pytest.raises(Exception, match="read-only|cannot be written|not writable"):
+            logic.exportToStudyTable(result["rows"], table_path, pet, result["segmentation"], reader="R1")
+        assert seg_path.read_bytes() == content
+    finally:
+        os.chmod(seg_path, 0o644)
     # review: a row reopens its PET and segmentation, the views centred on the lesion
     review = logic.review(table_path, 0, index=index)
     pet2, seg2, centroid = review.petNode, review.segmentationNode, review.centroid

@@ -634,7 +634,7 @@ def run_manifest(manifest: str, table_path: str, options: Optional[SegmentOption
     options = options or SegmentOptions()
     rows = read_manifest(manifest)
     table = StudyTable(table_path)
-    table.read()  # refuse a file that is not a study table before any work
+    table.check()  # refuse a file that is not a study table, or cannot be written, before any work (header only)
     groups: Dict[Tuple[str, str, str], List[ManifestRow]] = {}
     errors: List[str] = []
     complete: List[ManifestRow] = []
