@@ -110,8 +110,9 @@ def test_spect_in_counts_is_refused(tmp_path):
     for ds in datasets:
         ds.Units = "CNTS"
     with pytest.raises(SUVConversionError, match=r"the series is a SPECT stored with Modality PT .* Units \(0054,1001\) "
-                                                 r"is CNTS: only a quantitative SPECT in Bq/mL .*reconstruct the SPECT"):
+                                                 r"is CNTS: only a quantitative SPECT in Bq/mL .*reconstruct the SPECT") as info:
         run(tmp_path, datasets)
+    assert str(info.value).count(". ") == 0  # one sentence
 
 
 @pytest.mark.parametrize("rp,model,description,imaging,label", [

@@ -134,7 +134,7 @@ class PatientRules(Base):
             raise self.refuse(
                 f"the {key} formula gives a non-positive normaliser ({value:.1f}) for "
                 f"weight {weight:g} kg and height {height:g} cm",
-                "use another SUV type (e.g. --type lbmjanma) or check --weight/--height",
+                "use another SUV type (--type lbmjanma, for one) or check --weight/--height",
             )
         self._cache[cache_key] = value
         return value

@@ -106,7 +106,7 @@ class UnitRules(Base):
                 raise self.refuse(
                     f"the series is a SPECT stored with Modality PT ({'; '.join(evidence)}) and its Units (0054,1001) "
                     f"is {units}: only a quantitative SPECT in Bq/mL (or already in SUV) can give SUV",
-                    "reconstruct the SPECT quantitatively in BQML (e.g. xSPECT Quant)")
+                    "reconstruct the SPECT quantitatively in BQML (xSPECT Quant, for one)")
             self.rule(f"quantitative SPECT stored with Modality PT ({'; '.join(evidence)}): SUV = C x N / D is "
                       "defined by the activity concentration whatever camera measured it, so the PET rules apply")
         if units == "BQML":
