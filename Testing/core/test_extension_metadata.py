@@ -1,8 +1,14 @@
-"""The Slicer extension's files agree with each other: CMake metadata, the Extensions Index catalog
-entry, icons, screenshots, licence, and each module's CMakeLists (every script and resource listed
-exists and every module file is listed). Also: the .ui files and the module files agree
-(every ``self.ui.<name>`` exists, every SlicerParameterName is a parameter-node field of a type
-its widget can show)."""
+"""The Slicer extension's files agree with each other and with the Slicer Extensions Index's rules:
+CMake metadata, the catalog entry (packaging/ExtensionsIndex), the README, icons, licence, and each
+module's CMakeLists (every script and resource listed exists and every module file is listed). Also:
+the .ui files and the module files agree (every ``self.ui.<name>`` exists, every SlicerParameterName
+is a parameter-node field of a type its widget can show).
+
+The index's rules are those of Slicer/ExtensionsIndex ``scripts/check_description_files.py`` (JSON
+schema, category, repository name, scm_url, the top-level CMakeLists' project name, icon and screenshot
+URLs, licence) and its new-extension checklist ``.github/PULL_REQUEST_TEMPLATE/new_extension.md``
+(repository Slicer + extension name, topic ``3d-slicer-extension``, homepage content); the catalog
+entry's keys are those of Slicer's ``Schemas/slicer-extension-catalog-entry-schema-v1.0.2.json``."""
 
 from __future__ import annotations
 
@@ -11,17 +17,27 @@ import json
 import os
 import re
 import struct
+import urllib.parse
 import xml.etree.ElementTree as ET
 
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MODULES = ("NETPETReader", "SUVQuant", "StudyStats")
+#: the extension's name: the CMake project, the catalog entry's file name and the modules' category owner
+EXTENSION = "NETPET"
+CATALOG = os.path.join(ROOT, "packaging", "ExtensionsIndex", f"{EXTENSION}.json")
 #: the keys a catalog entry may have (Slicer's schema slicer-extension-catalog-entry-schema-v1.0.2:
 #: additionalProperties false) and those it must have
 CATALOG_ALLOWED = {"$schema", "category", "scm_url", "scm_revision", "scm_type", "build_dependencies",
                    "dicom_support_rule", "build_subdirectory", "enabled", "tier"}
 CATALOG_REQUIRED = {"$schema", "category", "scm_url"}
+#: the index's project-name rule (check_cmakelists_content: the first project() names the extension)
+INDEX_PROJECT_PATTERN = r"project\s*\(\s*([^\s\)\n\r]+)"
+#: GitHub topic the new-extension checklist asks the repository to carry
+INDEX_TOPIC = "3d-slicer-extension"
+#: Firstname Lastname ([SubOrg, ]Org), ... (Slicer's Utilities/Templates/Extensions/extension_description.s4ext.in)
+CONTRIBUTOR_PATTERN = r"[^(),]+ \([^()]+\)"
 
 
 def cmake_sets(path):
@@ -36,31 +52,83 @@ def png_size(path):
     return struct.unpack(">II", header[16:24])
 
 
-def test_catalog_entry_agrees_with_cmake():
+def _raw_prefix(entry):
+    """Raw-file URL prefix of this repository at the entry's revision."""
+    owner_repo = urllib.parse.urlsplit(entry["scm_url"]).path.strip("/").removesuffix(".git")
+    return f"https://raw.githubusercontent.com/{owner_repo}/{entry['scm_revision']}/"
+
+
+def test_catalog_entry_meets_the_index_rules():
     meta = cmake_sets(os.path.join(ROOT, "CMakeLists.txt"))
-    entry = json.load(open(os.path.join(ROOT, "packaging", "ExtensionsIndex", "NETPET.json")))
+    entry = json.load(open(CATALOG, encoding="utf-8"))
+    # the JSON schema (check_json_schema)
     assert set(entry) <= CATALOG_ALLOWED and CATALOG_REQUIRED <= set(entry)
     assert entry["$schema"].endswith("slicer-extension-catalog-entry-schema-v1.0.2.json#")
+    assert isinstance(entry["tier"], int) and 1 <= entry["tier"] <= 5
+    assert isinstance(entry["scm_revision"], str) and entry["scm_revision"]
+    # check_category: one of ACCEPTED_EXTENSION_CATEGORIES; the CMake metadata says the same
     assert entry["category"] == meta["EXTENSION_CATEGORY"] == "Nuclear Medicine"
     depends = [] if meta["EXTENSION_DEPENDS"] == "NA" else meta["EXTENSION_DEPENDS"].split()
     assert entry["build_dependencies"] == depends
+    # check_scm_url_syntax: scheme://host/path with git or https
+    url = urllib.parse.urlsplit(entry["scm_url"])
+    assert "://" in entry["scm_url"] and url.scheme in ("git", "https"), entry["scm_url"]
+    # check_git_repository_name ("slicer" in the name) and the checklist: Slicer + the extension's name
+    repository = os.path.splitext(url.path.split("/")[-1])[0]
+    assert repository == "Slicer" + EXTENSION, repository
+    # one name and one homepage: the repository's page is the homepage
     assert entry["scm_url"].removesuffix(".git") == meta["EXTENSION_HOMEPAGE"]
-    assert isinstance(entry["tier"], int) and 1 <= entry["tier"] <= 5
-    # the project name, the catalog file name and the CMake project agree
+    assert meta["EXTENSION_HOMEPAGE"] == f"https://github.com/{url.path.strip('/').removesuffix('.git')}"
+    # check_cmakelists_content: the catalog file is named after the CMake project
     text = open(os.path.join(ROOT, "CMakeLists.txt"), encoding="utf-8").read()
-    assert re.search(r"project\(NETPET\)", text)
+    assert re.findall(INDEX_PROJECT_PATTERN, text, re.IGNORECASE)[0] == EXTENSION
+    assert os.path.basename(CATALOG) == f"{EXTENSION}.json"
     for module in MODULES:
         assert f"add_subdirectory({module})" in text
-    assert meta["EXTENSION_DESCRIPTION"] and meta["EXTENSION_CONTRIBUTORS"]
-    # icon and screenshots: raw URLs of files in this repository (same owner/name as scm_url)
-    owner_repo = entry["scm_url"].removesuffix(".git").split("github.com/")[1]
-    prefix = f"https://raw.githubusercontent.com/{owner_repo}/{entry['scm_revision']}/"
-    urls = [meta["EXTENSION_ICONURL"], *meta["EXTENSION_SCREENSHOTURLS"].split()]
-    assert len(urls) >= 4  # the icon and a screenshot per module
-    for url in urls:
+    # one or two sentences for non-experts (new_extension.md)
+    sentences = [s for s in re.split(r"(?<=[.!?])\s+", meta["EXTENSION_DESCRIPTION"].strip()) if s]
+    assert 1 <= len(sentences) <= 2, meta["EXTENSION_DESCRIPTION"]
+    contributors = meta["EXTENSION_CONTRIBUTORS"].split(", ")
+    assert contributors and all(re.fullmatch(CONTRIBUTOR_PATTERN, c) for c in contributors), contributors
+    # check_cmakelists_content: the icon is an http(s) URL of an image: here a 128 x 128 PNG of this
+    # repository at the entry's revision
+    prefix = _raw_prefix(entry)
+    icon = meta["EXTENSION_ICONURL"]
+    assert icon.startswith(prefix), icon
+    assert png_size(os.path.join(ROOT, icon[len(prefix):])) == (128, 128)
+
+
+def test_screenshots_are_real_or_the_entry_says_it_is_not_ready():
+    """The index refuses an entry without EXTENSION_SCREENSHOTURLS. The panels once listed there were drawn
+    from the .ui files with stand-in widgets, so they were removed: until screenshots taken from a GUI
+    that renders exist, the README and the entry's README say that the entry cannot be submitted."""
+    meta = cmake_sets(os.path.join(ROOT, "CMakeLists.txt"))
+    entry = json.load(open(CATALOG, encoding="utf-8"))
+    prefix = _raw_prefix(entry)
+    screenshots = meta["EXTENSION_SCREENSHOTURLS"].split()
+    for url in screenshots:
         assert url.startswith(prefix), url
-        assert os.path.isfile(os.path.join(ROOT, url[len(prefix):])), url
-    assert png_size(os.path.join(ROOT, meta["EXTENSION_ICONURL"][len(prefix):])) == (128, 128)
+        path = os.path.join(ROOT, url[len(prefix):])
+        assert os.path.isfile(path) and open(path, "rb").read(8) == b"\x89PNG\r\n\x1a\n", url
+    assert not os.path.exists(os.path.join(ROOT, "Utilities", "render_panels.py"))
+    readme = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
+    assert "render_panels" not in readme and "Docs/Screenshots" not in readme
+    for image in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", readme):
+        assert image.startswith("http") or os.path.isfile(os.path.join(ROOT, image)), image
+    packaging = open(os.path.join(ROOT, "packaging", "ExtensionsIndex", "README.md"), encoding="utf-8").read()
+    if not screenshots:
+        assert "screenshots will come from a gui that renders" in " ".join(readme.split()).lower()
+        assert "Not ready for submission yet" in packaging
+
+
+def test_readme_names_the_repository_and_the_index_checklist():
+    meta = cmake_sets(os.path.join(ROOT, "CMakeLists.txt"))
+    readme = " ".join(open(os.path.join(ROOT, "README.md"), encoding="utf-8").read().split())
+    assert meta["EXTENSION_HOMEPAGE"] in readme
+    assert f"packaging/ExtensionsIndex/{EXTENSION}.json" in readme
+    packaging = open(os.path.join(ROOT, "packaging", "ExtensionsIndex", "README.md"), encoding="utf-8").read()
+    for rule in (INDEX_TOPIC, "Slicer" + EXTENSION, "check_description_files.py", "new_extension.md"):
+        assert rule in packaging, rule
 
 
 def test_licence_and_module_icons():
