@@ -47,6 +47,7 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 import numpy as np
 import pandas as pd
 
+from netpet.errors import printable
 from netpet.quant.table import StudyTable, TableError
 from netpet.stats.intervals import StatsError
 
@@ -114,8 +115,9 @@ def read_reference(path: str) -> Reference:
         raise StatsError(f"Cannot read the reference standard {path}: {exc}.") from exc
     missing = [c for c in REFERENCE_REQUIRED if c not in header]
     if missing:
+        shown = ", ".join(printable(h) for h in header) or "none"
         raise StatsError(f"The reference standard {path} lacks the column(s) {', '.join(missing)}; it needs "
-                         f"{', '.join(REFERENCE_REQUIRED)} (its columns: {', '.join(header) or 'none'}).")
+                         f"{', '.join(REFERENCE_REQUIRED)} (its columns: {shown}).")
     extras = [c for c in header if c not in REFERENCE_REQUIRED]
     # one pass over the rows, then per-patient look-ups: linear in the number of rows (the checks below
     # used to scan every lesion for each region and patient row, which was quadratic)
@@ -137,19 +139,19 @@ def read_reference(path: str) -> Reference:
             if key in lesions:
                 first, other = lesions[key]
                 kind = "conflicting truth" if int(other["truth"]) != truth else "duplicated key"
-                raise StatsError(f"{where}: {kind}: patient {patient} lesion {lesion} is also on row {first}; keep "
-                                 "one row per lesion.")
+                raise StatsError(f"{where}: {kind}: patient {printable(patient)} lesion {printable(lesion)} is also "
+                                 f"on row {first}; keep one row per lesion.")
             lesions[key] = (line, {**row, "truth": str(truth)})
         elif region:
             key = (patient, region)
             if key in regions:
-                raise StatsError(f"{where}: duplicated key: patient {patient} region {region} (empty lesion_id) is "
-                                 f"also on row {regions[key][0]}; keep one row per region.")
+                raise StatsError(f"{where}: duplicated key: patient {printable(patient)} region {printable(region)} "
+                                 f"(empty lesion_id) is also on row {regions[key][0]}; keep one row per region.")
             regions[key] = (line, truth)
         else:
             if patient in patients:
-                raise StatsError(f"{where}: duplicated key: patient {patient} has a patient row (empty lesion_id and "
-                                 f"region) on row {patients[patient][0]} too; keep one.")
+                raise StatsError(f"{where}: duplicated key: patient {printable(patient)} has a patient row (empty "
+                                 f"lesion_id and region) on row {patients[patient][0]} too; keep one.")
             patients[patient] = (line, truth)
     malignant_in_region: Dict[Tuple[str, str], List[str]] = {}
     malignant_of_patient: Dict[str, List[str]] = {}
@@ -166,13 +168,14 @@ def read_reference(path: str) -> Reference:
     for (patient, region), (line, truth) in regions.items():
         positive = malignant_in_region.get((patient, region), [])
         if truth == 0 and positive:
-            raise StatsError(f"{path} row {line}: conflicting truth: region {region} of patient {patient} is 0 but "
-                             f"its lesion(s) {', '.join(positive)} are malignant; fix either row.")
+            raise StatsError(f"{path} row {line}: conflicting truth: region {printable(region)} of patient "
+                             f"{printable(patient)} is 0 but its lesion(s) {printable(', '.join(positive))} are "
+                             "malignant; fix either row.")
     for patient, (line, truth) in patients.items():
         positive = malignant_of_patient.get(patient, [])
         if truth == 0 and positive:
-            raise StatsError(f"{path} row {line}: conflicting truth: patient {patient} is 0 (no disease) but "
-                             f"{', '.join(positive)} are malignant; fix either row.")
+            raise StatsError(f"{path} row {line}: conflicting truth: patient {printable(patient)} is 0 (no disease) "
+                             f"but {printable(', '.join(positive))} are malignant; fix either row.")
     lesion_frame = pd.DataFrame(
         [{"patient_id": p, "lesion_id": lesion, "region": r["region"], "truth": int(r["truth"]),
           "standard": r["standard"], "reference_row": line, **{c: r.get(c, "") for c in extras}}
@@ -294,17 +297,18 @@ def load_study(table_path: str, reference_path: str, group_by: Sequence[str] = (
     unknown = frame[~frame["patient_id"].isin(known_patients)]
     if len(unknown):
         row = unknown.iloc[0]
-        raise StatsError(f"{row['table_row']}: unknown id: patient {row['patient_id']} is not in the reference standard "
-                         f"{reference.path}; add the patient (a patient row with empty lesion_id if lesion-free).")
+        raise StatsError(f"{row['table_row']}: unknown id: patient {printable(row['patient_id'])} is not in the "
+                         f"reference standard {reference.path}; add the patient (a patient row with empty lesion_id if "
+                         "lesion-free).")
     findings = frame[frame["lesion_id"] != ""].copy()
     known = reference.lesions.set_index(["patient_id", "lesion_id"])
     keys = list(zip(findings["patient_id"], findings["lesion_id"]))
     missing = [i for i, k in enumerate(keys) if k not in known.index]
     if missing:
         row = findings.iloc[missing[0]]
-        raise StatsError(f"{row['table_row']}: unknown id: lesion {row['lesion_id']} of patient {row['patient_id']} is "
-                         f"not in the reference standard {reference.path}; every finding needs a reference (truth 0 for "
-                         "a false positive).")
+        raise StatsError(f"{row['table_row']}: unknown id: lesion {printable(row['lesion_id'])} of patient "
+                         f"{printable(row['patient_id'])} is not in the reference standard {reference.path}; every "
+                         "finding needs a reference (truth 0 for a false positive).")
     calls = []
     for row in findings.itertuples(index=False):
         text = row.call.lower()
@@ -331,9 +335,10 @@ def load_study(table_path: str, reference_path: str, group_by: Sequence[str] = (
         same = rows[(rows["patient_id"] == first["patient_id"]) & (rows["lesion_id"] == first["lesion_id"]) &
                     (rows["modality"] == first["modality"]) & (rows["tracer"] == first["tracer"]) &
                     (rows["reader"] == first["reader"])]
-        raise StatsError(f"{same.iloc[1]['table_row']}: duplicated key: lesion {first['lesion_id']} of patient "
-                         f"{first['patient_id']} has {len(same)} findings for {first['modality']} {first['tracer']} "
-                         f"reader {first['reader']} (sessions {', '.join(same['session_id'])}; also "
+        group = printable(f"{first['modality']} {first['tracer']} reader {first['reader']}")
+        raise StatsError(f"{same.iloc[1]['table_row']}: duplicated key: lesion {printable(first['lesion_id'])} of "
+                         f"patient {printable(first['patient_id'])} has {len(same)} findings for {group} "
+                         f"(sessions {printable(', '.join(same['session_id']))}; also "
                          f"{same.iloc[0]['table_row']}); keep one, or give the sessions different modality labels.")
     apart = not_separable(findings)
     for column in SCORES:
