@@ -49,10 +49,11 @@ import pandas as pd
 
 from netpet.errors import printable
 from netpet.quant.table import StudyTable, TableError
+from netpet.schema import KEY
 from netpet.stats.intervals import StatsError
 
 REFERENCE_REQUIRED = ("patient_id", "lesion_id", "region", "truth", "standard")
-TABLE_REQUIRED = ("patient_id", "session_id", "modality", "tracer", "reader", "lesion_id", "call")
+TABLE_REQUIRED = KEY + ("call",)  # the study table's key (netpet.schema) and the finding's call
 GROUP_KEYS = ("modality", "tracer", "reader")
 SCORES = ("suv_max", "suv_peak", "suv_mean", "tl_ratio", "tb_ratio", "mtv_ml", "tla", "liver_suv_mean", "krenning")
 LEVELS = ("patient", "lesion", "region")

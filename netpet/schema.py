@@ -1,0 +1,202 @@
+"""The study table's schema and the rules that fill its key: one place for the command line and Slicer.
+
+A study-table row is one lesion finding, keyed by :data:`KEY` (patient, session, modality, tracer,
+reader, lesion id). ``netpet quantify`` (:mod:`netpet.quant.pipeline`) and SUVQuant's Logic in
+Slicer both fill the key and the reader's labels through the functions here, so that the same
+PET series read through either path gives the same keys (an upsert then updates the row instead
+of adding a second one, which ``netpet stats`` would refuse as a duplicated key). The table's
+file format and its safe writes are in :mod:`netpet.quant.table`; StudyStats
+(:mod:`netpet.stats.data`) reads the key from here. This module imports nothing of NETPET but its errors.
+
+The rules
+---------
+Session id (:func:`choose_session_id`), first that applies:
+
+1. an **explicit** id: the manifest's ``session_id`` cell on the command line; in Slicer the
+   ``sessionID`` given to the Logic or stored on the PET node (attribute ``NETPET.SessionID``);
+2. the id the **table already holds** for this patient's PET series (rows with the same
+   ``patient_id`` and ``series_uid`` under one session id): a session first written by a batch
+   run with the manifest's names and then corrected in Slicer lands in the same rows;
+3. the **derived** id (:func:`derive_session_id`) from the series' index record:
+   ``<TRACER>-<MODALITY>-<6 hex digits>``, e.g. ``DOTATATE-PETCT-3F9A2C``: the tracer key and the
+   modality label (:func:`tracer_key`, :func:`modality_label`) in capitals without ``/``, and the
+   first six hexadecimal digits of the SHA-1 of the StudyInstanceUID (one PET study, one session;
+   two PET series of one study with the same tracer, such as a dual-time-point scan, need explicit
+   ids). It holds no date or UID: nothing identifying enters the table through it (with
+   ``--pseudonymise`` the digest is taken of the pseudonymised UID).
+
+An explicit id that differs from the one the table already holds for the same patient and series
+is used as given, with a warning (:func:`session_id_conflict`): the series then has rows under two
+session ids.
+
+Modality label: the index's hybrid label (``PET/CT``, ``PET/MR``, ``SPECT/CT``), else the imaging
+kind alone (``PET``, or ``SPECT`` for a quantitative SPECT stored as PT). Tracer: the tracer key
+the index found (``dotatate``, ``fdg``, ``other``), else ``unknown``.
+
+Region and lesion type (``region``, ``lesion_type``) are the reader's words, as given (the
+manifest's columns on the command line; per lesion in Slicer): :func:`clean_label` trims them and
+folds runs of white space to one space, in both paths alike. :data:`REGION_SUGGESTIONS` and
+:data:`LESION_TYPE_SUGGESTIONS` are the words a form offers (free text is accepted). The reader id
+is cleaned the same way; :data:`DEFAULT_READER` is the reader of a form left as it opened.
+
+The segmentation of a (patient, session, reader) is one ``.seg.nrrd`` beside the table, named by
+:func:`segmentation_file_name` in both paths (the writes merge: each path keeps the other's segments).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Any, Iterable, Mapping, Optional, Tuple
+
+from netpet.errors import NetpetError
+
+KEY: Tuple[str, ...] = ("patient_id", "session_id", "modality", "tracer", "reader", "lesion_id")
+REQUIRED: Tuple[str, ...] = KEY + (
+    "region", "suv_max", "suv_peak", "suv_mean", "mtv_ml", "tla", "tb_ratio", "tl_ratio", "liver_suv_mean",
+    "liver_suv_sd", "krenning", "call", "centroid_r", "centroid_a", "centroid_s", "segmentation_file", "suv_type",
+)
+#: The columns NETPET writes, in order (REQUIRED first); further columns of a table are kept after them.
+COLUMNS: Tuple[str, ...] = REQUIRED + (
+    "lesion_type", "suv_min", "suv_sd", "voxels", "longest_diameter_mm", "threshold_suv", "method",
+    "background_suv_mean", "background_suv_sd", "spleen_suv_mean", "liver_suv_max", "liver_center_r", "liver_center_a",
+    "liver_center_s", "seed_r", "seed_a", "seed_s", "suv_peak_center_r", "suv_peak_center_a", "suv_peak_center_s",
+    "series_uid", "suv_units", "suv_decay_correction", "suv_reference_time", "suv_reference_rule",
+    "suv_injection_time", "suv_dose_mbq", "suv_weight_kg", "suv_factor", "suv_warnings", "netpet_version", "updated",
+)
+
+#: the reader id of a Slicer form left as it opened
+DEFAULT_READER = "reader1"
+#: the tracer of a series whose tracer is not known
+UNKNOWN_TRACER = "unknown"
+#: the digits of the StudyInstanceUID's SHA-1 in a derived session id
+SESSION_DIGEST_DIGITS = 6
+#: the longest explicit session id (it becomes part of a file name and of a DICOM SEG's series)
+SESSION_ID_MAX = 64
+
+#: Regions a form offers (the study's body regions; free text is accepted)
+REGION_SUGGESTIONS: Tuple[str, ...] = (
+    "pancreas", "small bowel", "stomach", "colon and rectum", "liver", "lymph nodes", "bone", "lung", "soft tissue",
+    "adrenal", "other",
+)
+#: Lesion types a form offers (free text is accepted)
+LESION_TYPE_SUGGESTIONS: Tuple[str, ...] = (
+    "primary", "lymph node metastasis", "liver metastasis", "bone metastasis", "other metastasis",
+    "TIO culprit tumour", "physiological uptake", "benign", "indeterminate",
+)
+
+_SPACES = re.compile(r"\s+")
+_NOT_ID = re.compile(r"[^A-Z0-9]+")
+_FILE_UNSAFE = re.compile(r"[\s/\\]+")
+
+
+class SchemaError(NetpetError, ValueError):
+    """A value cannot fill a study-table field (the message names it and says what is accepted)."""
+
+
+def clean_label(value: Any) -> str:
+    """A reader's label (region, lesion type, reader, explicit session id) as the table keeps it: text,
+    trimmed, every run of white space (line breaks and tabs too) one space; None is ''."""
+    if value is None:
+        return ""
+    return _SPACES.sub(" ", str(value)).strip()
+
+
+def modality_label(hybrid: Optional[str], imaging: Optional[str] = None) -> str:
+    """The ``modality`` of a row: the hybrid label (``PET/CT``, ``PET/MR``, ``SPECT/CT``), else the
+    imaging kind alone (``PET``; ``SPECT`` for a quantitative SPECT stored as PT)."""
+    return clean_label(hybrid) or clean_label(imaging) or "PET"
+
+
+def tracer_key(key: Optional[str]) -> str:
+    """The ``tracer`` of a row: the index's tracer key (``dotatate``, ``fdg``, ``other``), else ``unknown``."""
+    return clean_label(key) or UNKNOWN_TRACER
+
+
+def record_modality(record: Any) -> str:
+    """:func:`modality_label` of an index record (:class:`netpet.dicom.index.SeriesRecord`)."""
+    tracer = getattr(record, "tracer", None)
+    return modality_label(getattr(record, "hybrid", None), getattr(tracer, "imaging", None) if tracer else None)
+
+
+def record_tracer(record: Any) -> str:
+    """:func:`tracer_key` of an index record."""
+    tracer = getattr(record, "tracer", None)
+    return tracer_key(getattr(tracer, "key", None) if tracer else None)
+
+
+def derive_session_id(study_uid: str, tracer: str, modality: str) -> str:
+    """The derived session id of a PET series (rule 3 of the module docstring): ``<TRACER>-<MODALITY>-<digest>``,
+    e.g. ``DOTATATE-PETCT-3F9A2C``; '' without a StudyInstanceUID (an image that is not DICOM)."""
+    study_uid = (study_uid or "").strip()
+    if not study_uid:
+        return ""
+    digest = hashlib.sha1(study_uid.encode("utf-8")).hexdigest()[:SESSION_DIGEST_DIGITS].upper()
+    parts = [_NOT_ID.sub("", tracer_key(tracer).upper()), _NOT_ID.sub("", modality_label(modality).upper()), digest]
+    return "-".join(p for p in parts if p)
+
+
+def record_session_id(record: Any) -> str:
+    """:func:`derive_session_id` of an index record: its study, tracer and modality label."""
+    return derive_session_id(getattr(record, "study_uid", ""), record_tracer(record), record_modality(record))
+
+
+def check_session_id(value: Any, where: str = "") -> str:
+    """An explicit session id, cleaned (:func:`clean_label`).
+
+    Raises
+    ------
+    SchemaError
+        Over :data:`SESSION_ID_MAX` characters, or holding a control character.
+    """
+    text = clean_label(value)
+    if len(text) > SESSION_ID_MAX:
+        raise SchemaError(f"{where}The session id {text[:40]!r}... is {len(text)} characters long; give at most "
+                          f"{SESSION_ID_MAX}.")
+    if any(ord(c) < 32 or ord(c) == 127 for c in text):
+        raise SchemaError(f"{where}The session id {text!r} holds a control character; remove it.")
+    return text
+
+
+def known_session_ids(rows: Iterable[Mapping[str, Any]]) -> dict:
+    """{(patient_id, series_uid): {session ids}} of a study table's rows (rows without a series UID are left out)."""
+    known: dict = {}
+    for row in rows:
+        series = clean_label(row.get("series_uid"))
+        session = clean_label(row.get("session_id"))
+        if series and session:
+            known.setdefault((clean_label(row.get("patient_id")), series), set()).add(session)
+    return known
+
+
+def choose_session_id(explicit: Any, derived: str, patient_id: str = "", series_uid: str = "",
+                      known: Optional[Mapping[Tuple[str, str], Any]] = None) -> str:
+    """The session id of a row (the rules of the module docstring): ``explicit`` when given, else the one
+    id ``known`` (:func:`known_session_ids` of the table) holds for (patient, series), else ``derived``.
+    '' when none applies (an SUV image without DICOM identity and no id given)."""
+    text = check_session_id(explicit)
+    if text:
+        return text
+    held = sorted((known or {}).get((clean_label(patient_id), clean_label(series_uid)), ()))
+    if len(held) == 1:
+        return held[0]
+    if derived in held or not held:
+        return derived
+    return held[0]  # several already (written by hand): the first, sorted, every time the same
+
+
+def session_id_conflict(session_id: str, patient_id: str, series_uid: str,
+                        known: Optional[Mapping[Tuple[str, str], Any]] = None) -> str:
+    """A sentence when the table already holds this patient's series under other session ids ('' if not)."""
+    held = sorted(set((known or {}).get((clean_label(patient_id), clean_label(series_uid)), ())) - {session_id})
+    if not held:
+        return ""
+    return (f"patient {patient_id}: PET series {series_uid} is already in the study table as session "
+            f"{', '.join(held)}; its rows are now also written as session {session_id} (leave the session id empty "
+            "to write into the existing session, or remove the old rows)")
+
+
+def segmentation_file_name(patient_id: str, session_id: str, reader: str) -> str:
+    """The ``.seg.nrrd`` file name of a (patient, session, reader): the same in both paths; white space and
+    path separators become ``_``."""
+    return _FILE_UNSAFE.sub("_", f"{patient_id}_{session_id}_{reader}") + ".seg.nrrd"
