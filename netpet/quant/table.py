@@ -2,7 +2,9 @@
 
 Rows are keyed by (patient_id, session_id, modality, tracer, reader, lesion_id). Writing is an
 upsert by key: a row with a known key updates it, a new key adds a row; columns the table has
-that a write does not mention (a reader's notes, a cause column) are kept. The table lives in
+that a write does not mention (a reader's notes, a cause column) are kept. The key, the columns
+and the rules that fill the key (session id, modality, tracer, region, lesion type, reader) are
+defined once in :mod:`netpet.schema`, for the command line and Slicer alike. The table lives in
 one file:
 
 * CSV (for small studies): a write takes an exclusive lock on ``<table>.lock``, reads the table,
@@ -54,19 +56,10 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Sequence, Tupl
 
 from netpet.errors import NetpetError, printable
 
-KEY: Tuple[str, ...] = ("patient_id", "session_id", "modality", "tracer", "reader", "lesion_id")
-REQUIRED: Tuple[str, ...] = KEY + (
-    "region", "suv_max", "suv_peak", "suv_mean", "mtv_ml", "tla", "tb_ratio", "tl_ratio", "liver_suv_mean",
-    "liver_suv_sd", "krenning", "call", "centroid_r", "centroid_a", "centroid_s", "segmentation_file", "suv_type",
-)
-#: The columns NETPET writes, in order (REQUIRED first); further columns of a table are kept after them.
-COLUMNS: Tuple[str, ...] = REQUIRED + (
-    "suv_min", "suv_sd", "voxels", "longest_diameter_mm", "threshold_suv", "method", "background_suv_mean",
-    "background_suv_sd", "spleen_suv_mean", "liver_suv_max", "liver_center_r", "liver_center_a", "liver_center_s",
-    "seed_r", "seed_a", "seed_s", "suv_peak_center_r", "suv_peak_center_a", "suv_peak_center_s", "series_uid",
-    "suv_units", "suv_decay_correction", "suv_reference_time", "suv_reference_rule", "suv_injection_time",
-    "suv_dose_mbq", "suv_weight_kg", "suv_factor", "suv_warnings", "netpet_version", "updated",
-)
+# the schema (key, columns) and the rules that fill the key live in the neutral netpet.schema, which the
+# command line, Slicer and StudyStats share; re-exported here for the callers that import them from this module
+from netpet.schema import COLUMNS, KEY, REQUIRED  # noqa: F401
+
 SQLITE_SUFFIXES = (".sqlite", ".sqlite3", ".db")
 LOCK_TIMEOUT_S = 60.0
 #: DICOM PS3.5 6.2, VR LO (the SEG's SegmentLabel): at most 64 characters
