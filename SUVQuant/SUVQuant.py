@@ -21,16 +21,26 @@ import numpy as np
 import slicer
 from slicer.i18n import tr as _
 from slicer.i18n import translate
-from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
+from slicer.parameterNodeWrapper import WithinRange, parameterNodeWrapper
 from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoadableModuleLogic,
                                            ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
 from slicer.util import VTKObservationMixin
 
 from NETPETLib import nodes
-from NETPETLib.widgets import ParameterNodeWidgetMixin
+from NETPETLib.widgets import LabelledChoice, ParameterNodeWidgetMixin, documentationLink
 from SUVQuantLib import measurements
 
-METHODS = ("adaptive", "fixed41", "fixed50", "absolute", "liver-percist", "liver-max", "gradient")
+#: threshold methods, by key (as the core's netpet.quant.segment.METHODS) with the labels the panel shows
+Method = LabelledChoice("Method", [
+    ("adaptive", _("Adaptive: background + calibrated fraction of SUVpeak (default)")),
+    ("fixed41", _("41 % of SUVmax")),
+    ("fixed50", _("50 % of SUVmax")),
+    ("absolute", _("Absolute SUV 2.5")),
+    ("liver-percist", _("Liver, PERCIST: 1.5 x liver mean + 2 SD")),
+    ("liver-max", _("Liver SUVmax")),
+    ("gradient", _("Gradient: watershed at the steepest edge")),
+])
+METHODS = Method.keys()
 #: diameter (mm) of the sphere at a reader-placed background point: default and accepted range (as the core's manifest)
 BACKGROUND_DIAMETER_MM = 20.0
 BACKGROUND_DIAMETER_RANGE_MM = (4.0, 60.0)
@@ -72,7 +82,7 @@ class SUVQuant(ScriptedLoadableModule):
             "lesion id applies to that lesion, a single other point to all lesions), or 'Normal-bone background "
             "(CT)', which measures normal bone from the session's CT around every lesion that has no background "
             "point of its own (check it for bone lesions on PET/CT). Review mode reopens any row of the study table "
-            "and shows its warnings.")
+            "and shows its warnings.") + documentationLink("suvquant-lesions-references-measurements-the-study-table")
         self.parent.acknowledgementText = _("Please cite NETPET. Segmentation defaults and their accuracy: see the "
                                             "project README.")
         if getattr(slicer, "app", None) is not None:
@@ -121,6 +131,10 @@ class SUVQuantParameterNode:
     reader - the reader's id in the study table
     studyTablePath - the study-wide table (.csv or .sqlite)
     dicomSeg - also export DICOM SEG
+
+    The method is a LabelledChoice enum (labels in the combo box, keys in the scene); the diameter declares
+    its range with WithinRange, which Slicer's spin-box connector sets on the widget (-inf..inf without
+    it: parameterNodeWrapper/guiConnectors.py, 5.8 and 5.10).
     """
 
     petVolume: slicer.vtkMRMLScalarVolumeNode
@@ -131,7 +145,7 @@ class SUVQuantParameterNode:
     boneBackground: bool = False
     segmentation: slicer.vtkMRMLSegmentationNode
     resultsTable: slicer.vtkMRMLTableNode
-    method: Annotated[str, Choice(list(METHODS))] = "adaptive"
+    method: Method = Method["adaptive"]
     reader: str = "reader1"
     studyTablePath: pathlib.Path
     dicomSeg: bool = False
@@ -142,6 +156,8 @@ class SUVQuantParameterNode:
 #
 
 class SUVQuantWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidget, VTKObservationMixin):
+    helperPackages = ("NETPETLib", "SUVQuantLib")
+
     def __init__(self, parent=None):
         ScriptedLoadableModuleWidget.__init__(self, parent)
         VTKObservationMixin.__init__(self)
@@ -231,7 +247,7 @@ class SUVQuantWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidget, VTK
                 return
             p = self._parameterNode
             seeds = self.logic.seedsFromMarkups(p.lesionPoints)
-            result = self.logic.segmentLesions(p.petVolume, seeds, p.segmentation, p.method, liverRAS=self._liverRAS(),
+            result = self.logic.segmentLesions(p.petVolume, seeds, p.segmentation, p.method.key, liverRAS=self._liverRAS(),
                                                reader=p.reader, regions=self.logic.regionsFromMarkups(p.lesionPoints),
                                                **self._background())
             p.segmentation = result["segmentation"]
@@ -260,6 +276,12 @@ class SUVQuantWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidget, VTK
             if not self._dependenciesReady():
                 return
             p = self._parameterNode
+            if p.dicomSeg:
+                from NETPETLib import dependencies
+
+                reason = dependencies.unavailableReason("highdicom")
+                if reason:
+                    raise ValueError(reason[:1].upper() + reason[1:] + "; export without 'Also write DICOM SEG'.")
             if not self._rows:
                 self.onMeasureButton()
             summary = self.logic.exportToStudyTable(self._rows, _path(p.studyTablePath), p.petVolume, p.segmentation,

@@ -15,16 +15,30 @@ import numpy as np
 import slicer
 from slicer.i18n import tr as _
 from slicer.i18n import translate
-from slicer.parameterNodeWrapper import Choice, parameterNodeWrapper
+from slicer.parameterNodeWrapper import WithinRange, parameterNodeWrapper
 from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoadableModuleLogic,
                                            ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
 from slicer.util import VTKObservationMixin
 
 from NETPETLib import nodes
-from NETPETLib.widgets import ParameterNodeWidgetMixin
+from NETPETLib.widgets import LabelledChoice, ParameterNodeWidgetMixin, documentationLink, pathText
 
-CI_METHODS = ("wilson", "clopper-pearson", "agresti-coull", "jeffreys")
-EQUIVOCAL_RULES = ("negative", "positive")
+#: proportion intervals, by key (as the core's netpet.stats.intervals.CI_METHODS) with their labels
+CIMethod = LabelledChoice("CIMethod", [
+    ("wilson", _("Wilson score")),
+    ("clopper-pearson", _("Clopper-Pearson (exact)")),
+    ("agresti-coull", _("Agresti-Coull")),
+    ("jeffreys", _("Jeffreys")),
+])
+CI_METHODS = CIMethod.keys()
+#: how equivocal calls count, by key (netpet.stats StatsOptions.equivocal) with their labels
+EquivocalRule = LabelledChoice("EquivocalRule", [
+    ("negative", _("As negative (the protocol: only uptake clearly above the liver is positive)")),
+    ("positive", _("As positive (sensitivity analysis)")),
+])
+EQUIVOCAL_RULES = EquivocalRule.keys()
+#: cluster-bootstrap replicates: limits of the panel's spin box (a test keeps the .ui equal)
+BOOTSTRAP_RANGE = (0, 100000)
 GROUP_COLORS = ((0.12, 0.47, 0.71), (1.0, 0.5, 0.05), (0.17, 0.63, 0.17), (0.84, 0.15, 0.16), (0.58, 0.4, 0.74),
                 (0.55, 0.34, 0.29))
 ACCURACY_COLUMNS = ("level", "modality", "tracer", "reader", "group_by", "n_units", "tp", "fp", "fn", "tn",
@@ -47,7 +61,8 @@ class StudyStats(ScriptedLoadableModule):
             "Sensitivity, specificity, PPV and NPV with confidence intervals per patient, lesion and region, by "
             "modality, tracer and reader (and any grouping column); paired McNemar and DeLong comparisons of PET/MR "
             "vs PET/CT and DOTATATE vs FDG; ROC, SUV agreement and Cohen's kappa; false positives and negatives with "
-            "their causes; a self-contained HTML report.")
+            "their causes; a self-contained HTML report.") + documentationLink(
+                "studystats-diagnostic-accuracy-of-the-study")
         self.parent.acknowledgementText = _("Please cite NETPET; the statistics are tested against DTComPair, epiR, "
                                             "pROC and statsmodels.")
 
@@ -69,15 +84,19 @@ class StudyStatsParameterNode:
         is positive) or positive
     accuracyTable - the accuracy table node
     comparisonsTable - the paired comparisons table node
+
+    Choices are LabelledChoice enums (their labels in the combo boxes, their keys in the scene); the
+    bootstrap count declares its range with WithinRange, as Slicer's QSpinBox connector otherwise sets
+    -2^31..2^31-1 over the .ui limits (parameterNodeWrapper/guiConnectors.py, 5.8 and 5.10).
     """
 
     studyTablePath: pathlib.Path
     referencePath: pathlib.Path
     outputFolder: pathlib.Path
-    ciMethod: Annotated[str, Choice(list(CI_METHODS))] = "wilson"
+    ciMethod: CIMethod = CIMethod["wilson"]
     groupBy: str = ""
-    bootstrap: int = 2000
-    equivocal: Annotated[str, Choice(list(EQUIVOCAL_RULES))] = "negative"
+    bootstrap: Annotated[int, WithinRange(0, 100000)] = 2000
+    equivocal: EquivocalRule = EquivocalRule["negative"]
     accuracyTable: slicer.vtkMRMLTableNode
     comparisonsTable: slicer.vtkMRMLTableNode
 
@@ -115,10 +134,14 @@ class StudyStatsWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidget, V
                 return
             p = self._parameterNode
             with progressDialog(_("Computing the study statistics")) as progress:
-                self._result = self.logic.run(_path(p.studyTablePath), _path(p.referencePath), _path(p.outputFolder),
-                                              p.ciMethod,
-                                              [c.strip() for c in p.groupBy.split(",") if c.strip()], p.bootstrap,
-                                              progress=progress, equivocal=p.equivocal)
+                result = self.logic.run(pathText(p.studyTablePath), pathText(p.referencePath),
+                                        pathText(p.outputFolder), p.ciMethod.key,
+                                        [c.strip() for c in p.groupBy.split(",") if c.strip()], p.bootstrap,
+                                        progress=progress, equivocal=p.equivocal.key)
+            if progress.cancelled:
+                self.ui.statusLabel.text = _("Cancelled; nothing was written.")
+                return
+            self._result = result
             p.accuracyTable = self._result["tables"]["accuracy"]
             p.comparisonsTable = self._result["tables"]["comparisons"]
             slicer.app.layoutManager().setLayout(slicer.vtkMRMLLayoutNode.SlicerLayoutFourUpPlotTableView)
@@ -136,12 +159,6 @@ class StudyStatsWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidget, V
             if not self._result:
                 raise ValueError(_("Compute the statistics first."))
             qt.QDesktopServices.openUrl(qt.QUrl.fromLocalFile(self._result["report"]))
-
-
-def _path(value):
-    """A path parameter as text ('' when unset: pathlib turns '' into '.')."""
-    text = str(value) if value is not None else ""
-    return "" if text in ("", ".") else text
 
 
 #
@@ -167,6 +184,14 @@ class StudyStatsLogic(ScriptedLoadableModuleLogic):
         from netpet.stats import StatsOptions, analyse, load_study, write_outputs
         from netpet.stats.report import read_causes
 
+        studyTablePath, referencePath, outputFolder = (pathText(v) for v in (studyTablePath, referencePath,
+                                                                                outputFolder))
+        if not studyTablePath:
+            raise ValueError("No study table is chosen; choose the study table (.csv or .sqlite) SUVQuant or "
+                             "netpet quantify wrote.")
+        if not referencePath:
+            raise ValueError("No reference standard is chosen; choose its CSV (patient_id, lesion_id, region, "
+                             "truth, standard).")
         if not outputFolder:
             outputFolder = os.path.join(os.path.dirname(os.path.abspath(studyTablePath)), "statistics")
         study = load_study(studyTablePath, referencePath, list(groupBy))

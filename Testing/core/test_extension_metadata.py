@@ -194,6 +194,10 @@ def ui_widgets(module):
 
 def parameter_fields(module):
     tree = ast.parse(open(os.path.join(ROOT, module, f"{module}.py"), encoding="utf-8").read())
+    # choices shown by label: enums made with NETPETLib.widgets.LabelledChoice (Slicer's QComboBox connector
+    # of an enum.Enum, guiConnectors.py QComboBoxToEnumConnector)
+    labelled = {target.id for node in tree.body if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call)
+                and ast.unparse(node.value.func) == "LabelledChoice" for target in node.targets}
     for node in tree.body:
         if isinstance(node, ast.ClassDef) and any(getattr(d, "id", None) == "parameterNodeWrapper"
                                                    for d in node.decorator_list):
@@ -204,7 +208,7 @@ def parameter_fields(module):
                     base = text
                     if isinstance(item.annotation, ast.Subscript) and ast.unparse(item.annotation.value) == "Annotated":
                         base = ast.unparse(item.annotation.slice.elts[0])  # Annotated[float, WithinRange(..)] -> float
-                    if "Choice(" in text:
+                    if "Choice(" in text or base in labelled:
                         kind = "choice"
                     elif base.startswith("slicer.vtkMRML"):
                         kind = "node"
