@@ -236,7 +236,7 @@ def convert_to_suv(source: Union[SeriesRecord, Sequence[str]], suv_type: str = "
     # geometry first: an image that cannot be placed in patient space is refused whatever its SUV header says
     geometry = volume.plane_geometry(header.frames, header.label)
     factors, provenance = compute_suv_factors(header, suv_type, overrides)
-    provenance.tracer = identify(header.radiopharmaceutical).to_dict()
+    provenance.tracer = identify(header.radiopharmaceutical, header.model, header.description).to_dict()
     provenance.warnings.extend(geometry.warnings)
     slopes = np.asarray([f.slope for f in header.frames], dtype=float)
     report(progress, 0.95, "Scaling to SUV")
