@@ -261,3 +261,49 @@ def test_every_slot_reports_errors(module):
     for slot in slots:
         body = ast.unparse(methods[slot])
         assert "slicer.util.tryWithErrorDisplay(" in body, f"{module}.{slot} does not report its errors"
+
+
+# -- the pure core and the Slicer runtime ---------------------------------------------------------------
+
+#: what the pure core never imports (DESIGN: "It never imports slicer, qt, ctk or vtk")
+SLICER_SIDE = {"slicer", "qt", "ctk", "vtk"}
+
+
+def _imports(tree, insideFunctions):
+    """Top-level names imported by the module's code outside functions (or only inside them)."""
+    found = set()
+
+    def visit(node, inFunction):
+        for child in ast.iter_child_nodes(node):
+            nested = inFunction or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
+            if isinstance(child, ast.Import) and nested == insideFunctions:
+                found.update(alias.name.split(".")[0] for alias in child.names)
+            elif isinstance(child, ast.ImportFrom) and child.level == 0 and nested == insideFunctions:
+                found.add(child.module.split(".")[0])
+            visit(child, nested)
+
+    visit(tree, False)
+    return found
+
+
+def test_only_the_slicer_runtime_touches_slicer():
+    """netpet/ never imports slicer, qt, ctk or vtk, except netpet/slicer_runtime.py (the one module that
+    makes Slicer-side Logic run on slicer-core), and that one only inside functions: importing netpet, or
+    the runtime, loads none of them."""
+    import subprocess
+    import sys
+
+    for base, _dirs, files in os.walk(os.path.join(ROOT, "netpet")):
+        for name in files:
+            if not name.endswith(".py"):
+                continue
+            path = os.path.join(base, name)
+            tree = ast.parse(open(path, encoding="utf-8").read())
+            relative = os.path.relpath(path, ROOT)
+            assert not _imports(tree, False) & SLICER_SIDE, relative
+            if relative != os.path.join("netpet", "slicer_runtime.py"):
+                assert not _imports(tree, True) & SLICER_SIDE, relative
+    code = ("import sys, netpet, netpet.slicer_runtime; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'slicer', 'qt', 'ctk', 'vtk'}))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]", out
