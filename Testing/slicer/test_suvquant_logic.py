@@ -388,41 +388,14 @@ def test_segment_editor_click_never_overwrites_with_the_sphere(synthetic):
     assert _tag(segment, "NETPET.Status") == "not separable" and segment.GetName().endswith("(not separable)")
 
 
-def test_segment_statistics_plugin_reports_call_and_status(synthetic, monkeypatch):
-    """The plugin against a stand-in of Slicer's SegmentStatisticsPluginBase (not in slicer-core) that does
-    what the real one does: its __init__ sets name, keys and defaultKeys on the instance, and
-    createMeasurementInfo puts only the codes it is given into the info."""
-    import importlib
-    import sys
-    import types
+def test_segment_statistics_plugin_reports_call_and_status(synthetic):
+    """The plugin on netpet.slicer_runtime's SegmentStatisticsPluginBase, which does what Slicer's does: its
+    __init__ sets name, keys and defaultKeys on the instance, and createMeasurementInfo takes a title and
+    puts only the codes it is given into the info (Testing/slicer/test_slicer_runtime.py runs it through
+    Segment Statistics' logic)."""
+    from SUVQuantLib.SegmentStatisticsPlugin import SUVSegmentStatisticsPlugin
 
-    class SegmentStatisticsPluginBase:
-        @staticmethod
-        def createMeasurementInfo(name, description, units, quantityDicomCode=None, unitsDicomCode=None,
-                                  measurementMethodDicomCode=None, derivationDicomCode=None, componentNames=None):
-            info = {"name": name, "description": description, "units": units}
-            for key, code in (("DICOM.QuantityCode", quantityDicomCode), ("DICOM.UnitsCode", unitsDicomCode),
-                              ("DICOM.MeasurementMethodCode", measurementMethodDicomCode),
-                              ("DICOM.DerivationCode", derivationDicomCode)):
-                if code:
-                    info[key] = code
-            return info
-
-        def __init__(self):
-            self.name, self.keys, self.defaultKeys, self.parameterNode = "", [], [], None
-
-        def getParameterNode(self):
-            return self.parameterNode
-
-        def toLongKey(self, key):
-            return type(self).__name__ + "." + key
-
-    monkeypatch.setitem(sys.modules, "SegmentStatisticsPlugins",
-                        types.SimpleNamespace(SegmentStatisticsPluginBase=SegmentStatisticsPluginBase))
-    name = "SUVQuantLib.SegmentStatisticsPlugin"
-    monkeypatch.setitem(sys.modules, name, types.ModuleType(name))  # so that the import below is undone after
-    monkeypatch.delitem(sys.modules, name)
-    plugin = importlib.import_module(name).SUVSegmentStatisticsPlugin()
+    plugin = SUVSegmentStatisticsPlugin()
     assert plugin.name == "NETPET SUV" and {"call", "segmentation_status", "suv_peak"} <= set(plugin.keys)
     assert "call" not in plugin.defaultKeys and "suv_peak" in plugin.defaultKeys
     logic, pet, ras = synthetic
@@ -430,9 +403,10 @@ def test_segment_statistics_plugin_reports_call_and_status(synthetic, monkeypatc
     parameters = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLScriptedModuleNode", "SegmentStatistics")
     parameters.SetParameter("Segmentation", result["segmentation"].GetID())
     parameters.SetParameter("ScalarVolume", pet.GetID())
-    for key in ("call", "segmentation_status", "suv_peak", "mtv_ml"):
-        parameters.SetParameter(plugin.toLongKey(key) + ".enabled", "True")
-    plugin.parameterNode = parameters
+    for key in plugin.keys:
+        parameters.SetParameter(plugin.toLongKey(key) + ".enabled", str(key in ("call", "segmentation_status",
+                                                                              "suv_peak", "mtv_ml")))
+    plugin.setParameterNode(parameters)
     rows = {r["lesion_id"]: r for r in result["rows"]}
     for segmentID in ("E1", "L01"):
         values = plugin.computeStatistics(segmentID)

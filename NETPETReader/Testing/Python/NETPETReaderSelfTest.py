@@ -1,13 +1,21 @@
 """NETPETReader inside a real Slicer: a synthetic PET/CT session loaded as SUV, fused, and offered
-by the DICOM plugin above the generic scalar-volume loader."""
+by the DICOM plugin above the generic scalar-volume loader; the SUV volume it loads is segmented by a
+click of SUVQuant's "PET lesion" effect and measured by Slicer's Segment Statistics through the NETPET
+SUV plugin (in SUVbw, with its DICOM codes)."""
 
+import csv
 import os
+import sys
 import tempfile
 import unittest
 
 import numpy as np
 
 import slicer
+
+#: SUVQuant's self-test, whose helpers click through the Segment Editor and run Segment Statistics
+SUVQUANT_TESTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "SUVQuant", "Testing",
+                              "Python")
 
 
 class NETPETReaderSelfTest(unittest.TestCase):
@@ -41,6 +49,25 @@ class NETPETReaderSelfTest(unittest.TestCase):
         generic = slicer.modules.dicomPlugins["DICOMScalarVolumePlugin"]().examineForImport([files])
         self.assertTrue(ours and generic)
         self.assertGreater(max(l.confidence for l in ours), max(l.confidence for l in generic))
+        # the loaded SUV volume, segmented through the PET lesion effect and measured through the plugin
+        if SUVQUANT_TESTS not in sys.path:
+            sys.path.insert(0, SUVQUANT_TESTS)
+        from SUVQuantSelfTest import segmentEditorClick, segmentStatistics
+
+        with open(os.path.join(folder, "truth", "lesions.csv"), newline="") as handle:
+            lesion = next(t for t in csv.DictReader(handle) if t["avid"] == "1"
+                          and t["session_id"] == session["session_id"])
+        center = tuple(float(lesion[k]) for k in ("center_r", "center_a", "center_s"))
+        segmentation = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSegmentationNode", "Lesions")
+        segmentation.CreateDefaultDisplayNodes()
+        segmentation.SetReferenceImageGeometryParameterFromVolumeNode(pet)
+        segmentation.GetSegmentation().AddEmptySegment(lesion["lesion_id"], lesion["lesion_id"])
+        effect = segmentEditorClick(pet, segmentation, lesion["lesion_id"], center)
+        self.assertIn("segmented", effect.lastMessage)
+        pluginName, values = segmentStatistics(pet, segmentation)
+        self.assertGreater(values[lesion["lesion_id"], f"{pluginName}.suv_max"], 0.0)
+        self.assertTrue(values["MeasurementInfo"][f"{pluginName}.suv_max"]["DICOM.QuantityCode"].startswith(
+            "CodeValue:126401|"))
 
 
 def runTest():
