@@ -10,4 +10,4 @@ DICOMPlugin   the "NETPET SUV" plugin of Slicer's DICOM browser
 
 #: the project's home page (the extension's EXTENSION_HOMEPAGE in the top-level CMakeLists.txt; a test
 #: keeps the two equal), whose README documents each module
-HOMEPAGE = "https://github.com/netpet-project/NETPET"
+HOMEPAGE = "https://github.com/netpet-project/SlicerNETPET"

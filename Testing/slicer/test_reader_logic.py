@@ -97,3 +97,16 @@ def test_dicom_plugin_offers_pet_as_suv(logic, reference_study):
     node = logic.loadFiles(offers[0]["files"], "lbm")
     assert node.GetAttribute("NETPET.SUVType") == "lbm"
     assert float(slicer.util.arrayFromVolume(node).max()) > 0
+
+
+def test_session_table_tells_a_patients_pet_ct_from_pet_mr(logic, reference_study):
+    """The reader's session table shows a different text for each session of a patient: date and hybrid
+    before the PET series' description (the phantom's PET/CT and PET/MR series share one description)."""
+    out, summary = reference_study
+    sessions = logic.sessions(logic.indexFolder(str(out / "dicom")))
+    for patient in summary["patients"]:
+        rows = [s for s in sessions if s["patient_id"] == patient["patient_id"]]
+        assert {r["hybrid"] for r in rows} == {"PET/CT", "PET/MR"}
+        assert len({r["session"] for r in rows}) == len(rows)
+        for row in rows:
+            assert row["session"].split(" ")[1].rstrip(":") == row["hybrid"] and row["pet_description"] in row["session"]
