@@ -71,8 +71,6 @@ DEFAULT_READER = "reader1"
 UNKNOWN_TRACER = "unknown"
 #: the digits of the StudyInstanceUID's SHA-1 in a derived session id
 SESSION_DIGEST_DIGITS = 6
-#: the longest explicit session id (it becomes part of a file name and of a DICOM SEG's series)
-SESSION_ID_MAX = 64
 
 #: Regions a form offers (the study's body regions; free text is accepted)
 REGION_SUGGESTIONS: Tuple[str, ...] = (
@@ -147,12 +145,9 @@ def check_session_id(value: Any, where: str = "") -> str:
     Raises
     ------
     SchemaError
-        Over :data:`SESSION_ID_MAX` characters, or holding a control character.
+        A control character in the id (it becomes part of a file name and of messages).
     """
     text = clean_label(value)
-    if len(text) > SESSION_ID_MAX:
-        raise SchemaError(f"{where}The session id {text[:40]!r}... is {len(text)} characters long; give at most "
-                          f"{SESSION_ID_MAX}.")
     if any(ord(c) < 32 or ord(c) == 127 for c in text):
         raise SchemaError(f"{where}The session id {text!r} holds a control character; remove it.")
     return text

@@ -48,8 +48,9 @@ def add_parsers(sub) -> None:
     p.set_defaults(func=cmd_segment)
 
     p = sub.add_parser("quantify", help="batch: segment, measure and classify the lesions of a manifest into the study table")
-    p.add_argument("manifest", help="CSV: patient_id, session_id, series, reader, lesion_id, seed_r, seed_a, seed_s "
-                                    "[, liver_r, liver_a, liver_s, region, method, modality, tracer, series_uid, "
+    p.add_argument("manifest", help="CSV: patient_id, series, reader, lesion_id, seed_r, seed_a, seed_s "
+                                    "[, session_id (empty: derived from the series' study, as in Slicer), region, "
+                                    "lesion_type, liver_r, liver_a, liver_s, method, modality, tracer, series_uid, "
                                     "dicom_patient_id, weight_kg, height_m, sex, dose_mbq, injection_time, half_life_s]")
     p.add_argument("--table", required=True, help="the study table (.csv, or .sqlite/.db)")
     p.add_argument("--method", choices=METHODS, default=DEFAULT_METHOD)

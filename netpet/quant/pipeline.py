@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import logging
 import math
 import os
 import re
@@ -21,7 +22,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import SimpleITK as sitk
 
-from netpet import __version__
+from netpet import __version__, schema
 from netpet.dicom.convert import convert_to_suv
 from netpet.dicom.image import read_image
 from netpet.dicom.files import default_jobs, process_context
@@ -36,6 +37,8 @@ from netpet.quant.segment import LesionMask, ReferenceStats, SegmentOptions, seg
 from netpet.quant.table import StudyTable
 from netpet.quant.volume import QuantError, SUVVolume
 
+log = logging.getLogger(__name__)
+
 IMAGE_SUFFIXES = (".nrrd", ".nhdr", ".nii", ".nii.gz", ".mha", ".mhd")
 #: Lesions whose longest diameter is below this (mm) are flagged: at clinical PET resolution
 #: (5-8 mm FWHM) partial volume lowers SUVpeak and SUVmax of lesions smaller than 2-3 x FWHM
@@ -43,7 +46,10 @@ IMAGE_SUFFIXES = (".nrrd", ".nhdr", ".nii", ".nii.gz", ".mha", ".mhd")
 SMALL_LESION_MM = 15.0
 #: ... or whose volume is below that of a 20 mm sphere (mL), about 2.5-3 x the FWHM of clinical PET.
 SMALL_LESION_ML = 4.19
-MANIFEST_REQUIRED = ("patient_id", "session_id", "series", "reader", "lesion_id", "seed_r", "seed_a", "seed_s")
+MANIFEST_REQUIRED = ("patient_id", "series", "reader", "lesion_id", "seed_r", "seed_a", "seed_s")
+#: Manifest columns that may be empty or absent: session_id (empty: the session id rule of netpet.schema, as
+#: in Slicer), the reader's labels region and lesion_type
+MANIFEST_OPTIONAL_KEYS = ("session_id", "region", "lesion_type")
 
 
 @dataclass
@@ -62,6 +68,7 @@ class Session:
     source: str = ""
     _bone: Optional[Any] = None
     dicom_patient_id: str = ""
+    study_uid: str = ""
 
     def bone_mask(self, jobs: Optional[int] = 1):
         """Bone of the session's CT (HU >= :data:`references.BONE_HU`) on the PET grid, [z, y, x] bool.
@@ -84,7 +91,8 @@ class Session:
 
 @dataclass
 class LesionRequest:
-    """One clicked lesion: its id and seed (RAS mm), region, and the background the reader chose:
+    """One clicked lesion: its id and seed (RAS mm), region and lesion type (the reader's words, cleaned by
+    :func:`netpet.schema.clean_label`), and the background the reader chose:
     ``background`` "shell" (automatic, default), "bone" (normal bone of the CT around the lesion),
     or a point ``background_ras`` (a sphere of ``background_diameter_mm`` there)."""
 
@@ -94,6 +102,7 @@ class LesionRequest:
     background_ras: Optional[Tuple[float, float, float]] = None
     background: str = "shell"
     background_diameter_mm: float = references.BACKGROUND_POINT_SPHERE_MM
+    lesion_type: str = ""
 
 
 @dataclass
@@ -136,7 +145,9 @@ def open_session(source, patient_id: str = "", session_id: str = "", modality: s
                  hints: Tuple[str, str] = ("--series UID", "--patient ID")) -> Session:
     """The SUV volume of a session from a SeriesRecord, a PET DICOM folder/file, or an SUV image file.
 
-    For an SUV image the modality and tracer must be given; for DICOM they come from the index.
+    For an SUV image the modality and tracer must be given; for DICOM they come from the index, and the
+    session id, when not given, is derived from the series' study (:func:`netpet.schema.record_session_id`,
+    the same rule as in Slicer; an SUV image has no derived id).
     ``series_uid`` chooses among several PET series, ``dicom_patient`` (a PatientID) among copies of
     one series under several patients; without it, a ``patient_id`` that is one of those PatientIDs
     chooses. ``hints`` name, in the caller's terms, how a user gives the series and the patient.
@@ -165,12 +176,13 @@ def open_session(source, patient_id: str = "", session_id: str = "", modality: s
         if record.hybrid is None and not modality:
             record = _with_partner(source, record, jobs)
     result = convert_to_suv(record, suv_type, overrides, jobs=jobs)
-    modality = modality or (record.hybrid or "PET")
-    tracer = tracer or (record.tracer.key if record.tracer else "unknown")
+    modality = schema.clean_label(modality) or schema.record_modality(record)
+    tracer = schema.clean_label(tracer) or schema.record_tracer(record)
+    session_id = schema.check_session_id(session_id) or schema.derive_session_id(record.study_uid, tracer, modality)
     return Session(SUVVolume.from_image(result.image, f"PET series {record.series_uid}"), patient_id or record.patient_id,
-                   session_id or record.study_uid, modality, tracer, record.series_uid, suv_type,
+                   session_id, modality, tracer, record.series_uid, suv_type,
                    result.provenance.to_dict(), list(record.files), source if isinstance(source, str) else "",
-                   dicom_patient_id=record.patient_id)
+                   dicom_patient_id=record.patient_id, study_uid=record.study_uid)
 
 
 def _ct_partner(session: Session, jobs: Optional[int]) -> Optional[SeriesRecord]:
@@ -264,10 +276,12 @@ def quantify_lesions(session: Session, lesions: Dict[str, LesionMask], reader: s
     """Measure and classify lesions already segmented (by :func:`quantify`, or edited by a reader in
     Slicer's Segment Editor): references, measurements, call and Krenning score, one table row each.
 
-    ``requests`` gives each lesion's seed, region and background point where known.
+    ``requests`` gives each lesion's seed, region, lesion type and background point where known. The rows'
+    key and labels are filled by the rules of :mod:`netpet.schema` (the reader id cleaned as a label).
     """
     volume = session.volume
     requests = requests or {}
+    reader = schema.clean_label(reader)
     liver = liver or references.liver_reference(volume, liver_ras)
     spleen = None
     if session.tracer == "dotatate":
@@ -293,7 +307,7 @@ def quantify_lesions(session: Session, lesions: Dict[str, LesionMask], reader: s
                                                                 others=others), "bone"
             else:
                 background = references.background_shell(volume, lesion, others=others)
-                if request is not None and request.region == "bone":
+                if request is not None and schema.clean_label(request.region).lower() == "bone":
                     flags.append("soft-tissue-background")
                     warnings.append("T/B of a bone lesion against the soft tissue around it; choose a normal-bone "
                                     "background (background=bone, or a background point in normal bone)")
@@ -320,7 +334,8 @@ def quantify_lesions(session: Session, lesions: Dict[str, LesionMask], reader: s
         row = {
             "patient_id": session.patient_id, "session_id": session.session_id, "modality": session.modality,
             "tracer": session.tracer, "reader": reader, "lesion_id": lesion_id,
-            "region": request.region if request is not None else "",
+            "region": schema.clean_label(request.region) if request is not None else "",
+            "lesion_type": schema.clean_label(request.lesion_type) if request is not None else "",
             **{k: v for k, v in values.items()},
             "krenning": verdict.krenning if verdict.krenning is not None else "", "call": verdict.call,
             "call_low_suv": verdict.low, "call_high_suv": verdict.high, "call_samples": round(verdict.independent, 2),
@@ -346,7 +361,8 @@ def session_row(session: Session, reader: str, liver_ras: Optional[Sequence[floa
     """
     row: Dict[str, Any] = {
         "patient_id": session.patient_id, "session_id": session.session_id, "modality": session.modality,
-        "tracer": session.tracer, "reader": reader, "lesion_id": "", "region": "", "call": "",
+        "tracer": session.tracer, "reader": schema.clean_label(reader), "lesion_id": "", "region": "",
+        "lesion_type": "", "call": "",
         "suv_type": session.suv_type, "series_uid": session.series_uid, "netpet_version": __version__,
         "updated": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
         **_provenance_columns(session.provenance),
@@ -409,7 +425,8 @@ def read_manifest(path: str) -> List[ManifestRow]:
         missing = [c for c in MANIFEST_REQUIRED if c not in header]
         if missing:
             raise NetpetError(f"The manifest {shown} lacks the column(s) {', '.join(missing)}; it needs "
-                              f"{', '.join(MANIFEST_REQUIRED)} (and may give liver_r, liver_a, liver_s, region, method, "
+                              f"{', '.join(MANIFEST_REQUIRED)} (and may give session_id, region, lesion_type, liver_r, "
+                              "liver_a, liver_s, method, "
                               "modality, tracer, background (shell or bone), background_r, background_a, background_s, "
                               "background_diameter_mm, series_uid, dicom_patient_id, and the SUV overrides "
                               f"{', '.join(MANIFEST_OVERRIDES)}).")
@@ -533,12 +550,17 @@ def _lesion_request(row: ManifestRow) -> LesionRequest:
         if not (math.isfinite(diameter) and 4.0 <= diameter <= 60.0):
             raise NetpetError(f"manifest row {row.number}: background_diameter_mm is {values['background_diameter_mm']!r}; "
                               "give a diameter from 4 to 60 mm.")
-    return LesionRequest(values["lesion_id"], seed, values.get("region", ""), point, kind, diameter)
+    return LesionRequest(values["lesion_id"], seed, schema.clean_label(values.get("region")), point, kind, diameter,
+                         schema.clean_label(values.get("lesion_type")))
 
 
 def _group_job(job) -> Tuple[List[Dict[str, Any]], List[str], Dict[str, List[str]]]:
-    """Quantify one series' rows (runs in a worker process): (table rows, errors, seg files)."""
-    rows, table_dir, options, suv_type, dicom_seg, pseudonymiser = job
+    """Quantify one series' rows (runs in a worker process): (table rows, errors, seg files).
+
+    A group without a session id gets the id of :func:`netpet.schema.choose_session_id`: the one the table
+    already holds for this patient's series (``known``, as the table writes them: pseudonymised when the
+    run is), else the derived id (of the pseudonymised StudyInstanceUID when the run is pseudonymised)."""
+    rows, table_dir, options, suv_type, dicom_seg, pseudonymiser, known = job
     first = rows[0].values
     errors: List[str] = []
     out: List[Dict[str, Any]] = []
@@ -550,7 +572,7 @@ def _group_job(job) -> Tuple[List[Dict[str, Any]], List[str], Dict[str, List[str
                      if any(r.values.get(c) for r in rows)]
             raise NetpetError(f"{printable(first['series'])} is an SUV image already; the column(s) {', '.join(given)} "
                               "apply to a PET DICOM series: leave them empty.")
-        session = open_session(first["series"], first["patient_id"], first["session_id"], first.get("modality", ""),
+        session = open_session(first["series"], first["patient_id"], first.get("session_id", ""), first.get("modality", ""),
                                first.get("tracer", ""), series_uid=series_uid, suv_type=suv_type, overrides=overrides,
                                dicom_patient=dicom_patient,
                                hints=("a series_uid column in the manifest",
@@ -558,6 +580,16 @@ def _group_job(job) -> Tuple[List[Dict[str, Any]], List[str], Dict[str, List[str
         if not session.modality or not session.tracer:
             raise NetpetError(f"{printable(first['series'])} is an SUV image, which does not say how it was made: give "
                               "the manifest columns modality (PET/CT or PET/MR) and tracer (dotatate, fdg...).")
+        if not schema.clean_label(first.get("session_id")):
+            patient, series, study = session.patient_id, session.series_uid, session.study_uid
+            if pseudonymiser is not None and study:
+                patient = pseudonymiser.patient(patient)
+                series, study = pseudonymiser.uid(series), pseudonymiser.uid(study)
+            session.session_id = schema.choose_session_id(
+                "", schema.derive_session_id(study, session.tracer, session.modality), patient, series, known)
+        if not session.session_id:
+            raise NetpetError(f"{printable(first['series'])} is an SUV image without DICOM identity, from which no "
+                              "session id can be derived: give the manifest column session_id.")
     except NetpetError as exc:
         return [], [f"manifest rows {', '.join(str(r.number) for r in rows)}: {for_manifest(str(exc))}"], {}
     by_reader: Dict[Tuple[str, str], List[ManifestRow]] = {}
@@ -574,7 +606,8 @@ def _group_job(job) -> Tuple[List[Dict[str, Any]], List[str], Dict[str, List[str
                 liver_point = _point(read_only[0].values, "liver", read_only[0].number, False)
             except NetpetError as exc:
                 errors.append(str(exc))
-            out.append(session_row(session, reader, liver_point))
+            read = session_row(session, reader, liver_point)
+            out.append(pseudonymiser.row(read) if pseudonymiser else read)
             continue
         for row in group:
             try:
@@ -589,7 +622,7 @@ def _group_job(job) -> Tuple[List[Dict[str, Any]], List[str], Dict[str, List[str
                 errors.append(str(exc))
                 good.remove((row, request))
         named = pseudonymiser.patient(session.patient_id) if pseudonymiser else session.patient_id
-        name = f"{named}_{session.session_id}_{reader}.seg.nrrd".replace(os.sep, "_")
+        name = schema.segmentation_file_name(named, session.session_id, schema.clean_label(reader))
         seg_rel = os.path.join("segmentations", name)
         requested = SegmentOptions(method=method) if method else options
         if not good:
@@ -629,19 +662,26 @@ def run_manifest(manifest: str, table_path: str, options: Optional[SegmentOption
     segmentation files' names and the DICOM SEG carry the patients' pseudonyms, shifted dates and
     replaced UIDs (:meth:`~netpet.privacy.Pseudonymiser.row`) instead of the manifest's ids.
 
-    Returns {"rows": written, "errors": [messages], "segmentations": {file: [segment ids]}}.
+    A row's ``session_id`` may be empty: the session id rule of :mod:`netpet.schema` then gives it, as
+    SUVQuant does in Slicer (the id the table already holds for the patient's PET series, else the id
+    derived from the series' study). An explicit id different from the one the table holds for the same
+    patient and series is written as given, with a warning.
+
+    Returns {"rows": written, "errors": [messages], "segmentations": {file: [segment ids]},
+    "warnings": [messages]}.
     """
     options = options or SegmentOptions()
     rows = read_manifest(manifest)
     table = StudyTable(table_path)
     table.check()  # refuse a file that is not a study table, or cannot be written, before any work (header only)
+    known = schema.known_session_ids(table.read())  # (patient, PET series) -> the session ids the table holds
     groups: Dict[Tuple[str, str, str], List[ManifestRow]] = {}
     errors: List[str] = []
     complete: List[ManifestRow] = []
     for row in rows:
         missing = [c for c in MANIFEST_REQUIRED if not row.values.get(c)]
         if _is_read_row(row.values):
-            missing = [c for c in ("patient_id", "session_id", "series", "reader") if not row.values.get(c)]
+            missing = [c for c in ("patient_id", "series", "reader") if not row.values.get(c)]
         if missing:
             errors.append(f"manifest row {row.number}: empty {', '.join(missing)}")
             continue
@@ -652,7 +692,8 @@ def run_manifest(manifest: str, table_path: str, options: Optional[SegmentOption
     for row in complete:
         if row.values["lesion_id"]:
             v = row.values
-            same.setdefault((v["patient_id"], v["session_id"], v["reader"], v["lesion_id"]), []).append(row)
+            session = v.get("session_id") or v["series"]  # no id given: its series tells the session
+            same.setdefault((v["patient_id"], session, v["reader"], v["lesion_id"]), []).append(row)
     twice = {id(r) for group in same.values() if len(group) > 1 for r in group}
     for (patient, session, reader, lesion), group in same.items():
         if len(group) > 1:
@@ -663,20 +704,31 @@ def run_manifest(manifest: str, table_path: str, options: Optional[SegmentOption
     for row in complete:
         if id(row) in twice:
             continue
-        key = (row.values["series"], row.values["patient_id"], row.values["session_id"])
+        key = (row.values["series"], row.values["patient_id"], row.values.get("session_id", ""))
         groups.setdefault(key, []).append(row)
     table_dir = os.path.dirname(os.path.abspath(table_path))
     jobs = default_jobs() if jobs is None else max(1, jobs)
-    work = [(group, table_dir, options, suv_type, dicom_seg, pseudonymiser) for group in groups.values()]
+    work = [(group, table_dir, options, suv_type, dicom_seg, pseudonymiser, known) for group in groups.values()]
     written, segmentations = 0, {}
     done = 0
+    warnings: List[str] = []
 
     def collect(result) -> None:
         nonlocal written, done
         out, group_errors, segs = result
+        said = set()
+        for row in out:  # an explicit session id beside the one the table holds for this series: said once
+            where = (row.get("patient_id", ""), row.get("series_uid", ""), row.get("session_id", ""))
+            conflict = schema.session_id_conflict(where[2], where[0], where[1], known) if where not in said else ""
+            said.add(where)
+            if conflict:
+                warnings.append(conflict)
+                log.warning("%s", conflict)
         if out:
             table.upsert(out)
             written += len(out)
+            for (patient, series), sessions in schema.known_session_ids(out).items():
+                known.setdefault((patient, series), set()).update(sessions)
         errors.extend(group_errors)
         segmentations.update(segs)
         done += 1
@@ -690,5 +742,5 @@ def run_manifest(manifest: str, table_path: str, options: Optional[SegmentOption
         with ProcessPoolExecutor(max_workers=min(jobs, len(work)), mp_context=process_context()) as pool:
             for result in pool.map(_group_job, work):
                 collect(result)
-    return {"rows": written, "errors": errors, "segmentations": segmentations}
+    return {"rows": written, "errors": errors, "segmentations": segmentations, "warnings": warnings}
 
