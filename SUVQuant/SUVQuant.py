@@ -49,6 +49,10 @@ TAG_CALL, TAG_STATUS, TAG_FLAGS = "NETPET.Call", "NETPET.Status", "NETPET.Flags"
 #: SUVQuant's own record of how it made a segment (JSON: mask digest, method, threshold, seed, notes), so
 #: that measuring the segment again keeps its status while the reader has not edited it
 TAG_LESION = "NETPET.Lesion"
+#: the PET node attribute (after nodes.ATTRIBUTE_PREFIX) holding an explicit session id (SUVQuantLogic.setSessionID)
+SESSION_ID_ATTRIBUTE = "SessionID"
+#: the PET node attribute holding the study's patient id where it is not the DICOM PatientID (setSessionID)
+STUDY_PATIENT_ATTRIBUTE = "StudyPatientID"
 NOT_SEPARABLE = measurements.NOT_SEPARABLE
 #: a not-separable lesion's segment is the 1 mL sphere at the click: its name says so, and it shows as an outline
 NOT_SEPARABLE_SUFFIX = " (not separable)"
@@ -313,14 +317,16 @@ def _path(value):
 #
 
 class ReviewResult(NamedTuple):
-    """A study-table row reopened: its PET and segmentation nodes, the lesion centroid (RAS mm), the row
-    itself and the sentences the reader should see about it (status, call, warnings)."""
+    """A study-table row reopened: its PET and segmentation nodes, the lesion centroid (RAS mm; None for a
+    session read without findings), the row itself, the sentences the reader should see about it (status,
+    call, warnings) and the PET's CT or MR partner (None for a PET without one)."""
 
     petNode: object
     segmentationNode: object
     centroid: tuple
     row: dict
     messages: list
+    anatomicalNode: object = None
 
 
 def callColor(call):
@@ -358,6 +364,8 @@ class SUVQuantLogic(ScriptedLoadableModuleLogic):
 
     def __init__(self):
         ScriptedLoadableModuleLogic.__init__(self)
+        #: DICOM indexes by folder (real path): review and loading reuse them instead of indexing again
+        self._indexes = {}
 
     def getParameterNode(self):
         return SUVQuantParameterNode(super().getParameterNode())
@@ -365,7 +373,17 @@ class SUVQuantLogic(ScriptedLoadableModuleLogic):
     # -- the session behind a PET node -----------------------------------------------------------------
     @staticmethod
     def session(petNode, patientID=None, sessionID=None):
-        """The core's Session of an SUV volume node (identity and provenance from its NETPET attributes)."""
+        """The core's Session of an SUV volume node (identity and provenance from its NETPET attributes).
+
+        Its key follows the rules of ``netpet.schema``, as ``netpet quantify`` does for the same series: the
+        modality label and tracer from the node's attributes; the session id given (``sessionID``), else the
+        one set on the node (:meth:`setSessionID`), else derived from the series' study (StudyInstanceUID,
+        tracer, modality); '' for a volume without DICOM identity and no id given. (Where the study table
+        already holds the series under another id, :meth:`exportToStudyTable` writes into that one.) The
+        patient id: the one given, else the node's study patient id (:meth:`setSessionID`), else its DICOM
+        PatientID.
+        """
+        from netpet import schema
         from netpet.quant.pipeline import Session
 
         if petNode is None:
@@ -373,10 +391,60 @@ class SUVQuantLogic(ScriptedLoadableModuleLogic):
         provenance = nodes.provenance(petNode)
         attribute = lambda key: petNode.GetAttribute(nodes.ATTRIBUTE_PREFIX + key) or ""  # noqa: E731
         files = json.loads(attribute("SourceFiles") or "[]")
-        return Session(nodes.suvVolumeFromNode(petNode), patientID or attribute("PatientID") or petNode.GetName(),
-                       sessionID or attribute("StudyInstanceUID") or petNode.GetName(),
-                       attribute("Modality") or "PET", attribute("Tracer") or "unknown",
-                       attribute("SeriesInstanceUID"), attribute("SUVType") or "bw", provenance or None, files)
+        modality, tracer = schema.modality_label(attribute("Modality")), schema.tracer_key(attribute("Tracer"))
+        study = attribute("StudyInstanceUID")
+        session_id = (schema.check_session_id(sessionID or attribute(SESSION_ID_ATTRIBUTE))
+                      or schema.derive_session_id(study, tracer, modality))
+        patient = patientID or attribute(STUDY_PATIENT_ATTRIBUTE) or attribute("PatientID") or petNode.GetName()
+        return Session(nodes.suvVolumeFromNode(petNode), patient,
+                       session_id, modality, tracer, attribute("SeriesInstanceUID"), attribute("SUVType") or "bw",
+                       provenance or None, files, dicom_patient_id=attribute("PatientID"), study_uid=study)
+
+    @staticmethod
+    def setSessionID(petNode, sessionID, patientID=None):
+        """Give the PET node an explicit session id (the manifest's, so that Slicer and ``netpet quantify``
+        write the same session); '' goes back to the rule (the table's id for the series, else derived).
+        ``patientID``, when given, is the study's patient id for this PET (the manifest's patient_id, where it
+        is not the DICOM PatientID; '' goes back to the PatientID). Returns the session id as it will be
+        written (cleaned).
+
+        Raises
+        ------
+        ValueError
+            No PET node, or an id holding a control character.
+        """
+        from netpet import schema
+
+        if petNode is None:
+            raise ValueError("Select the PET (SUV) volume first.")
+        text = schema.check_session_id(sessionID)
+        for key, value in ((SESSION_ID_ATTRIBUTE, text), (STUDY_PATIENT_ATTRIBUTE, patientID)):
+            if value is None:
+                continue
+            if schema.clean_label(value):
+                petNode.SetAttribute(nodes.ATTRIBUTE_PREFIX + key, schema.clean_label(value))
+            else:
+                petNode.RemoveAttribute(nodes.ATTRIBUTE_PREFIX + key)
+        return text
+
+    def sessionIDFor(self, petNode, studyTablePath=None, sessionID=None, patientID=None):
+        """(session id, warning) that an export of this PET into the table would write: the explicit id
+        (``sessionID`` or the node's), else the one the table holds for this patient's series, else the derived
+        one (``netpet.schema.choose_session_id``); the warning says when an explicit id differs from the table's
+        ('' otherwise). What the panel should show beside the session id field."""
+        from netpet import schema
+        from netpet.quant.table import StudyTable
+
+        attribute = lambda key: petNode.GetAttribute(nodes.ATTRIBUTE_PREFIX + key) or ""  # noqa: E731
+        session = self.session(petNode, patientID=patientID)
+        explicit = schema.check_session_id(sessionID or attribute(SESSION_ID_ATTRIBUTE))
+        known = {}
+        if studyTablePath and os.path.exists(studyTablePath):
+            known = schema.known_session_ids(StudyTable(studyTablePath).read())
+        derived = schema.derive_session_id(session.study_uid, session.tracer, session.modality)
+        chosen = schema.choose_session_id(explicit, derived, session.patient_id, session.series_uid, known)
+        warning = schema.session_id_conflict(chosen, session.patient_id, session.series_uid, known) if explicit else ""
+        return chosen, warning
 
     def autoLiver(self, petNode):
         """The automatic liver reference point (RAS) found from the PET itself."""
@@ -449,10 +517,13 @@ class SUVQuantLogic(ScriptedLoadableModuleLogic):
         return paired
 
     def lesionRequests(self, seeds, regions=None, backgrounds=None, backgroundDiameterMm=BACKGROUND_DIAMETER_MM,
-                       boneBackground=False):
-        """The core's LesionRequest of each seed (lesion id, RAS): its region, and the reader's background:
-        a background point (``backgrounds``: {lesion id: RAS} or a point list paired by label), else normal
-        bone from the CT when ``boneBackground``, else the automatic shell."""
+                       boneBackground=False, lesionTypes=None):
+        """The core's LesionRequest of each seed (lesion id, RAS): its region and lesion type (``regions``,
+        ``lesionTypes``: {lesion id: text}, the reader's words, cleaned as the command line cleans the manifest's
+        columns: ``netpet.schema.clean_label``), and the reader's background: a background point
+        (``backgrounds``: {lesion id: RAS} or a point list paired by label), else normal bone from the CT when
+        ``boneBackground``, else the automatic shell."""
+        from netpet import schema
         from netpet.quant.pipeline import LesionRequest
 
         low, high = BACKGROUND_DIAMETER_RANGE_MM
@@ -463,10 +534,12 @@ class SUVQuantLogic(ScriptedLoadableModuleLogic):
         requests = []
         for lesion_id, ras in seeds:
             point = points.get(lesion_id)
-            requests.append(LesionRequest(lesion_id, tuple(float(v) for v in ras), (regions or {}).get(lesion_id, ""),
+            requests.append(LesionRequest(lesion_id, tuple(float(v) for v in ras),
+                                          schema.clean_label((regions or {}).get(lesion_id)),
                                           tuple(float(v) for v in point) if point is not None else None,
                                           "bone" if boneBackground and point is None else "shell",
-                                          float(backgroundDiameterMm)))
+                                          float(backgroundDiameterMm),
+                                          schema.clean_label((lesionTypes or {}).get(lesion_id))))
         return requests
 
     def _backgroundPoints(self, backgrounds, lesionIDs):
@@ -479,9 +552,11 @@ class SUVQuantLogic(ScriptedLoadableModuleLogic):
     # -- segmentation ---------------------------------------------------------------------------------
     def segmentLesions(self, petNode, seeds, segmentationNode=None, method="adaptive", fraction=None, liverRAS=None,
                        reader="reader1", regions=None, backgrounds=None, backgroundDiameterMm=BACKGROUND_DIAMETER_MM,
-                       boneBackground=False):
+                       boneBackground=False, lesionTypes=None):
         """Segment each seed (lesion id, RAS) into its own segment and measure it.
 
+        ``regions`` and ``lesionTypes`` ({lesion id: text}) label the lesions (kept with their segments, so a
+        later measurement and the export keep them too).
         ``backgrounds`` ({lesion id: RAS}, or a point list paired by label: see :meth:`backgroundsFromMarkups`),
         ``backgroundDiameterMm`` and ``boneBackground`` choose each lesion's background (:meth:`lesionRequests`).
         A lesion that is not separable gets the 1 mL sphere at its click as segment, tagged and named as such.
@@ -494,14 +569,15 @@ class SUVQuantLogic(ScriptedLoadableModuleLogic):
         if not seeds:
             raise ValueError("Place at least one point on a lesion.")
         session = self.session(petNode)
-        requests = self.lesionRequests(seeds, regions, backgrounds, backgroundDiameterMm, boneBackground)
+        requests = self.lesionRequests(seeds, regions, backgrounds, backgroundDiameterMm, boneBackground, lesionTypes)
         result = quantify(session, requests, reader, SegmentOptions(method=method, fraction=fraction), liverRAS,
                           skip_failed=True)
         segmentationNode = self._segmentationFor(petNode, segmentationNode)
         byID = {r.lesion_id: r for r in requests}
         for lesion_id, lesion in result.lesions.items():
             self._writeSegment(segmentationNode, petNode, lesion_id, lesion, session.volume.shape,
-                               result.calls.get(lesion_id, ""), byID[lesion_id].seed_ras, byID[lesion_id].region)
+                               result.calls.get(lesion_id, ""), byID[lesion_id].seed_ras, byID[lesion_id].region,
+                               byID[lesion_id].lesion_type)
         return {"segmentation": segmentationNode, "rows": result.rows, "errors": result.errors,
                 "liver": result.liver}
 
@@ -535,7 +611,11 @@ class SUVQuantLogic(ScriptedLoadableModuleLogic):
         if lesion.separable or replaceWithSphere:
             if beforeWrite is not None:
                 beforeWrite()
-            self._writeSegment(segmentationNode, petNode, segmentID, lesion, volume.shape, None, tuple(ras))
+            # the reader's labels of the segment stay with it when a click replaces its content
+            existing = segmentationNode.GetSegmentation().GetSegment(segmentID)
+            labels = self.segmentRecord(existing) if existing is not None else {}
+            self._writeSegment(segmentationNode, petNode, segmentID, lesion, volume.shape, None, tuple(ras),
+                               labels.get("region") or "", labels.get("lesion_type") or "")
         return lesion
 
     @staticmethod
@@ -558,7 +638,8 @@ class SUVQuantLogic(ScriptedLoadableModuleLogic):
         return segmentationNode
 
     @classmethod
-    def _writeSegment(cls, segmentationNode, petNode, segmentID, lesion, shape, call, seed=None, region=""):
+    def _writeSegment(cls, segmentationNode, petNode, segmentID, lesion, shape, call, seed=None, region="",
+                      lesionType=""):
         """The lesion's mask into its segment, with terminology, status tags and (when given) the call."""
         mask = lesion.full(shape)
         segmentation = segmentationNode.GetSegmentation()
@@ -572,7 +653,7 @@ class SUVQuantLogic(ScriptedLoadableModuleLogic):
                   "peak_shift_mm": _finiteOrNone(lesion.peak_shift_mm),
                   "contrast_to_noise": _finiteOrNone(lesion.contrast_to_noise),
                   "seed_ras": [float(v) for v in seed] if seed is not None else None, "region": region or "",
-                  "notes": list(lesion.notes)}
+                  "lesion_type": lesionType or "", "notes": list(lesion.notes)}
         cls._markStatus(segmentationNode, segmentID, lesion.status, lesion.flags, record)
         segment.SetTag(TAG_CALL, call or "")
         if call is not None:
@@ -640,11 +721,13 @@ class SUVQuantLogic(ScriptedLoadableModuleLogic):
     # -- measurements -----------------------------------------------------------------------------------
     def measureSegmentation(self, petNode, segmentationNode, liverRAS=None, reader="reader1", segmentIDs=None,
                             backgrounds=None, backgroundDiameterMm=BACKGROUND_DIAMETER_MM, boneBackground=False,
-                            regions=None):
+                            regions=None, lesionTypes=None):
         """Measure every segment as it is now (after edits in the Segment Editor); recolour and tag by call.
 
         Segments NETPET wrote and nobody edited keep their status (a not-separable lesion is measured as its
-        local uptake, without a volume); the background is chosen as in :meth:`segmentLesions`.
+        local uptake, without a volume); the background is chosen as in :meth:`segmentLesions`. Each lesion's
+        region and lesion type are those given (``regions``, ``lesionTypes``: {segment id: text}, then kept with
+        the segment: :meth:`setLesionLabels`), else those kept with its segment.
         Returns the study-table rows.
         """
         from netpet.quant.pipeline import quantify_lesions
@@ -658,15 +741,16 @@ class SUVQuantLogic(ScriptedLoadableModuleLogic):
             raise ValueError(f"{segmentationNode.GetName()} has no segments to measure.")
         lesions = {segmentID: self._lesionOfSegment(session.volume, segmentationNode, segmentID, petNode)
                    for segmentID in ids}
-        seeds, stored = [], {}
+        present = lambda labels: {k: v for k, v in (labels or {}).items() if segmentation.GetSegment(k)}  # noqa: E731
+        self.setLesionLabels(segmentationNode, present(regions), present(lesionTypes))
+        seeds, stored, types = [], {}, {}
         for segmentID, lesion in lesions.items():
             record = self.segmentRecord(segmentation.GetSegment(segmentID))
             seed = record.get("seed_ras") or session.volume.index_to_ras(lesion.peak)
             seeds.append((segmentID, tuple(float(v) for v in seed)))
-            if record.get("region"):
-                stored[segmentID] = record["region"]
-        requests = self.lesionRequests(seeds, {**stored, **(regions or {})}, backgrounds, backgroundDiameterMm,
-                                       boneBackground)
+            stored[segmentID] = record.get("region") or ""
+            types[segmentID] = record.get("lesion_type") or ""
+        requests = self.lesionRequests(seeds, stored, backgrounds, backgroundDiameterMm, boneBackground, types)
         result = quantify_lesions(session, lesions, reader, liver_ras=liverRAS,
                                   requests={r.lesion_id: r for r in requests})
         for segmentID, call in result.calls.items():
@@ -676,6 +760,32 @@ class SUVQuantLogic(ScriptedLoadableModuleLogic):
             lesion = lesions[segmentID]
             self._markStatus(segmentationNode, segmentID, lesion.status, lesion.flags)
         return result.rows
+
+    def setLesionLabels(self, segmentationNode, regions=None, lesionTypes=None):
+        """Keep each lesion's region and lesion type with its segment ({segment id: text}; ids without a
+        segment are refused). Measurements and exports then fill the rows' ``region`` and ``lesion_type``
+        from there, cleaned as the command line cleans the manifest's columns (``netpet.schema.clean_label``);
+        an empty text clears the label.
+
+        Raises
+        ------
+        ValueError
+            A lesion id that is not a segment of the segmentation.
+        """
+        from netpet import schema
+
+        if segmentationNode is None or not (regions or lesionTypes):
+            return
+        segmentation = segmentationNode.GetSegmentation()
+        for field, labels in (("region", regions or {}), ("lesion_type", lesionTypes or {})):
+            for segmentID, text in labels.items():
+                segment = segmentation.GetSegment(segmentID)
+                if segment is None:
+                    raise ValueError(f"{segmentationNode.GetName()} has no segment {segmentID!r} to label; label the "
+                                     "lesions it holds.")
+                record = self.segmentRecord(segment)
+                record[field] = schema.clean_label(text)
+                segment.SetTag(TAG_LESION, _tagText(json.dumps(record)))
 
     def measureSegment(self, petNode, segmentationNode, segmentID, liverRAS=None):
         """The measurements of one segment as {key: value} (the SegmentStatistics plugin's source)."""
@@ -697,11 +807,30 @@ class SUVQuantLogic(ScriptedLoadableModuleLogic):
         return tableNode
 
     # -- export and review ------------------------------------------------------------------------------
-    def exportToStudyTable(self, rows, studyTablePath, petNode, segmentationNode, reader="reader1", dicomSeg=False):
+    def exportToStudyTable(self, rows, studyTablePath, petNode, segmentationNode, reader="reader1", dicomSeg=False,
+                           sessionID=None, regions=None, lesionTypes=None, patientID=None):
         """Write the segmentation (.seg.nrrd, optionally DICOM SEG) beside the study table and upsert the rows.
 
-        Returns {"inserted", "updated", "path", "segmentation_file"}.
+        The rows' key is filled as ``netpet quantify`` fills it for the same series (``netpet.schema``): the
+        session id given (``sessionID``), else the PET node's (:meth:`setSessionID`), else the one the table
+        already holds for this patient's series, else the id derived from its study; the patient id given,
+        else the node's study patient id, else its DICOM PatientID; the reader cleaned as a label. ``regions``
+        and ``lesionTypes`` ({lesion id: text}) set the lesions' labels (kept with their segments too); rows
+        without one keep the labels they were measured with. The .seg.nrrd is named as the command line names
+        it (``netpet.schema.segmentation_file_name``) and merged as the core merges: segments already in the
+        file with other ids (lesions written by ``netpet quantify``, say) are kept, those with the same id
+        replaced.
+
+        Returns {"inserted", "updated", "path", "segmentation_file", "session_id", "warnings"}.
+
+        Raises
+        ------
+        ValueError
+            No table path or rows; a volume without DICOM identity and no session id; an empty reader.
+        TableError, ExportError
+            A table or segmentation file that cannot be written (both left untouched).
         """
+        from netpet import schema
         from netpet.quant.export import ExportError, write_dicom_seg
         from netpet.quant.segment import lesion_from_mask
         from netpet.quant.table import StudyTable, check_writable, locked, replace_atomically
@@ -710,30 +839,52 @@ class SUVQuantLogic(ScriptedLoadableModuleLogic):
             raise ValueError("Choose the study table file (.csv or .sqlite) first.")
         if not rows:
             raise ValueError("There are no measurements to export.")
+        reader = schema.clean_label(reader)
+        if not reader:
+            raise ValueError("Give the reader's id (it is part of every row's key).")
         table = StudyTable(studyTablePath)
         table.check()  # refuse a file that is not a study table, or cannot be written, before writing anything
-        session = self.session(petNode)
+        session = self.session(petNode, patientID=patientID)
+        sessionID, warning = self.sessionIDFor(petNode, studyTablePath, sessionID, patientID=session.patient_id)
+        if not sessionID:
+            raise ValueError(f"{petNode.GetName()} carries no DICOM study (it was not loaded from DICOM by NETPET "
+                             "Reader), so no session id can be derived; give the session id.")
+        warnings = [warning] if warning else []
+        for text in warnings:
+            logging.warning(f"SUVQuant: {text}")
+        self.setLesionLabels(segmentationNode, {k: v for k, v in (regions or {}).items()
+                                                if segmentationNode.GetSegmentation().GetSegment(k)},
+                             {k: v for k, v in (lesionTypes or {}).items()
+                              if segmentationNode.GetSegmentation().GetSegment(k)})
         folder = os.path.dirname(os.path.abspath(studyTablePath))
-        name = f"{session.patient_id}_{session.session_id}_{reader}.seg.nrrd".replace(os.sep, "_").replace(" ", "_")
+        name = schema.segmentation_file_name(session.patient_id, sessionID, reader)
         relative = f"segmentations/{name}"
         path = os.path.join(folder, "segmentations", name)
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        segmentationNode.AddDefaultStorageNode()
-        storage = segmentationNode.GetStorageNode()
 
-        def write(temporary):
-            storage.SetFileName(temporary)
-            written = storage.WriteData(segmentationNode)
-            storage.SetFileName(path)
-            if not written:
-                raise ExportError(f"Cannot write the segmentation to {path}.")
-
-        # the reader's file, written whole from the node: locked against a batch run writing it at the same
-        # time, and replaced atomically (a crash leaves the old file or the new one, never a part)
+        # the reader's file: locked against a batch run writing it at the same time, merged with the segments
+        # the file already holds (other lesion ids), and replaced atomically (a crash leaves the old file or the
+        # new one, never a part)
         target = os.path.realpath(path)
         with locked(target, "segmentation", ExportError):
             check_writable(target, path, replaced=True, what="segmentation", error=ExportError)
-            replace_atomically(target, write, suffix=".seg.nrrd", what="segmentation", error=ExportError)
+            merged = self._mergedSegmentation(target, path, segmentationNode, petNode)
+            source = merged if merged is not None else segmentationNode
+            try:
+                source.AddDefaultStorageNode()
+                storage = source.GetStorageNode()
+
+                def write(temporary):
+                    storage.SetFileName(temporary)
+                    written = storage.WriteData(source)
+                    storage.SetFileName(path)
+                    if not written:
+                        raise ExportError(f"Cannot write the segmentation to {path}.")
+
+                replace_atomically(target, write, suffix=".seg.nrrd", what="segmentation", error=ExportError)
+            finally:
+                if merged is not None:
+                    self._removeNode(merged)
         if dicomSeg:
             if not session.source_paths:
                 raise ValueError("DICOM SEG needs the PET's DICOM files; load the PET with NETPET Reader.")
@@ -743,51 +894,276 @@ class SUVQuantLogic(ScriptedLoadableModuleLogic):
                 lesions[row["lesion_id"]] = lesion_from_mask(session.volume, mask)
             write_dicom_seg(path.replace(".seg.nrrd", ".dcm"), session.source_paths, session.volume, lesions,
                             reader=reader)
-        stamped = [{**row, "reader": reader, "segmentation_file": relative} for row in rows]
+        labels = {}
+        segmentation = segmentationNode.GetSegmentation()
+        for row in rows:
+            segment = segmentation.GetSegment(str(row.get("lesion_id", "")))
+            record = self.segmentRecord(segment) if segment is not None else {}
+            labels[row.get("lesion_id")] = {
+                "region": schema.clean_label(record["region"] if "region" in record else row.get("region")),
+                "lesion_type": schema.clean_label(record["lesion_type"] if "lesion_type" in record
+                                                  else row.get("lesion_type"))}
+        stamped = [{**row, "patient_id": session.patient_id, "session_id": sessionID, "reader": reader,
+                    **labels[row.get("lesion_id")], "segmentation_file": relative} for row in rows]
         inserted, updated = table.upsert(stamped)
-        return {"inserted": inserted, "updated": updated, "path": studyTablePath, "segmentation_file": relative}
+        return {"inserted": inserted, "updated": updated, "path": studyTablePath, "segmentation_file": relative,
+                "session_id": sessionID, "warnings": warnings}
 
-    def review(self, studyTablePath, row, dicomFolder=None, index=None, suvType=None):
-        """Reopen a row of the study table: its PET (by series UID under ``dicomFolder``), its segmentation,
-        and the views centred on the lesion. ``row`` is a 0-based row number or a row dict.
+    @staticmethod
+    def _attribute(node, key):
+        return (node.GetAttribute(nodes.ATTRIBUTE_PREFIX + key) or "") if node is not None else ""
 
-        Returns a :class:`ReviewResult`: PET node, segmentation node, centroid RAS, the row, and the
-        sentences to show the reader (not separable, equivocal, every warning of the row and of its SUV).
+    @staticmethod
+    def _removeNode(node):
+        """Remove a scratch node with its storage and display nodes."""
+        scene = slicer.mrmlScene
+        for other in (node.GetStorageNode(), node.GetDisplayNode()):
+            if other is not None:
+                scene.RemoveNode(other)
+        scene.RemoveNode(node)
+
+    def _mergedSegmentation(self, target, path, segmentationNode, petNode):
+        """A scratch copy of ``segmentationNode`` that also holds the segments of the existing file ``target``
+        whose ids the node lacks (None when there is no such file or segment: the node is written as it is).
+        As the core's merge (netpet.quant.export): a file that cannot be read or lies on another image grid is
+        refused, untouched.
+
+        Raises
+        ------
+        ExportError
+            The existing file cannot be read, or holds segments on another grid than the PET's.
         """
-        from netpet.errors import AmbiguousInputError
+        import slicerio
+
+        from netpet.quant.export import ExportError
+
+        if not os.path.exists(target) or os.path.getsize(target) == 0:
+            return None
+        try:
+            header = slicerio.read_segmentation(target, skip_voxels=True)
+        except Exception as exc:  # noqa: BLE001 - slicerio/pynrrd raise many kinds on a damaged file
+            raise ExportError(f"The segmentation {path} exists but cannot be read ({type(exc).__name__}: {exc}); move "
+                              "it away (its segments would be lost by writing over it) and export again.") from exc
+        own = segmentationNode.GetSegmentation()
+        ownIDs = [own.GetNthSegmentID(i) for i in range(own.GetNumberOfSegments())]
+        kept = [s["id"] for s in header.get("segments", []) if s.get("id") not in ownIDs]
+        if not kept:
+            return None
+        volume = nodes.suvVolumeFromNode(petNode)
+        matrix = np.asarray(header["ijkToLPS"], dtype=float)
+        axes = np.asarray(volume.direction, dtype=float).reshape(3, 3) * np.asarray(volume.spacing, dtype=float)
+        offset = np.linalg.solve(axes, matrix[:3, 3] - np.asarray(volume.origin, dtype=float))
+        if not np.allclose(matrix[:3, :3], axes, atol=1e-4) or not np.allclose(offset, np.round(offset), atol=1e-3):
+            raise ExportError(f"The segmentation {path} holds segments ({', '.join(kept[:5])}) on another image grid "
+                              f"than {petNode.GetName()} (another spacing, orientation or origin); move it away or "
+                              "give this series another session id, it was left untouched.")
+        existing = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSegmentationNode", "NETPET export (existing)")
+        merged = None
+        try:
+            existing.AddDefaultStorageNode()
+            existing.GetStorageNode().SetFileName(target)
+            if not existing.GetStorageNode().ReadData(existing):
+                raise ExportError(f"The segmentation {path} exists but cannot be read; move it away (its segments "
+                                  "would be lost by writing over it) and export again.")
+            merged = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSegmentationNode", "NETPET export (merged)")
+            merged.GetSegmentation().DeepCopy(own)
+            merged.SetReferenceImageGeometryParameterFromVolumeNode(petNode)
+            for segmentID in kept:
+                if not merged.GetSegmentation().CopySegmentFromSegmentation(existing.GetSegmentation(), segmentID):
+                    raise ExportError(f"Segment {segmentID} of {path} cannot be kept; the file was left untouched.")
+            return merged
+        except BaseException:
+            if merged is not None:
+                self._removeNode(merged)
+            raise
+        finally:
+            self._removeNode(existing)
+
+    # -- review -------------------------------------------------------------------------------------------
+    def indexFor(self, folder, progress=None, refresh=False):
+        """The DICOM index of ``folder``, made once and kept (``refresh`` indexes it again: after files were
+        added). Review and loading reuse it instead of indexing the folder for every lesion."""
+        from NETPETReader import NETPETReaderLogic
+
+        key = os.path.realpath(folder) if folder else ""
+        if refresh or key not in self._indexes:
+            self._indexes[key] = NETPETReaderLogic().indexFolder(folder, progress=progress)
+        return self._indexes[key]
+
+    def rememberIndex(self, index, folder=None):
+        """Keep an index made elsewhere (NETPET Reader's panel) for the reviews to come."""
+        root = folder or getattr(index, "root", "") or ""
+        self._indexes[os.path.realpath(root) if root else ""] = index
+        return index
+
+    @staticmethod
+    def reviewTargets(studyTablePath):
+        """What the table holds to review, one dict per row (sorted by patient, session, reader, lesion): its key,
+        call, region and lesion type; a session read without findings has an empty lesion id. The review panel's
+        patient, session and lesion choices come from here."""
+        from netpet.quant.table import KEY, StudyTable
+
+        rows = StudyTable(studyTablePath).read() if studyTablePath and os.path.exists(studyTablePath) else []
+        fields = KEY + ("call", "region", "lesion_type")
+        targets = [{k: row.get(k) or "" for k in fields} for row in rows]
+        return sorted(targets, key=lambda t: (t["patient_id"], t["session_id"], t["reader"], t["lesion_id"]))
+
+    @staticmethod
+    def _reviewRow(rows, where, patientID, sessionID, lesionID, reader):
+        """The row a review reopens (see :meth:`review`); a ValueError that names the choices otherwise."""
+        def choices(values):
+            values = sorted({v for v in values})
+            shown = ", ".join(repr(v) for v in values[:12])
+            return shown + (f" and {len(values) - 12} more" if len(values) > 12 else "")
+
+        if not patientID:
+            patients = choices(r.get("patient_id", "") for r in rows)
+            raise ValueError(f"Choose a patient to review (the table {where} holds {patients or 'no rows'}).")
+        found = [r for r in rows if r.get("patient_id") == patientID]
+        if not found:
+            raise ValueError(f"The table {where} has no rows of patient {patientID!r}; its patients: "
+                             f"{choices(r.get('patient_id', '') for r in rows) or 'none'}.")
+        for column, value, what in (("session_id", sessionID, "session"), ("reader", reader, "reader"),
+                                    ("lesion_id", lesionID, "lesion")):
+            if value:
+                narrowed = [r for r in found if r.get(column) == value]
+                if not narrowed:
+                    raise ValueError(f"Patient {patientID} has no {what} {value!r} in {where} (with the choices made); "
+                                     f"its {what}s: {choices(r.get(column, '') for r in found if r.get(column))}.")
+                found = narrowed
+        sessions = {(r.get("session_id", ""), r.get("modality", ""), r.get("tracer", "")) for r in found}
+        if len(sessions) > 1:
+            lesion = f" with lesion {lesionID!r}" if lesionID else ""
+            raise ValueError(f"Patient {patientID} has {len(sessions)} sessions{lesion} in {where}; choose one: "
+                             f"{choices(s for s, _m, _t in sessions)}.")
+        readers = {r.get("reader", "") for r in found}
+        if len(readers) > 1:
+            raise ValueError(f"Session {found[0].get('session_id')} of patient {patientID} was read by "
+                             f"{len(readers)} readers; choose one: {choices(readers)}.")
+        lesions = sorted((r for r in found if r.get("lesion_id")), key=lambda r: r["lesion_id"])
+        return lesions[0] if lesions else found[0]
+
+    def _petRecord(self, row, index, dicomFolder):
+        """(index, record) of the row's PET series: from ``index``, else the index of ``dicomFolder`` (kept),
+        else any index this Logic keeps that holds the series."""
+        from netpet.errors import AmbiguousInputError, NetpetError
+
+        if index is not None:
+            self.rememberIndex(index)
+            candidates = [index]
+        elif dicomFolder:
+            candidates = [self.indexFor(dicomFolder)]
+        else:
+            candidates = list(self._indexes.values())
+            if not candidates:
+                raise ValueError("Choose the DICOM folder that holds the study's PET series.")
+        uid = row.get("series_uid") or ""
+        if not uid:
+            raise ValueError(f"The row of lesion {row.get('lesion_id') or '(session)'} names no PET series "
+                             "(series_uid); it cannot be reopened.")
+        problem = None
+        for candidate in candidates:
+            try:
+                try:
+                    return candidate, candidate.series(uid)
+                except AmbiguousInputError:  # one UID under two patients (an original beside its copy): the row's
+                    return candidate, candidate.series(uid, patient_id=row.get("patient_id", ""))
+            except NetpetError as exc:
+                problem = exc
+        raise ValueError(f"The PET series {uid} of patient {row.get('patient_id')} is not in the DICOM folder indexed "
+                         f"({problem}); choose the folder that holds it.")
+
+    def _loadedPET(self, record, suvType):
+        """The PET of ``record`` already in the scene as an SUV volume of this type, with its CT/MR partner
+        (loaded by an earlier review or by NETPET Reader), or (None, None)."""
+        volumes = slicer.util.getNodesByClass("vtkMRMLScalarVolumeNode")
+        pet = next((n for n in volumes if self._attribute(n, "SeriesInstanceUID") == record.series_uid
+                    and self._attribute(n, "SUVType") == suvType and self._attribute(n, "Provenance")
+                    and self._attribute(n, "PatientID") == (record.patient_id or "")), None)
+        if pet is None or not record.partner_series_uid:
+            return pet, None
+        partner = next((n for n in volumes if self._attribute(n, "SeriesInstanceUID") == record.partner_series_uid
+                        and not self._attribute(n, "Provenance")), None)
+        return (pet, partner) if partner is not None else (None, None)
+
+    def _reviewSegmentation(self, path):
+        """The segmentation node of a .seg.nrrd, read again into the node an earlier review made for it."""
+        attribute = nodes.ATTRIBUTE_PREFIX + "SegmentationFile"
+        node = next((n for n in slicer.util.getNodesByClass("vtkMRMLSegmentationNode")
+                     if n.GetAttribute(attribute) == os.path.realpath(path)), None)
+        if node is None:
+            node = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSegmentationNode",
+                                                      os.path.basename(path).replace(".seg.nrrd", ""))
+            node.SetAttribute(attribute, os.path.realpath(path))
+            node.AddDefaultStorageNode()
+        else:
+            node.GetSegmentation().RemoveAllSegments()
+        node.GetStorageNode().SetFileName(path)
+        if not node.GetStorageNode().ReadData(node):
+            raise OSError(f"Cannot read the segmentation {path}.")
+        node.CreateDefaultDisplayNodes()
+        return node
+
+    def review(self, studyTablePath, patient_id=None, session_id=None, lesion_id=None, index=None, dicomFolder=None,
+               reader=None, suvType=None, opacity=0.5):
+        """Reopen a finding of the study table by its key: the patient, its session and lesion (and reader,
+        where several read the session). ``session_id`` may be left out when the patient has one session with
+        that lesion; ``lesion_id`` too, to reopen a session (centred on its first lesion, if any). A row dict
+        of the table may be given instead of ``patient_id``.
+
+        The PET is loaded as SUV with its CT or MR partner, fused in linked views (NETPET Reader's
+        ``loadSession``), or reused when an earlier review or NETPET Reader loaded it; the DICOM folder is
+        indexed once and the index kept (``index`` given, or :meth:`indexFor` of ``dicomFolder``; without
+        either, the indexes this Logic keeps). The reopened PET node carries the row's patient and session id,
+        so an export after corrections writes into the same rows.
+
+        Returns a :class:`ReviewResult`: PET node, segmentation node, centroid RAS (None for a session read
+        without findings), the row, the sentences to show the reader (not separable, equivocal, every warning
+        of the row and of its SUV) and the CT/MR node.
+
+        Raises
+        ------
+        ValueError
+            No such patient, session, reader or lesion in the table, or several that fit (the choices named);
+            no DICOM folder, or the PET series not in it.
+        """
         from netpet.quant.table import StudyTable
 
         from NETPETReader import NETPETReaderLogic
 
+        if isinstance(patient_id, bool) or isinstance(patient_id, int):
+            raise ValueError("Review takes the patient, session and lesion ids of a finding, not a row number.")
         rows = StudyTable(studyTablePath).read()
-        if isinstance(row, int):
-            lesion_rows = [r for r in rows if r.get("lesion_id")]
-            if not 0 <= row < len(lesion_rows):
-                raise ValueError(f"{studyTablePath} has {len(lesion_rows)} lesion rows; choose 0 to {len(lesion_rows) - 1}.")
-            row = lesion_rows[row]
-        reader = NETPETReaderLogic()
-        if index is None:
-            if not dicomFolder:
-                raise ValueError("Choose the DICOM folder that holds the study's PET series.")
-            index = reader.indexFolder(dicomFolder)
-        try:
-            record = index.series(row["series_uid"])
-        except AmbiguousInputError:  # one UID under two patients (an original beside its copy): the row's patient
-            record = index.series(row["series_uid"], patient_id=row.get("patient_id", ""))
-        petNode = reader.loadPET(record, suvType or row.get("suv_type") or "bw")
+        if isinstance(patient_id, dict):
+            row = patient_id
+        else:
+            row = self._reviewRow(rows, studyTablePath, patient_id, session_id, lesion_id, reader)
+        owner, record = self._petRecord(row, index, dicomFolder)
+        suvType = suvType or row.get("suv_type") or "bw"
+        petNode, anatomicalNode = self._loadedPET(record, suvType)
+        if petNode is None:
+            petNode, anatomicalNode = NETPETReaderLogic().loadSession(owner, record.series_uid, suvType,
+                                                                      patientID=record.patient_id or None)
+        else:
+            nodes.fuse(petNode, anatomicalNode, opacity)
+        self.setSessionID(petNode, row.get("session_id", ""), patientID=row.get("patient_id", ""))
         segmentationNode = None
         if row.get("segmentation_file"):
-            path = os.path.join(os.path.dirname(os.path.abspath(studyTablePath)), row["segmentation_file"])
-            segmentationNode = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSegmentationNode",
-                                                                  os.path.basename(path).replace(".seg.nrrd", ""))
-            segmentationNode.AddDefaultStorageNode()
-            segmentationNode.GetStorageNode().SetFileName(path)
-            if not segmentationNode.GetStorageNode().ReadData(segmentationNode):
-                raise OSError(f"Cannot read the segmentation {path}.")
-            segmentationNode.CreateDefaultDisplayNodes()
-        centroid = tuple(float(row[k]) for k in ("centroid_r", "centroid_a", "centroid_s"))
-        nodes.jumpSlicesTo(centroid)
-        return ReviewResult(petNode, segmentationNode, centroid, dict(row), measurements.row_messages(row))
+            segmentationNode = self._reviewSegmentation(
+                os.path.join(os.path.dirname(os.path.abspath(studyTablePath)), row["segmentation_file"]))
+        centroid = None
+        for columns in (("centroid_r", "centroid_a", "centroid_s"), ("seed_r", "seed_a", "seed_s")):
+            try:
+                point = tuple(float(row[k]) for k in columns)
+            except (KeyError, TypeError, ValueError):
+                continue
+            if all(math.isfinite(v) for v in point):
+                centroid = point
+                break
+        if centroid is not None:
+            nodes.jumpSlicesTo(centroid)
+        return ReviewResult(petNode, segmentationNode, centroid, dict(row), measurements.row_messages(row),
+                            anatomicalNode)
 
 
 #

@@ -49,7 +49,8 @@ NOT_SEPARABLE = "not separable"
 #: columns of the results table, in order, with their units. Status, flags and warnings come right
 #: after the call so that a reader sees at once what to distrust; the free-text warnings come last.
 TABLE_COLUMNS = (
-    ("lesion_id", ""), ("region", ""), ("call", ""), ("krenning", "0-4"), ("segmentation_status", ""), ("flags", ""),
+    ("lesion_id", ""), ("region", ""), ("lesion_type", ""), ("call", ""), ("krenning", "0-4"),
+    ("segmentation_status", ""), ("flags", ""),
     ("suv_max", "SUV"), ("suv_peak", "SUV"), ("suv_mean", "SUV"), ("suv_min", "SUV"), ("suv_sd", "SUV"),
     ("mtv_ml", "mL"), ("tla", "SUV x mL"), ("tb_ratio", "ratio"), ("tl_ratio", "ratio"), ("tl_peak_ratio", "ratio"),
     ("liver_suv_mean", "SUV"), ("liver_suv_sd", "SUV"), ("liver_peak_sd", "SUV"), ("background_suv_mean", "SUV"),

@@ -138,19 +138,23 @@ def test_export_round_trip_and_review(loaded, tmp_path, mrml):
         assert seg_path.read_bytes() == content
     finally:
         os.chmod(seg_path, 0o644)
-    # review: a row reopens its PET and segmentation, the views centred on the lesion
-    review = logic.review(table_path, 0, index=index)
-    pet2, seg2, centroid = review.petNode, review.segmentationNode, review.centroid
+    # review: a finding, named by patient, session and lesion, reopens its PET with its CT and its
+    # segmentation, the views centred on the lesion
     row = [r for r in rows if r["lesion_id"]][0]
+    review = logic.review(table_path, row["patient_id"], row["session_id"], row["lesion_id"], index=index)
+    pet2, seg2, centroid = review.petNode, review.segmentationNode, review.centroid
     assert review.row["lesion_id"] == row["lesion_id"]
+    assert review.anatomicalNode is not None and review.anatomicalNode.GetAttribute("NETPET.SeriesInstanceUID")
     assert seg2.GetSegmentation().GetSegment(row["lesion_id"]) is not None
     assert pet2.GetAttribute("NETPET.SeriesInstanceUID") == row["series_uid"]
     red = mrml.GetSingletonNode("Red", "vtkMRMLSliceNode")
     matrix = red.GetSliceToRAS()
     # the slice is centred exactly on the centroid; 1e-3 mm leaves room only for float rounding
     assert [matrix.GetElement(i, 3) for i in range(3)] == pytest.approx(list(centroid), abs=1e-3)
-    with pytest.raises(ValueError, match="lesion rows"):
-        logic.review(table_path, 99, index=index)
+    with pytest.raises(ValueError, match="not a row number"):
+        logic.review(table_path, 0, index=index)
+    with pytest.raises(ValueError, match="no lesion 'L99'"):
+        logic.review(table_path, row["patient_id"], lesion_id="L99", index=index)
     # the reader sees every warning of the row reopened (here a row that has some)
     warned = next(r for r in rows if r.get("warnings"))
     messages = logic.review(table_path, warned, index=index).messages
