@@ -34,7 +34,7 @@ from netpet.quant.classify import LiverThresholdClassifier, liver_call
 from netpet.quant.export import write_dicom_seg, write_seg_nrrd
 from netpet.quant.measure import measure
 from netpet.quant.segment import LesionMask, ReferenceStats, SegmentOptions, segment
-from netpet.quant.table import StudyTable
+from netpet.quant.table import StudyTable, check_lesion_id
 from netpet.quant.volume import QuantError, SUVVolume
 
 log = logging.getLogger(__name__)
@@ -465,10 +465,17 @@ def _session_choices(rows: Sequence["ManifestRow"]) -> Tuple[Optional[str], Opti
     Raises
     ------
     NetpetError
-        A value that differs between the rows of the session, or that is not a finite positive
-        number (an ISO 8601 time, M/F/O for sex), the rows and the column named.
+        A value that differs between the rows of the session (modality and tracer: also given on
+        some rows and empty on others), or that is not a finite positive number (an ISO 8601 time,
+        M/F/O for sex), the rows and the column named.
     """
     chosen: Dict[str, str] = {}
+    for column in ("modality", "tracer"):  # the session's labels come from its first row: the others must agree
+        labels = {r.values.get(column, "") for r in rows}
+        if len(labels) > 1:
+            raise NetpetError(f"column {column} differs between the rows of one session "
+                              f"({', '.join(repr(printable(v)) for v in sorted(labels))}); give one value on every "
+                              "row (for a DICOM series, or leave it empty on every row).")
     for column in ("series_uid", "dicom_patient_id", *MANIFEST_OVERRIDES):
         values = {r.values.get(column, "") for r in rows} - {""}
         if len(values) > 1:
@@ -535,6 +542,11 @@ def _lesion_request(row: ManifestRow) -> LesionRequest:
     """The lesion request of a manifest row: seed, region, and the reader's background choice
     (``background_r/a/s`` a point; ``background`` shell or bone; ``background_diameter_mm``)."""
     values = row.values
+    # checked before any work, so that one bad id skips its own row and not its session's segmentation file
+    lesion_id = check_lesion_id(values["lesion_id"], f"manifest row {row.number}: ")
+    if not lesion_id.isascii():  # the .seg.nrrd's header is ASCII (pynrrd writes nothing else, and drops the rest)
+        raise NetpetError(f"manifest row {row.number}: the lesion id {printable(lesion_id)!r} is not ASCII, which the "
+                          "segmentation file (.seg.nrrd) cannot hold; write it with ASCII letters, digits and signs.")
     seed = _point(values, "seed", row.number, True)
     point = _point(values, "background", row.number, False)
     kind = (values.get("background") or "shell").strip().lower()
