@@ -437,22 +437,26 @@ def _crop(region: np.ndarray, pad: int = 2) -> Box:
 
 
 def _split(values: np.ndarray, region: np.ndarray, peak: Tuple[int, ...], depth: float,
-           others: Sequence[Tuple[int, ...]]) -> np.ndarray:
+           others: Sequence[Tuple[int, ...]], means: Optional[np.ndarray] = None) -> np.ndarray:
     """The part of ``region`` in the watershed basin of ``peak`` (other maxima compete); computed in
-    the region's bounding box."""
+    the region's bounding box. Competing maxima are found on the 1 mL local ``means`` when given."""
     box = _crop(region)
     local_peak = tuple(p - b.start for p, b in zip(peak, box))
     local_others = [tuple(o - b.start for o, b in zip(other, box)) for other in others
                     if all(b.start <= o < b.stop for o, b in zip(other, box))]
     out = np.zeros_like(region)
-    out[box] = _split_local(values[box], region[box], local_peak, depth, local_others)
+    out[box] = _split_local(values[box], region[box], local_peak, depth, local_others,
+                            means[box] if means is not None else None)
     return out
 
 
 def _split_local(values: np.ndarray, region: np.ndarray, peak: Tuple[int, ...], depth: float,
-                 others: Sequence[Tuple[int, ...]]) -> np.ndarray:
+                 others: Sequence[Tuple[int, ...]], means: Optional[np.ndarray] = None) -> np.ndarray:
     relief = ndimage.gaussian_filter(values.astype(np.float32), 0.8)
-    markers = _markers(relief, region, peak, depth, others)
+    # a competing structure (a neighbouring lesion, a kidney) stands out on the 1 mL means as well;
+    # hot spots of noise on one lesion (the rim of a necrotic one) do not: the watershed still runs on
+    # the lightly smoothed image, which places the cut
+    markers = _markers(relief if means is None else means.astype(np.float32), region, peak, depth, others)
     if not np.any(markers == 2):
         return region
     floor = float(relief[region].min()) if region.any() else 0.0
@@ -1054,7 +1058,7 @@ def _grow(frame: _Frame, peak: Tuple[int, int, int], click: Tuple[int, int, int]
         # a competing maximum must stand out by a share of the lesion's contrast over the threshold
         # (or of SUVmax): noise bumps inside one lesion do not, a neighbouring kidney or lesion does
         depth = max(options.split_depth[0] * (suv_max - threshold), options.split_depth[1] * suv_max)
-        split = _split(values, region, peak, depth, others)
+        split = _split(values, region, peak, depth, others, frame.means)
         if split.sum() < region.sum():
             notes.append(f"separated from {int(region.sum() - split.sum())} voxels of a neighbouring maximum")
             flags.append("split")
@@ -1072,6 +1076,9 @@ def _grow(frame: _Frame, peak: Tuple[int, int, int], click: Tuple[int, int, int]
                 raised = max(threshold, plateau + f * (suv_max - plateau)) if method != "absolute" else max(threshold, plateau)
             if raised >= suv_max or raised <= threshold:
                 break
+            kept = _component(region & (values >= raised), peak)
+            if not _reaches(kept, click, spacing) and _reaches(region, click, spacing):
+                break  # the raise would lose the structure the reader clicked: it was the lesion, not a plateau
             notes.append(f"set apart from surrounding uptake at SUV {plateau:.2f} (threshold raised from {threshold:.2f} to "
                          f"{raised:.2f})")
             if "plateau" not in flags:
@@ -1079,10 +1086,8 @@ def _grow(frame: _Frame, peak: Tuple[int, int, int], click: Tuple[int, int, int]
             threshold, bg = raised, plateau if method == "adaptive" else bg
             region = _component(region & (values >= threshold), peak)
     # --- separability (see the module docstring) ---------------------------------------------------
-    # a click in a necrotic (cold) centre lies inside the lesion's ring of uptake: holes count as the lesion
-    distance = ndimage.distance_transform_edt(~ndimage.binary_fill_holes(region), sampling=spacing)
-    reach = max(CLICK_TOLERANCE_MM, 1.5 * float(spacing.max()))
-    if float(distance[click]) > reach:
+    if not _reaches(region, click, spacing):
+        distance = ndimage.distance_transform_edt(~ndimage.binary_fill_holes(region), sampling=spacing)
         return "not-at-click", (f"the nearest maximum (SUV {suv_max:.2f}) lies {float(distance[click]):.0f} mm beyond the "
                                 "click and its region does not reach it: nothing focal where the reader clicked")
     shell = _shell(region, spacing, *options.shell_mm) & (values < threshold) & (values > 0.02 * max(suv_max, 1e-6))
@@ -1151,11 +1156,13 @@ def _plateau(values: np.ndarray, means: np.ndarray, region: np.ndarray, threshol
             grown, before = int(current.sum()), int(previous.sum())
             if grown > PLATEAU_JUMP * before and grown - before >= 8:
                 taken = float(np.median(local_means[current & ~previous]))
-                # a flat-topped lesion also jumps, near its own top: only uptake in the lower half of
-                # the contrast is surrounding tissue the region spilled into
-                if taken < threshold + 0.5 * (high - threshold):
-                    return float(np.median(values[box][current & ~previous]))
-                return None
+                level = float(np.median(values[box][current & ~previous]))
+                # a flat-topped lesion also jumps, near its own top, and so does the ring of a necrotic
+                # lesion as its hot spots join (its 1 mL means are diluted by the cold centre, its voxels
+                # are not): only uptake in the lower half of the contrast, by both measures, is
+                # surrounding tissue the region spilled into
+                half = threshold + 0.5 * (high - threshold)
+                return level if taken < half and level < half else None
         previous = current
     return None
 
@@ -1190,6 +1197,36 @@ def _saddle(means: np.ndarray, top: Tuple[int, ...], spacing: np.ndarray, radius
         else:
             hi = mid
     return lo
+
+
+#: The 26 directions from a voxel to its neighbours, as unit vectors in voxel index space.
+_DIRECTIONS = np.array([d for d in np.ndindex(3, 3, 3) if d != (1, 1, 1)], dtype=float) - 1.0
+#: A click lies inside a ring of uptake (a necrotic lesion's rim) when at least this share of the
+#: 26 rays from it meet the region: the ring may be open on a side (noise, or where it touches
+#: cold tissue) and its centre then is no hole to fill.
+ENCLOSED_SHARE = 0.85
+
+
+def _reaches(region: np.ndarray, click: Tuple[int, ...], spacing: np.ndarray) -> bool:
+    """Whether ``region`` comes within :data:`CLICK_TOLERANCE_MM` (at least 1.5 voxels) of the click,
+    or encloses it: a click in a necrotic (cold) centre lies inside the lesion's ring of uptake
+    (holes count as the lesion, and so does a centre that rays in :data:`ENCLOSED_SHARE` of the
+    26 directions leave through the region)."""
+    distance = ndimage.distance_transform_edt(~ndimage.binary_fill_holes(region), sampling=spacing)
+    if float(distance[tuple(click)]) <= max(CLICK_TOLERANCE_MM, 1.5 * float(spacing.max())):
+        return True
+    voxels = np.argwhere(region)
+    if not len(voxels):
+        return False
+    reach_mm = float(np.sqrt((((voxels - np.asarray(click)) * spacing) ** 2).sum(axis=1)).max())
+    directions = _DIRECTIONS * (float(spacing.min()) / spacing)  # equal steps in mm along every direction
+    directions /= np.linalg.norm(directions * spacing, axis=1, keepdims=True) / (0.5 * float(spacing.min()))
+    steps = np.arange(1, int(reach_mm / (0.5 * float(spacing.min()))) + 2)
+    points = np.rint(np.asarray(click, dtype=float) + steps[None, :, None] * directions[:, None, :]).astype(int)
+    valid = np.all((points >= 0) & (points < np.asarray(region.shape)), axis=2)
+    hit = np.zeros(valid.shape, dtype=bool)
+    hit[valid] = region[tuple(points[valid].T)]
+    return float(hit.any(axis=1).mean()) >= ENCLOSED_SHARE
 
 
 def _point(shape, at) -> np.ndarray:
