@@ -85,8 +85,8 @@ class SUVQuant(ScriptedLoadableModule):
             "'Background points' placed in normal tissue (a sphere of the chosen diameter; a point labelled with a "
             "lesion id applies to that lesion, a single other point to all lesions), or 'Normal-bone background "
             "(CT)', which measures normal bone from the session's CT around every lesion that has no background "
-            "point of its own (check it for bone lesions on PET/CT). Review mode reopens any row of the study table "
-            "and shows its warnings.") + documentationLink("suvquant-lesions-references-measurements-the-study-table")
+            "point of its own (check it for bone lesions on PET/CT). Review mode reopens any finding of the study "
+            "table (by patient, session, reader and lesion) with its PET and CT or MR, and shows its warnings.") + documentationLink("suvquant-lesions-references-measurements-the-study-table")
         self.parent.acknowledgementText = _("Please cite NETPET. Segmentation defaults and their accuracy: see the "
                                             "project README.")
         if getattr(slicer, "app", None) is not None:
@@ -186,6 +186,8 @@ class SUVQuantWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidget, VTK
         self.ui.autoLiverButton.connect("clicked(bool)", self.onAutoLiverButton)
         self.ui.exportButton.connect("clicked(bool)", self.onExportButton)
         self.ui.reviewButton.connect("clicked(bool)", self.onReviewButton)
+        self.ui.reviewRefreshButton.connect("clicked(bool)", self.onReviewRefresh)
+        self._reviewTargets = []
         self.ui.editButton.connect("clicked(bool)", self.onEditButton)
         self.initializeParameterNode()
 
@@ -292,18 +294,35 @@ class SUVQuantWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidget, VTK
                                                     reader=p.reader, dicomSeg=p.dicomSeg)
             self.ui.statusLabel.text = _("{inserted} new and {updated} updated rows in {path}").format(**summary)
 
+    def onReviewRefresh(self):
+        """List the study table's findings (patient / session / reader / lesion) to choose one to review."""
+        with slicer.util.tryWithErrorDisplay(_("Listing the study table failed."), waitCursor=True):
+            self._reviewTargets = self.logic.reviewTargets(_path(self._parameterNode.studyTablePath))
+            combo = self.ui.reviewTargetComboBox
+            combo.clear()
+            for target in self._reviewTargets:
+                lesion = target["lesion_id"] or _("(read, no finding)")
+                combo.addItem(f"{target['patient_id']} / {target['session_id']} / {target['reader']} / {lesion}"
+                              + (f" ({target['call']})" if target.get("call") else ""))
+            self.ui.reviewButton.enabled = bool(self._reviewTargets)
+
     def onReviewButton(self):
         with slicer.util.tryWithErrorDisplay(_("Review failed."), waitCursor=True):
             if not self._dependenciesReady():
                 return
             p = self._parameterNode
-            row = self.ui.reviewRowSpinBox.value
-            review = self.logic.review(_path(p.studyTablePath), row, self.ui.dicomFolderButton.directory)
+            index = self.ui.reviewTargetComboBox.currentIndex
+            if not 0 <= index < len(self._reviewTargets):
+                raise ValueError(_("Choose a finding to review (Refresh lists those of the study table)."))
+            target = self._reviewTargets[index]
+            folder = _path(self.ui.dicomFolderButton.directory)
+            review = self.logic.review(_path(p.studyTablePath), target["patient_id"], target["session_id"],
+                                       target["lesion_id"] or None, dicomFolder=folder or None, reader=target["reader"])
             p.petVolume, p.segmentation = review.petNode, review.segmentationNode
             slicer.util.setSliceViewerLayers(foreground=review.petNode, foregroundOpacity=0.5)
-            lesion = review.row.get("lesion_id", "")
-            self.ui.statusLabel.text = "\n".join([_("Row {row}: {lesion}, {call}").format(
-                row=row, lesion=lesion, call=review.row.get("call") or _("no call"))] + review.messages)
+            self.ui.statusLabel.text = "\n".join([_("{patient} {session}: {lesion}, {call}").format(
+                patient=target["patient_id"], session=target["session_id"], lesion=target["lesion_id"] or _("no finding"),
+                call=review.row.get("call") or _("no call"))] + review.messages)
 
 
 def _path(value):
