@@ -152,6 +152,7 @@ class SUVQuantParameterNode:
     method: Method = Method["adaptive"]
     reader: str = "reader1"
     studyTablePath: pathlib.Path
+    sessionID: str = ""
     dicomSeg: bool = False
 
 
@@ -290,9 +291,14 @@ class SUVQuantWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidget, VTK
                     raise ValueError(reason[:1].upper() + reason[1:] + "; export without 'Also write DICOM SEG'.")
             if not self._rows:
                 self.onMeasureButton()
+            regions, lesionTypes = lesionLabelsFromPoints(p.lesionPoints)
             summary = self.logic.exportToStudyTable(self._rows, _path(p.studyTablePath), p.petVolume, p.segmentation,
-                                                    reader=p.reader, dicomSeg=p.dicomSeg)
-            self.ui.statusLabel.text = _("{inserted} new and {updated} updated rows in {path}").format(**summary)
+                                                    reader=p.reader, dicomSeg=p.dicomSeg,
+                                                    sessionID=p.sessionID.strip() or None, regions=regions,
+                                                    lesionTypes=lesionTypes)
+            self.ui.statusLabel.text = "\n".join(
+                [_("{inserted} new and {updated} updated rows of session {session_id} in {path}").format(**summary)]
+                + list(summary.get("warnings") or []))
 
     def onReviewRefresh(self):
         """List the study table's findings (patient / session / reader / lesion) to choose one to review."""
@@ -323,6 +329,23 @@ class SUVQuantWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidget, VTK
             self.ui.statusLabel.text = "\n".join([_("{patient} {session}: {lesion}, {call}").format(
                 patient=target["patient_id"], session=target["session_id"], lesion=target["lesion_id"] or _("no finding"),
                 call=review.row.get("call") or _("no call"))] + review.messages)
+
+
+def lesionLabelsFromPoints(pointsNode):
+    """({lesion id: region}, {lesion id: lesion type}) from the lesion points' descriptions, which the reader
+    types in the Markups module as "region" or "region; lesion type" (e.g. "liver; metastasis"); points without
+    a description keep the labels their rows were measured with."""
+    regions, lesionTypes = {}, {}
+    if pointsNode is None:
+        return regions, lesionTypes
+    for i in range(pointsNode.GetNumberOfControlPoints()):
+        label = pointsNode.GetNthControlPointLabel(i)
+        parts = [part.strip() for part in (pointsNode.GetNthControlPointDescription(i) or "").split(";")]
+        if parts and parts[0]:
+            regions[label] = parts[0]
+        if len(parts) > 1 and parts[1]:
+            lesionTypes[label] = parts[1]
+    return regions, lesionTypes
 
 
 def _path(value):

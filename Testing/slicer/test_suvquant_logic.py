@@ -473,3 +473,17 @@ def test_normal_bone_background_from_the_sessions_ct(mrml, reference_study, trut
     assert not any("soft-tissue-background" in r["flags"] for r in rows)
     shell = logic.segmentLesions(pet, seeds, liverRAS=session["liver_reference_center_ras"], regions=regions)["rows"]
     assert all(r["background_source"] == "shell" and "soft-tissue-background" in r["flags"] for r in shell)
+
+
+def test_lesion_labels_come_from_the_points_descriptions(mrml):
+    """The panel's export takes each lesion's region and type from its point's description, typed in
+    the Markups module as "region" or "region; lesion type"; a point without one keeps its row's labels."""
+    from SUVQuant import lesionLabelsFromPoints
+
+    points = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode", "Lesions")
+    for label, description in (("L01", "liver; metastasis"), ("L02", " lymph nodes "), ("L03", "")):
+        index = points.AddControlPoint(0.0, 0.0, 0.0, label)
+        points.SetNthControlPointDescription(index, description)
+    regions, types = lesionLabelsFromPoints(points)
+    assert regions == {"L01": "liver", "L02": "lymph nodes"} and types == {"L01": "metastasis"}
+    assert lesionLabelsFromPoints(None) == ({}, {})
