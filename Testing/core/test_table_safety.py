@@ -375,6 +375,10 @@ def test_seg_nrrd_merge_crash_damage_link_and_ids(pet, tmp_path, monkeypatch):
     # an invalid id is refused before anything is written
     with pytest.raises(ExportError, match=r"The lesion id 'L1\\nL2' holds the control character U\+000A"):
         write_seg_nrrd(str(real), volume, {"L1\nL2": _lesion(volume, 3)}, {})
+    # a non-ASCII id: the .seg.nrrd header cannot hold it (pynrrd drops it on reading), refused untouched
+    with pytest.raises(ExportError, match="lesion id 'Lé' is not ASCII"):
+        write_seg_nrrd(str(real), volume, {"Lé": _lesion(volume, 3)}, {})
+    assert real.read_bytes() == before
     # a damaged file (half written by an older version) is refused, untouched, not overwritten
     damaged = tmp_path / "damaged.seg.nrrd"
     damaged.write_bytes(before[: len(before) // 2])

@@ -27,7 +27,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from netpet import __version__
-from netpet.errors import NetpetError
+from netpet.errors import NetpetError, printable
 from netpet.quant.segment import LesionMask
 from netpet.quant.table import TableError, check_lesion_id, check_writable, locked, replace_atomically
 from netpet.quant.volume import SUVVolume
@@ -51,6 +51,15 @@ def _check_ids(lesion_ids) -> None:
         if not lesion_id:
             raise ExportError("A segment needs a lesion id; an empty id is a session read without findings, which has "
                               "no segment.")
+
+
+def _check_ascii(lesion_ids, path: str) -> None:
+    """A .seg.nrrd's header is ASCII: pynrrd (under slicerio) cannot write other characters and drops them on
+    reading, so a segment would come back under another id."""
+    for lesion_id in lesion_ids:
+        if not str(lesion_id).isascii():
+            raise ExportError(f"The lesion id {printable(str(lesion_id))!r} is not ASCII, which the segmentation file "
+                              f"{path} (.seg.nrrd) cannot hold; write it with ASCII letters, digits and signs.")
 
 
 def _check_encodable(lesion_ids, character_set) -> None:
@@ -95,6 +104,7 @@ def write_seg_nrrd(path: str, volume: SUVVolume, lesions: Dict[str, LesionMask],
         read-only; a lock held by another writer for too long. The file is left untouched.
     """
     _check_ids(lesions)
+    _check_ascii(lesions, path)
     target = os.path.realpath(path)
     try:
         os.makedirs(os.path.dirname(target), exist_ok=True)
