@@ -136,6 +136,9 @@ def test_group_by_reference_column_and_region(tmp_path):
     assert [liver[0][k] for k in ("tp", "fp", "fn", "tn")] == [1, 0, 1, 0]
     assert "clustered" not in liver[0]  # --bootstrap 0: no cluster bootstrap, GEE only
     assert liver[0]["gee"]["sensitivity"]["estimate"] == 0.5
+    # the reference standard's own columns other than region are not groups, and the message says so
+    with pytest.raises(StatsError, match="standard is one of the reference standard's own columns"):
+        load_study(table, reference, group_by=["standard"])
 
 
 def test_pairs_of_groups():

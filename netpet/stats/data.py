@@ -369,6 +369,10 @@ def load_study(table_path: str, reference_path: str, group_by: Sequence[str] = (
     for column in group_by:
         if column in GROUP_KEYS:
             raise StatsError(f"--group-by {column}: results are always split by {', '.join(GROUP_KEYS)}.")
+        if column in REFERENCE_REQUIRED and column != "region":
+            raise StatsError(f"--group-by {column}: {column} is one of the reference standard's own columns "
+                             f"({', '.join(REFERENCE_REQUIRED)}), which are not groups (region is); copy it into a "
+                             "column of another name to group by it.")
         if column not in reference.extra_columns and column not in frame.columns and column != "region":
             raise StatsError(f"--group-by {column}: neither the study table {table_path} nor the reference standard "
                              f"{reference.path} has a column {column!r}.")
