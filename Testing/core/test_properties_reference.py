@@ -270,10 +270,11 @@ def test_any_reference_and_table_is_analysed_within_bounds_or_refused_in_one_sen
      "patient P1 is 0 (no disease) but L\\u20282 are malignant"),
     ([["P1", "", "b\rone", "0", "follow-up"], ["P1", "L1", "b\rone", "1", "histology"]], None,
      "region b\\rone of patient P1 is 0 but its lesion(s) L1"),
-    ([["P1", "L1", "liver", "1", "histology"]], [["P\x1b[31m", "L1"]], "unknown id: patient P\\x1b[31m is not"),
-    ([["P1", "L1", "liver", "1", "histology"]], [["P1", "L\n2"]], "unknown id: lesion L\\n2 of patient P1"),
+    ([["P1", "L1", "liver", "1", "histology"]], [["P\x1b[31m", "L1"]],
+     "column patient_id holds a control character (P\\x1b[31m)"),
+    ([["P1", "L1", "liver", "1", "histology"]], [["P1", "L\n2"]], "column lesion_id holds a control character (L\\n2)"),
     ([["P1", "L1", "liver", "1", "histology"]], [["P1", "L1", "S\n1"], ["P1", "L1", "S2"]],
-     "(sessions S\\n1, S2;"),
+     "column session_id holds a control character (S\\n1)"),
 ])
 def test_refusals_naming_a_value_of_the_files_stay_on_one_line(reference, table, expected):
     """The reference standard's and the table's own values are shown escaped in a refusal (netpet.errors.printable):

@@ -457,3 +457,13 @@ def test_empty_and_text_values_are_no_values(tmp_path):
     entry = next(e for e in result["roc"] if e["variable"] == "tb_ratio")
     assert (entry["n_cases"], entry["n_controls"], entry["n_dropped"]) == (0, 2, 2)
     assert entry["reason"] == "no malignant lesions measured"
+
+
+def test_a_control_character_in_a_key_is_refused_with_its_row(tmp_path):
+    """A NUL or escape in a key of a hand-edited table made a group of its own that the report could not
+    show as written (found by the reference-standard property suite): refused, row and column named."""
+    rows = [finding("P1", "L1", "positive", suv=12), finding("P2", "", "", "PET\x00/CT")]
+    table = write_table(tmp_path / "table.csv", rows)
+    reference = write_reference(tmp_path / "reference.csv")
+    with pytest.raises(StatsError, match=r"line 3: column modality holds a control character \(PET\\x00/CT\)"):
+        load_study(table, reference)

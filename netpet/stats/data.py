@@ -289,6 +289,13 @@ def load_study(table_path: str, reference_path: str, group_by: Sequence[str] = (
         frame["patient_id"] = frame["patient_id"].astype(str).str.strip().map(patient_ids)
     for column in ("patient_id", "session_id", "modality", "tracer", "reader", "lesion_id", "call"):
         frame[column] = frame[column].astype(str).str.strip()
+        # a key or call holding a control character (NUL, ESC, a line break of a hand-edited table) would
+        # make a group or id of its own that no report can show as written: refused, named
+        bad = frame[column].str.contains(r"[\x00-\x1f\x7f]", regex=True)
+        if bad.any():
+            row = frame[bad].iloc[0]
+            raise StatsError(f"{row['table_row']}: column {column} holds a control character ({printable(row[column])}); "
+                             "keys and calls are plain text: correct the table.")
     empty = frame[(frame["patient_id"] == "") | (frame["modality"] == "") | (frame["tracer"] == "") |
                   (frame["reader"] == "")]
     if len(empty):
