@@ -240,3 +240,18 @@ def test_sqlite_keeps_columns_apart_that_differ_in_the_case_of_non_ascii_letters
         with pytest.raises(TableError, match="'Region' to write differs from the table's column 'region' only in case"):
             table.upsert([{**row, "Region": "liver"}])
         assert _file_bytes(table.path) == before
+
+
+def test_a_new_sqlite_table_refuses_two_columns_differing_in_case_in_one_line():
+    """Found by the property in a full run: a new SQLite table given 'col\\nname' and 'COL\\nNAME' at once
+    failed inside SQLite, whose message carried the line break into the refusal; now refused before SQLite
+    sees it, on one line, and nothing is written."""
+    row = {"patient_id": "P1", "session_id": "S1", "modality": "PET/CT", "tracer": "fdg", "reader": "R1",
+           "lesion_id": "L1", "col\nname": "", "COL\nNAME": ""}
+    with tempfile.TemporaryDirectory() as folder:
+        table = StudyTable(os.path.join(folder, "study.sqlite"))
+        with pytest.raises(TableError) as caught:
+            table.upsert([row])
+        message = str(caught.value)
+        assert "columns 'COL\\nNAME' and 'col\\nname' to write differ only in case" in message and "\n" not in message
+        assert table.read() == []

@@ -513,6 +513,13 @@ class StudyTable:
                 if "lesions" not in tables:
                     if tables:
                         raise TableError(f"{self.path} is an SQLite file without a 'lesions' table; give another path.")
+                    first: Dict[str, str] = {}
+                    for name in names:  # SQLite column names ignore the case of ASCII letters
+                        if _ascii_fold(name) in first:
+                            raise TableError(f"{self.path}: columns '{printable(first[_ascii_fold(name)])}' and "
+                                             f"'{printable(name)}' to write differ only in case, which SQLite cannot "
+                                             "keep apart; use one spelling.")
+                        first[_ascii_fold(name)] = name
                     columns = ", ".join(_ident(n) for n in names)
                     db.execute(f"CREATE TABLE lesions ({columns}, PRIMARY KEY ({', '.join(KEY)}))")
                 present = [r[1] for r in db.execute("PRAGMA table_info(lesions)")]
@@ -523,8 +530,9 @@ class StudyTable:
                 for name in names:
                     if name not in present:
                         if _ascii_fold(name) in folded:  # SQLite column names ignore the case of ASCII letters
-                            raise TableError(f"{self.path}: column {name!r} to write differs from the table's column "
-                                             f"{folded[_ascii_fold(name)]!r} only in case, which SQLite cannot keep "
+                            raise TableError(f"{self.path}: column '{printable(name)}' to write differs from the "
+                                             f"table's column '{printable(folded[_ascii_fold(name)])}' only in case, "
+                                             "which SQLite cannot keep "
                                              "apart; use one spelling.")
                         db.execute(f"ALTER TABLE lesions ADD COLUMN {_ident(name)}")
                         folded[_ascii_fold(name)] = name
@@ -553,5 +561,5 @@ class StudyTable:
             finally:
                 db.close()
         except sqlite3.DatabaseError as exc:
-            raise TableError(f"Cannot write the study table {self.path}: {exc}.") from exc
+            raise TableError(f"Cannot write the study table {self.path}: {printable(str(exc))}.") from exc
         return inserted, updated
