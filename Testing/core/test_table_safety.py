@@ -23,16 +23,7 @@ from netpet.quant import table as table_module
 from netpet.quant.table import KEY, StudyTable, TableError, escape_cell, unescape_cell
 
 
-def row(patient="P1", session="S1", lesion="L01", reader="R1", **values):
-    base = {"patient_id": patient, "session_id": session, "modality": "PET/CT", "tracer": "dotatate",
-            "reader": reader, "lesion_id": lesion, "region": "liver", "suv_max": 12.5, "call": "positive"}
-    base.update(values)
-    return base
-
-
-@pytest.fixture(params=["study.csv", "study.sqlite"])
-def path(request, tmp_path):
-    return str(tmp_path / request.param)
+from Testing.core.test_table import path, row  # noqa: E402,F401  (the same row builder and per-backend path fixture)
 
 
 def _context():
