@@ -83,7 +83,11 @@ def setProvenance(volumeNode, provenance, seriesRecord=None):
         volumeNode.SetAttribute(ATTRIBUTE_PREFIX + "SeriesInstanceUID", seriesRecord.series_uid)
         volumeNode.SetAttribute(ATTRIBUTE_PREFIX + "PatientID", seriesRecord.patient_id or "")
         volumeNode.SetAttribute(ATTRIBUTE_PREFIX + "StudyInstanceUID", seriesRecord.study_uid or "")
-        volumeNode.SetAttribute(ATTRIBUTE_PREFIX + "Modality", seriesRecord.hybrid or "PET")
+        from netpet import schema
+
+        # as the study table labels it (one rule for the panel, the browser plugin and netpet quantify):
+        # PET/CT, PET/MR, SPECT/CT, or PET / SPECT alone
+        volumeNode.SetAttribute(ATTRIBUTE_PREFIX + "Modality", schema.record_modality(seriesRecord))
         volumeNode.SetAttribute(ATTRIBUTE_PREFIX + "Tracer", seriesRecord.tracer.key if seriesRecord.tracer else "")
         volumeNode.SetAttribute(ATTRIBUTE_PREFIX + "SourceFiles", json.dumps(list(seriesRecord.files)))
 
