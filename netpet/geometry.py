@@ -27,3 +27,8 @@ def ras_to_lps(point: Sequence[float]) -> Tuple[float, float, float]:
 def lps_to_ras_array(points: np.ndarray) -> np.ndarray:
     """Convert an (N, 3) array of LPS points (mm) to RAS (mm)."""
     return np.asarray(points, dtype=float) * _FLIP
+
+
+def ras_to_lps_array(points: np.ndarray) -> np.ndarray:
+    """Convert an (N, 3) array of RAS points (mm) to LPS (mm); the flip is its own inverse."""
+    return lps_to_ras_array(points)
