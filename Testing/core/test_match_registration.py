@@ -151,3 +151,35 @@ def test_stored_transform_is_reused_and_readable(tmp_path, sessions, registered,
     # other parameters (or other series) are not the stored registration: it is made again
     with pytest.raises(AssertionError, match="registered again"):
         register_and_store(fixed, moving, str(tmp_path), pid, FIXED, moving_id, grid_mm=5.0)
+
+
+def test_moments_initialisation_reaches_the_same_result(sessions, registered, truth_lesions):
+    pid, moving_id = "NETPET-001", "S2-DOTATATE-PETMR"
+    result = register_sessions(sessions[(pid, FIXED)], sessions[(pid, moving_id)], initialisation="moments", **FAST)
+    moving, fixed = _centres(truth_lesions, pid, moving_id), _centres(truth_lesions, pid, FIXED)
+    ids = sorted(set(fixed) & set(moving))
+    errors = np.linalg.norm(map_points_ras(result, [moving[i] for i in ids]) - [fixed[i] for i in ids], axis=1)
+    assert errors.max() < TOLERANCE_MM
+
+
+def test_anatomy_basis_without_anatomy_is_refused(sessions):
+    fixed = sessions[("NETPET-001", FIXED)]
+    pet_only = SessionImages(sessions[("NETPET-001", "S3-FDG-PETCT")].pet, label="S3-FDG-PETCT")
+    with pytest.raises(RegistrationError, match=r"^Session S3-FDG-PETCT has no CT or MR series, so register on the "
+                                                r"PET \(basis 'pet'\) instead\.$"):
+        register_sessions(fixed, pet_only, basis="anatomy")
+
+
+def test_transform_file_names_are_safe_and_a_damaged_file_is_registered_again(tmp_path, sessions):
+    path = transform_path(str(tmp_path), "../P 1", "S/2", "S1")
+    assert os.path.dirname(path) == str(tmp_path / "transforms") and os.path.basename(path) == "_P_1_S_2_to_S1.h5"
+    pid, moving_id = "NETPET-001", "S2-DOTATATE-PETMR"
+    path = transform_path(str(tmp_path), pid, moving_id, FIXED)
+    os.makedirs(os.path.dirname(path))
+    with open(path, "w") as handle:
+        handle.write("not a transform")
+    with open(path[:-3] + ".json", "w") as handle:
+        handle.write("{}")
+    result = register_and_store(sessions[(pid, FIXED)], sessions[(pid, moving_id)], str(tmp_path), pid, FIXED,
+                                moving_id, **FAST)
+    assert not result.reused and registration.read_registration(path).nmi == pytest.approx(result.nmi, abs=1e-4)
