@@ -63,12 +63,23 @@ DS_VRS = {"PatientWeight", "PatientSize", "FrameReferenceTime", "DecayFactor", "
 edit = st.tuples(st.sampled_from(["delete", "all", "one"]), st.integers(min_value=0, max_value=CASE.shape[0] - 1))
 
 
+def _ds_text(value: float) -> str:
+    """A number as a valid DS string (at most 16 characters): the most precise that fits; NaN and inf as
+    their names (text a file may hold, which the reader must refuse)."""
+    if not math.isfinite(value):
+        return str(value)
+    for digits in range(15, 0, -1):
+        text = f"{value:.{digits}g}"
+        if len(text) <= 16:
+            return text
+    return f"{value:.0e}"
+
+
 def _set(ds, keyword, value):
     if keyword in DS_VRS and isinstance(value, float):
         # a DS holds at most 16 characters; pydicom refuses longer text unless it is told not to
         # validate: what a file holds is text, so write the number as a file would carry it
-        text = repr(value) if math.isfinite(value) else str(value)
-        value = text[:16]
+        value = _ds_text(value)
     if keyword == "ActualFrameDuration" and isinstance(value, float):
         value = int(value) if math.isfinite(value) and abs(value) < 2**31 else 0
     setattr(ds, keyword, value)
