@@ -168,20 +168,18 @@ class SUVQuantSelfTest(unittest.TestCase):
         seeds = [(t["lesion_id"], tuple(float(t[k]) for k in ("center_r", "center_a", "center_s"))) for t in truth]
         result = logic.segmentLesions(pet, seeds, liverRAS=session["liver_reference_center_ras"])
         reference = slicerio.read_segmentation(os.path.join(folder, session["segmentation_file"]))
-        # the contours of the lesions the core segmented overlap the truth masks; a lesion it finds not
-        # separable at the click (its segment the 1 mL sphere) says so in its row instead (not scored here:
-        # the core's evaluation reports the share not separable per stratum)
+        # every avid lesion of this study is segmented (the 40 mm necrotic liver metastasis L04 included,
+        # clicked in its cold centre) and the contours overlap the truth masks: the same core measured
+        # headless gives Dice 0.84 / 0.34 (the 7.5 mm bone lesion) / 0.78 / 0.80, median 0.79; 0.6 leaves
+        # room for the Segment Editor's labelmap resampling, not for a lesion missed
         status = {r["lesion_id"]: r for r in result["rows"]}
         dices = []
         for lesion_id, _ in seeds:
-            if status[lesion_id]["segmentation_status"] != "segmented":
-                self.assertIn("not-separable", status[lesion_id]["flags"])
-                continue
+            self.assertEqual(status[lesion_id]["segmentation_status"], "segmented", lesion_id)
             ours = slicer.util.arrayFromSegmentBinaryLabelmap(result["segmentation"], lesion_id, pet) > 0
             theirs = np.transpose(slicerio.segment_mask(reference, slicerio.segment_from_id(reference, lesion_id)),
                                   (2, 1, 0)) > 0
             dices.append(2 * (ours & theirs).sum() / (ours.sum() + theirs.sum()))
-        self.assertGreaterEqual(len(dices), len(seeds) / 2)
         self.assertGreater(float(np.median(dices)), 0.6)
         # every row carries its status, flags and warnings, and the results table shows them
         table = logic.resultsTableNode(result["rows"])
