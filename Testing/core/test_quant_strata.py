@@ -283,8 +283,10 @@ def test_a_large_necrotic_liver_metastasis_open_on_one_side_is_segmented(seed):
     scans), clicked in the cold centre: the rim is not a closed shell, so the centre is no hole to
     fill, and the noisy hot spots along the rim are not competing lesions. It is segmented (it was
     'not separable, nothing focal at the click' before, the rim cut at a watershed between its own
-    hot spots), the necrosis left out, and its volume within 25 % of the viable rim's (the blur of
-    sigma 3 mm moves both faces of a 10 mm rim; measured -3 to +8 % over these seeds)."""
+    hot spots), the necrosis left out. Its volume reads 13-27 % below the viable rim's over these seeds
+    (measured -15, -27, -13 %): the threshold is a fraction of SUVpeak, which 12 % noise lifts on a rim
+    only 10 mm thick (the noise limit also seen on 17 mm NEMA spheres, issue 10); held to -35..+10 %, so
+    that a flood into the liver or a collapse to a hot spot fails."""
     z, y, x = _grid((61, 61, 61), 2.0)
     r = np.sqrt(x ** 2 + y ** 2 + z ** 2)
     body = np.full(z.shape, 6.8)
@@ -294,13 +296,14 @@ def test_a_large_necrotic_liver_metastasis_open_on_one_side_is_segmented(seed):
     body[core] = 3.3
     values = ndimage.gaussian_filter(body, 1.5)
     rng = np.random.default_rng(seed)
-    values = values * (1.0 + 0.12 * ndimage.gaussian_filter(rng.standard_normal(values.shape), 0.7) / 0.32)
+    noise = ndimage.gaussian_filter(rng.standard_normal(values.shape), 0.7)
+    values = values * (1.0 + 0.12 * noise / noise.std())
     lesion = segment(_volume(values), (0.0, 0.0, 0.0), SegmentOptions())
     assert lesion.status == "segmented", lesion.notes
     mask = lesion.full(values.shape)
     assert not mask[30, 30, 30]  # the necrotic centre is not metabolic tumour volume
     viable = int((lesion_mask & ~core).sum())
-    assert lesion.voxels == pytest.approx(viable, rel=0.25)
+    assert 0.65 * viable <= lesion.voxels <= 1.10 * viable
 
 
 def test_a_lesion_in_an_image_cropped_around_it_is_segmented():
