@@ -39,6 +39,16 @@ folds runs of white space to one space, in both paths alike. :data:`REGION_SUGGE
 :data:`LESION_TYPE_SUGGESTIONS` are the words a form offers (free text is accepted). The reader id
 is cleaned the same way; :data:`DEFAULT_READER` is the reader of a form left as it opened.
 
+Time point (``time_point``, ``days_from_baseline``): the follow-up time axis of a session
+(:mod:`netpet.clinical.followup`). ``time_point`` is a plain-text label (``baseline``, ``FU1``,
+``FU2``...; empty reads as :data:`BASELINE`), ``days_from_baseline`` a number of days >= 0 (may be
+empty). Both are columns, not part of :data:`KEY`: every time point is its own session, so the
+session id already tells two time points of a patient apart (a follow-up scan is another PET
+study, hence another derived session id), and a key that changed with a corrected time point would
+orphan the rows written before. :func:`check_time_point` and :func:`check_days_from_baseline`
+validate them (``netpet quantify`` reads them from the manifest's optional columns of the same
+names); :func:`time_point_rank` orders the usual labels when days are not given.
+
 The segmentation of a (patient, session, reader) is one ``.seg.nrrd`` beside the table, named by
 :func:`segmentation_file_name` in both paths (the writes merge: each path keeps the other's segments).
 """
@@ -46,6 +56,7 @@ The segmentation of a (patient, session, reader) is one ``.seg.nrrd`` beside the
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from typing import Any, Iterable, Mapping, Optional, Tuple
 
@@ -58,7 +69,7 @@ REQUIRED: Tuple[str, ...] = KEY + (
 )
 #: The columns NETPET writes, in order (REQUIRED first); further columns of a table are kept after them.
 COLUMNS: Tuple[str, ...] = REQUIRED + (
-    "lesion_type", "suv_min", "suv_sd", "voxels", "longest_diameter_mm", "threshold_suv", "method",
+    "lesion_type", "time_point", "days_from_baseline", "suv_min", "suv_sd", "voxels", "longest_diameter_mm", "threshold_suv", "method",
     "background_suv_mean", "background_suv_sd", "spleen_suv_mean", "liver_suv_max", "liver_center_r", "liver_center_a",
     "liver_center_s", "seed_r", "seed_a", "seed_s", "suv_peak_center_r", "suv_peak_center_a", "suv_peak_center_s",
     "series_uid", "suv_units", "suv_decay_correction", "suv_reference_time", "suv_reference_rule",
@@ -82,6 +93,13 @@ LESION_TYPE_SUGGESTIONS: Tuple[str, ...] = (
     "primary", "lymph node metastasis", "liver metastasis", "bone metastasis", "other metastasis",
     "TIO culprit tumour", "physiological uptake", "benign", "indeterminate",
 )
+
+#: the time point of a session whose ``time_point`` is empty
+BASELINE = "baseline"
+#: Labels :func:`time_point_rank` orders without days: baseline (BL, T0, pre) is 0; FU1, FU 1, FU-1, follow-up 1,
+#: followup1, T1, TP1, V1... is 1; and so on
+_BASELINE_LABELS = frozenset({"baseline", "bl", "t0", "tp0", "v0", "fu0", "pre", "pretreatment", "pre-treatment"})
+_RANKED_LABEL = re.compile(r"(?:fu|f/u|follow[- ]?up|followup|t|tp|v|visit|time point|timepoint)[ _-]?(\d{1,3})\Z")
 
 _SPACES = re.compile(r"\s+")
 _NOT_ID = re.compile(r"[^A-Z0-9]+")
@@ -151,6 +169,53 @@ def check_session_id(value: Any, where: str = "") -> str:
     if any(ord(c) < 32 or ord(c) == 127 for c in text):
         raise SchemaError(f"{where}The session id {text!r} holds a control character; remove it.")
     return text
+
+
+def check_time_point(value: Any, where: str = "") -> str:
+    """A session's time point label, cleaned (:func:`clean_label`); '' stays '' (read as :data:`BASELINE`).
+
+    Raises
+    ------
+    SchemaError
+        A control character in the label (it goes into CSV tables and messages as plain text).
+    """
+    text = "" if value is None else str(value)
+    if any(ord(c) < 32 or 127 <= ord(c) < 160 or c in "\u2028\u2029" for c in text.strip(" ")):
+        shown = text.encode("unicode_escape").decode("ascii")
+        raise SchemaError(f"{where}time_point {shown!r} holds a control character (a tab, line break or escape); write "
+                          "plain text such as baseline, FU1, FU2.")
+    return clean_label(text)
+
+
+def check_days_from_baseline(value: Any, where: str = "") -> Optional[float]:
+    """A session's ``days_from_baseline``: a finite number >= 0 (days), or None when empty.
+
+    Raises
+    ------
+    SchemaError
+        Text that is not a number, NaN, infinity or a negative number.
+    """
+    if value is None or (isinstance(value, float) and math.isnan(value)) or (isinstance(value, str) and not value.strip()):
+        return None
+    try:
+        days = float(str(value).strip())
+    except ValueError:
+        days = float("nan")
+    if not (math.isfinite(days) and days >= 0.0):
+        shown = str(value).encode("unicode_escape").decode("ascii")
+        raise SchemaError(f"{where}days_from_baseline is {shown!r}; give a finite number of days >= 0 (0 for the "
+                          "baseline), or leave it empty.")
+    return days
+
+
+def time_point_rank(label: Any) -> Optional[int]:
+    """The order of a usual time point label without days: 0 for '' and baseline (BL, T0, pre), n for FU<n>
+    (FU 1, FU-1, follow-up 1, T1, TP1, V1, visit 1...); None for a label it does not know (case ignored)."""
+    text = clean_label(label).lower()
+    if not text or text in _BASELINE_LABELS:
+        return 0
+    match = _RANKED_LABEL.match(text)
+    return int(match.group(1)) if match else None
 
 
 def known_session_ids(rows: Iterable[Mapping[str, Any]]) -> dict:

@@ -64,3 +64,32 @@ def test_quant_table_and_stats_read_the_schema():
 
     assert table.KEY is schema.KEY and table.COLUMNS is schema.COLUMNS and table.REQUIRED is schema.REQUIRED
     assert data.TABLE_REQUIRED == schema.KEY + ("call",)
+
+
+def test_time_point_columns_are_columns_not_key():
+    # every time point is its own session: the session id tells them apart, the key stays as it was
+    assert "time_point" in schema.COLUMNS and "days_from_baseline" in schema.COLUMNS
+    assert "time_point" not in schema.KEY and "days_from_baseline" not in schema.REQUIRED
+    assert schema.BASELINE == "baseline"
+
+
+def test_time_point_and_days_are_validated():
+    assert schema.check_time_point("  FU 1\u00a0") == "FU 1"
+    assert schema.check_time_point(None) == "" and schema.check_time_point("") == ""
+    for bad in ("FU\t1", "FU1\n", "\x1b[31mFU1", "FU\u20281"):
+        with pytest.raises(schema.SchemaError, match="manifest row 4: time_point .* control character"):
+            schema.check_time_point(bad, "manifest row 4: ")
+    assert schema.check_days_from_baseline("  91 ") == 91.0
+    assert schema.check_days_from_baseline(0) == 0.0
+    assert schema.check_days_from_baseline("") is None and schema.check_days_from_baseline(None) is None
+    assert schema.check_days_from_baseline(float("nan")) is None  # an empty cell of a pandas frame
+    for bad in ("-1", "nan", "inf", "three months", "1e999"):
+        with pytest.raises(schema.SchemaError, match="row 7: days_from_baseline is .*finite number of days >= 0"):
+            schema.check_days_from_baseline(bad, "row 7: ")
+
+
+@pytest.mark.parametrize("label, rank", [("", 0), ("baseline", 0), ("BL", 0), ("T0", 0), ("FU1", 1), ("fu 2", 2),
+                                         ("FU-3", 3), ("follow-up 4", 4), ("Followup5", 5), ("T6", 6), ("visit 7", 7),
+                                         ("restaging", None), ("FU", None), ("after PRRT", None)])
+def test_time_point_rank(label, rank):
+    assert schema.time_point_rank(label) == rank

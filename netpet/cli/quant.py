@@ -49,7 +49,8 @@ def add_parsers(sub) -> None:
 
     p = sub.add_parser("quantify", help="batch: segment, measure and classify the lesions of a manifest into the study table")
     p.add_argument("manifest", help="CSV: patient_id, series, reader, lesion_id, seed_r, seed_a, seed_s "
-                                    "[, session_id (empty: derived from the series' study, as in Slicer), region, "
+                                    "[, session_id (empty: derived from the series' study, as in Slicer), time_point (baseline, "
+                                    "FU1...; empty = baseline), days_from_baseline (days >= 0), region, "
                                     "lesion_type, liver_r, liver_a, liver_s, method, modality, tracer, series_uid, "
                                     "dicom_patient_id, weight_kg, height_m, sex, dose_mbq, injection_time, half_life_s]")
     p.add_argument("--table", required=True, help="the study table (.csv, or .sqlite/.db)")

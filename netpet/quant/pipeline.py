@@ -50,6 +50,11 @@ MANIFEST_REQUIRED = ("patient_id", "series", "reader", "lesion_id", "seed_r", "s
 #: Manifest columns that may be empty or absent: session_id (empty: the session id rule of netpet.schema, as
 #: in Slicer), the reader's labels region and lesion_type
 MANIFEST_OPTIONAL_KEYS = ("session_id", "region", "lesion_type")
+#: Manifest columns that place a session on the follow-up time axis (optional; one value per session): the
+#: ``time_point`` label (baseline, FU1...; empty = baseline) and ``days_from_baseline`` (days >= 0, may be empty).
+#: Written to the study table's columns of the same names (netpet.schema) only when the manifest has the column,
+#: so that a table whose time points were filled in by hand keeps them on a re-run without it.
+MANIFEST_TIME_COLUMNS = ("time_point", "days_from_baseline")
 
 
 @dataclass
@@ -69,6 +74,9 @@ class Session:
     _bone: Optional[Any] = None
     dicom_patient_id: str = ""
     study_uid: str = ""
+    #: the follow-up time-point cells of the session's rows (``time_point``, ``days_from_baseline``: those the
+    #: manifest gives; a column not given is left out, so that an upsert keeps what the table holds)
+    time_columns: Dict[str, Any] = field(default_factory=dict)
 
     def bone_mask(self, jobs: Optional[int] = 1):
         """Bone of the session's CT (HU >= :data:`references.BONE_HU`) on the PET grid, [z, y, x] bool.
@@ -230,6 +238,11 @@ def _provenance_columns(provenance: Optional[Dict[str, Any]]) -> Dict[str, Any]:
     }
 
 
+def _time_columns(session: Session) -> Dict[str, Any]:
+    """The time-point cells of a session's rows (:attr:`Session.time_columns`): only the columns given, '' when empty."""
+    return {k: "" if v is None else v for k, v in session.time_columns.items()}
+
+
 def quantify(session: Session, requests: Sequence[LesionRequest], reader: str,
              options: Optional[SegmentOptions] = None, liver_ras: Optional[Sequence[float]] = None,
              spleen_ras: Optional[Sequence[float]] = None, classifier: Optional[LiverThresholdClassifier] = None,
@@ -347,7 +360,7 @@ def quantify_lesions(session: Session, lesions: Dict[str, LesionMask], reader: s
             "liver_center_r": liver.center_ras[0], "liver_center_a": liver.center_ras[1],
             "liver_center_s": liver.center_ras[2], "seed_r": seed[0], "seed_a": seed[1],
             "seed_s": seed[2], "series_uid": session.series_uid, "netpet_version": __version__,
-            "updated": now, **_provenance_columns(session.provenance),
+            "updated": now, **_provenance_columns(session.provenance), **_time_columns(session),
         }
         rows.append(row)
     return QuantResult(rows, dict(lesions), calls, liver, spleen, {})
@@ -365,7 +378,7 @@ def session_row(session: Session, reader: str, liver_ras: Optional[Sequence[floa
         "lesion_type": "", "call": "",
         "suv_type": session.suv_type, "series_uid": session.series_uid, "netpet_version": __version__,
         "updated": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
-        **_provenance_columns(session.provenance),
+        **_provenance_columns(session.provenance), **_time_columns(session),
     }
     try:
         liver = references.liver_reference(session.volume, liver_ras)
@@ -425,7 +438,8 @@ def read_manifest(path: str) -> List[ManifestRow]:
         missing = [c for c in MANIFEST_REQUIRED if c not in header]
         if missing:
             raise NetpetError(f"The manifest {shown} lacks the column(s) {', '.join(missing)}; it needs "
-                              f"{', '.join(MANIFEST_REQUIRED)} (and may give session_id, region, lesion_type, liver_r, "
+                              f"{', '.join(MANIFEST_REQUIRED)} (and may give session_id, time_point, "
+                              "days_from_baseline, region, lesion_type, liver_r, "
                               "liver_a, liver_s, method, "
                               "modality, tracer, background (shell or bone), background_r, background_a, background_s, "
                               "background_diameter_mm, series_uid, dicom_patient_id, and the SUV overrides "
@@ -520,6 +534,40 @@ def _session_choices(rows: Sequence["ManifestRow"]) -> Tuple[Optional[str], Opti
     return chosen.get("series_uid"), chosen.get("dicom_patient_id"), overrides
 
 
+def _session_time_point(rows: Sequence["ManifestRow"]) -> Dict[str, Any]:
+    """{column: value} of the time-point columns (:data:`MANIFEST_TIME_COLUMNS`) the manifest gives for one
+    session: ``time_point`` a cleaned label ('' = baseline), ``days_from_baseline`` days or None (empty); {} when
+    the manifest has neither column (the table's cells are then left as they are).
+
+    Raises
+    ------
+    NetpetError
+        A label with a control character, days that are not a finite number >= 0 (the row named), or a value
+        that differs between the rows of the session (the rows named).
+    """
+    given = [c for c in MANIFEST_TIME_COLUMNS if any(c in r.values for r in rows)]
+    if not given:
+        return {}
+    labels: Dict[str, List[int]] = {}
+    days: Dict[Optional[float], List[int]] = {}
+    for row in rows:
+        where = f"manifest row {row.number}: "
+        try:
+            labels.setdefault(schema.check_time_point(row.values.get("time_point", ""), where), []).append(row.number)
+            days.setdefault(schema.check_days_from_baseline(row.values.get("days_from_baseline", ""), where),
+                            []).append(row.number)
+        except schema.SchemaError as exc:
+            raise NetpetError(str(exc)) from None
+    for column, seen in (("time_point", labels), ("days_from_baseline", days)):
+        if len(seen) > 1:
+            shown = "; ".join(f"{'empty' if v in ('', None) else printable(f'{v:g}' if isinstance(v, float) else v)} on "
+                              f"row(s) {', '.join(str(n) for n in numbers)}" for v, numbers in seen.items())
+            raise NetpetError(f"manifest rows {', '.join(str(r.number) for r in rows)}: column {column} differs between "
+                              f"the rows of one session ({shown}); give one value on every row of the session.")
+    values = {"time_point": next(iter(labels)), "days_from_baseline": next(iter(days))}
+    return {c: values[c] for c in given}
+
+
 def _point(values: Dict[str, str], prefix: str, number: int, required: bool) -> Optional[Tuple[float, float, float]]:
     texts = [values.get(f"{prefix}_{axis}", "") for axis in "ras"]
     if not any(texts):
@@ -578,6 +626,10 @@ def _group_job(job) -> Tuple[List[Dict[str, Any]], List[str], Dict[str, List[str
     out: List[Dict[str, Any]] = []
     segs: Dict[str, List[str]] = {}
     try:
+        time_columns = _session_time_point(rows)
+    except NetpetError as exc:
+        return [], [str(exc)], {}
+    try:
         series_uid, dicom_patient, overrides = _session_choices(rows)
         if _is_image(first["series"]) and (series_uid or dicom_patient or overrides):
             given = [c for c in ("series_uid", "dicom_patient_id", *MANIFEST_OVERRIDES)
@@ -589,6 +641,7 @@ def _group_job(job) -> Tuple[List[Dict[str, Any]], List[str], Dict[str, List[str
                                dicom_patient=dicom_patient,
                                hints=("a series_uid column in the manifest",
                                       "a dicom_patient_id column in the manifest"))
+        session.time_columns = time_columns
         if not session.modality or not session.tracer:
             raise NetpetError(f"{printable(first['series'])} is an SUV image, which does not say how it was made: give "
                               "the manifest columns modality (PET/CT or PET/MR) and tracer (dotatate, fdg...).")
