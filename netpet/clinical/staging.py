@@ -39,6 +39,15 @@ Findings
     jejuno-ileal tumours are T as well); any other known region (:data:`EXTRAHEPATIC_REGIONS`,
     and the GEP organs other than the primary's) -> extrahepatic metastasis. An unknown region or
     station is refused (:class:`StagingError`): a typo must not become M1b.
+Primary
+    ``primary`` names the patient's primary site (:data:`PRIMARY_SITES`, or a synonym). Empty (or
+    "unknown", "CUP") is an unknown primary: M is still staged, N only where no positive node needs
+    the primary to be told regional or distant. A primary for which the GEP-NET TNM does not apply
+    (:data:`NOT_APPLICABLE_PRIMARIES`: tumour-induced osteomalacia, whose culprit is a phosphaturic
+    mesenchymal tumour, not a metastasis; "not applicable") leaves the patient unstaged (N = M =
+    None) with that reason: its culprit lesion in a bone would otherwise become M1b. The contract of
+    the reference standard also allows an empty primary for TIO; such a patient is staged as an
+    unknown primary, so write ``TIO`` to keep it out.
 Patients
     A patient read with no positive finding is N0 M0. A patient not read (not in ``read``) gets
     N = M = None. A patient whose primary is unknown (carcinoma of unknown primary, TIO) or whose
@@ -140,6 +149,10 @@ REGIONAL_STATIONS: Dict[str, frozenset] = {
                            "splenic"}),
 }
 
+#: primary names (lower case) of patients the GEP-NET TNM does not apply to: left unstaged, with the reason
+NOT_APPLICABLE_PRIMARIES = ("tio", "tumour-induced osteomalacia", "tumor-induced osteomalacia", "oncogenic osteomalacia",
+                            "phosphaturic mesenchymal tumour", "phosphaturic mesenchymal tumor", "not applicable", "n/a",
+                            "not staged")
 HEPATIC_REGIONS = ("liver", "hepatic", "liver metastasis")
 NODAL_REGIONS = ("lymph nodes", "lymph node", "nodes", "node", "nodal", "ln")
 EXTRAHEPATIC_REGIONS = ("bone", "skeleton", "bone marrow", "lung", "lungs", "pleura", "peritoneum", "peritoneal",
@@ -168,13 +181,18 @@ def primary_site(text: Any) -> Optional[str]:
         A non-empty name that is no known GEP primary site.
     """
     name = _norm(text)
-    if name in ("", "unknown", "cup", "none", "unknown primary"):
+    if name in ("", "unknown", "cup", "none", "unknown primary") or name in NOT_APPLICABLE_PRIMARIES:
         return None
     for site, words in PRIMARY_SITES.items():
         if name == site or name in words:
             return site
     raise StagingError(f"Unknown primary site {printable(text)}; name one of {', '.join(PRIMARY_SITES)} "
                        "(or leave it empty for an unknown primary).")
+
+
+def staging_applies(primary: Any) -> bool:
+    """False when ``primary`` names a tumour the GEP-NET TNM does not apply to (:data:`NOT_APPLICABLE_PRIMARIES`)."""
+    return _norm(primary) not in NOT_APPLICABLE_PRIMARIES
 
 
 def classify_node(site: Any) -> Optional[str]:
@@ -252,6 +270,9 @@ def stage_patient(findings: Iterable[Mapping[str, Any]], primary: Any, equivocal
         raise StagingError(f"Unknown equivocal rule {equivocal!r}; choose negative or positive.")
     site = primary_site(primary)
     counts = {"regional_nodes": 0, "distant_nodes": 0, "hepatic": 0, "extrahepatic": 0, "undetermined_nodes": 0}
+    if not staging_applies(primary):
+        return {"n": None, "m": None, "reason": f"primary {printable(primary)}: the GEP-NET TNM staging does not apply",
+                **counts}
     reasons: List[str] = []
     for number, finding in enumerate(findings):
         here = f"{where} finding {number + 1}".strip()
@@ -378,5 +399,6 @@ def regional_table() -> pd.DataFrame:
 
 
 __all__: Sequence[str] = ("N_CATEGORIES", "M_CATEGORIES", "STAGE_GROUPS", "PRIMARY_SITES", "STATION_SYNONYMS",
-                          "REGIONAL_STATIONS", "StagingError", "primary_site", "classify_node", "node_is_regional",
-                          "stage_patient", "stage_patients", "stage_group", "regional_table")
+                          "REGIONAL_STATIONS", "NOT_APPLICABLE_PRIMARIES", "StagingError", "primary_site",
+                          "staging_applies", "classify_node", "node_is_regional", "stage_patient", "stage_patients",
+                          "stage_group", "regional_table")

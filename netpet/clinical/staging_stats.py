@@ -36,6 +36,12 @@ Up- and down-staging (:func:`up_down_staging`)
     the exact McNemar test (two-sided binomial test of up vs down at 1/2; statsmodels ``mcnemar``,
     ``exact=True``) on the up and down patients.
 
+Paired correctness (:func:`paired_correctness`)
+    Two stagings A and B of the same patients against the reference: patients correct by both, by A
+    only, by B only, by neither, and the exact McNemar test of A only vs B only (McNemar Q,
+    Psychometrika 1947, in its exact binomial form: two-sided binomial test at 1/2 on the discordant
+    patients, as :func:`netpet.stats.paired.mcnemar_exact` and R's ``binom.test``).
+
 Small samples: no pair, one category used by both readings throughout (kappa 0/0), no discordant
 pair, a singular Stuart-Maxwell covariance: the value is None with a ``reason``, never an exception.
 """
@@ -249,6 +255,28 @@ def up_down_staging(a: Sequence[Any], b: Sequence[Any], compare: Callable[[str, 
     return out
 
 
+def paired_correctness(reference: Sequence[Any], a: Sequence[Any], b: Sequence[Any]) -> Dict[str, Any]:
+    """Correct by both, A only, B only, neither (patients with all three categories known), and the exact McNemar
+    p-value of A only vs B only (None with a reason when no patient is correct by one staging only)."""
+    from netpet.stats.paired import PairedCounts, mcnemar_exact
+
+    if not len(reference) == len(a) == len(b):
+        raise StagingError(f"Three readings of the same patients need as many categories (got {len(reference)}, "
+                           f"{len(a)} and {len(b)}).")
+    known = [(r, x, y) for r, x, y in zip(reference, a, b) if not any(v is None or (isinstance(v, float) and v != v)
+                                                                       for v in (r, x, y))]
+    counts = PairedCounts.from_calls(np.array([x == r for r, x, _ in known], dtype=bool),
+                                     np.array([y == r for r, _, y in known], dtype=bool))
+    out: Dict[str, Any] = {"n": counts.n, "excluded": len(reference) - len(known), "both": counts.both,
+                           "a_only": counts.a_only, "b_only": counts.b_only, "neither": counts.neither,
+                           "test": "exact McNemar (binomial, two-sided)", "p_value": None}
+    if counts.a_only + counts.b_only == 0:
+        out["reason"] = "no patient staged correctly by one staging only"
+    else:
+        out["p_value"] = mcnemar_exact(counts)
+    return out
+
+
 def _categories(frame: pd.DataFrame, column: str) -> List[Any]:
     return [None if (v is None or (isinstance(v, float) and v != v)) else v for v in frame[column]]
 
@@ -320,5 +348,5 @@ def staging_agreement(a: pd.DataFrame, b: pd.DataFrame, level: float = 0.95) -> 
 
 
 __all__: Iterable[str] = ("AXES", "M_COMPARTMENT_WEIGHTS", "contingency", "weighted_kappa", "marginal_homogeneity",
-                          "compare_n", "compare_m", "compare_stage_group", "up_down_staging", "staging_accuracy",
-                          "staging_agreement")
+                          "compare_n", "compare_m", "compare_stage_group", "up_down_staging", "paired_correctness",
+                          "staging_accuracy", "staging_agreement")
