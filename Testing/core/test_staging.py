@@ -63,6 +63,49 @@ def test_regional_and_distant_nodes_per_primary():
     assert primary_site("Pancreatic head") == "pancreas" and primary_site("") is None
 
 
+# the reference study's nodal stations and distant sites (netpet.phantom.patients _NODES, the reactive inguinal node,
+# and the distant supraclavicular and mediastinal nodes and lung metastases of issue 13), as staged per primary
+PHANTOM_PANCREAS = {"portocaval node": ("N1", "M0"),            # hepatoduodenal (portal vein): regional
+                    "mesenteric node": ("N0", "M1b"),           # small-bowel mesentery, not the SMA/SMV root: distant
+                    "para-aortic node": ("N0", "M1b"), "aortocaval node": ("N0", "M1b"), "inguinal node": ("N0", "M1b"),
+                    "supraclavicular node": ("N0", "M1b"), "mediastinal node": ("N0", "M1b")}
+PHANTOM_SMALL_BOWEL = {"mesenteric node": ("N1", "M0"),          # the jejuno-ileal mesentery: regional
+                       "portocaval node": ("N0", "M1b"), "para-aortic node": ("N0", "M1b"),
+                       "aortocaval node": ("N0", "M1b"), "inguinal node": ("N0", "M1b"),
+                       "supraclavicular node": ("N0", "M1b"), "mediastinal node": ("N0", "M1b")}
+
+
+@pytest.mark.parametrize("primary,expected", [("pancreas", PHANTOM_PANCREAS), ("pancreatic head", PHANTOM_PANCREAS),
+                                              ("small bowel", PHANTOM_SMALL_BOWEL),
+                                              ("terminal ileum", PHANTOM_SMALL_BOWEL)])
+def test_reference_study_sites_per_primary(primary, expected):
+    for site, categories in expected.items():
+        assert staged([f("lymph nodes", site)], primary) == categories, site
+        # with a liver metastasis: M1a when the node is regional, M1c when it is distant
+        n, m = categories
+        assert staged([f("lymph nodes", site), f("liver", "liver")], primary) == (n, "M1a" if m == "M0" else "M1c")
+    assert staged([f("lung", "right lower lobe")], primary) == ("N0", "M1b")
+    assert staged([f("lung"), f("liver")], primary) == ("N0", "M1c")
+    assert staged([f("bone", "L1 vertebral body"), f("lymph nodes", "portocaval node")], primary)[1] == "M1b"
+    # the primary's own organ is T; the physiological uncinate uptake called positive in a small-bowel patient is a
+    # (false) pancreatic metastasis, in a pancreatic patient part of the primary's organ
+    assert staged([f("pancreas", "uncinate process")], primary) == (
+        ("N0", "M0") if expected is PHANTOM_PANCREAS else ("N0", "M1b"))
+    assert staged([f("small bowel", "terminal ileum")], primary) == (
+        ("N0", "M0") if expected is PHANTOM_SMALL_BOWEL else ("N0", "M1b"))
+
+
+def test_tio_is_not_staged_and_unknown_primary_gep_organ_is_the_candidate_primary():
+    out = stage_patient([f("bone", "left calcaneus")], "TIO")
+    assert (out["n"], out["m"]) == (None, None) and "does not apply" in out["reason"]
+    assert stage_patient([], "tumour-induced osteomalacia")["n"] is None
+    # an empty primary is an unknown primary: the TIO culprit in a bone would be M1b (hence "TIO" in the reference)
+    assert staged([f("bone", "left calcaneus")], "") == ("N0", "M1b")
+    # unknown primary: a finding in a GEP organ is read as the candidate primary (T), not as M1b
+    out = stage_patient([f("pancreas", "pancreatic head"), f("liver")], "")
+    assert (out["n"], out["m"], out["primary_candidates"]) == ("N0", "M1a", 1)
+
+
 def test_equivocal_and_negative_calls():
     findings = [f("liver", call="equivocal"), f("lymph nodes", "mesenteric", "equivocal"), f("bone", call="negative")]
     assert staged(findings, "ileum") == ("N0", "M0")

@@ -37,8 +37,12 @@ Findings
     station is read from ``site`` (:data:`STATION_SYNONYMS`); the organ of the patient's own
     primary (:data:`PRIMARY_SITES`) -> the primary tumour (T, ignored for N and M; multifocal
     jejuno-ileal tumours are T as well); any other known region (:data:`EXTRAHEPATIC_REGIONS`,
-    and the GEP organs other than the primary's) -> extrahepatic metastasis. An unknown region or
-    station is refused (:class:`StagingError`): a typo must not become M1b.
+    and the GEP organs other than the primary's) -> extrahepatic metastasis. With an unknown primary
+    a finding in a GEP organ is read as the (candidate) primary, T, not M: a metastasis of a NET to
+    the pancreas or the bowel from elsewhere is rare, and a reader who finds such a lesion in a
+    patient without known primary reports it as the primary (NETPET's convention, no staging manual
+    rule; counted in ``primary_candidates``). An unknown region or station is refused
+    (:class:`StagingError`): a typo must not become M1b.
 Primary
     ``primary`` names the patient's primary site (:data:`PRIMARY_SITES`, or a synonym). Empty (or
     "unknown", "CUP") is an unknown primary: M is still staged, N only where no positive node needs
@@ -238,13 +242,16 @@ def _call_counts(call: Any, equivocal: str, where: str) -> bool:
 
 
 def _kind(region: str, primary: Optional[str]) -> str:
-    """'hepatic', 'node', 'primary' or 'extrahepatic' for a normalised region."""
+    """'hepatic', 'node', 'primary', 'primary candidate' (a GEP organ, primary unknown) or 'extrahepatic' for a
+    normalised region."""
     if region in HEPATIC_REGIONS:
         return "hepatic"
     if region in NODAL_REGIONS:
         return "node"
     for site, words in PRIMARY_SITES.items():
         if region == site or region in words:
+            if primary is None:
+                return "primary candidate"
             return "primary" if site == primary else "extrahepatic"
     if region in EXTRAHEPATIC_REGIONS:
         return "extrahepatic"
@@ -263,13 +270,14 @@ def stage_patient(findings: Iterable[Mapping[str, Any]], primary: Any, equivocal
     """N and M of one read patient from its findings (mappings with ``region``, ``site``, ``call``).
 
     Returns a dict with ``n``, ``m`` (None when undetermined), ``reason`` (None or why), and the
-    counts ``regional_nodes``, ``distant_nodes``, ``hepatic``, ``extrahepatic``, ``undetermined_nodes``
-    of positive findings.
+    counts ``regional_nodes``, ``distant_nodes``, ``hepatic``, ``extrahepatic``, ``undetermined_nodes``,
+    ``primary_candidates`` of positive findings.
     """
     if equivocal not in EQUIVOCAL_RULES:
         raise StagingError(f"Unknown equivocal rule {equivocal!r}; choose negative or positive.")
     site = primary_site(primary)
-    counts = {"regional_nodes": 0, "distant_nodes": 0, "hepatic": 0, "extrahepatic": 0, "undetermined_nodes": 0}
+    counts = {"regional_nodes": 0, "distant_nodes": 0, "hepatic": 0, "extrahepatic": 0, "undetermined_nodes": 0,
+              "primary_candidates": 0}
     if not staging_applies(primary):
         return {"n": None, "m": None, "reason": f"primary {printable(primary)}: the GEP-NET TNM staging does not apply",
                 **counts}
@@ -281,7 +289,9 @@ def stage_patient(findings: Iterable[Mapping[str, Any]], primary: Any, equivocal
         station = classify_node(finding.get("site")) if kind == "node" else None
         if not _call_counts(finding.get("call"), equivocal, here):
             continue
-        if kind == "hepatic":
+        if kind == "primary candidate":
+            counts["primary_candidates"] += 1
+        elif kind == "hepatic":
             counts["hepatic"] += 1
         elif kind == "extrahepatic":
             counts["extrahepatic"] += 1
@@ -367,7 +377,7 @@ def stage_patients(findings: pd.DataFrame, primaries: Mapping[str, Any], read: O
         rows.append({"patient_id": patient, "primary": canonical, "read": True, **result,
                      "stage_group": stage_group(result["n"], result["m"])})
     columns = ["patient_id", "primary", "read", "n", "m", "stage_group", "reason", "regional_nodes", "distant_nodes",
-               "hepatic", "extrahepatic", "undetermined_nodes"]
+               "hepatic", "extrahepatic", "undetermined_nodes", "primary_candidates"]
     frame = pd.DataFrame({c: pd.Series([row.get(c) for row in rows], dtype=object) for c in columns[:7]})
     for column in columns[7:]:  # finding counts; <NA> for a patient not read
         frame[column] = pd.array([row.get(column) for row in rows], dtype="Int64")
