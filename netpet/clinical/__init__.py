@@ -8,6 +8,8 @@ Pure functions over pandas tables (no image, no Slicer, no I/O):
 * :mod:`netpet.clinical.staging_stats`: staging accuracy (correct N, M, both, stage group) with
   Wilson intervals, agreement between two readings (weighted kappa, Bowker, Stuart-Maxwell) and
   up-/down-staging counts with the exact McNemar test.
+* :mod:`netpet.clinical.followup`: lesions tracked over time points (changes of SUVmax, SUVpeak, MTV, T/L;
+  new, persisting and disappeared lesions), per-patient SSTR-TV and TL-SSTR and, for FDG, PERCIST 1.0.
 """
 
 from netpet.clinical.staging import (M_CATEGORIES, N_CATEGORIES, PRIMARY_SITES, STAGE_GROUPS, StagingError,
@@ -15,7 +17,11 @@ from netpet.clinical.staging import (M_CATEGORIES, N_CATEGORIES, PRIMARY_SITES, 
 from netpet.clinical.staging_stats import (compare_m, compare_n, compare_stage_group, contingency, marginal_homogeneity,
                                            staging_accuracy, staging_agreement, up_down_staging, weighted_kappa)
 
-__all__ = ["M_CATEGORIES", "N_CATEGORIES", "PRIMARY_SITES", "STAGE_GROUPS", "StagingError", "classify_node",
+from netpet.clinical.followup import (FollowUp, FollowUpError, FollowUpRefusal, follow_up, lesion_changes,
+                                      order_time_points, patient_response, percist, sul_factor)
+
+__all__ = ["FollowUp", "FollowUpError", "FollowUpRefusal", "follow_up", "lesion_changes", "order_time_points",
+           "patient_response", "percist", "sul_factor", "M_CATEGORIES", "N_CATEGORIES", "PRIMARY_SITES", "STAGE_GROUPS", "StagingError", "classify_node",
            "node_is_regional", "primary_site", "stage_group", "stage_patients", "compare_m", "compare_n",
            "compare_stage_group", "contingency", "marginal_homogeneity", "staging_accuracy", "staging_agreement",
            "up_down_staging", "weighted_kappa"]
