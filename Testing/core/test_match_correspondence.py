@@ -1,0 +1,300 @@
+"""Lesion correspondence (netpet.match.correspondence): hand-built cases, then the reference study.
+
+Hand-built cases place findings and reference lesions at chosen RAS points (mm), so every distance,
+gate and status below is computed by hand from the module's rules: gate = max(reference radius,
+finding radius, FLOOR_MM 5 mm) + GATE_K 2 x registration error; ambiguous when another candidate in
+the gate is closer than distance + registration error + AMBIGUITY_MARGIN_MM 4 mm.
+
+The reference-study cases take every lesion centre of truth/lesions.csv (per session, RAS), jitter
+it by 2 mm in a random direction (a segmented centroid is within about half a PET voxel of the
+true centre) and name the findings L01, L02 ... in a shuffled order per session (Slicer's click
+order, unrelated to the reference ids). Matching accuracy (findings assigned to their own lesion)
+is expected to be 100 %: the lesions of a patient lie at least 25 mm apart in the reference study
+(printed), far beyond a 2 mm jitter plus the registration error (max 0.61 mm on the CT/MR,
+test_match_registration.py).
+"""
+
+import csv
+import glob
+import json
+import math
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+import SimpleITK as sitk
+
+from netpet.errors import NetpetError
+from netpet.match import correspondence as corr
+from netpet.match.correspondence import (COLUMNS, CorrespondenceError, MissingRegistrationError, match_study,
+                                         read_correspondence, summarise, write_correspondence)
+from netpet.match.registration import REGISTRATION_ERROR_MM, read_session, register_and_store, transform_path
+
+TABLE_COLUMNS = ["patient_id", "session_id", "modality", "tracer", "reader", "lesion_id", "region", "call",
+                 "centroid_r", "centroid_a", "centroid_s", "mtv_ml", "time_point"]
+REFERENCE_COLUMNS = ["patient_id", "lesion_id", "region", "truth", "standard", "location_session", "center_r",
+                     "center_a", "center_s", "diameter_mm", "time_point"]
+
+
+def _write(path, columns, rows):
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, columns)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({c: row.get(c, "") for c in columns})
+    return str(path)
+
+
+def finding(lesion_id, r, a=0.0, s=0.0, session="S1", mtv="", reader="r1", patient="P1", time_point=""):
+    return {"patient_id": patient, "session_id": session, "modality": "PET/CT", "tracer": "dotatate",
+            "reader": reader, "lesion_id": lesion_id, "region": "liver", "call": "positive",
+            "centroid_r": r, "centroid_a": a, "centroid_s": s, "mtv_ml": mtv, "time_point": time_point}
+
+
+def lesion(lesion_id, r, a=0.0, s=0.0, session="S1", diameter=10.0, patient="P1", time_point=""):
+    return {"patient_id": patient, "lesion_id": lesion_id, "region": "liver", "truth": 1, "standard": "histology",
+            "location_session": session, "center_r": r, "center_a": a, "center_s": s, "diameter_mm": diameter,
+            "time_point": time_point}
+
+
+def run(tmp_path, findings, lesions, **kwargs):
+    table = _write(tmp_path / "table.csv", TABLE_COLUMNS, findings)
+    reference = _write(tmp_path / "reference.csv", REFERENCE_COLUMNS, lesions)
+    return match_study(table, reference, **kwargs)
+
+
+def by_finding(frame):
+    return {r["lesion_id"]: r for r in frame.to_dict("records") if r["lesion_id"]}
+
+
+def missed(frame):
+    return sorted(frame.loc[frame["status"] == "missed", "reference_lesion_id"])
+
+
+# -- hand-built cases ---------------------------------------------------------------------------------
+
+def test_exact_assignment_with_distances_and_gates(tmp_path):
+    frame = run(tmp_path, [finding("L01", 31.0), finding("L02", 1.0, 1.0)],
+                [lesion("A", 0.0), lesion("B", 30.0, diameter=16.0)])
+    assert list(frame.columns) == list(COLUMNS)
+    rows = by_finding(frame)
+    assert rows["L01"]["reference_lesion_id"] == "B" and rows["L01"]["status"] == "matched"
+    assert rows["L01"]["distance_mm"] == "1.00" and rows["L01"]["gate_mm"] == "8.00"  # radius 8 of 16 mm
+    assert rows["L02"]["reference_lesion_id"] == "A" and rows["L02"]["distance_mm"] == f"{math.sqrt(2):.2f}"
+    assert rows["L02"]["gate_mm"] == "5.00" and rows["L02"]["via"] == "location"  # radius 5 = floor
+    assert rows["L02"]["registration_error_mm"] == "0.00" and rows["L02"]["track_id"] == "A"
+    assert missed(frame) == [] and rows["L02"]["time_point"] == "baseline"
+
+
+def test_optimal_assignment_beats_nearest_first(tmp_path):
+    """A at 0, B at 5 (gates 7.5 mm); L01 at 3 is nearer B (2 mm) but only it can take A: L02 at 9 is 9 mm
+    from A (beyond the gate) and 4 mm from B. Nearest-first would leave L02 unmatched and A missed."""
+    frame = run(tmp_path, [finding("L01", 3.0), finding("L02", 9.0)],
+                [lesion("A", 0.0, diameter=15.0), lesion("B", 5.0, diameter=15.0)])
+    rows = by_finding(frame)
+    assert (rows["L01"]["reference_lesion_id"], rows["L02"]["reference_lesion_id"]) == ("A", "B")
+    assert missed(frame) == []
+    # and both could flip: B is 2 mm from L01 (< 3 + 0 + 4), L01 is 2 mm from B (< 4 + 0 + 4)
+    assert rows["L01"]["status"] == rows["L02"]["status"] == "ambiguous"
+    assert rows["L01"]["candidates"] == "B:2.0" and "finding L01 of this read at 2.0 mm" in rows["L02"]["note"]
+
+
+def test_gate_is_the_larger_of_lesion_finding_and_floor(tmp_path):
+    # 6 mm from a 10 mm lesion: gate max(5, 0, 5) = 5 mm -> unmatched and missed
+    frame = run(tmp_path, [finding("L01", 6.0)], [lesion("A", 0.0)])
+    rows = by_finding(frame)
+    assert rows["L01"]["status"] == "unmatched" and rows["L01"]["track_id"] == "X01" and missed(frame) == ["A"]
+    assert "nearest reference lesion A at 6.0 mm, beyond its gate" == rows["L01"]["note"]
+    # the finding's own volume: a 1.4368 mL sphere has a 7.00 mm radius -> gate 7 mm -> matched
+    volume = 4.0 / 3.0 * math.pi * 0.7 ** 3
+    frame = run(tmp_path, [finding("L01", 6.0, mtv=f"{volume:.6f}")], [lesion("A", 0.0)])
+    assert by_finding(frame)["L01"]["status"] == "matched" and by_finding(frame)["L01"]["gate_mm"] == "7.00"
+    # a missing diameter is DEFAULT_DIAMETER_MM (15): gate 7.5 mm
+    frame = run(tmp_path, [finding("L01", 7.0)], [lesion("A", 0.0, diameter="")])
+    assert by_finding(frame)["L01"]["gate_mm"] == f"{corr.DEFAULT_DIAMETER_MM / 2:.2f}"
+
+
+def test_ambiguity_rule(tmp_path):
+    # two 10 mm lesions 6 mm apart; the finding 2 mm from A and 4 mm from B (inside B's 5 mm gate, 4 < 2 + 0 + 4)
+    frame = run(tmp_path, [finding("L01", 2.0)], [lesion("A", 0.0), lesion("B", 6.0)])
+    row = by_finding(frame)["L01"]
+    assert row["status"] == "ambiguous" and row["reference_lesion_id"] == "A" and row["candidates"] == "B:4.0"
+    assert "reference lesion B at 4.0 mm" in row["note"] and missed(frame) == ["B"]
+    # 20 mm apart: B is outside the gate, the match is unique
+    frame = run(tmp_path, [finding("L01", 2.0)], [lesion("A", 0.0), lesion("B", 20.0)])
+    row = by_finding(frame)["L01"]
+    assert row["status"] == "matched" and row["candidates"] == "" and row["note"] == ""
+    # inside the gate but clearly farther (larger lesion B: gate 12 mm; 11.5 > 0.5 + 0 + 4): matched, B listed
+    frame = run(tmp_path, [finding("L01", 0.5)], [lesion("A", 0.0), lesion("B", 12.0, diameter=24.0)])
+    row = by_finding(frame)["L01"]
+    assert row["status"] == "matched" and row["candidates"] == "B:11.5"
+
+
+def test_unmatched_findings_and_missed_lesions(tmp_path):
+    frame = run(tmp_path, [finding("L01", 0.0), finding("L02", 100.0), finding("L03", 0.0, reader="r2"),
+                           {**finding("", 0.0, session="S2", time_point="FU1"), "centroid_r": ""}],
+                [lesion("A", 0.0), lesion("B", -50.0), lesion("C", 0.0, session="S2", time_point="FU1")])
+    rows = frame.to_dict("records")
+    statuses = {(r["session_id"], r["reader"], r["lesion_id"], r["reference_lesion_id"]): r["status"] for r in rows}
+    assert statuses == {
+        ("S1", "r1", "L01", "A"): "matched", ("S1", "r1", "L02", ""): "unmatched", ("S1", "r1", "", "B"): "missed",
+        ("S1", "r2", "L03", "A"): "matched", ("S1", "r2", "", "B"): "missed",
+        # a session read without findings: every lesion of its time point is missed there (C is a FU1 lesion only)
+        ("S2", "r1", "", "A"): "missed", ("S2", "r1", "", "B"): "missed", ("S2", "r1", "", "C"): "missed"}
+    counts = summarise(frame)["counts"]
+    assert (counts["matched"], counts["false_positives"], counts["false_negatives"], counts["findings"]) == (2, 1, 5, 3)
+    assert summarise(frame)["patients"]["P1"]["missed"] == 5
+
+
+def test_missing_registration_is_refused_naming_the_command(tmp_path):
+    with pytest.raises(MissingRegistrationError) as caught:
+        run(tmp_path, [finding("L01", 0.0, session="S2")], [lesion("A", 0.0, session="S1")])
+    message = str(caught.value)
+    assert isinstance(caught.value, NetpetError) and "\n" not in message and message.endswith(".")
+    assert "lesion A of patient P1 in session S2" in message and "only in session(s) S1" in message
+    assert "netpet register --table" in message and "--patient P1" in message
+
+
+def test_bad_inputs_are_refused_naming_row_and_column(tmp_path):
+    with pytest.raises(CorrespondenceError, match=r"reference\.csv row 3: column center_a is 'abc', not a finite "
+                                                  r"number of mm"):
+        run(tmp_path, [finding("L01", 0.0)], [lesion("A", 0.0), lesion("B", 5.0, a="abc")])
+    with pytest.raises(CorrespondenceError, match=r"row 2: lesion A of patient P1 has a location without center_s"):
+        run(tmp_path, [finding("L01", 0.0)], [lesion("A", 0.0, s="")])
+    with pytest.raises(CorrespondenceError, match=r"row 2: column diameter_mm is '-4', not a positive number"):
+        run(tmp_path, [finding("L01", 0.0)], [lesion("A", 0.0, diameter=-4)])
+    locations = _write(tmp_path / "locations.csv", ["patient_id", "lesion_id", "session_id", "center_r", "center_a",
+                                                    "center_s"], [{"patient_id": "P1", "lesion_id": "Z",
+                                                                   "session_id": "S1", "center_r": 0, "center_a": 0,
+                                                                   "center_s": 0}])
+    with pytest.raises(CorrespondenceError, match=r"locations\.csv row 2: lesion Z of patient P1 is not in the "
+                                                  r"reference standard"):
+        run(tmp_path, [finding("L01", 0.0)], [lesion("A", 0.0)], locations_path=locations)
+    with pytest.raises(CorrespondenceError, match=r"table\.csv line 2: finding L01 has no centroid_r/a/s"):
+        run(tmp_path, [finding("L01", "")], [lesion("A", 0.0)])
+    with pytest.raises(CorrespondenceError, match=r"^Patient P9 of the study table .* is not in the reference"):
+        run(tmp_path, [finding("L01", 0.0, patient="P9")], [lesion("A", 0.0)])
+
+
+def test_locations_file_takes_precedence_and_time_points_select_lesions(tmp_path):
+    locations = _write(tmp_path / "locations.csv", ["patient_id", "lesion_id", "session_id", "center_r", "center_a",
+                                                    "center_s", "diameter_mm"],
+                       [{"patient_id": "P1", "lesion_id": "A", "session_id": "S1", "center_r": 40, "center_a": 0,
+                         "center_s": 0, "diameter_mm": 10},
+                        {"patient_id": "P1", "lesion_id": "N", "session_id": "S2", "center_r": 0, "center_a": 0,
+                         "center_s": 0, "diameter_mm": 10}])
+    frame = run(tmp_path, [finding("L01", 40.0), finding("L01", 0.5, session="S2", time_point="FU1")],
+                [lesion("A", 0.0, time_point="baseline"), lesion("N", "", "", "", session="", time_point="FU1")],
+                locations_path=locations)
+    rows = frame.to_dict("records")
+    s1 = [r for r in rows if r["session_id"] == "S1"]
+    s2 = [r for r in rows if r["session_id"] == "S2"]
+    # S1 (baseline): the file's A at R 40 wins over the reference standard's R 0; N is not a lesion at baseline
+    assert [(r["lesion_id"], r["reference_lesion_id"], r["status"]) for r in s1] == [("L01", "A", "matched")]
+    # S2 (FU1): only N, placed by the file; A is a baseline lesion
+    assert [(r["lesion_id"], r["reference_lesion_id"], r["status"], r["time_point"]) for r in s2][0] == (
+        "L01", "N", "matched", "FU1")
+
+
+def _store(folder, patient, moving, fixed, translation_lps, basis="anatomy"):
+    """A stored registration as register_and_store writes it: fixed LPS -> moving LPS = + translation."""
+    path = transform_path(str(folder), patient, moving, fixed)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    transform = sitk.Euler3DTransform()
+    transform.SetTranslation(tuple(float(v) for v in translation_lps))
+    sitk.WriteTransform(transform, path)
+    with open(path[:-3] + ".json", "w") as handle:
+        json.dump({"patient_id": patient, "fixed_session": fixed, "moving_session": moving,
+                   "parameters": {"basis": basis}, "quality": {"nmi": 1.3, "converged": True}}, handle)
+    return path
+
+
+def test_registrations_map_both_ways_and_chain(tmp_path):
+    # moving S2 = fixed S1 + (10 L, 0, 0) LPS, i.e. R - 10: a lesion at R 0 in S1 lies at R -10 in S2
+    _store(tmp_path, "P1", "S2", "S1", (10.0, 0.0, 0.0))
+    # S3 registered to S1 too: S3 = S1 + (0, 0, 20) LPS (S + 20)
+    _store(tmp_path, "P1", "S3", "S1", (0.0, 0.0, 20.0), basis="pet")
+    findings = [finding("L01", 0.0, session="S1"), finding("L01", -10.0, session="S2"),
+                finding("L01", 0.0, 0.0, 20.0, session="S3")]
+    frame = run(tmp_path, findings, [lesion("A", 0.0, session="S1"), lesion("B", -9.0, 0.0, 0.0, session="S2")])
+    rows = {(r["session_id"], r["lesion_id"]): r for r in frame.to_dict("records") if r["lesion_id"]}
+    assert rows[("S1", "L01")]["reference_lesion_id"] == "A" and rows[("S1", "L01")]["via"] == "location"
+    # S1 -> S2: the stored transform applied as it is (fixed -> moving)
+    row = rows[("S2", "L01")]
+    assert row["reference_lesion_id"] == "A" and row["distance_mm"] == "0.00"
+    assert row["via"] == "registration transforms/P1_S2_to_S1.h5"
+    assert row["registration_error_mm"] == f"{REGISTRATION_ERROR_MM['anatomy']:.2f}"
+    # B (S2) seen from S1: mapped moving -> fixed, R -9 -> R +1: 1 mm from L01, inside A's gate ... the finding
+    # at S1 matched A (0 mm); B at 1 mm is a rival within the registration error: ambiguous
+    assert rows[("S1", "L01")]["status"] == "ambiguous" and rows[("S1", "L01")]["candidates"] == "B:1.0"
+    # S2 -> S1 -> S3: a chain through the common reference session, errors summed (anatomy 1 + pet 2 mm)
+    row = rows[("S3", "L01")]
+    assert row["reference_lesion_id"] == "A" and row["distance_mm"] == "0.00"
+    missed_b = frame[(frame["session_id"] == "S3") & (frame["reference_lesion_id"] == "B")].iloc[0]
+    assert missed_b["via"] == "registration transforms/P1_S2_to_S1.h5 + transforms/P1_S3_to_S1.h5"
+    assert float(missed_b["registration_error_mm"]) == REGISTRATION_ERROR_MM["anatomy"] + REGISTRATION_ERROR_MM["pet"]
+    # a figure given for real data replaces the per-basis error
+    frame = run(tmp_path, findings, [lesion("A", 0.0, session="S1")], registration_error_mm=3.0)
+    assert set(frame.loc[frame["session_id"] != "S1", "registration_error_mm"]) == {"3.00"}
+
+
+def test_unmatched_findings_form_tracks_across_sessions(tmp_path):
+    _store(tmp_path, "P1", "S2", "S1", (10.0, 0.0, 0.0))
+    findings = [finding("L01", 60.0, session="S1"), finding("L02", -60.0, session="S1"),
+                finding("L07", 51.0, session="S2"), finding("L08", 0.0, 100.0, session="S2"),
+                finding("L01", 60.5, session="S1", reader="r2")]
+    frame = run(tmp_path, findings, [lesion("A", 0.0, session="S1")])
+    tracks = {(r["session_id"], r["reader"], r["lesion_id"]): r["track_id"] for r in frame.to_dict("records")
+              if r["lesion_id"]}
+    # S2's L07 at R 51 is R 61 in S1: 1 mm from S1's L01 -> same track; r2's L01 (same session) joins too
+    assert tracks == {("S1", "r1", "L01"): "X01", ("S1", "r1", "L02"): "X02", ("S1", "r2", "L01"): "X01",
+                      ("S2", "r1", "L07"): "X01", ("S2", "r1", "L08"): "X03"}
+
+
+def test_confirmed_rows_are_kept_on_rerun(tmp_path):
+    findings, lesions = [finding("L01", 2.0), finding("L02", 40.0)], [lesion("A", 0.0), lesion("B", 6.0)]
+    first = run(tmp_path, findings, lesions)
+    assert by_finding(first)["L01"]["status"] == "ambiguous"
+    path = str(tmp_path / "correspondence.csv")
+    write_correspondence(path, first)
+    # the reader decides L01 is B, writes a note; and confirms L02 as a false positive
+    edited = read_correspondence(path)
+    edited.loc[edited["lesion_id"] == "L01", ["status", "reference_lesion_id", "note"]] = ["confirmed", "B", "seen: B"]
+    edited.loc[edited["lesion_id"] == "L02", "status"] = "confirmed"
+    write_correspondence(path, edited)
+    again = run(tmp_path, findings, lesions, previous=path)
+    rows = by_finding(again)
+    assert (rows["L01"]["status"], rows["L01"]["reference_lesion_id"], rows["L01"]["note"]) == ("confirmed", "B",
+                                                                                              "seen: B")
+    assert rows["L01"]["track_id"] == "B" and rows["L01"]["distance_mm"] == "2.00"  # as written before
+    assert (rows["L02"]["status"], rows["L02"]["reference_lesion_id"]) == ("confirmed", "")
+    # B is taken by the confirmed row: A is missed, not given to anything
+    assert missed(again) == ["A"] and summarise(again)["counts"]["confirmed"] == 2
+    # a third run keeps them again (re-running is stable), and the file round-trips
+    write_correspondence(path, again)
+    assert read_correspondence(path).equals(run(tmp_path, findings, lesions, previous=path))
+
+
+def test_bad_correspondence_file_is_refused(tmp_path):
+    frame = run(tmp_path, [finding("L01", 0.0)], [lesion("A", 0.0)])
+    path = str(tmp_path / "c.csv")
+    write_correspondence(path, frame)
+    edited = read_correspondence(path)
+    edited.loc[0, "status"] = "maybe"
+    write_correspondence(path, edited)
+    with pytest.raises(CorrespondenceError, match=r"c\.csv row 2: column status is 'maybe'; write one of matched, "
+                                                  r"ambiguous, confirmed, unmatched, missed\.$"):
+        read_correspondence(path)
+    edited.loc[0, ["status", "reference_lesion_id"]] = ["matched", ""]
+    write_correspondence(path, edited)
+    with pytest.raises(CorrespondenceError, match=r"row 2: a matched row needs both lesion_id and reference_lesion_id"):
+        read_correspondence(path)
+    pd.DataFrame({"patient_id": ["P1"]}).to_csv(path, index=False)
+    with pytest.raises(CorrespondenceError, match=r"lacks the column\(s\) session_id, modality"):
+        read_correspondence(path)
+    edited.loc[0, "reference_lesion_id"] = "Q"
+    edited.loc[0, "status"] = "confirmed"
+    write_correspondence(path, edited)
+    with pytest.raises(CorrespondenceError, match=r"row 2: column reference_lesion_id is Q, not a lesion of patient P1"):
+        run(tmp_path, [finding("L01", 0.0)], [lesion("A", 0.0)], previous=path)
