@@ -30,6 +30,9 @@ def add_parser(sub) -> None:
     p.add_argument("--reference", required=True, metavar="REF",
                    help="reference standard CSV: patient_id, lesion_id, region, truth, standard")
     p.add_argument("--out", required=True, metavar="DIR", help="folder for the CSV tables, figures and report.html")
+    p.add_argument("--correspondence", metavar="CORR",
+                   help="the correspondence table of netpet match: findings keep the reader's own ids and count for the "
+                        "reference lesion they are matched to (unmatched findings: false positives)")
     p.add_argument("--ci", choices=CI_METHODS, default="wilson", help="interval of proportions (default wilson)")
     p.add_argument("--level", type=number("", 0.5, 1.0, high_open=True), default=0.95,
                    help="confidence level, from 0.5 to below 1 (default 0.95)")
@@ -66,6 +69,8 @@ def cmd_stats(args: argparse.Namespace) -> int:
         raise UsageError("--regions is empty; name the regions, comma-separated, or leave the option out for all")
     check_input(args.table, "The study table")
     check_input(args.reference, "The reference standard")
+    if args.correspondence:
+        check_input(args.correspondence, "The correspondence table")
     check_output_folder(args.out)
     causes_path = args.causes or os.path.join(args.out, "false-findings.csv")
     if args.causes:
@@ -74,7 +79,8 @@ def cmd_stats(args: argparse.Namespace) -> int:
     causes = read_causes(causes_path)
     if keyed is not None:  # causes written against archive ids follow the pseudonyms (a pseudonym is kept)
         causes = {(key[0], keyed.patient(key[1]), *key[2:]): cause for key, cause in causes.items()}
-    study = load_study(args.table, args.reference, group_by, regions, patient_ids=keyed.patient if keyed else None)
+    study = load_study(args.table, args.reference, group_by, regions, patient_ids=keyed.patient if keyed else None,
+                       correspondence=args.correspondence)
     options = StatsOptions(ci=args.ci, level=args.level, bootstrap=args.bootstrap, seed=args.seed, group_by=group_by,
                            regions=regions, causes=causes, equivocal=args.equivocal)
     analysis = analyse(study, options, progress=tqdm_progress(not args.json))
@@ -92,7 +98,8 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 
 def summary(result) -> str:
-    """A short text summary: sensitivity and specificity per level and group, and the equivocal rule."""
+    """A short text summary: sensitivity and specificity per level and group (with its time point when the table
+    has several), the equivocal rule, and the correspondence used (with its ambiguous matches)."""
     lines = [f"{'level':8} {'group':32} {'TP':>4} {'FP':>4} {'FN':>4} {'TN':>4}  sensitivity            specificity"]
 
     def text(m) -> str:
@@ -103,10 +110,19 @@ def summary(result) -> str:
     for e in result["accuracy"]:
         if e["group_by"] or e.get("tp") is None:
             continue
-        group = f"{e['modality']} {e['tracer']} {e['reader']}"
+        group = f"{e['modality']} {e['tracer']} {e['reader']}" + (f" at {e['time_point']}" if e.get("time_point") else "")
         lines.append(f"{e['level']:8} {group:32} {e['tp']:4d} {e['fp']:4d} {e['fn']:4d} {e['tn']:4d}  "
                      f"{text(e['sensitivity'])} {text(e['specificity'])}")
     if "options" in result:  # netpet demo prints the accuracy rows only
         lines.append(f"{result['inputs'].get('equivocal_findings', 0)} equivocal finding(s), counted as "
                      f"{result['options'].get('equivocal', 'negative')} (--equivocal)")
+    match = result.get("correspondence")
+    if match:
+        counts = match.get("counts", {})
+        lines.append(f"correspondence {match.get('path')}: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
+        ambiguous = match.get("ambiguous") or []
+        if ambiguous:
+            lines.append(f"{len(ambiguous)} ambiguous match(es) used as proposed; confirm them (status confirmed): "
+                         + "; ".join(f"{a['patient_id']} {a['session_id']} {a['lesion_id']} -> {a['reference_lesion_id']}"
+                                     for a in ambiguous[:10]) + (" ..." if len(ambiguous) > 10 else ""))
     return "\n".join(lines)

@@ -7,6 +7,13 @@ column; paired comparisons are made between groups that differ in exactly one of
 tracer or reader (PET/MR vs PET/CT, DOTATATE vs FDG, reader A vs reader B), on the units both
 groups have.
 
+Time points: when the study table has more than one (``Study.timed``), ``time_point`` is a group
+key too and every accuracy entry, ROC entry and comparison names it. The patient level at each
+time point is then disease (recurrence) detection at that time point. Comparisons pair groups of
+the same time point only: a pair that differs in the time point is a change over time, not a
+modality, tracer or reader comparison, and the units of two time points are not the same units
+(their reference rows differ); change over time is the follow-up module's question.
+
 Equivocal calls (uptake equal to the liver within its noise) count as negative by default, the
 study protocol's rule ("uptake above the liver is clearly positive"), or as positive
 (``StatsOptions.equivocal``); every accuracy entry gives the number of equivocal findings and of
@@ -29,7 +36,8 @@ import pandas as pd
 
 from netpet.errors import printable
 from netpet.stats import agreement, cluster, roc
-from netpet.stats.data import GROUP_KEYS, LEVELS, QUALITY_COLUMNS, Study, check_equivocal, not_separable, units_for
+from netpet.stats.data import (GROUP_KEYS, LEVELS, QUALITY_COLUMNS, TIME_POINT, Study, check_equivocal,
+                               not_separable, units_for)
 from netpet.stats.intervals import CI_METHODS, Measure, StatsError, accuracy_measures
 from netpet.stats.paired import PairedCounts, durkalski, mcnemar_chi2, mcnemar_exact, tango_interval
 
@@ -82,6 +90,8 @@ class StatsOptions:
 
 def _label(group: Dict[str, Any]) -> str:
     parts = [str(group[k]) for k in GROUP_KEYS]
+    if TIME_POINT in group:
+        parts.append(f"at {group[TIME_POINT]}")
     parts += [f"{k}={v}" for k, v in group.get("group_by", {}).items()]
     return " ".join(parts)
 
@@ -115,7 +125,7 @@ def _accuracy_entry(level: str, group: Dict[str, Any], units: pd.DataFrame, opti
     call = units["call"].to_numpy(dtype=bool)
     tp, fp = int(np.sum(truth & call)), int(np.sum(~truth & call))
     fn, tn = int(np.sum(truth & ~call)), int(np.sum(~truth & ~call))
-    entry: Dict[str, Any] = {"level": level, **{k: group[k] for k in GROUP_KEYS}, **group.get("group_by", {}),
+    entry: Dict[str, Any] = {"level": level, **_keys_of(group), **group.get("group_by", {}),
                              "group_by": group.get("group_by", {}), "n_patients": int(units["patient_id"].nunique()),
                              "n_units": int(len(units)), "tp": tp, "fp": fp, "fn": fn, "tn": tn,
                              "equivocal_findings": int(units["equivocal_findings"].sum()),
@@ -131,10 +141,19 @@ def _accuracy_entry(level: str, group: Dict[str, Any], units: pd.DataFrame, opti
     return entry
 
 
-def _groupings(units: pd.DataFrame, level: str, group_by: Sequence[str]):
-    """(group dict, units) for the base groups and for each group-by column's values."""
-    for key, frame in units.groupby(list(GROUP_KEYS), sort=True):
-        base = dict(zip(GROUP_KEYS, key))
+def _keys_of(group: Dict[str, Any]) -> Dict[str, Any]:
+    """The group keys of a group dict (modality, tracer, reader and, with time points, time_point)."""
+    return {k: v for k, v in group.items() if k != "group_by"}
+
+
+def _groupings(units: pd.DataFrame, level: str, group_by: Sequence[str], keys: Sequence[str] = GROUP_KEYS,
+               order: Optional[Callable[[Tuple[str, ...]], Any]] = None):
+    """(group dict, units) for the base groups and for each group-by column's values (groups in ``order``)."""
+    grouped = list(units.groupby(list(keys), sort=True))
+    if order is not None:
+        grouped.sort(key=lambda item: order(item[0]))
+    for key, frame in grouped:
+        base = dict(zip(keys, key))
         yield {**base, "group_by": {}}, frame, None
         for column in group_by:
             values = frame[column]
@@ -147,15 +166,18 @@ def _groupings(units: pd.DataFrame, level: str, group_by: Sequence[str]):
                 yield {**base, "group_by": {column: value}}, part, None
 
 
-def accuracy_table(units: Dict[str, pd.DataFrame], options: StatsOptions, weights: _Weights) -> List[Dict[str, Any]]:
+def accuracy_table(units: Dict[str, pd.DataFrame], options: StatsOptions, weights: _Weights,
+                   keys: Sequence[str] = GROUP_KEYS,
+                   order: Optional[Callable[[Tuple[str, ...]], Any]] = None) -> List[Dict[str, Any]]:
+    """One entry per level and group (``keys``; groups sorted by ``order``) and per group-by value."""
     out = []
     for level in LEVELS:
         frame = units[level]
         if not len(frame):
             continue
-        for group, part, reason in _groupings(frame, level, options.group_by):
+        for group, part, reason in _groupings(frame, level, options.group_by, keys, order):
             if reason:
-                entry = {"level": level, **{k: group[k] for k in GROUP_KEYS}, **group["group_by"],
+                entry = {"level": level, **_keys_of(group), **group["group_by"],
                          "group_by": group["group_by"], "n_patients": 0, "n_units": 0, "tp": None, "fp": None,
                          "fn": None, "tn": None, "equivocal_findings": None, "equivocal_units": None,
                          "equivocal_as": options.equivocal, "reason": reason}
@@ -169,15 +191,20 @@ def accuracy_table(units: Dict[str, pd.DataFrame], options: StatsOptions, weight
 
 # -- pairs of groups ---------------------------------------------------------------------------------
 
-def group_pairs(groups: Sequence[Tuple[str, ...]]) -> List[Tuple[str, Dict[str, str], Dict[str, str]]]:
-    """(differing key, a, b) for every two groups that differ in exactly one of modality, tracer, reader."""
+def group_pairs(groups: Sequence[Tuple[str, ...]],
+                keys: Sequence[str] = GROUP_KEYS) -> List[Tuple[str, Dict[str, str], Dict[str, str]]]:
+    """(differing key, a, b) for every two groups that differ in exactly one of modality, tracer, reader.
+
+    With ``keys`` ending in ``time_point``, only groups of the same time point are paired (see the
+    module docstring): two groups that differ in the time point are never a pair.
+    """
     pairs = []
     for x, y in itertools.combinations(groups, 2):
-        differ = [k for k, u, v in zip(GROUP_KEYS, x, y) if u != v]
-        if len(differ) != 1:
+        differ = [k for k, u, v in zip(keys, x, y) if u != v]
+        if len(differ) != 1 or differ[0] == TIME_POINT:
             continue
         key = differ[0]
-        a, b = dict(zip(GROUP_KEYS, x)), dict(zip(GROUP_KEYS, y))
+        a, b = dict(zip(keys, x)), dict(zip(keys, y))
         first = PREFERRED_FIRST.get(key, ())
         if b[key] in first and a[key] not in first:
             a, b = b, a
@@ -187,7 +214,7 @@ def group_pairs(groups: Sequence[Tuple[str, ...]]) -> List[Tuple[str, Dict[str, 
 
 def _select(frame: pd.DataFrame, group: Dict[str, str]) -> pd.DataFrame:
     mask = np.ones(len(frame), dtype=bool)
-    for k in GROUP_KEYS:
+    for k in _keys_of(group):
         mask &= (frame[k] == group[k]).to_numpy()
     return frame[mask]
 
@@ -255,13 +282,14 @@ def _comparison_entries(level: str, key: str, a: Dict[str, str], b: Dict[str, st
     return out
 
 
-def comparisons(units: Dict[str, pd.DataFrame], groups, options: StatsOptions, weights: _Weights):
+def comparisons(units: Dict[str, pd.DataFrame], groups, options: StatsOptions, weights: _Weights,
+                keys: Sequence[str] = GROUP_KEYS):
     out = []
     for level in LEVELS:
         frame = units[level]
         if not len(frame):
             continue
-        for key, a, b in group_pairs(groups):
+        for key, a, b in group_pairs(groups, keys):
             paired = _paired_units(frame, level, a, b)
             out.extend(_comparison_entries(level, key, a, b, paired, options, weights))
     return out
@@ -300,7 +328,7 @@ def _paired_dropped(missing: np.ndarray, apart: np.ndarray) -> Dict[str, int]:
     return {"n_dropped": int(missing.sum()), "dropped_not_separable": int((missing & apart).sum())}
 
 
-def roc_analysis(lesions: pd.DataFrame, groups, options: StatsOptions):
+def roc_analysis(lesions: pd.DataFrame, groups, options: StatsOptions, keys: Sequence[str] = GROUP_KEYS):
     """ROC entries per group and variable, paired DeLong comparisons, and curves for the figures.
 
     Only found lesions with a value of the variable enter; the others are counted in each entry
@@ -309,7 +337,7 @@ def roc_analysis(lesions: pd.DataFrame, groups, options: StatsOptions):
     entries, curves, compared = [], {}, []
     variables = [v for v in options.roc_variables if v in lesions]
     for group_key in groups:
-        group = dict(zip(GROUP_KEYS, group_key))
+        group = dict(zip(keys, group_key))
         frame = _select(lesions, group)
         for variable in variables:
             values, dropped = _with_values(frame, variable, [variable, "truth", "patient_id", "lesion_id"])
@@ -333,7 +361,7 @@ def roc_analysis(lesions: pd.DataFrame, groups, options: StatsOptions):
                 entry["reason"] = "fewer than two malignant or benign lesions: no DeLong interval"
             entries.append(entry)
             curves[(group_key, variable)] = (scores, truth)
-    for key, a, b in group_pairs(groups):
+    for key, a, b in group_pairs(groups, keys):
         fa, fb = _select(lesions, a), _select(lesions, b)
         for variable in variables:
             pairs, missing, apart = _paired_values(fa, fb, variable, ["truth"])
@@ -355,12 +383,13 @@ def roc_analysis(lesions: pd.DataFrame, groups, options: StatsOptions):
 
 # -- agreement ---------------------------------------------------------------------------------------
 
-def agreement_analysis(lesions: pd.DataFrame, units: Dict[str, pd.DataFrame], groups, options: StatsOptions):
+def agreement_analysis(lesions: pd.DataFrame, units: Dict[str, pd.DataFrame], groups, options: StatsOptions,
+                       keys: Sequence[str] = GROUP_KEYS):
     """SUV agreement between modalities and between readers (all regions and per region), and
     Cohen's kappa of reader pairs' calls. Returns (agreement entries, kappa entries, pairs for plots)."""
     entries, kappas, plots = [], [], {}
     variables = [v for v in options.agreement_variables if v in lesions]
-    for key, a, b in group_pairs(groups):
+    for key, a, b in group_pairs(groups, keys):
         if key == "tracer":
             continue  # SUVs of two tracers measure different biology: no agreement analysis
         fa, fb = _select(lesions, a), _select(lesions, b)
@@ -381,14 +410,23 @@ def agreement_analysis(lesions: pd.DataFrame, units: Dict[str, pd.DataFrame], gr
                 paired = _paired_units(units[level], level, a, b)
                 result = agreement.cohen_kappa(paired["call_a"].to_numpy(), paired["call_b"].to_numpy(),
                                                options.level)
-                kappas.append({"level": level, "modality": a["modality"], "tracer": a["tracer"],
+                when = {TIME_POINT: a[TIME_POINT]} if TIME_POINT in a else {}
+                kappas.append({"level": level, "modality": a["modality"], "tracer": a["tracer"], **when,
                                "reader_a": a["reader"], "reader_b": b["reader"], **result})
     return entries, kappas, plots
 
 
 # -- false positives and negatives ------------------------------------------------------------------
 
-def false_findings(lesions: pd.DataFrame, options: StatsOptions) -> pd.DataFrame:
+def false_finding_columns(timed: bool = False) -> Tuple[str, ...]:
+    """:data:`FALSE_FINDING_COLUMNS`, with ``time_point`` after ``reader`` when the study has time points."""
+    if not timed:
+        return FALSE_FINDING_COLUMNS
+    at = FALSE_FINDING_COLUMNS.index("reader") + 1
+    return (*FALSE_FINDING_COLUMNS[:at], TIME_POINT, *FALSE_FINDING_COLUMNS[at:])
+
+
+def false_findings(lesions: pd.DataFrame, options: StatsOptions, timed: bool = False) -> pd.DataFrame:
     """Every lesion-level false positive and false negative, linked back to its finding.
 
     Parameters
@@ -401,15 +439,16 @@ def false_findings(lesions: pd.DataFrame, options: StatsOptions) -> pd.DataFrame
     Returns
     -------
     pandas.DataFrame
-        :data:`FALSE_FINDING_COLUMNS`: ``call`` is the finding's call as written (``equivocal``
+        :func:`false_finding_columns`: ``call`` is the finding's call as written (``equivocal``
         shows which rule made it false), ``segmentation_status``, ``flags`` and ``warnings`` its
         quality columns (empty when the study table lacks them or there is no finding).
     """
     wrong = lesions[(lesions["truth"] == 1) & (lesions["call"] == 0) | (lesions["truth"] == 0) & (lesions["call"] == 1)]
+    columns = false_finding_columns(timed)
     rows = []
     for unit in wrong.to_dict("records"):
         kind = "false negative" if unit["truth"] == 1 else "false positive"
-        row = {c: unit.get(c, "") for c in FALSE_FINDING_COLUMNS}
+        row = {c: unit.get(c, "") for c in columns}
         row["kind"] = kind
         row["found"] = "yes" if unit["found"] else "no (no finding in this group)"
         values = {c: unit.get(c) for c in (*FALSE_FINDING_VALUES, "session_id", "segmentation_file", *QUALITY_COLUMNS)}
@@ -422,12 +461,16 @@ def false_findings(lesions: pd.DataFrame, options: StatsOptions) -> pd.DataFrame
             cause = table_cause
         row["cause"] = cause or ""
         rows.append(row)
-    frame = pd.DataFrame(rows, columns=list(FALSE_FINDING_COLUMNS))
-    return frame.sort_values(["kind", "modality", "tracer", "reader", "patient_id", "lesion_id"]).reset_index(drop=True)
+    frame = pd.DataFrame(rows, columns=list(columns))
+    order = ["kind", "modality", "tracer", "reader", *([TIME_POINT] if timed else []), "patient_id", "lesion_id"]
+    return frame.sort_values(order).reset_index(drop=True)
 
 
 def false_finding_key(row: Dict[str, Any]) -> Tuple[str, ...]:
-    return tuple(str(row.get(k, "")) for k in ("kind", "patient_id", "modality", "tracer", "reader", "lesion_id"))
+    """The key a cause is kept under: kind, patient, modality, tracer, reader, lesion (and the time point, when the
+    row has one)."""
+    key = tuple(str(row.get(k, "")) for k in ("kind", "patient_id", "modality", "tracer", "reader", "lesion_id"))
+    return key + ((str(row[TIME_POINT]),) if row.get(TIME_POINT) else ())
 
 
 def cause_tally(frame: pd.DataFrame) -> List[Dict[str, Any]]:
@@ -490,28 +533,30 @@ def analyse(study: Study, options: Optional[StatsOptions] = None,
     report(0.0, "Building units of analysis")
     units = units_for(study, options.equivocal)
     groups = study.groups()
+    keys = study.group_keys
     weights = _Weights(options.bootstrap, options.seed)
     report(0.15, "Accuracy")
-    accuracy = accuracy_table(units, options, weights)
+    accuracy = accuracy_table(units, options, weights, keys, study.group_order if study.timed else None)
     report(0.45, "Paired comparisons")
-    compared = comparisons(units, groups, options, weights)
+    compared = comparisons(units, groups, options, weights, keys)
     report(0.65, "ROC")
-    roc_entries, roc_compared, curves = roc_analysis(units["lesion"], groups, options)
+    roc_entries, roc_compared, curves = roc_analysis(units["lesion"], groups, options, keys)
     report(0.8, "Agreement")
-    agreements, kappas, plots = agreement_analysis(units["lesion"], units, groups, options)
-    falses = false_findings(units["lesion"], options)
+    agreements, kappas, plots = agreement_analysis(units["lesion"], units, groups, options, keys)
+    falses = false_findings(units["lesion"], options, study.timed)
     reference = study.reference
     result = {
         "inputs": {
             "table": study.table_path, "reference": reference.path, "findings": int(len(study.findings)),
-            "patients": int(len(reference.patients)), "reference_lesions": int(len(reference.lesions)),
-            "groups": [dict(zip(GROUP_KEYS, g)) for g in groups], "regions": study.regions,
+            "patients": int(len(reference.patients)),
+            "reference_lesions": int(len(reference.lesions.drop_duplicates(["patient_id", "lesion_id"]))),
+            "groups": [dict(zip(keys, g)) for g in groups], "regions": study.regions,
             "group_by": list(options.group_by), "warnings": study.warnings,
             "equivocal_findings": int((study.findings["finding_call"] == "equivocal").sum()),
             "not_separable_findings": int(not_separable(study.findings).sum()),
-            "not_read": {_label({**dict(zip(GROUP_KEYS, g)), "group_by": {}}):
+            "not_read": {_label({**dict(zip(keys, g)), "group_by": {}}):
                          sorted(set(reference.patients["patient_id"]) - set(_select(units["patient"],
-                                                                                    dict(zip(GROUP_KEYS, g)))["patient_id"]))
+                                                                                    dict(zip(keys, g)))["patient_id"]))
                          for g in groups},
         },
         "options": {"ci": options.ci, "level": options.level, "bootstrap": options.bootstrap, "seed": options.seed,
@@ -525,6 +570,10 @@ def analyse(study: Study, options: Optional[StatsOptions] = None,
         "false_findings": falses.to_dict("records"),
         "causes": cause_tally(falses),
     }
+    if study.timed:
+        result["inputs"]["time_points"] = list(study.time_points)
+    if study.correspondence is not None:
+        result["correspondence"] = study.correspondence
     report(1.0, "Statistics done")
     return Analysis(_clean(result), units, falses, curves, plots)
 

@@ -9,6 +9,41 @@ The reference standard (CSV) has the columns ``patient_id, lesion_id, region, tr
 * a patient: ``lesion_id`` and ``region`` empty: a patient without lesions (truth 0) or a
   patient's overall truth.
 
+Optional columns with a meaning of their own:
+
+* ``site`` (the anatomical site; for a lymph node its nodal station) and ``primary`` (the
+  patient's primary site; one per patient: given on any of its rows, never two different ones)
+  are kept like other extra columns and can be grouped by (``primary`` is a patient-level value);
+* :data:`LOCATION_COLUMNS` (``location_session, center_r, center_a, center_s, diameter_mm``: the
+  lesion's place in one session, for ``netpet match``) are kept but are no groups;
+* ``time_point``: the time point the row's truth applies to; empty is every time point. The key of
+  a lesion is then (patient_id, lesion_id, time_point), of a region row (patient_id, region,
+  time_point), of a patient row (patient_id, time_point). Two rows of one key whose time points
+  overlap (the same one, or one of them empty) are a duplicated key or a conflicting truth. A
+  lesion new at a follow-up has a row for that time point only (it is no unit at baseline); a
+  lesion that resolved has no row for the time points where it is gone.
+
+``truth`` may be written 1/0, malignant/benign, true/false, positive/negative or yes/no.
+
+Time points of the study table: an optional ``time_point`` column (empty = ``baseline``; ordered
+baseline first, then by ``days_from_baseline`` when given, then as they come). When the table has
+more than one, ``time_point`` joins the group keys (modality, tracer, reader, time_point): a
+follow-up session of the same modality and tracer is a group of its own, and the units of a group
+at a time point take the reference rows for that time point and those for every time point. A
+table with a single time point (or without the column) is analysed exactly as before.
+
+Correspondence (``netpet match``; :func:`read_correspondence`): without it every finding must
+carry a lesion id of the reference standard. With it, findings keep the reader's own ids; a finding
+whose status is ``matched``, ``ambiguous`` or ``confirmed`` joins the reference lesion named by
+``reference_lesion_id``; an ``unmatched`` finding becomes a lesion of its own: one reference lesion
+per (patient, track_id) with truth 0, standard :data:`UNMATCHED_STANDARD` and the region the table
+gives its findings (at the time points where it was reported, when the table has several). An
+unmatched finding is thus a false positive where it is called positive and, in the groups that did
+not report it, a true negative, as any benign reference lesion is. Ambiguous matches are used as
+proposed, counted, and listed in a warning that travels with the results; ``missed`` rows (a
+reference lesion without finding) need nothing: a reference lesion without a finding in a group is
+a negative call there anyway.
+
 ``truth`` may be written 1/0, malignant/benign, true/false, positive/negative or yes/no.
 
 The study table has one row per lesion finding (netpet.quant.table); a row with an empty
@@ -40,9 +75,10 @@ Units of analysis, per group (modality, tracer, reader and the user's group-by c
 from __future__ import annotations
 
 import csv
+import math
 import os
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 import pandas as pd
@@ -72,6 +108,21 @@ VOLUME_SCORES = ("mtv_ml", "tla", "suv_mean")
 #: the largest score magnitude read (far above any SUV, ratio, volume in mL or TLA; larger values, like inf and NaN,
 #: are refused: they come from a damaged table and overflow the agreement statistics)
 SCORE_LIMIT = 1e9
+#: the reference standard's location of a lesion in one session (for netpet match; kept, never a group)
+LOCATION_COLUMNS = ("location_session", "center_r", "center_a", "center_s", "diameter_mm")
+#: the time-point column of the study table (empty = :data:`BASELINE`) and of the reference standard (empty = every
+#: time point)
+TIME_POINT = "time_point"
+BASELINE = "baseline"
+#: the columns of netpet match's correspondence table that StudyStats reads (it writes more: distance_mm, gate_mm,
+#: registration_error_mm, via, candidates, note; those shown with ambiguous matches are read when present)
+CORRESPONDENCE_REQUIRED = ("patient_id", "session_id", "modality", "tracer", "reader", "time_point", "lesion_id",
+                           "reference_lesion_id", "track_id", "status")
+CORRESPONDENCE_STATUSES = ("matched", "ambiguous", "confirmed", "unmatched", "missed")
+#: statuses whose finding joins the reference lesion named by ``reference_lesion_id``
+JOINED_STATUSES = ("matched", "ambiguous", "confirmed")
+#: the ``standard`` of the reference lesion made for an unmatched finding
+UNMATCHED_STANDARD = "no reference lesion (netpet match)"
 
 
 def parse_truth(value: str, where: str, column: str = "truth") -> int:
@@ -84,15 +135,65 @@ def parse_truth(value: str, where: str, column: str = "truth") -> int:
                      "positive/negative, yes/no).")
 
 
+def _overlap(first: str, second: str) -> bool:
+    """Whether rows for two reference time points apply at a common time point ("" is every time point)."""
+    return first == "" or second == "" or first == second
+
+
+def _at_text(time_point: str) -> str:
+    """How a reference row's time point is named in a message ("" when the file has no time points)."""
+    return f" at time point {printable(time_point)}" if time_point else " (every time point)"
+
+
 @dataclass
 class Reference:
-    """The reference standard, checked."""
+    """The reference standard, checked.
+
+    ``lesions`` has one row per (patient_id, lesion_id, time_point): region, truth, standard,
+    ``reference_row`` and the extra columns; ``time_point`` is "" (every time point) in a file
+    without that column. ``patients`` and ``region_rows`` are the truths over every time point;
+    :meth:`at` gives the reference standard at one time point.
+    """
 
     path: str
-    lesions: pd.DataFrame            # one row per (patient_id, lesion_id): region, truth, standard, extras
+    lesions: pd.DataFrame            # one row per (patient_id, lesion_id, time_point): region, truth, standard, extras
     patients: pd.DataFrame           # one row per patient_id: truth, explicit (bool), extras
     region_rows: Dict[Tuple[str, str], int]
     extra_columns: List[str]
+    timed: bool = False              # the file has a time_point column
+    #: (patient, region, time point) -> truth of the region rows; (patient, time point) -> truth of the patient rows
+    region_rows_at: Dict[Tuple[str, str, str], int] = field(default_factory=dict)
+    patient_rows_at: Dict[Tuple[str, str], int] = field(default_factory=dict)
+
+    def at(self, time_point: str) -> "Reference":
+        """The reference standard at one time point of the study table.
+
+        Its lesions are the rows for ``time_point`` plus the rows for every time point (empty
+        ``time_point``), without the ``time_point`` column; a patient's truth is 1 when one of those
+        lesions is malignant or a patient row for that time point says so. A file without time
+        points is the same at every time point.
+        """
+        lesions = self.lesions
+        if not self.timed:
+            return Reference(self.path, lesions.drop(columns=[TIME_POINT]), self.patients, self.region_rows,
+                             self.extra_columns)
+        lesions = lesions[lesions[TIME_POINT].isin(("", time_point))].drop(columns=[TIME_POINT]).reset_index(drop=True)
+        malignant = set(lesions.loc[lesions["truth"] == 1, "patient_id"])
+        regions = {(p, r): t for (p, r, when), t in self.region_rows_at.items() if when in ("", time_point)}
+        malignant |= {p for (p, _), t in regions.items() if t == 1}
+        rows = {p: t for (p, when), t in self.patient_rows_at.items() if when in ("", time_point)}
+        patients = self.patients.copy()
+        patients["truth"] = [max(int(p in malignant), rows.get(p, 0)) for p in patients["patient_id"]]
+        patients["explicit"] = [p in rows for p in patients["patient_id"]]
+        return Reference(self.path, lesions, patients, regions, self.extra_columns)
+
+    def map_patients(self, patient_ids: Callable[[str], str]) -> None:
+        """Apply ``patient_ids`` (a pseudonymiser) to every patient id, in place."""
+        self.lesions["patient_id"] = self.lesions["patient_id"].map(patient_ids)
+        self.patients["patient_id"] = self.patients["patient_id"].map(patient_ids)
+        self.region_rows = {(patient_ids(p), r): n for (p, r), n in self.region_rows.items()}
+        self.region_rows_at = {(patient_ids(p), r, t): n for (p, r, t), n in self.region_rows_at.items()}
+        self.patient_rows_at = {(patient_ids(p), t): n for (p, t), n in self.patient_rows_at.items()}
 
 
 def read_reference(path: str) -> Reference:
@@ -101,8 +202,10 @@ def read_reference(path: str) -> Reference:
     Raises
     ------
     StatsError
-        Missing file or columns, an unreadable truth, a duplicated key or conflicting truths,
-        each naming the file, the row (line number) and the column.
+        Missing file or columns, an unreadable truth, a duplicated key or conflicting truths (two
+        rows of a lesion, region or patient whose time points overlap: the same time point, or one
+        of them empty), a ``primary`` that differs within a patient, each naming the file, the row
+        (line number) and the column.
     """
     if not os.path.isfile(path):
         raise StatsError(f"The reference standard {path} does not exist; give the CSV with columns "
@@ -119,12 +222,18 @@ def read_reference(path: str) -> Reference:
         shown = ", ".join(printable(h) for h in header) or "none"
         raise StatsError(f"The reference standard {path} lacks the column(s) {', '.join(missing)}; it needs "
                          f"{', '.join(REFERENCE_REQUIRED)} (its columns: {shown}).")
-    extras = [c for c in header if c not in REFERENCE_REQUIRED]
+    timed = TIME_POINT in header
+    extras = [c for c in header if c not in REFERENCE_REQUIRED and c != TIME_POINT]
     # one pass over the rows, then per-patient look-ups: linear in the number of rows (the checks below
-    # used to scan every lesion for each region and patient row, which was quadratic)
-    lesions: Dict[Tuple[str, str], Tuple[int, Dict[str, str]]] = {}
-    regions: Dict[Tuple[str, str], Tuple[int, int]] = {}
-    patients: Dict[str, Tuple[int, int]] = {}
+    # used to scan every lesion for each region and patient row, which was quadratic). With time points a key
+    # is (patient, lesion/region, time point); two rows clash when their time points overlap.
+    lesions: Dict[Tuple[str, str, str], Tuple[int, Dict[str, str]]] = {}
+    lesion_times: Dict[Tuple[str, str], List[str]] = {}
+    regions: Dict[Tuple[str, str, str], Tuple[int, int]] = {}
+    region_times: Dict[Tuple[str, str], List[str]] = {}
+    patients: Dict[Tuple[str, str], Tuple[int, int]] = {}
+    patient_times: Dict[str, List[str]] = {}
+    primaries: Dict[str, Tuple[int, str]] = {}
     order: Dict[str, None] = {}  # patients in file order
     for i, row in enumerate(rows):
         line = i + 2
@@ -134,65 +243,91 @@ def read_reference(path: str) -> Reference:
             raise StatsError(f"{where}: column patient_id is empty; every row needs a patient.")
         order.setdefault(patient, None)
         truth = parse_truth(row["truth"], where)
-        lesion, region = row["lesion_id"], row["region"]
+        lesion, region, when = row["lesion_id"], row["region"], row.get(TIME_POINT, "")
+        primary = row.get("primary", "")
+        if primary:
+            first = primaries.setdefault(patient, (line, primary))
+            if first[1] != primary:
+                raise StatsError(f"{where}: column primary is {printable(primary)} but row {first[0]} gives patient "
+                                 f"{printable(patient)} the primary {printable(first[1])}; a patient has one primary "
+                                 "site: write it alike on every row (or on one).")
         if lesion:
-            key = (patient, lesion)
-            if key in lesions:
-                first, other = lesions[key]
+            clash = next((t for t in lesion_times.get((patient, lesion), []) if _overlap(t, when)), None)
+            if clash is not None:
+                first, other = lesions[(patient, lesion, clash)]
                 kind = "conflicting truth" if int(other["truth"]) != truth else "duplicated key"
+                if timed:
+                    raise StatsError(f"{where}: {kind}: patient {printable(patient)} lesion {printable(lesion)}"
+                                     f"{_at_text(when)} is also on row {first}{_at_text(clash)}; keep one row per "
+                                     "lesion and time point (an empty time_point is every time point).")
                 raise StatsError(f"{where}: {kind}: patient {printable(patient)} lesion {printable(lesion)} is also "
                                  f"on row {first}; keep one row per lesion.")
-            lesions[key] = (line, {**row, "truth": str(truth)})
+            lesion_times.setdefault((patient, lesion), []).append(when)
+            lesions[(patient, lesion, when)] = (line, {**row, "truth": str(truth)})
         elif region:
-            key = (patient, region)
-            if key in regions:
-                raise StatsError(f"{where}: duplicated key: patient {printable(patient)} region {printable(region)} "
-                                 f"(empty lesion_id) is also on row {regions[key][0]}; keep one row per region.")
-            regions[key] = (line, truth)
+            clash = next((t for t in region_times.get((patient, region), []) if _overlap(t, when)), None)
+            if clash is not None:
+                at = f"{_at_text(when)}, also on row {regions[(patient, region, clash)][0]}{_at_text(clash)}" if timed \
+                    else f" (empty lesion_id) is also on row {regions[(patient, region, clash)][0]}"
+                raise StatsError(f"{where}: duplicated key: patient {printable(patient)} region {printable(region)}"
+                                 f"{at}; keep one row per region{' and time point' if timed else ''}.")
+            region_times.setdefault((patient, region), []).append(when)
+            regions[(patient, region, when)] = (line, truth)
         else:
-            if patient in patients:
+            clash = next((t for t in patient_times.get(patient, []) if _overlap(t, when)), None)
+            if clash is not None:
+                at = f"{_at_text(when)}, and on row {patients[(patient, clash)][0]}{_at_text(clash)}" if timed \
+                    else f" on row {patients[(patient, clash)][0]} too"
                 raise StatsError(f"{where}: duplicated key: patient {printable(patient)} has a patient row (empty "
-                                 f"lesion_id and region) on row {patients[patient][0]} too; keep one.")
-            patients[patient] = (line, truth)
-    malignant_in_region: Dict[Tuple[str, str], List[str]] = {}
-    malignant_of_patient: Dict[str, List[str]] = {}
+                                 f"lesion_id and region){at}; keep one{' per time point' if timed else ''}.")
+            patient_times.setdefault(patient, []).append(when)
+            patients[(patient, when)] = (line, truth)
+    malignant_in_region: Dict[Tuple[str, str], List[Tuple[str, str]]] = {}
+    malignant_of_patient: Dict[str, List[Tuple[str, str]]] = {}
     lesion_rows_of_patient: Dict[str, List[Dict[str, str]]] = {}
-    for (patient, lesion), (_, r) in lesions.items():
+    for (patient, lesion, when), (_, r) in lesions.items():
         lesion_rows_of_patient.setdefault(patient, []).append(r)
         if r["truth"] == "1":
-            malignant_in_region.setdefault((patient, r["region"]), []).append(lesion)
-            malignant_of_patient.setdefault(patient, []).append(lesion)
-    for (patient, region), (_, truth) in regions.items():
+            malignant_in_region.setdefault((patient, r["region"]), []).append((lesion, when))
+            malignant_of_patient.setdefault(patient, []).append((lesion, when))
+    for (patient, region, when), (_, truth) in regions.items():
         if truth == 1:
-            malignant_of_patient.setdefault(patient, []).append(f"region {region}")
-    # conflicts between a region or patient row and its lesions
-    for (patient, region), (line, truth) in regions.items():
-        positive = malignant_in_region.get((patient, region), [])
+            malignant_of_patient.setdefault(patient, []).append((f"region {region}", when))
+    # conflicts between a region or patient row and its lesions (at a common time point)
+    for (patient, region, when), (line, truth) in regions.items():
+        positive = [name for name, t in malignant_in_region.get((patient, region), []) if _overlap(t, when)]
         if truth == 0 and positive:
             raise StatsError(f"{path} row {line}: conflicting truth: region {printable(region)} of patient "
-                             f"{printable(patient)} is 0 but its lesion(s) {printable(', '.join(positive))} are "
-                             "malignant; fix either row.")
-    for patient, (line, truth) in patients.items():
-        positive = malignant_of_patient.get(patient, [])
+                             f"{printable(patient)} is 0{_at_text(when) if timed else ''} but its lesion(s) "
+                             f"{printable(', '.join(positive))} are malignant; fix either row.")
+    for (patient, when), (line, truth) in patients.items():
+        positive = [name for name, t in malignant_of_patient.get(patient, []) if _overlap(t, when)]
         if truth == 0 and positive:
-            raise StatsError(f"{path} row {line}: conflicting truth: patient {printable(patient)} is 0 (no disease) "
-                             f"but {printable(', '.join(positive))} are malignant; fix either row.")
+            raise StatsError(f"{path} row {line}: conflicting truth: patient {printable(patient)} is 0 (no disease)"
+                             f"{_at_text(when) if timed else ''} but {printable(', '.join(positive))} are malignant; "
+                             "fix either row.")
     lesion_frame = pd.DataFrame(
         [{"patient_id": p, "lesion_id": lesion, "region": r["region"], "truth": int(r["truth"]),
-          "standard": r["standard"], "reference_row": line, **{c: r.get(c, "") for c in extras}}
-         for (p, lesion), (line, r) in lesions.items()],
-        columns=["patient_id", "lesion_id", "region", "truth", "standard", "reference_row", *extras])
+          "standard": r["standard"], "reference_row": line, **{c: r.get(c, "") for c in extras}, TIME_POINT: when}
+         for (p, lesion, when), (line, r) in lesions.items()],
+        columns=["patient_id", "lesion_id", "region", "truth", "standard", "reference_row", *extras, TIME_POINT])
+    explicit_of_patient: Dict[str, List[int]] = {}
+    for (patient, _), (_, truth) in patients.items():
+        explicit_of_patient.setdefault(patient, []).append(truth)
     patient_rows = []
     for patient in order:
         from_lesions = int(patient in malignant_of_patient)
-        explicit = patients.get(patient)
-        truth = max(from_lesions, explicit[1]) if explicit else from_lesions
-        patient_rows.append({"patient_id": patient, "truth": truth, "explicit": explicit is not None})
+        explicit = explicit_of_patient.get(patient, [])
+        truth = max(from_lesions, *explicit) if explicit else from_lesions
+        patient_rows.append({"patient_id": patient, "truth": truth, "explicit": bool(explicit)})
     patient_frame = pd.DataFrame(patient_rows, columns=["patient_id", "truth", "explicit"])
     for column in extras:  # patient-level values of the extra columns (when constant within a patient)
         patient_frame[column] = [_constant([r.get(column, "") for r in lesion_rows_of_patient.get(pid, [])])
                                  for pid in patient_frame["patient_id"]]
-    return Reference(path, lesion_frame, patient_frame, {k: v[1] for k, v in regions.items()}, extras)
+    if "primary" in extras:  # the primary is the patient's: given on any of its rows (also a patient row)
+        patient_frame["primary"] = [primaries.get(pid, (0, ""))[1] for pid in patient_frame["patient_id"]]
+    return Reference(path, lesion_frame, patient_frame, {(p, r): v[1] for (p, r, _), v in regions.items()}, extras,
+                     timed, {k: v[1] for k, v in regions.items()}, {k: v[1] for k, v in patients.items()})
 
 
 def _constant(values: Iterable[str]) -> Optional[str]:
@@ -210,14 +345,37 @@ class Study:
     table_path: str
     reference: Reference
     findings: pd.DataFrame           # rows with a lesion_id, plus call (0/1), row label and reference region
-    reads: pd.DataFrame              # (modality, tracer, reader, patient_id, session_id) of every row
+    reads: pd.DataFrame              # (modality, tracer, reader[, time_point], patient_id, session_id) of every row
     regions: List[str]
     group_by: List[str] = field(default_factory=list)
     warnings: List[str] = field(default_factory=list)
+    #: the study table's time points in order (baseline first, then by days_from_baseline, then as they come)
+    time_points: List[str] = field(default_factory=lambda: [BASELINE])
+    #: what the correspondence table did (counts per status, the ambiguous matches), None without one
+    correspondence: Optional[Dict[str, Any]] = None
+
+    @property
+    def timed(self) -> bool:
+        """True when the study table has more than one time point: ``time_point`` is then a group key."""
+        return len(self.time_points) > 1
+
+    @property
+    def group_keys(self) -> Tuple[str, ...]:
+        """The keys of a group: :data:`GROUP_KEYS`, plus ``time_point`` when the table has several."""
+        return GROUP_KEYS + ((TIME_POINT,) if self.timed else ())
+
+    def group_order(self, key: Tuple[str, ...]) -> Tuple[Any, ...]:
+        """A sort key of a group's values: as written, with time points in the study's order."""
+        if not self.timed:
+            return tuple(key)
+        return (*key[:len(GROUP_KEYS)], self.time_points.index(key[len(GROUP_KEYS)]))
 
     def groups(self) -> List[Tuple[str, ...]]:
-        keys = self.reads[list(GROUP_KEYS)].drop_duplicates().sort_values(list(GROUP_KEYS))
-        return [tuple(r) for r in keys.itertuples(index=False)]
+        if not self.timed:
+            keys = self.reads[list(GROUP_KEYS)].drop_duplicates().sort_values(list(GROUP_KEYS))
+            return [tuple(r) for r in keys.itertuples(index=False)]
+        keys = self.reads[list(self.group_keys)].drop_duplicates()
+        return sorted((tuple(r) for r in keys.itertuples(index=False)), key=self.group_order)
 
 
 def read_table(path: str) -> Tuple[pd.DataFrame, str]:
@@ -244,9 +402,225 @@ def read_table(path: str) -> Tuple[pd.DataFrame, str]:
     return frame, label
 
 
+def _time_points(frame: pd.DataFrame) -> List[str]:
+    """The table's time points: baseline first, then by their least ``days_from_baseline``, then as they come."""
+    seen = list(dict.fromkeys(frame[TIME_POINT]))
+    days: Dict[str, float] = {}
+    if "days_from_baseline" in frame:
+        values = pd.to_numeric(frame["days_from_baseline"].astype(str).str.strip().replace("", np.nan),
+                               errors="coerce")
+        days = {k: float(v) for k, v in values.groupby(frame[TIME_POINT]).min().items() if np.isfinite(v)}
+    return sorted(seen, key=lambda t: (t != BASELINE, days.get(t, math.inf), seen.index(t)))
+
+
+# -- the correspondence table (netpet match) -----------------------------------------------------------
+
+def _read_key(row: Dict[str, str]) -> Tuple[str, ...]:
+    """(patient, session, modality, tracer, reader, time point) of a row (empty time point = baseline)."""
+    return (row["patient_id"], row["session_id"], row["modality"], row["tracer"], row["reader"],
+            row.get(TIME_POINT, "") or BASELINE)
+
+
+def _read_text(key: Tuple[str, ...]) -> str:
+    patient, session, modality, tracer, reader, when = key
+    return printable(f"patient {patient} session {session} {modality} {tracer} reader {reader} time point {when}")
+
+
+def read_correspondence(path: str, findings: pd.DataFrame, reads: pd.DataFrame, reference: Reference,
+                        table_path: str,
+                        patient_ids: Optional[Callable[[str], str]] = None) -> Tuple[pd.DataFrame, List[Dict[str, Any]],
+                                                                                     Dict[str, Any]]:
+    """Read and check the correspondence table of ``netpet match`` against the table and the reference.
+
+    Parameters
+    ----------
+    path : str
+        The correspondence CSV (columns :data:`CORRESPONDENCE_REQUIRED` at least; see the module docstring).
+    findings : pandas.DataFrame
+        The study table's findings (rows with a ``lesion_id``; ``time_point`` filled, empty = baseline).
+    reads : pandas.DataFrame
+        Every (patient, session, modality, tracer, reader, time point) of the table.
+    reference : Reference
+        The reference standard (patient ids already as the table's).
+    table_path : str
+        The study table, named in refusals.
+    patient_ids : callable, optional
+        Applied to the patient ids of the correspondence (the pseudonymiser, as for the table).
+
+    Returns
+    -------
+    (pandas.DataFrame, list of dict, dict)
+        Per finding (index of ``findings``): ``joined_id`` (the lesion id to join on: the reference
+        lesion, or the track id of an unmatched finding), ``match_status`` and ``correspondence_row``;
+        the unmatched findings (patient, track, time point, region, row); a summary (path, counts per
+        status, the ambiguous matches).
+
+    Raises
+    ------
+    StatsError
+        A missing file or column, an unknown status, a row whose ids do not fit its status, a
+        duplicated row, a finding of the table without its row, a row naming a finding (or a read)
+        not in the table, a reference lesion id not in the reference standard, a track id that is a
+        reference lesion's id, a reference lesion both missed and matched in one read: each naming
+        the file and row and what to do.
+    """
+    if not os.path.isfile(path):
+        raise StatsError(f"The correspondence table {path} does not exist; write it with netpet match (or leave out "
+                         "--correspondence when the findings carry the reference standard's lesion ids).")
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            header = [h.strip() for h in (reader.fieldnames or [])]
+            rows = [{(k or "").strip(): (v or "").strip() for k, v in r.items() if k is not None} for r in reader]
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise StatsError(f"Cannot read the correspondence table {path}: {exc}.") from exc
+    missing = [c for c in CORRESPONDENCE_REQUIRED if c not in header]
+    if missing:
+        raise StatsError(f"The correspondence table {path} lacks the column(s) {', '.join(missing)}; it needs "
+                         f"{', '.join(CORRESPONDENCE_REQUIRED)} (as netpet match writes it).")
+    known = {(p, lesion) for p, lesion in zip(reference.lesions["patient_id"], reference.lesions["lesion_id"])}
+    table_reads = {tuple(r) for r in reads[["patient_id", "session_id", *GROUP_KEYS, TIME_POINT]].itertuples(
+        index=False)}
+    by_finding: Dict[Tuple[str, ...], Tuple[int, Dict[str, str]]] = {}
+    missed: Dict[Tuple[str, ...], int] = {}
+    counts = {status: 0 for status in CORRESPONDENCE_STATUSES}
+    for i, row in enumerate(rows):
+        line = i + 2
+        where = f"{path} row {line}"
+        if patient_ids is not None:
+            row["patient_id"] = patient_ids(row["patient_id"])
+        for column in ("patient_id", "session_id", *GROUP_KEYS):
+            if not row[column]:
+                raise StatsError(f"{where}: column {column} is empty; every row names its read (patient_id, session_id, "
+                                 "modality, tracer, reader): write the table again with netpet match.")
+        status = row["status"].lower()
+        if status not in CORRESPONDENCE_STATUSES:
+            raise StatsError(f"{where}: column status is {printable(row['status'])}; write one of "
+                             f"{', '.join(CORRESPONDENCE_STATUSES)}.")
+        row["status"] = status
+        counts[status] += 1
+        patient, lesion, target, track = row["patient_id"], row["lesion_id"], row["reference_lesion_id"], row["track_id"]
+        if status in JOINED_STATUSES and not (lesion and target):
+            raise StatsError(f"{where}: a {status} row needs both lesion_id (the finding) and reference_lesion_id "
+                             f"(got {printable(lesion) or 'empty'} and {printable(target) or 'empty'}); correct the row "
+                             "or run netpet match again.")
+        if status == "unmatched" and not (lesion and track and not target):
+            raise StatsError(f"{where}: an unmatched row needs lesion_id and track_id and an empty reference_lesion_id "
+                             f"(got {printable(lesion) or 'empty'}, {printable(track) or 'empty'} and "
+                             f"{printable(target) or 'empty'}); correct the row or run netpet match again.")
+        if status == "missed" and not (target and not lesion):
+            raise StatsError(f"{where}: a missed row needs reference_lesion_id and an empty lesion_id (got "
+                             f"{printable(target) or 'empty'} and {printable(lesion) or 'empty'}); correct the row or "
+                             "run netpet match again.")
+        if target and (patient, target) not in known:
+            raise StatsError(f"{where}: reference_lesion_id {printable(target)} of patient {printable(patient)} is not "
+                             f"in the reference standard {reference.path}; run netpet match again with this reference "
+                             "standard, or correct the row.")
+        if status == "unmatched" and (patient, track) in known:
+            raise StatsError(f"{where}: track_id {printable(track)} of an unmatched finding is also a lesion id of "
+                             f"patient {printable(patient)} in the reference standard {reference.path}; give the "
+                             "unmatched finding's track an id of its own (netpet match uses X01, X02 ...).")
+        read = _read_key(row)
+        if read not in table_reads:
+            raise StatsError(f"{where}: the read {_read_text(read)} is not in the study table {table_path}; run "
+                             "netpet match again on this table, or delete the row.")
+        if status == "missed":
+            key = (*read, target)
+            if key in missed:
+                raise StatsError(f"{where}: duplicated row: reference lesion {printable(target)} is missed in "
+                                 f"{_read_text(read)} on row {missed[key]} too; keep one.")
+            missed[key] = line
+            continue
+        key = (*read, lesion)
+        if key in by_finding:
+            raise StatsError(f"{where}: duplicated row: finding {printable(lesion)} of {_read_text(read)} is also on "
+                             f"row {by_finding[key][0]}; keep one row per finding.")
+        by_finding[key] = (line, row)
+    finding_keys = list(zip(findings["patient_id"], findings["session_id"], findings["modality"], findings["tracer"],
+                            findings["reader"], findings[TIME_POINT], findings["lesion_id"]))
+    present = set(finding_keys)
+    for key, (line, row) in by_finding.items():
+        if key not in present:
+            raise StatsError(f"{path} row {line}: finding {printable(key[-1])} of {_read_text(key[:-1])} is not in the "
+                             f"study table {table_path}; run netpet match again on this table, or delete the row.")
+    joined_id, status_of, row_of, unmatched = [], [], [], []
+    for (key, row_label) in zip(finding_keys, findings["table_row"]):
+        if key not in by_finding:
+            raise StatsError(f"{row_label}: finding {printable(key[-1])} of {_read_text(key[:-1])} has no row in the "
+                             f"correspondence table {path}; run netpet match again on this table.")
+        line, row = by_finding[key]
+        joined_id.append(row["track_id"] if row["status"] == "unmatched" else row["reference_lesion_id"])
+        status_of.append(row["status"])
+        row_of.append(line)
+    joined = {(*key[:-1], by_finding[key][1]["reference_lesion_id"]): by_finding[key][0] for key in by_finding
+              if by_finding[key][1]["status"] in JOINED_STATUSES}
+    for key, line in missed.items():
+        if key in joined:
+            raise StatsError(f"{path} row {line}: reference lesion {printable(key[-1])} is missed in {_read_text(key[:-1])} "
+                             f"but row {joined[key]} matches a finding of that read to it; keep one of the two rows.")
+    per_finding = pd.DataFrame({"joined_id": joined_id, "match_status": status_of, "correspondence_row": row_of},
+                               index=findings.index)
+    ambiguous = []
+    for key, (line, row) in sorted(by_finding.items(), key=lambda kv: kv[1][0]):
+        if row["status"] == "ambiguous":
+            ambiguous.append({"row": line, "patient_id": key[0], "session_id": key[1], "modality": key[2],
+                              "tracer": key[3], "reader": key[4], TIME_POINT: key[5], "lesion_id": key[6],
+                              "reference_lesion_id": row["reference_lesion_id"],
+                              "distance_mm": row.get("distance_mm", ""), "candidates": row.get("candidates", ""),
+                              "note": row.get("note", "")})
+        elif row["status"] == "unmatched":
+            unmatched.append({"patient_id": key[0], "track_id": row["track_id"], TIME_POINT: key[5], "row": line,
+                              "finding": key})
+    summary = {"path": path, "counts": counts, "ambiguous": ambiguous,
+               "unmatched_tracks": len({(u["patient_id"], u["track_id"]) for u in unmatched})}
+    return per_finding, unmatched, summary
+
+
+def _synthetic_lesions(unmatched: List[Dict[str, Any]], findings: pd.DataFrame, reference: Reference,
+                       timed: bool, path: str) -> pd.DataFrame:
+    """One reference lesion (truth 0) per (patient, track id) of the unmatched findings: at the time points
+    where the track was reported when the table has several, else at every time point. Its region is the
+    first region the table gives the track's findings (``findings`` carry the table's ids in ``finding_id``)."""
+    region_of: Dict[Tuple[str, str], str] = {}
+    rows: Dict[Tuple[str, str, str], Dict[str, Any]] = {}
+    regions = dict(zip(zip(findings["patient_id"], findings["session_id"], findings["modality"], findings["tracer"],
+                           findings["reader"], findings[TIME_POINT], findings["finding_id"]),
+                       findings["region"] if "region" in findings else [""] * len(findings)))
+    for u in unmatched:
+        track = (u["patient_id"], u["track_id"])
+        region = str(regions.get(u["finding"], "") or "").strip()
+        if region and not region_of.get(track):
+            region_of[track] = region
+        when = u[TIME_POINT] if timed else ""
+        rows.setdefault((*track, when), {"patient_id": track[0], "lesion_id": track[1], "truth": 0,
+                                         "standard": UNMATCHED_STANDARD,
+                                         "reference_row": f"{path} row {u['row']}", TIME_POINT: when})
+    frame = pd.DataFrame(list(rows.values()))
+    if not len(frame):
+        return reference.lesions.iloc[0:0]
+    frame["region"] = [region_of.get((p, t), "") for p, t in zip(frame["patient_id"], frame["lesion_id"])]
+    for column in reference.extra_columns:
+        frame[column] = ""
+    return frame[list(reference.lesions.columns)]
+
+
+def _ambiguity_warning(summary: Dict[str, Any]) -> Optional[str]:
+    ambiguous = summary["ambiguous"]
+    if not ambiguous:
+        return None
+    shown = "; ".join(printable(f"{a['patient_id']} {a['session_id']} {a['modality']} {a['tracer']} {a['reader']} "
+                                f"{a['lesion_id']} -> {a['reference_lesion_id']}"
+                                + (f" (other candidates {a['candidates']})" if a["candidates"] else ""))
+                      for a in ambiguous[:10])
+    return (f"{len(ambiguous)} ambiguous match(es) of the correspondence table {summary['path']} were used as netpet "
+            f"match proposed them; a reader must confirm or correct each (status confirmed): {shown}"
+            f"{' ...' if len(ambiguous) > 10 else ''}")
+
+
 def load_study(table_path: str, reference_path: str, group_by: Sequence[str] = (),
                regions: Optional[Sequence[str]] = None,
-               patient_ids: Optional[Callable[[str], str]] = None) -> Study:
+               patient_ids: Optional[Callable[[str], str]] = None,
+               correspondence: Optional[str] = None) -> Study:
     """Read both files and check that every finding belongs to the reference standard.
 
     Parameters
@@ -263,6 +637,10 @@ def load_study(table_path: str, reference_path: str, group_by: Sequence[str] = (
         Applied to every patient id of both files before they are joined: the pseudonymiser's
         :meth:`~netpet.privacy.Pseudonymiser.patient`, so that a pseudonymised table meets a
         reference standard kept with the archive's ids, and every output names pseudonyms only.
+    correspondence : str, optional
+        The correspondence table of ``netpet match`` (see the module docstring): findings then join
+        the reference lesion it names (or, unmatched, a lesion of their own with truth 0) instead of
+        their own ``lesion_id``.
 
     Returns
     -------
@@ -270,24 +648,27 @@ def load_study(table_path: str, reference_path: str, group_by: Sequence[str] = (
         ``findings`` holds each finding's ``finding_call`` (``positive``, ``equivocal`` or
         ``negative``) and its quality columns (empty when the table lacks them); values of
         :data:`VOLUME_SCORES` of a finding that is not separable are NaN (a warning says when the
-        table held numbers there).
+        table held numbers there). With a correspondence table, ``lesion_id`` is the joined id and
+        ``finding_id`` the table's own, and ``correspondence`` summarises the table.
 
     Raises
     ------
     StatsError
-        An unknown patient or lesion id, a call other than positive, equivocal or negative on a
-        finding (the row and value named), a score (:data:`SCORES`) that is not a finite number of
-        at most :data:`SCORE_LIMIT` (inf, NaN, text; the row and column named), the same lesion found
-        in two sessions of one group, a group-by column that neither file has.
+        An unknown patient or lesion id, a lesion without a reference row at the finding's time
+        point, a call other than positive, equivocal or negative on a finding (the row and value
+        named), a score (:data:`SCORES`) that is not a finite number of at most
+        :data:`SCORE_LIMIT` (inf, NaN, text; the row and column named), the same lesion found in
+        two sessions of one group, a group-by column that neither file has (or that is a location
+        column or ``time_point``), a bad correspondence table (:func:`read_correspondence`).
     """
     reference = read_reference(reference_path)
     frame, _ = read_table(table_path)
     if patient_ids is not None:
-        reference.lesions["patient_id"] = reference.lesions["patient_id"].map(patient_ids)
-        reference.patients["patient_id"] = reference.patients["patient_id"].map(patient_ids)
-        reference.region_rows = {(patient_ids(p), r): n for (p, r), n in reference.region_rows.items()}
+        reference.map_patients(patient_ids)
         frame["patient_id"] = frame["patient_id"].astype(str).str.strip().map(patient_ids)
-    for column in ("patient_id", "session_id", "modality", "tracer", "reader", "lesion_id", "call"):
+    has_time = TIME_POINT in frame.columns
+    for column in ("patient_id", "session_id", "modality", "tracer", "reader", "lesion_id", "call",
+                   *((TIME_POINT,) if has_time else ())):
         frame[column] = frame[column].astype(str).str.strip()
         # a key or call holding a control character (NUL, ESC, a line break of a hand-edited table) would
         # make a group or id of its own that no report can show as written: refused, named
@@ -296,6 +677,10 @@ def load_study(table_path: str, reference_path: str, group_by: Sequence[str] = (
             row = frame[bad].iloc[0]
             raise StatsError(f"{row['table_row']}: column {column} holds a control character ({printable(row[column])}); "
                              "keys and calls are plain text: correct the table.")
+    frame[TIME_POINT] = frame[TIME_POINT].replace("", BASELINE) if has_time else BASELINE
+    time_points = _time_points(frame)
+    timed = len(time_points) > 1
+    keys = GROUP_KEYS + ((TIME_POINT,) if timed else ())
     empty = frame[(frame["patient_id"] == "") | (frame["modality"] == "") | (frame["tracer"] == "") |
                   (frame["reader"] == "")]
     if len(empty):
@@ -309,14 +694,59 @@ def load_study(table_path: str, reference_path: str, group_by: Sequence[str] = (
                          f"reference standard {reference.path}; add the patient (a patient row with empty lesion_id if "
                          "lesion-free).")
     findings = frame[frame["lesion_id"] != ""].copy()
-    known = reference.lesions.set_index(["patient_id", "lesion_id"])
-    keys = list(zip(findings["patient_id"], findings["lesion_id"]))
-    missing = [i for i, k in enumerate(keys) if k not in known.index]
-    if missing:
-        row = findings.iloc[missing[0]]
-        raise StatsError(f"{row['table_row']}: unknown id: lesion {printable(row['lesion_id'])} of patient "
-                         f"{printable(row['patient_id'])} is not in the reference standard {reference.path}; every "
-                         "finding needs a reference (truth 0 for a false positive).")
+    warnings = []
+    summary = None
+    if correspondence is not None:
+        all_reads = frame[["patient_id", "session_id", *GROUP_KEYS, TIME_POINT]].drop_duplicates()
+        per_finding, unmatched, summary = read_correspondence(correspondence, findings, all_reads, reference,
+                                                              table_path, patient_ids)
+        findings["finding_id"] = findings["lesion_id"]
+        findings["lesion_id"] = per_finding["joined_id"]
+        findings["match_status"] = per_finding["match_status"]
+        findings["correspondence_row"] = [f"{correspondence} row {n}" for n in per_finding["correspondence_row"]]
+        synthetic = _synthetic_lesions(unmatched, findings, reference, timed, correspondence)
+        if len(synthetic):
+            reference.lesions = pd.concat([reference.lesions, synthetic], ignore_index=True)
+            reference.timed = reference.timed or timed
+        warning = _ambiguity_warning(summary)
+        if warning:
+            warnings.append(warning)
+    # the reference row of each finding: at the finding's time point (rows for it, or for every time point)
+    views = {when: reference.at(when) for when in time_points}
+    truth = pd.Series(0, index=findings.index, dtype=int)
+    ref_region = pd.Series("", index=findings.index, dtype=object)
+    standard = pd.Series("", index=findings.index, dtype=object)
+    missing = pd.Series(False, index=findings.index)
+    for when in time_points:
+        part = findings[findings[TIME_POINT] == when]
+        if not len(part):
+            continue
+        known = views[when].lesions.set_index(["patient_id", "lesion_id"])
+        index = pd.MultiIndex.from_arrays([part["patient_id"], part["lesion_id"]])
+        here = index.isin(known.index)
+        missing[part.index[~here]] = True
+        matched = known.loc[index[here]]
+        truth[part.index[here]] = matched["truth"].to_numpy()
+        ref_region[part.index[here]] = matched["region"].to_numpy()
+        standard[part.index[here]] = matched["standard"].to_numpy()
+    if missing.any():
+        row = findings[missing].iloc[0]
+        where = printable(row["lesion_id"])
+        times = reference.lesions.loc[(reference.lesions["patient_id"] == row["patient_id"]) &
+                                      (reference.lesions["lesion_id"] == row["lesion_id"]), TIME_POINT]
+        if len(times):
+            raise StatsError(f"{row['table_row']}: lesion {where} of patient {printable(row['patient_id'])} has no row "
+                             f"for time point {printable(row[TIME_POINT])} in the reference standard {reference.path} "
+                             f"(its rows are for {printable(', '.join(sorted(set(times))))}); add a row for that time "
+                             "point (truth 0 if the finding is not disease there).")
+        if correspondence is None:
+            raise StatsError(f"{row['table_row']}: unknown id: lesion {where} of patient "
+                             f"{printable(row['patient_id'])} is not in the reference standard {reference.path}; every "
+                             "finding needs a reference (truth 0 for a false positive): match the findings to the "
+                             "reference lesions by location with netpet match and give its table with --correspondence, "
+                             "or write the reference standard's lesion ids into the table.")
+        raise StatsError(f"{row['table_row']}: lesion {where} of patient {printable(row['patient_id'])} is not in the "
+                         f"reference standard {reference.path}; run netpet match again with this reference standard.")
     calls = []
     for row in findings.itertuples(index=False):
         text = row.call.lower()
@@ -331,23 +761,29 @@ def load_study(table_path: str, reference_path: str, group_by: Sequence[str] = (
     findings["finding_call"] = pd.Series(calls, index=findings.index, dtype=object)
     for column in QUALITY_COLUMNS:
         findings[column] = findings[column].astype(str).str.strip() if column in findings else ""
-    matched = known.loc[keys]
-    findings["truth"] = matched["truth"].to_numpy()
+    findings["truth"] = truth.to_numpy()
     findings["table_region"] = findings["region"] if "region" in findings else ""
-    findings["region"] = [r if r else t for r, t in zip(matched["region"].to_numpy(), findings["table_region"])]
-    findings["standard"] = matched["standard"].to_numpy()
-    duplicated = findings.duplicated(["patient_id", "lesion_id", *GROUP_KEYS], keep=False)
+    findings["region"] = [r if r else t for r, t in zip(ref_region.to_numpy(), findings["table_region"])]
+    findings["standard"] = standard.to_numpy()
+    duplicated = findings.duplicated(["patient_id", "lesion_id", *keys], keep=False)
     if duplicated.any():
         rows = findings[duplicated].sort_values(["patient_id", "lesion_id"])
         first = rows.iloc[0]
-        same = rows[(rows["patient_id"] == first["patient_id"]) & (rows["lesion_id"] == first["lesion_id"]) &
-                    (rows["modality"] == first["modality"]) & (rows["tracer"] == first["tracer"]) &
-                    (rows["reader"] == first["reader"])]
-        group = printable(f"{first['modality']} {first['tracer']} reader {first['reader']}")
+        same = rows[np.logical_and.reduce([rows[k] == first[k] for k in ("patient_id", "lesion_id", *keys)])]
+        group = printable(f"{first['modality']} {first['tracer']} reader {first['reader']}"
+                          + (f" at {first[TIME_POINT]}" if timed else ""))
+        if correspondence is not None:
+            raise StatsError(f"{same.iloc[1]['table_row']}: duplicated key: findings "
+                             f"{printable(', '.join(same['finding_id']))} of patient {printable(first['patient_id'])} "
+                             f"(session(s) {printable(', '.join(dict.fromkeys(same['session_id'])))}) are all joined to lesion "
+                             f"{printable(first['lesion_id'])} for {group} by the correspondence table "
+                             f"({', '.join(same['correspondence_row'])}); a lesion has one finding per group: correct "
+                             "the correspondence (or give the sessions different modality labels or time points).")
         raise StatsError(f"{same.iloc[1]['table_row']}: duplicated key: lesion {printable(first['lesion_id'])} of "
                          f"patient {printable(first['patient_id'])} has {len(same)} findings for {group} "
                          f"(sessions {printable(', '.join(same['session_id']))}; also "
-                         f"{same.iloc[0]['table_row']}); keep one, or give the sessions different modality labels.")
+                         f"{same.iloc[0]['table_row']}); keep one, or give the sessions different modality labels"
+                         f"{'' if timed else ' (or, for a follow-up, a time_point)'}.")
     apart = not_separable(findings)
     for column in SCORES:
         if column in findings:
@@ -365,7 +801,6 @@ def load_study(table_path: str, reference_path: str, group_by: Sequence[str] = (
                                  f"most {SCORE_LIMIT:.0e} in size; measure the lesion again, or leave the cell empty "
                                  "for no value.")
             findings[column] = values.where(np.isfinite(values))
-    warnings = []
     volume = [c for c in VOLUME_SCORES if c in findings]
     holding = apart & findings[volume].notna().any(axis=1) if volume else apart & False
     if holding.any():
@@ -376,6 +811,13 @@ def load_study(table_path: str, reference_path: str, group_by: Sequence[str] = (
     for column in group_by:
         if column in GROUP_KEYS:
             raise StatsError(f"--group-by {column}: results are always split by {', '.join(GROUP_KEYS)}.")
+        if column == TIME_POINT:
+            raise StatsError(f"--group-by {column}: the time point is a group key by itself whenever the study table "
+                             "has more than one (each time point is analysed apart); leave the option out.")
+        if column in LOCATION_COLUMNS:
+            raise StatsError(f"--group-by {column}: {column} is one of the reference standard's location columns "
+                             f"({', '.join(LOCATION_COLUMNS)}), which place a lesion for netpet match and are not "
+                             "groups; group by region or site instead.")
         if column in REFERENCE_REQUIRED and column != "region":
             raise StatsError(f"--group-by {column}: {column} is one of the reference standard's own columns "
                              f"({', '.join(REFERENCE_REQUIRED)}), which are not groups (region is); copy it into a "
@@ -383,7 +825,7 @@ def load_study(table_path: str, reference_path: str, group_by: Sequence[str] = (
         if column not in reference.extra_columns and column not in frame.columns and column != "region":
             raise StatsError(f"--group-by {column}: neither the study table {table_path} nor the reference standard "
                              f"{reference.path} has a column {column!r}.")
-    reads = frame[["patient_id", "session_id", *GROUP_KEYS]].drop_duplicates()
+    reads = frame[["patient_id", "session_id", *keys]].drop_duplicates()
     region_list = list(regions) if regions else sorted(
         {r for r in reference.lesions["region"] if r} | {r for (_, r) in reference.region_rows})
     if not region_list:
@@ -392,7 +834,7 @@ def load_study(table_path: str, reference_path: str, group_by: Sequence[str] = (
     if not_read:
         warnings.append(f"{len(not_read)} patient(s) of the reference standard have no row in the study table "
                         f"(not read in any group): {', '.join(not_read[:10])}{' ...' if len(not_read) > 10 else ''}")
-    return Study(table_path, reference, findings, reads, region_list, list(group_by), warnings)
+    return Study(table_path, reference, findings, reads, region_list, list(group_by), warnings, time_points, summary)
 
 
 # -- units of analysis ------------------------------------------------------------------------------
@@ -414,11 +856,12 @@ def _group_value(study: Study, column: str, frame: pd.DataFrame, level: str) -> 
                              index=frame.index, dtype=object)
         return frame["patient_id"].map(lookup).astype(object)
     # a study-table column: per patient and group when constant, per finding at lesion level
+    keys = study.group_keys
     rows = study.findings if column in study.findings else pd.DataFrame(columns=["patient_id", column])
-    per_patient = rows.groupby(["patient_id", *GROUP_KEYS])[column].agg(lambda s: _constant(s)) if len(rows) else {}
+    per_patient = rows.groupby(["patient_id", *keys])[column].agg(lambda s: _constant(s)) if len(rows) else {}
     values = []
     for unit in frame.itertuples(index=False):
-        key = (unit.patient_id, unit.modality, unit.tracer, unit.reader)
+        key = (unit.patient_id, *(getattr(unit, k) for k in keys))
         if level == "lesion" and isinstance(getattr(unit, column, None), str) and getattr(unit, column):
             values.append(getattr(unit, column))
         else:
@@ -435,8 +878,18 @@ def not_separable(frame: pd.DataFrame) -> pd.Series:
 
 
 def _read_patients(study: Study) -> pd.DataFrame:
-    """(patient_id, modality, tracer, reader) of every patient read in every group."""
-    return study.reads.drop_duplicates(["patient_id", *GROUP_KEYS])[["patient_id", *GROUP_KEYS]]
+    """(patient_id, modality, tracer, reader[, time_point]) of every patient read in every group."""
+    keys = list(study.group_keys)
+    return study.reads.drop_duplicates(["patient_id", *keys])[["patient_id", *keys]]
+
+
+def _per_time_point(study: Study, reads: pd.DataFrame):
+    """(the reads of each time point, the reference standard at it); one pair, all reads, without time points."""
+    if not study.timed:
+        yield reads, study.reference.at(study.time_points[0])
+        return
+    for when in study.time_points:
+        yield reads[reads[TIME_POINT] == when], study.reference.at(when)
 
 
 def _any_positive(lesions: pd.DataFrame, units: pd.DataFrame, keys: Sequence[str]) -> np.ndarray:
@@ -466,6 +919,10 @@ def check_equivocal(equivocal: str) -> None:
 def lesion_units(study: Study, equivocal: str = "negative") -> pd.DataFrame:
     """One row per (group, reference lesion of a patient read in the group): truth, call, found, scores.
 
+    With several time points, the lesions of a group at a time point are the reference rows for that
+    time point and those for every time point (empty ``time_point``); a lesion whose rows are for other
+    time points only is no unit there.
+
     Parameters
     ----------
     study : Study
@@ -482,16 +939,18 @@ def lesion_units(study: Study, equivocal: str = "negative") -> pd.DataFrame:
         ``equivocal_findings`` (0/1).
     """
     check_equivocal(equivocal)
-    reads = _read_patients(study)
+    keys = list(study.group_keys)
+    parts = [reads.merge(reference.lesions, on="patient_id", how="inner")
+             for reads, reference in _per_time_point(study, _read_patients(study))]
+    units = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
     lesions = study.reference.lesions
-    units = reads.merge(lesions, on="patient_id", how="inner")
-    keep = ["patient_id", "lesion_id", *GROUP_KEYS, "session_id", "finding_call", "table_row",
+    keep = ["patient_id", "lesion_id", *keys, "session_id", "finding_call", "table_row",
             *[c for c in SCORES if c in study.findings], *QUALITY_COLUMNS,
             *[c for c in ("segmentation_file", "cause") if c in study.findings],
             *[c for c in study.group_by if c in study.findings and c not in lesions and c != "region"
               and c not in QUALITY_COLUMNS]]
     found = study.findings[keep]
-    units = units.merge(found, on=["patient_id", "lesion_id", *GROUP_KEYS], how="left")
+    units = units.merge(found, on=["patient_id", "lesion_id", *keys], how="left")
     units["found"] = units["finding_call"].notna()
     units["finding_call"] = units["finding_call"].fillna("")
     for column in QUALITY_COLUMNS:
@@ -506,11 +965,17 @@ def lesion_units(study: Study, equivocal: str = "negative") -> pd.DataFrame:
 
 
 def patient_units(study: Study, lesions: Optional[pd.DataFrame] = None) -> pd.DataFrame:
-    """One row per (group, patient read in the group): truth and call (any positive finding)."""
+    """One row per (group, patient read in the group): truth and call (any positive finding).
+
+    With several time points the truth is the patient's at the group's time point (disease or
+    recurrence present then): the patient level is detection per time point."""
     lesions = lesion_units(study) if lesions is None else lesions
-    units = _read_patients(study).merge(study.reference.patients[["patient_id", "truth"]], on="patient_id", how="left")
-    units["call"] = _any_positive(lesions, units, ["patient_id", *GROUP_KEYS])
-    units["equivocal_findings"], units["equivocal"] = _equivocal_counts(lesions, units, ["patient_id", *GROUP_KEYS])
+    keys = list(study.group_keys)
+    parts = [reads.merge(reference.patients[["patient_id", "truth"]], on="patient_id", how="left")
+             for reads, reference in _per_time_point(study, _read_patients(study))]
+    units = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
+    units["call"] = _any_positive(lesions, units, ["patient_id", *keys])
+    units["equivocal_findings"], units["equivocal"] = _equivocal_counts(lesions, units, ["patient_id", *keys])
     for column in study.group_by:
         units[column] = _group_value(study, column, units, "patient")
     return units.reset_index(drop=True)
@@ -519,20 +984,23 @@ def patient_units(study: Study, lesions: Optional[pd.DataFrame] = None) -> pd.Da
 def region_units(study: Study, lesions: Optional[pd.DataFrame] = None) -> pd.DataFrame:
     """One row per (group, patient read, region of the study): truth and call within the region."""
     lesions = lesion_units(study) if lesions is None else lesions
+    keys = list(study.group_keys)
     if not study.regions:
-        return pd.DataFrame(columns=["patient_id", *GROUP_KEYS, "region", "truth", "call", "equivocal_findings",
+        return pd.DataFrame(columns=["patient_id", *keys, "region", "truth", "call", "equivocal_findings",
                                      "equivocal"])
-    units = _read_patients(study).merge(pd.DataFrame({"region": study.regions}), how="cross")
-    reference = study.reference
-    truth = reference.lesions.groupby(["patient_id", "region"])["truth"].max()
-    explicit = pd.Series(reference.region_rows, dtype=float)
-    index = pd.MultiIndex.from_frame(units[["patient_id", "region"]])
-    from_lesions = truth.reindex(index).to_numpy(dtype=float)
-    from_rows = explicit.reindex(index).to_numpy(dtype=float) if len(explicit) else np.full(len(units), np.nan)
-    units["truth"] = np.fmax(np.nan_to_num(from_lesions, nan=0.0), np.nan_to_num(from_rows, nan=0.0)).astype(int)
-    units["call"] = _any_positive(lesions, units, ["patient_id", *GROUP_KEYS, "region"])
-    units["equivocal_findings"], units["equivocal"] = _equivocal_counts(lesions, units,
-                                                                        ["patient_id", *GROUP_KEYS, "region"])
+    parts = []
+    for reads, reference in _per_time_point(study, _read_patients(study)):
+        units = reads.merge(pd.DataFrame({"region": study.regions}), how="cross")
+        truth = reference.lesions.groupby(["patient_id", "region"])["truth"].max()
+        explicit = pd.Series(reference.region_rows, dtype=float)
+        index = pd.MultiIndex.from_frame(units[["patient_id", "region"]])
+        from_lesions = truth.reindex(index).to_numpy(dtype=float)
+        from_rows = explicit.reindex(index).to_numpy(dtype=float) if len(explicit) else np.full(len(units), np.nan)
+        units["truth"] = np.fmax(np.nan_to_num(from_lesions, nan=0.0), np.nan_to_num(from_rows, nan=0.0)).astype(int)
+        parts.append(units)
+    units = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
+    units["call"] = _any_positive(lesions, units, ["patient_id", *keys, "region"])
+    units["equivocal_findings"], units["equivocal"] = _equivocal_counts(lesions, units, ["patient_id", *keys, "region"])
     for column in study.group_by:
         units[column] = _group_value(study, column, units, "region")
     return units.reset_index(drop=True)

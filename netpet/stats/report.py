@@ -32,8 +32,8 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 import numpy as np
 
 from netpet import __version__
-from netpet.stats.analysis import FALSE_FINDING_COLUMNS, Analysis, false_finding_key
-from netpet.stats.data import GROUP_KEYS, NOT_SEPARABLE
+from netpet.stats.analysis import Analysis, false_finding_key
+from netpet.stats.data import GROUP_KEYS, NOT_SEPARABLE, TIME_POINT
 from netpet.stats.intervals import StatsError
 
 MEASURES = ("sensitivity", "specificity", "ppv", "npv", "accuracy", "lr_pos", "lr_neg")
@@ -86,8 +86,8 @@ def _flatten(entry: Dict[str, Any], prefix: str = "") -> Dict[str, Any]:
         if key == "group_by":
             continue
         name = f"{prefix}{key}"
-        if isinstance(value, dict) and key in ("a", "b"):
-            out[name] = " ".join(str(value[k]) for k in GROUP_KEYS)
+        if isinstance(value, dict) and key in ("a", "b"):  # a group: modality tracer reader [time point]
+            out[name] = " ".join(str(v) for v in value.values())
         elif isinstance(value, dict):
             out.update(_flatten(value, f"{name}_"))
         else:
@@ -116,6 +116,8 @@ def read_causes(path: str) -> Dict[Tuple[str, ...], str]:
 
 def _group_name(group: Dict[str, Any]) -> str:
     name = f"{group['modality']} {TRACER_NAMES.get(group['tracer'], group['tracer'])} {group['reader']}"
+    if group.get(TIME_POINT):
+        name += f" at {group[TIME_POINT]}"
     extra = group.get("group_by") or {}
     return name + "".join(f" [{k} {v}]" for k, v in extra.items())
 
@@ -178,14 +180,14 @@ def figures(analysis: Analysis, folder: str, band_replicates: int = 300, seed: i
     by_variable: Dict[str, List] = {}
     for (group_key, variable), (scores, truth) in analysis.roc_curves.items():
         by_variable.setdefault(variable, []).append((group_key, scores, truth))
-    auc = {(tuple(e[k] for k in GROUP_KEYS), e["variable"]): e for e in result["roc"]}
+    auc = {(tuple(e[k] for k in (*GROUP_KEYS, TIME_POINT) if k in e), e["variable"]): e for e in result["roc"]}
     for variable, curves in by_variable.items():
         fig, ax = plt.subplots(figsize=(5.5, 5.2))
         for number, (group_key, scores, truth) in enumerate(curves):
             curve = roc.roc_curve(scores, truth)
             color = f"C{number % 10}"
             entry = auc[(group_key, variable)]
-            label = f"{_group_name(dict(zip(GROUP_KEYS, group_key)))}: AUC {entry['auc']:.2f}"
+            label = f"{_group_name(dict(zip((*GROUP_KEYS, TIME_POINT), group_key)))}: AUC {entry['auc']:.2f}"
             if entry.get("ci_low") is not None:
                 label += f" ({entry['ci_low']:.2f}-{entry['ci_high']:.2f})"
             fpr, tpr = (1.0 - curve["specificity"])[::-1], curve["sensitivity"][::-1]  # increasing
@@ -307,6 +309,7 @@ def html_report(analysis: Analysis, made: List[Dict[str, str]], command: str = "
         ["Regions", html.escape(", ".join(inputs["regions"]) or "none")],
         ["Equivocal findings", f"{inputs.get('equivocal_findings', 0)} (counted as {html.escape(rule)})"],
         ["Findings not separable", str(inputs.get("not_separable_findings", 0))],
+        *([["Time points", html.escape(", ".join(inputs["time_points"]))]] if inputs.get("time_points") else []),
     ]))
     for warning in inputs["warnings"]:
         parts.append(f"<p class='note'>Note: {html.escape(warning)}</p>")
@@ -329,6 +332,15 @@ def html_report(analysis: Analysis, made: List[Dict[str, str]], command: str = "
         "concordance correlation, Spearman; Cohen's kappa between readers. ROC and agreement use the findings with a "
         "value of the variable; findings without one (an empty cell, or the volume, mean and TLA of a lesion that is "
         "not separable, which has no segmented volume) are left out and counted in the tables.</p>")
+    if inputs.get("time_points"):
+        parts.append(
+            "<p>Time points: each group is a modality, tracer and reader at one time point "
+            f"({html.escape(', '.join(inputs['time_points']))}); its units take the reference standard's rows for that "
+            "time point and those for every time point, so the patient level is disease (recurrence) detection at "
+            "each time point. Paired comparisons are made within a time point only; change over time is the "
+            "follow-up analysis's.</p>")
+    if r.get("correspondence"):
+        parts.append(_correspondence_section(r["correspondence"]))
     # accuracy
     for level in ("patient", "lesion", "region"):
         rows = [e for e in r["accuracy"] if e["level"] == level]
@@ -414,7 +426,8 @@ def html_report(analysis: Analysis, made: List[Dict[str, str]], command: str = "
     if r["kappa"]:
         parts.append("<h2>Inter-reader agreement of calls</h2>")
         parts.append(_table(["Level", "Modality", "Tracer", "Readers", "n", "Observed agreement", "Cohen's kappa (CI)"],
-                            [[k["level"], html.escape(k["modality"]), html.escape(k["tracer"]),
+                            [[k["level"], html.escape(k["modality"] + (f" at {k[TIME_POINT]}" if k.get(TIME_POINT)
+                                                                       else "")), html.escape(k["tracer"]),
                               f"{html.escape(k['reader_a'])} vs {html.escape(k['reader_b'])}", str(k["n"]),
                               _fmt(k.get("observed_agreement")),
                               (f"{k['kappa']:.3f} ({k['ci_low']:.3f}&ndash;{k['ci_high']:.3f})"
@@ -430,6 +443,28 @@ def html_report(analysis: Analysis, made: List[Dict[str, str]], command: str = "
     parts.append(_false_findings_table(r["false_findings"]))
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def _correspondence_section(summary: Dict[str, Any]) -> str:
+    """The lesion correspondence used (netpet match): counts per status and the ambiguous matches to confirm."""
+    counts = summary.get("counts", {})
+    parts = ["<h2>Lesion correspondence</h2>",
+             f"<p>Findings were joined to the reference lesions by the correspondence table "
+             f"<code>{html.escape(str(summary.get('path', '')))}</code> (<code>netpet match</code>): "
+             + ", ".join(f"{int(counts.get(s, 0))} {html.escape(s)}" for s in counts)
+             + ". A matched, ambiguous or confirmed finding counts for the reference lesion it is matched to; an "
+               "unmatched finding is a lesion of its own with truth 0 (a false positive where called positive, a true "
+               f"negative in the groups that did not report it): {int(summary.get('unmatched_tracks', 0))} such "
+               "lesion(s). A missed reference lesion is a negative call in its group.</p>"]
+    ambiguous = summary.get("ambiguous") or []
+    if ambiguous:
+        parts.append(f"<p class='note'><strong>{len(ambiguous)} ambiguous match(es)</strong> were used as proposed; "
+                     "a reader must confirm each (status <code>confirmed</code> in the correspondence table, which "
+                     "netpet match keeps) or correct it.</p>")
+        columns = ("row", "patient_id", "session_id", "modality", "tracer", "reader", TIME_POINT, "lesion_id",
+                   "reference_lesion_id", "distance_mm", "candidates", "note")
+        parts.append(_table(columns, [[html.escape(str(a.get(c, ""))) for c in columns] for a in ambiguous]))
+    return "".join(parts)
 
 
 def _equivocal_rule(rule: str) -> str:
@@ -506,11 +541,12 @@ def write_outputs(analysis: Analysis, out: str, command: str = "", previous_caus
     put("roc-comparisons.csv", _csv_bytes([_flatten(e) for e in r["roc_comparisons"]]))
     put("agreement.csv", _csv_bytes([_flatten(e) for e in r["agreement"]]))
     put("kappa.csv", _csv_bytes([_flatten(e) for e in r["kappa"]]))
-    put("false-findings.csv", _csv_bytes(r["false_findings"], FALSE_FINDING_COLUMNS))
+    put("false-findings.csv", _csv_bytes(r["false_findings"], list(analysis.false_findings.columns)))
     put("causes.csv", _csv_bytes(r["causes"], ["kind", "cause", "count"]))
     if previous_causes:
         current = {false_finding_key(row) for row in r["false_findings"]}
-        orphans = [dict(zip(("kind", "patient_id", "modality", "tracer", "reader", "lesion_id"), key), cause=cause)
+        orphans = [dict(zip(("kind", "patient_id", "modality", "tracer", "reader", "lesion_id", TIME_POINT), key),
+                            cause=cause)
                    for key, cause in previous_causes.items() if key not in current]
         if orphans:  # causes of findings that are no longer false: kept, never lost
             put("false-findings-previous-causes.csv", _csv_bytes(orphans))
