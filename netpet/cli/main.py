@@ -140,12 +140,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_pseudonymise(p)
     p.set_defaults(func=cmd_suv)
 
-    from netpet.cli import demo, phantom, quant, stats
+    from netpet.cli import demo, followup, phantom, quant, stats
 
     quant.add_parsers(sub)
     stats.add_parser(sub)
     phantom.add_parser(sub)
     demo.add_parser(sub)
+    followup.add_parser(sub)
     return parser
 
 
