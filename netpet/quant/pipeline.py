@@ -564,7 +564,9 @@ def _session_time_point(rows: Sequence["ManifestRow"]) -> Dict[str, Any]:
                               f"row(s) {', '.join(str(n) for n in numbers)}" for v, numbers in seen.items())
             raise NetpetError(f"manifest rows {', '.join(str(r.number) for r in rows)}: column {column} differs between "
                               f"the rows of one session ({shown}); give one value on every row of the session.")
-    values = {"time_point": next(iter(labels)), "days_from_baseline": next(iter(days))}
+    day = next(iter(days))
+    values = {"time_point": next(iter(labels)),
+              "days_from_baseline": int(day) if day is not None and day.is_integer() else day}  # 91, not 91.0
     return {c: values[c] for c in given}
 
 
