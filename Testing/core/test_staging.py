@@ -274,6 +274,10 @@ def test_small_samples_give_reasons_not_tracebacks():
     single = np.diag([5, 0, 0])
     k = ss.weighted_kappa(single, "quadratic")
     assert k["kappa"] is None and "same single category" in k["reason"]
+    # one reading in one category throughout (FDG reads every patient N0): kappa 0 by construction, no interval
+    # (po = pe: for rows (N0 4+2, N1 0) po = 4/6 and pe = 6*4/36 = 4/6)
+    constant = ss.weighted_kappa(np.array([[4, 2], [0, 0]]), "linear")
+    assert constant["kappa"] == 0.0 and constant["ci_low"] is None and "by construction" in constant["reason"]
     shift = ss.up_down_staging(["N0", None], ["N0", "N1"], ss.compare_n)
     assert shift["p_value"] is None and shift["excluded"] == 1 and "no patient" in shift["reason"]
     none = pd.DataFrame({"patient_id": [], "n": [], "m": []})

@@ -109,7 +109,8 @@ def weighted_kappa(table: Any, weights: Any = "linear", level: float = 0.95) -> 
     dict
         ``n``, ``kappa``, ``se``, ``ci_low``, ``ci_high``, ``observed_agreement``, ``weights``; ``kappa``
         None with ``reason`` when undefined (no pairs; expected disagreement 0: both readings put every
-        patient in one and the same category).
+        patient in one and the same category); ``kappa`` 0 without interval, with ``reason``, when one
+        reading puts every patient in one category (kappa is 0 by construction there).
     """
     from statsmodels.stats.inter_rater import cohens_kappa
 
@@ -142,10 +143,21 @@ def weighted_kappa(table: Any, weights: Any = "linear", level: float = 0.95) -> 
     if (matrix * expected).sum() <= 1e-15:
         out["reason"] = "both readings put every patient in the same single category: kappa is undefined (0/0)"
         return out
-    if name == "unweighted":
-        result = cohens_kappa(table)
-    else:
-        result = cohens_kappa(table, weights=matrix)
+    if min(int((table.sum(1) > 0).sum()), int((table.sum(0) > 0).sum())) == 1:
+        # one reading puts every patient in one category: observed and expected agreement are equal whatever the
+        # other reading does, so kappa is 0 by construction and its asymptotic variance 0: no interval to give
+        out["kappa"] = 0.0
+        out["reason"] = "one reading puts every patient in one category: kappa is 0 by construction, no interval"
+        return out
+    with warnings.catch_warnings():
+        # statsmodels takes square roots of the variances under H0 and H1, which are 0 or round below 0 for a table
+        # with perfect agreement or empty categories, and divides by them for its z test: the RuntimeWarnings say
+        # nothing the checks below do not handle (a variance below 0 gives no interval, with the reason)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        if name == "unweighted":
+            result = cohens_kappa(table)
+        else:
+            result = cohens_kappa(table, weights=matrix)
     kappa, var = float(result["kappa"]), float(result["var_kappa"])
     out["kappa"] = kappa
     if math.isfinite(var) and var >= -1e-15:
