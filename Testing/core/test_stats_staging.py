@@ -373,3 +373,55 @@ def test_html_and_lines(section):
     assert any("PET/CT dotatate R1: 8 patients; correct N 6/7" in line for line in lines)
     assert any("PET/MR dotatate R1 vs PET/CT dotatate R1" in line and "up-stages 3, down-stages 1" in line
                for line in lines)
+
+
+def test_time_points_are_staged_apart(tmp_path):
+    # the reference per time point: P1's liver metastasis is new at FU1; P2's tumour and node were resected (no FU1
+    # rows) and P2 is disease-free at FU1 (patient row)
+    header = HEADER + ("time_point",)
+    reference = [("P1", "T", "small bowel", "1", "histopathology", "ileum", "small bowel", ""),
+                 ("P1", "N1", "lymph nodes", "1", "histopathology", "mesenteric node", "small bowel", ""),
+                 ("P1", "H1", "liver", "1", "follow-up", "liver", "small bowel", "FU1"),
+                 ("P2", "T", "pancreas", "1", "histopathology", "pancreatic head", "pancreas", "baseline"),
+                 ("P2", "N1", "lymph nodes", "1", "histopathology", "portocaval node", "pancreas", "baseline"),
+                 ("P2", "", "", "0", "follow-up", "", "pancreas", "FU1")]
+    columns = ("patient_id", "session_id", "modality", "tracer", "reader", "time_point", "lesion_id", "call")
+    table = [("P1", "B-CT", "PET/CT", "dotatate", "R1", "baseline", "T", "positive"),
+             ("P1", "B-CT", "PET/CT", "dotatate", "R1", "baseline", "N1", "positive"),
+             ("P2", "B-CT", "PET/CT", "dotatate", "R1", "baseline", "T", "positive"),
+             ("P2", "B-CT", "PET/CT", "dotatate", "R1", "baseline", "N1", "positive"),
+             ("P1", "B-MR", "PET/MR", "dotatate", "R1", "baseline", "T", "positive"),   # misses the node
+             ("P2", "B-MR", "PET/MR", "dotatate", "R1", "baseline", "T", "positive"),
+             ("P2", "B-MR", "PET/MR", "dotatate", "R1", "baseline", "N1", "positive"),
+             ("P1", "F-CT", "PET/CT", "dotatate", "R1", "FU1", "T", "positive"),
+             ("P1", "F-CT", "PET/CT", "dotatate", "R1", "FU1", "N1", "positive"),
+             ("P1", "F-CT", "PET/CT", "dotatate", "R1", "FU1", "H1", "positive"),
+             ("P2", "F-CT", "PET/CT", "dotatate", "R1", "FU1", "", "")]
+    for name, head, rows in (("reference.csv", header, reference), ("table.csv", columns, table)):
+        with open(tmp_path / name, "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(head)
+            writer.writerows(rows)
+    study = load_study(str(tmp_path / "table.csv"), str(tmp_path / "reference.csv"))
+    section = staging_section(study, lesion_units(study))
+    assert section["group_keys"] == ["modality", "tracer", "reader", "time_point"]
+    assert [g["label"] for g in section["groups"]] == ["PET/CT dotatate R1 baseline", "PET/CT dotatate R1 FU1",
+                                                        "PET/MR dotatate R1 baseline"]
+
+    def stages(g, side):
+        return {p["patient_id"]: (p[side]["n"], p[side]["m"], p[side]["stage_group"]) for p in g["patients"]}
+
+    base, follow, mr = section["groups"]
+    # reference: baseline P1 N1 M0 III, P2 N1 M0 III; FU1 P1 N1 M1a IV (new liver lesion), P2 N0 M0 (disease-free)
+    assert stages(base, "reference") == {"P1": ("N1", "M0", "III"), "P2": ("N1", "M0", "III")}
+    assert stages(follow, "reference") == {"P1": ("N1", "M1a", "IV"), "P2": ("N0", "M0", "N0M0")}
+    assert stages(follow, "findings") == {"P1": ("N1", "M1a", "IV"), "P2": ("N0", "M0", "N0M0")}
+    assert stages(mr, "findings") == {"P1": ("N0", "M0", "N0M0"), "P2": ("N1", "M0", "III")}
+    assert follow["accuracy"]["correct_stage_group"]["correct"] == 2
+    # only PET/MR vs PET/CT at baseline is compared (a follow-up differs in time point, not modality or tracer)
+    assert [(c["label_a"], c["label_b"]) for c in section["comparisons"]] == [
+        ("PET/MR dotatate R1 baseline", "PET/CT dotatate R1 baseline")]
+    c = section["comparisons"][0]
+    # P1: PET/MR N0M0 vs PET/CT III: PET/MR down-stages one patient, p = 2 * 1/2 = 1
+    assert (c["agreement"]["stage_group"]["shift"]["up"], c["agreement"]["stage_group"]["shift"]["down"]) == (0, 1)
+    assert c["agreement"]["stage_group"]["shift"]["p_value"] == pytest.approx(1.0)

@@ -244,6 +244,9 @@ def _call_counts(call: Any, equivocal: str, where: str) -> bool:
 def _kind(region: str, primary: Optional[str]) -> str:
     """'hepatic', 'node', 'primary', 'primary candidate' (a GEP organ, primary unknown) or 'extrahepatic' for a
     normalised region."""
+    if not region:
+        raise StagingError("A finding has no region, so it cannot be staged; give its region (liver, lymph nodes, "
+                           "bone, a GEP organ, ...) in the reference standard or the study table.")
     if region in HEPATIC_REGIONS:
         return "hepatic"
     if region in NODAL_REGIONS:

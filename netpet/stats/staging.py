@@ -109,9 +109,24 @@ def _text(value: Any) -> str:
     return str(value).strip()
 
 
-def _group_keys(units: pd.DataFrame) -> List[str]:
-    keys = list(GROUP_KEYS) + [k for k in EXTRA_GROUP_KEYS if k not in GROUP_KEYS]
+def _group_keys(study: Study, units: pd.DataFrame) -> List[str]:
+    """The study's group keys (``Study.group_keys``: time_point joins when the table has several), else
+    GROUP_KEYS and :data:`EXTRA_GROUP_KEYS`; only those the units carry."""
+    keys = getattr(study, "group_keys", None)
+    if keys is None:
+        keys = list(GROUP_KEYS) + [k for k in EXTRA_GROUP_KEYS if k not in GROUP_KEYS]
     return [k for k in keys if k in units.columns]
+
+
+def _sorted_groups(study: Study, keys: Sequence[Tuple[str, ...]]) -> List[Tuple[str, ...]]:
+    """Groups in the study's order (time points baseline first, by days from baseline), else as written."""
+    order = getattr(study, "group_order", None)
+    if order is not None:
+        try:
+            return sorted(keys, key=order)
+        except (ValueError, IndexError, TypeError):  # a group the study's order does not know: as written
+            pass
+    return sorted(keys)
 
 
 def _label(group: Dict[str, Any]) -> str:
@@ -260,7 +275,7 @@ def staging_section(study: Study, lesion_units: pd.DataFrame, equivocal: str = "
         raise StatsError(f"The confidence level must lie between 0 and 1 (got {level}).")
     reference = study.reference
     has_primary, has_site = "primary" in reference.extra_columns, "site" in reference.extra_columns
-    keys = _group_keys(lesion_units)
+    keys = _group_keys(study, lesion_units)
     base: Dict[str, Any] = {"available": False, "method": METHOD.format(ci=ci, level=int(round(100 * level))),
                             "equivocal_as": equivocal, "level": level, "ci": ci, "group_keys": keys,
                             "reference_columns": {"primary": has_primary, "site": has_site}, "warnings": [],
@@ -290,8 +305,9 @@ def staging_section(study: Study, lesion_units: pd.DataFrame, equivocal: str = "
     malignant = (pd.to_numeric(units["truth"], errors="coerce") == 1).to_numpy()
     groups: List[Dict[str, Any]] = []
     staged: Dict[Tuple[str, ...], List[Dict[str, Any]]] = {}
-    for group_key, read in reads.groupby(keys, sort=True):
-        group_key = group_key if isinstance(group_key, tuple) else (group_key,)
+    by_group = {(k if isinstance(k, tuple) else (k,)): read for k, read in reads.groupby(keys, sort=True)}
+    for group_key in _sorted_groups(study, list(by_group)):
+        read = by_group[group_key]
         group = dict(zip(keys, group_key))
         at = _reference_at(reference, group.get("time_point"))
         involved, truth_only = _region_rows(at), _truth_only(at)
@@ -354,7 +370,7 @@ def _order(key: str, a: Dict[str, Any], b: Dict[str, Any]) -> Tuple[Dict[str, An
 def _comparisons(keys: Sequence[str], staged: Dict[Tuple[str, ...], List[Dict[str, Any]]],
                  level: float) -> List[Dict[str, Any]]:
     out = []
-    for x, y in itertools.combinations(sorted(staged), 2):
+    for x, y in itertools.combinations(list(staged), 2):  # in the groups' order
         differ = [k for k, u, v in zip(keys, x, y) if u != v]
         if len(differ) != 1 or differ[0] not in COMPARED_KEYS:
             continue
