@@ -84,7 +84,7 @@ def test_followup_writes_both_tables_and_a_summary(study, tmp_path, capsys):
     text = capsys.readouterr().out
     assert "D1 dotatate PET/CT r1 FU1 (day 91): 2 lesions, 1 new, 1 disappeared; SSTR-TV 8.00 mL, TL-SSTR 48.0 (-33 % " \
            "SSTR-TV)" in text
-    assert "F1 fdg PET/CT r1 FU1 (day 60): 1 lesions, 0 new, 0 disappeared; PERCIST PMR" in text
+    assert "F1 fdg PET/CT r1 FU1 (day 60): 1 lesion, 0 new, 0 disappeared; PERCIST PMR" in text
     assert "F2 fdg PET/CT r1 FU1: 2 lesions, 1 new, 0 disappeared; PERCIST PMD (new FDG-avid lesion(s) N1" in text
     patients = {(r["patient_id"], r["time_point"]): r for r in _read(out / "patient_response.csv")}
     # D1: baseline 10 x 8 + 2 x 5 = 90, 12 mL; FU1 5 x 6 + 3 x 6 = 48, 8 mL

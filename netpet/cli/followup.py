@@ -135,7 +135,8 @@ def summary_lines(patients) -> List[str]:
     for r in patients.to_dict("records"):
         day = "" if not math.isfinite(r["days_from_baseline"]) else " (day %g)" % r["days_from_baseline"]
         head = (f"{r['patient_id']} {r['tracer']} {r['modality']} {r['reader']} {r['time_point']}{day}: "
-                f"{r['n_lesions']} lesions, {r['n_new']} new, {r['n_disappeared']} disappeared")
+                f"{r['n_lesions']} lesion{'' if r['n_lesions'] == 1 else 's'}, {r['n_new']} new, "
+                f"{r['n_disappeared']} disappeared")
         if isinstance(r.get("sstr_tv_ml"), float) and math.isfinite(r["sstr_tv_ml"]):
             head += f"; SSTR-TV {r['sstr_tv_ml']:.2f} mL, TL-SSTR {r['tl_sstr']:.1f}"
             if isinstance(r.get("sstr_tv_change_pct"), float) and math.isfinite(r["sstr_tv_change_pct"]):
