@@ -351,3 +351,18 @@ def test_percist_bounds_exactly():
     assert _fdg_pair("P", 1.7, 3.0, liver=(1.0, 1.0), sd=0.1).percist == "PMD"  # baseline exactly measurable
     # liver 2.0 -> 2.3: +0.3 SUL, +15 %: still comparable (within 20 % and 0.3 SUL)
     assert _fdg_pair("P", 10.0, 6.5, liver=(2.0, 2.3)).liver_comparable
+
+
+def test_confirmed_rows_count_as_what_they_confirm():
+    t, c = [], []
+    _finding(t, c, "P1", "S0", "baseline", 0, "L01", "A")
+    _finding(t, c, "P1", "S0", "baseline", 0, "L02", "X01", status="confirmed")
+    c[-1]["reference_lesion_id"] = ""  # a confirmed false positive
+    _finding(t, c, "P1", "S1", "FU1", 90, "L01", "X01")
+    _missed(c, "P1", "S1", "FU1", "A")
+    c[-1]["status"] = "confirmed"  # a person confirmed that FU1 has no finding of A
+    result = fu.follow_up(*_frames(t, c))
+    a1 = _lesion(result, "A", "FU1")
+    assert a1.status == "disappeared" and a1.match_status == "missed" and "false negative" in a1["warnings"]
+    assert "no-reference-lesion" in _lesion(result, "X01", "baseline")["flags"]
+    assert _lesion(result, "X01", "FU1").status == "persisting"

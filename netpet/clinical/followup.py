@@ -3,7 +3,9 @@
 Pure functions over pandas tables (no image, no I/O): the study table (:mod:`netpet.schema`, one row per
 finding, with the session's ``time_point`` and ``days_from_baseline``) and the correspondence table that
 ``netpet match`` writes (one row per finding with its ``track_id``, plus ``missed`` rows for reference lesions a
-read did not find; columns :data:`CORRESPONDENCE_REQUIRED`).
+read did not find; columns :data:`CORRESPONDENCE_REQUIRED`). A ``confirmed`` row counts as what it confirms: with a
+finding it gives the finding's track (a false positive when its ``reference_lesion_id`` is empty), without one it is
+a missed reference lesion.
 
 Time axis
 ---------
@@ -451,6 +453,8 @@ def _prepare(table: pd.DataFrame, correspondence: pd.DataFrame, table_name: str,
         if key not in reads:
             stale += 1
             continue
+        if status == "confirmed" and not lesion:  # a person confirmed that the read has no finding of the lesion
+            status = "missed"
         if status == "missed":
             if lesion:
                 raise FollowUpError(f"{corr_labels[j]}: a missed row names the finding {printable(lesion)}; a missed "
@@ -538,7 +542,7 @@ def _lesion_rows(skey, reads: List[_Read], text, numbers, match_info) -> List[Di
                     flags.append("ambiguous-match")
                     notes.append("ambiguous match: another candidate lies near; confirm it (netpet match, status "
                                  "confirmed)")
-                elif match[1] == "unmatched":
+                elif match[1] == "unmatched" or not match[2]:  # a confirmed row without reference: a false positive
                     flags.append("no-reference-lesion")
                     notes.append("matched to no reference lesion (a false positive by the reference standard)")
                 if k == 0:
