@@ -298,3 +298,158 @@ def test_bad_correspondence_file_is_refused(tmp_path):
     write_correspondence(path, edited)
     with pytest.raises(CorrespondenceError, match=r"row 2: column reference_lesion_id is Q, not a lesion of patient P1"):
         run(tmp_path, [finding("L01", 0.0)], [lesion("A", 0.0)], previous=path)
+
+
+# -- the digital reference study --------------------------------------------------------------------
+
+FIXED = "S1-DOTATATE-PETCT"
+SESSIONS = (FIXED, "S2-DOTATATE-PETMR", "S3-FDG-PETCT")
+PATIENT = "NETPET-001"  # registration is slow: the registered cases use one patient
+JITTER_MM = 3.0
+#: a false positive per read, this far (mm) from the read's first lesion, towards the patient's front
+FALSE_POSITIVE_OFFSET_MM = (0.0, 30.0, 0.0)
+
+
+def _truth(truth_lesions, patients=None):
+    rows = [r for r in truth_lesions if r["session_id"] in SESSIONS and (patients is None or r["patient_id"] in patients)]
+    assert rows, "the reference study has none of the sessions these tests read"
+    return rows
+
+
+def _centre(row):
+    return np.array([float(row["center_r"]), float(row["center_a"]), float(row["center_s"])])
+
+
+def _study_table(path, truth_rows, seed=13):
+    """Findings at the truth centres jittered by JITTER_MM, ids L01.. in a shuffled (click) order per session;
+    the last lesion of each read left out (a missed lesion) and a false positive added. Returns the table
+    path and {(patient, session, finding id): true lesion id or ''}."""
+    rng = np.random.default_rng(seed)
+    reads = {}
+    for row in truth_rows:
+        reads.setdefault((row["patient_id"], row["session_id"]), []).append(row)
+    rows, truth = [], {}
+    for (patient, session), lesions in sorted(reads.items()):
+        shown = lesions[:-1]
+        order = rng.permutation(len(shown) + 1)
+        for k, index in enumerate(order):
+            fid = f"L{k + 1:02d}"
+            if index < len(shown):
+                row = shown[index]
+                direction = rng.normal(size=3)
+                centre = _centre(row) + JITTER_MM * direction / np.linalg.norm(direction)
+                mtv, truth[(patient, session, fid)] = row["volume_ml"], row["lesion_id"]
+            else:
+                centre, mtv, truth[(patient, session, fid)] = _centre(lesions[0]) + FALSE_POSITIVE_OFFSET_MM, "", ""
+            rows.append({"patient_id": patient, "session_id": session, "modality": lesions[0]["modality"],
+                         "tracer": lesions[0]["tracer"], "reader": "r1", "lesion_id": fid, "region": "liver",
+                         "call": "positive", "centroid_r": f"{centre[0]:.2f}", "centroid_a": f"{centre[1]:.2f}",
+                         "centroid_s": f"{centre[2]:.2f}", "mtv_ml": mtv, "time_point": ""})
+    return _write(path, TABLE_COLUMNS, rows), truth
+
+
+def _reference(path, truth_rows, location_session=None):
+    """The reference standard (one row per lesion), with its location in ``location_session`` if given."""
+    rows = {}
+    for row in truth_rows:
+        key = (row["patient_id"], row["lesion_id"])
+        entry = rows.setdefault(key, {"patient_id": key[0], "lesion_id": key[1], "region": row["region"],
+                                      "truth": row["malignant"], "standard": row["standard"]})
+        if row["session_id"] == location_session:
+            entry.update({"location_session": location_session, "center_r": row["center_r"],
+                          "center_a": row["center_a"], "center_s": row["center_s"], "diameter_mm": row["diameter_mm"]})
+    return _write(path, REFERENCE_COLUMNS, list(rows.values()))
+
+
+def _locations(path, truth_rows):
+    return _write(path, ["patient_id", "lesion_id", "session_id", "center_r", "center_a", "center_s", "diameter_mm"],
+                  truth_rows)
+
+
+def _accuracy(frame, truth, label):
+    """Fraction of findings assigned to their true lesion (a false positive: left unmatched)."""
+    rows = [r for r in frame.to_dict("records") if r["lesion_id"]]
+    right = [r for r in rows if r["reference_lesion_id"] == truth[(r["patient_id"], r["session_id"], r["lesion_id"])]]
+    ambiguous = [r for r in rows if r["status"] == "ambiguous"]
+    wrong_clear = [r for r in rows if r not in right and r["status"] != "ambiguous"]
+    print(f"{label}: {len(right)}/{len(rows)} findings assigned to their true lesion "
+          f"({100.0 * len(right) / len(rows):.1f} %), {len(ambiguous)} ambiguous; statuses "
+          f"{summarise(frame)['counts']}")
+    return len(right) / len(rows), ambiguous, wrong_clear
+
+
+def test_reference_study_with_per_session_locations(tmp_path, truth_lesions):
+    truth_rows = _truth(truth_lesions)
+    table, truth = _study_table(tmp_path / "table.csv", truth_rows)
+    frame = match_study(table, _reference(tmp_path / "reference.csv", truth_rows),
+                        locations_path=_locations(tmp_path / "locations.csv", truth_rows))
+    for (patient, session), group in pd.DataFrame(truth_rows).groupby(["patient_id", "session_id"]):
+        centres = group[["center_r", "center_a", "center_s"]].astype(float).to_numpy()
+        gaps = np.linalg.norm(centres[:, None] - centres[None], axis=2) + np.eye(len(centres)) * 1e9
+        print(f"{patient} {session}: {len(group)} lesions, closest two {gaps.min():.1f} mm apart")
+    accuracy, ambiguous, wrong = _accuracy(frame, truth, "per-session locations")
+    assert wrong == [] and accuracy >= 1.0 - len(ambiguous) / len(truth)
+    assert set(frame.loc[frame["lesion_id"] != "", "via"]) <= {"location", ""}
+    # every read: one false positive (unmatched) and its left-out lesion missed, no more
+    counts = summarise(frame)["counts"]
+    reads = len({(r["patient_id"], r["session_id"]) for r in truth_rows})
+    assert counts["unmatched"] == reads and counts["missed"] == reads
+    missed_rows = frame[frame["status"] == "missed"]
+    for row in missed_rows.to_dict("records"):
+        last = [r for r in truth_rows if (r["patient_id"], r["session_id"]) == (row["patient_id"], row["session_id"])][-1]
+        assert row["reference_lesion_id"] == last["lesion_id"]
+    # the tracks follow the true lesions across the three sessions: one track per reference lesion
+    matched = frame[frame["status"].isin(["matched", "ambiguous"])]
+    assert (matched["track_id"] == matched["reference_lesion_id"]).all()
+
+
+@pytest.fixture(scope="module")
+def registered_table(reference_study, truth_lesions, tmp_path_factory):
+    """One patient's S2 and S3 registered to S1 and stored beside a study table: (folder, errors mm per session)."""
+    out, summary = reference_study
+    folder = tmp_path_factory.mktemp("registered")
+    images = {}
+    for session in SESSIONS:
+        base = out / "dicom" / PATIENT / session
+        anatomy = next(p for p in ("CT", "MR") if (base / p).is_dir())
+        images[session] = read_session(sorted(glob.glob(str(base / "PET" / "*"))),
+                                       sorted(glob.glob(str(base / anatomy / "*"))), label=session)
+    rows = _truth(truth_lesions, {PATIENT})
+    centres = {(r["session_id"], r["lesion_id"]): _centre(r) for r in rows}
+    errors = {}
+    for session in SESSIONS[1:]:
+        result = register_and_store(images[FIXED], images[session], str(folder), PATIENT, FIXED, session, grid_mm=6.0)
+        ids = [lid for (s, lid) in centres if s == session]
+        mapped = corr.SessionLinks.apply([corr._Edge("", result, False)], [centres[(session, i)] for i in ids])
+        errors[session] = (result.basis, np.linalg.norm(mapped - [centres[(FIXED, i)] for i in ids], axis=1))
+        print(f"{PATIENT} {session} -> {FIXED} ({result.basis}): lesion centre error mean "
+              f"{errors[session][1].mean():.2f} mm, max {errors[session][1].max():.2f} mm")
+    return folder, errors
+
+
+def test_registration_error_figure_covers_the_measured_errors(registered_table):
+    """REGISTRATION_ERROR_MM (per basis) is at least every lesion-centre error measured here."""
+    _folder, errors = registered_table
+    for session, (basis, e) in errors.items():
+        assert e.max() <= REGISTRATION_ERROR_MM[basis], (session, basis, e.max())
+
+
+@pytest.mark.parametrize("location_session", [FIXED, "S2-DOTATATE-PETMR"])
+def test_reference_study_with_one_location_and_registrations(registered_table, truth_lesions, location_session):
+    """Each lesion's location in one session only; the others reached through the stored registrations
+    (from S2: S1 through S2->S1 applied as stored, S3 through the chain S2 -> S1 -> S3)."""
+    folder, _errors = registered_table
+    truth_rows = _truth(truth_lesions, {PATIENT})
+    table, truth = _study_table(folder / "table.csv", truth_rows)
+    frame = match_study(table, _reference(folder / "reference.csv", truth_rows, location_session))
+    accuracy, ambiguous, wrong = _accuracy(frame, truth, f"location in {location_session} + registrations")
+    assert wrong == [] and accuracy >= 1.0 - len(ambiguous) / len(truth)
+    vias = set(frame.loc[frame["status"] == "matched", "via"])
+    if location_session == FIXED:
+        assert vias == {"location", f"registration transforms/{PATIENT}_S2-DOTATATE-PETMR_to_{FIXED}.h5",
+                        f"registration transforms/{PATIENT}_S3-FDG-PETCT_to_{FIXED}.h5"}
+    else:
+        assert f"registration transforms/{PATIENT}_S2-DOTATATE-PETMR_to_{FIXED}.h5 + transforms/{PATIENT}_S3-FDG-PETCT_to_{FIXED}.h5" in vias
+    # the distance of a matched finding is its jitter plus the registration error: under 3 + 1 mm
+    distances = frame.loc[frame["status"] == "matched", "distance_mm"].astype(float)
+    assert distances.max() <= JITTER_MM + REGISTRATION_ERROR_MM["anatomy"]
