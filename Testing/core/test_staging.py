@@ -64,12 +64,17 @@ def test_regional_and_distant_nodes_per_primary():
 
 
 # the reference study's nodal stations and distant sites (netpet.phantom.patients _NODES, the reactive inguinal node,
-# and the distant supraclavicular and mediastinal nodes and lung metastases of issue 13), as staged per primary
+# and the regional celiac / superior mesenteric and distant supraclavicular and mediastinal nodes and lung
+# metastases of issue 13, netpet.phantom.stages), as staged per primary
 PHANTOM_PANCREAS = {"portocaval node": ("N1", "M0"),            # hepatoduodenal (portal vein): regional
+                    "celiac node": ("N1", "M0"), "superior mesenteric node": ("N1", "M0"),
+                    "left supraclavicular node": ("N0", "M1b"),
                     "mesenteric node": ("N0", "M1b"),           # small-bowel mesentery, not the SMA/SMV root: distant
                     "para-aortic node": ("N0", "M1b"), "aortocaval node": ("N0", "M1b"), "inguinal node": ("N0", "M1b"),
                     "supraclavicular node": ("N0", "M1b"), "mediastinal node": ("N0", "M1b")}
 PHANTOM_SMALL_BOWEL = {"mesenteric node": ("N1", "M0"),          # the jejuno-ileal mesentery: regional
+                       "superior mesenteric node": ("N1", "M0"), "celiac node": ("N0", "M1b"),
+                       "left supraclavicular node": ("N0", "M1b"),
                        "portocaval node": ("N0", "M1b"), "para-aortic node": ("N0", "M1b"),
                        "aortocaval node": ("N0", "M1b"), "inguinal node": ("N0", "M1b"),
                        "supraclavicular node": ("N0", "M1b"), "mediastinal node": ("N0", "M1b")}
