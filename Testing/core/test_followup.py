@@ -366,3 +366,17 @@ def test_confirmed_rows_count_as_what_they_confirm():
     assert a1.status == "disappeared" and a1.match_status == "missed" and "false negative" in a1["warnings"]
     assert "no-reference-lesion" in _lesion(result, "X01", "baseline")["flags"]
     assert _lesion(result, "X01", "FU1").status == "persisting"
+
+
+def test_percist_without_a_value_is_not_a_response():
+    # an empty SUVpeak at follow-up must not read as "no lesion" (CMR): not assessable, the lesion named
+    r = _fdg_pair("P", 8.0, float("nan"))
+    assert r.percist == "not assessable" and "T1 have no SUVpeak" in r.percist_reason
+    # no liver SD at follow-up: only the baseline's is needed (measurability); the follow-up's mean suffices
+    t, c = [], []
+    _finding(t, c, "P", "B", "baseline", 0, "L01", "T1", tracer="fdg", suv_peak=10.0)
+    _finding(t, c, "P", "F", "FU1", 60, "L01", "T1", tracer="fdg", suv_peak=6.5, liver_sd="")
+    assert _patient(fu.follow_up(*_frames(t, c)), "FU1", "P").percist == "PMR"
+    t[0]["liver_suv_sd"] = ""
+    r = _patient(fu.follow_up(*_frames(t, c)), "FU1", "P")
+    assert r.percist == "not assessable" and "no liver SD" in r.percist_reason

@@ -663,8 +663,13 @@ def percist(baseline: Dict[str, Any], follow: Dict[str, Any], new_avid: Sequence
     for scan, name in ((baseline, "baseline"), (follow, "follow-up")):
         if not math.isfinite(scan.get("factor", math.nan)):
             reasons.append(f"{name}: {scan.get('factor_reason') or 'no SUL'}")
-        elif not (math.isfinite(scan.get("liver_mean", math.nan)) and math.isfinite(scan.get("liver_sd", math.nan))):
-            reasons.append(f"{name}: no liver reference (liver_suv_mean, liver_suv_sd)")
+        elif not math.isfinite(scan.get("liver_mean", math.nan)):
+            reasons.append(f"{name}: no liver reference (liver_suv_mean is empty)")
+        elif name == "baseline" and not math.isfinite(scan.get("liver_sd", math.nan)):
+            reasons.append("baseline: no liver SD (liver_suv_sd is empty), which the measurability threshold needs")
+        unmeasured = sorted(t for t, v in scan.get("peaks", {}).items() if not math.isfinite(v))
+        if unmeasured:
+            reasons.append(f"{name}: lesion(s) {', '.join(unmeasured)} have no SUVpeak (suv_peak is empty)")
     if not reasons and baseline["formula"] != follow["formula"]:
         reasons.append(f"the scans use different lean-body-mass formulas ({baseline['formula']}, {follow['formula']}); "
                        "quantify both with the same --type")
