@@ -102,6 +102,11 @@ class Runtime:
         if self._previous is not None:
             slicer.mrmlScene, slicer.modules, slicer.app = self._previous
             self._previous = None
+            # the layout logic first lets go of the scene (as the layout manager does when the application closes):
+            # clearing a scene it still observes crashes in its view-node callbacks
+            for logic in getattr(self.scene, "_netpetRuntime", ((), ()))[1]:
+                if logic.IsA("vtkMRMLLayoutLogic"):
+                    logic.SetMRMLScene(None)
             self.scene.Clear(1)
 
     def __enter__(self):
@@ -135,13 +140,24 @@ def start():
         logics.append(logic)
     previous = (getattr(slicer, "mrmlScene", None), getattr(slicer, "modules", None), getattr(slicer, "app", None))
     slicer.mrmlScene, slicer.modules, slicer.app = scene, modules, None
+    # the slice orientation presets qSlicerCoreApplication adds to every scene (DefaultSliceView settings), then
+    # the layout logic qMRMLLayoutManager owns: it adds the layout node (a singleton) and the views of the default
+    # layout, with their orientations (Slicer's vtkMRMLLayoutLogic)
+    slicer.vtkMRMLSliceNode.AddDefaultSliceOrientationPresets(scene)
+    layoutLogic = slicer.vtkMRMLLayoutLogic()
+    layoutLogic.SetMRMLScene(scene)
+    logics.append(layoutLogic)
     scene._netpetRuntime = (appLogic, logics, modules)  # the logics live as long as the scene
-    for name in SLICE_VIEWS:  # the slice views the application's default layout creates
-        sliceNode = slicer.vtkMRMLSliceNode()
-        sliceNode.SetName(name)
-        sliceNode.SetLayoutName(name)
-        sliceNode.SetSingletonTag(name)
-        scene.AddNode(sliceNode)
+    for name in SLICE_VIEWS:  # the slice views of the default layout; their composite nodes (as the slice logics)
+        sliceNode = scene.GetSingletonNode(name, "vtkMRMLSliceNode")
+        if sliceNode is None:
+            sliceNode = slicer.vtkMRMLSliceNode()
+            sliceNode.SetName(name)
+            sliceNode.SetLayoutName(name)
+            sliceNode.SetSingletonTag(name)
+            scene.AddNode(sliceNode)
+        if scene.GetSingletonNode(name, "vtkMRMLSliceCompositeNode") is not None:
+            continue
         composite = slicer.vtkMRMLSliceCompositeNode()
         composite.SetLayoutName(name)
         composite.SetSingletonTag(name)
