@@ -58,8 +58,11 @@ changes to and from such a time point are left empty (a lower bound does not giv
 PERCIST 1.0 for FDG (:func:`percist`)
 -------------------------------------
 Wahl RL, Jacene H, Kasamon Y, Lodge MA, J Nucl Med 2009;50 Suppl 1:122S-150S, and O JH, Lodge MA, Wahl RL,
-"Practical PERCIST", Radiology 2016;280:576-584 (both checked for the rules below). Each follow-up time point
-is compared with the series' first time point (the baseline):
+"Practical PERCIST", Radiology 2016;280:576-584. The thresholds below were checked against the PERCIST tables
+reproduced from Wahl et al. (e.g. J Cancer 2010;1:80-92, table 3: PMR "> 30 % decrease in SULpeak; minimum 0.8 unit
+decrease", PMD "> 30 % increase ... minimum 0.8 unit increase", new lesions PMD; liver reproducibility "+-20 % and
+< 0.3 SUL") and Practical PERCIST's abstract; the measurability threshold 1.5 x liver mean + 2 SD is from Wahl et al.
+[from memory]. Each follow-up time point is compared with the series' first time point (the baseline):
 
 * uptake is SUL, SUV normalised by lean body mass. A table of SUL (``suv_type`` ``lbmjanma``, Janmahasatian,
   the formula Practical PERCIST recommends [from memory]; or ``lbm``, James) is used as it is. A table of
