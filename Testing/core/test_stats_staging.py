@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from netpet.stats.data import lesion_units, load_study
-from netpet.stats.staging import staging_html, staging_lines, staging_section
+from netpet.stats.staging import accuracy_rows, staging_html, staging_lines, staging_rows, staging_section
 
 Z95 = 1.959963984540054  # the two-sided 95 % standard normal quantile
 
@@ -425,3 +425,16 @@ def test_time_points_are_staged_apart(tmp_path):
     # P1: PET/MR N0M0 vs PET/CT III: PET/MR down-stages one patient, p = 2 * 1/2 = 1
     assert (c["agreement"]["stage_group"]["shift"]["up"], c["agreement"]["stage_group"]["shift"]["down"]) == (0, 1)
     assert c["agreement"]["stage_group"]["shift"]["p_value"] == pytest.approx(1.0)
+
+
+def test_flat_rows(section):
+    rows = staging_rows(section)
+    assert len(rows) == 8 + 8 + 7  # patients per group
+    p7 = next(r for r in rows if r["patient_id"] == "P7" and r["tracer"] == "fdg")
+    assert (p7["findings_n"], p7["findings_m"], p7["reference_n"], p7["primary"]) == ("N0", "M1a", "", "")
+    assert "no primary site" in p7["reference_reason"]
+    acc = {(r["modality"], r["tracer"]): r for r in accuracy_rows(section)}
+    ct = acc[("PET/CT", "dotatate")]
+    assert (ct["correct_m_correct"], ct["correct_m_total"], ct["unstageable_findings"]) == (4, 7, 1)
+    assert (ct["stage_group_over"], ct["stage_group_under"]) == (1, 2)
+    assert staging_rows({"available": False}) == []

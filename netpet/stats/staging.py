@@ -412,6 +412,42 @@ def _clean(value: Any) -> Any:
     return value
 
 
+# -- flat rows for CSV files -------------------------------------------------------------------------
+
+def staging_rows(section: Dict[str, Any]) -> List[Dict[str, Any]]:
+    """One row per (group, patient): the group keys, ``patient_id``, ``primary`` and, for the findings and the
+    reference, ``n``, ``m``, ``stage_group`` and ``reason`` (prefixed ``findings_`` / ``reference_``); for a
+    ``staging-patients.csv`` beside the other StudyStats tables. Empty when staging is not available."""
+    rows = []
+    for g in section.get("groups", []):
+        for p in g["patients"]:
+            row: Dict[str, Any] = {**g["group"], "patient_id": p["patient_id"], "primary": p["primary"] or ""}
+            for side in ("findings", "reference"):
+                for key in ("n", "m", "stage_group", "reason"):
+                    row[f"{side}_{key}"] = p[side][key] if p[side][key] is not None else ""
+            rows.append(row)
+    return rows
+
+
+def accuracy_rows(section: Dict[str, Any]) -> List[Dict[str, Any]]:
+    """One row per group: the group keys, patients, not stageable (findings, reference) and, per measure
+    (correct_n, correct_m, correct_nm, correct_stage_group), correct, total, estimate, ci_low, ci_high;
+    for a ``staging-accuracy.csv``."""
+    rows = []
+    for g in section.get("groups", []):
+        row: Dict[str, Any] = {**g["group"], "patients": g["n_patients"],
+                               "unstageable_findings": g["n_unstageable"]["findings"],
+                               "unstageable_reference": g["n_unstageable"]["reference"]}
+        for measure in ("correct_n", "correct_m", "correct_nm", "correct_stage_group"):
+            entry = g["accuracy"][measure]
+            for key in ("correct", "total", "estimate", "ci_low", "ci_high"):
+                row[f"{measure}_{key}"] = entry.get(key)
+        shift = g["vs_reference"]["stage_group"]
+        row.update(stage_group_over=shift["up"], stage_group_under=shift["down"], stage_group_p=shift["p_value"])
+        rows.append(row)
+    return rows
+
+
 # -- text and HTML -----------------------------------------------------------------------------------
 
 def _pct(entry: Dict[str, Any]) -> str:
@@ -448,6 +484,10 @@ def _shift(entry: Dict[str, Any], up: str = "up", down: str = "down") -> str:
     return text + f" (p {_p(entry.get('p_value'))})"
 
 
+def _patients(count: int) -> str:
+    return f"{count} patient{'' if count == 1 else 's'}"
+
+
 def staging_lines(section: Dict[str, Any]) -> List[str]:
     """Short text lines for the CLI summary of ``netpet stats``."""
     if not section.get("available"):
@@ -456,7 +496,7 @@ def staging_lines(section: Dict[str, Any]) -> List[str]:
              f"{section['ci']} {int(round(100 * section['level']))} % intervals):"]
     for g in section["groups"]:
         acc = g["accuracy"]
-        lines.append(f"  {g['label']}: {g['n_patients']} patients; correct N {_pct(acc['correct_n'])}, M "
+        lines.append(f"  {g['label']}: {_patients(g['n_patients'])}; correct N {_pct(acc['correct_n'])}, M "
                      f"{_pct(acc['correct_m'])}, N and M {_pct(acc['correct_nm'])}, stage group "
                      f"{_pct(acc['correct_stage_group'])}")
         shift = g["vs_reference"]["stage_group"]
@@ -468,7 +508,7 @@ def staging_lines(section: Dict[str, Any]) -> List[str]:
             lines.append(f"    not stageable: {listed}{more}")
     for c in section["comparisons"]:
         agreement = c["agreement"]["stage_group"]
-        lines.append(f"  {c['label_a']} vs {c['label_b']} ({c['patients']} patients): stage group linear kappa "
+        lines.append(f"  {c['label_a']} vs {c['label_b']} ({_patients(c['patients'])}): stage group linear kappa "
                      f"{_kappa(agreement['kappa']['linear'])}; {c['label_a']} "
                      f"{_shift(agreement['shift'], 'up-stages', 'down-stages')}")
     for warning in section.get("warnings", []):
@@ -571,4 +611,4 @@ def staging_html(section: Dict[str, Any]) -> str:
     return "\n".join(parts)
 
 
-__all__ = ["staging_section", "staging_html", "staging_lines", "METHOD", "EXTRA_GROUP_KEYS", "COMPARED_KEYS"]
+__all__ = ["staging_section", "staging_html", "staging_lines", "staging_rows", "accuracy_rows", "METHOD", "EXTRA_GROUP_KEYS", "COMPARED_KEYS"]
