@@ -17,7 +17,7 @@ Rules
 N (regional lymph nodes)
     ``N0``: no positive regional node; ``N1``: at least one positive regional node. The AJCC 8th
     N2 of jejuno-ileal NETs (12 or more nodes, or mesenteric masses > 2 cm) needs node counts and
-    sizes that a region/site call does not carry, so N2 is reported as N1 (N+) here.
+    sizes that a region/site call does not carry, so N2 is reported as N1 (N+) here [from memory].
     Which nodal stations are regional depends on the primary site: :data:`REGIONAL_STATIONS`
     (from memory of the AJCC 8th chapters 29-34, which refer to the regional nodes of the
     carcinomas of the same organ). A positive node at a station that is not regional for the
@@ -54,7 +54,7 @@ Primary
     unknown primary, so write ``TIO`` to keep it out.
 Patients
     A patient read with no positive finding is N0 M0. A patient not read (not in ``read``) gets
-    N = M = None. A patient whose primary is unknown (carcinoma of unknown primary, TIO) or whose
+    N = M = None. A patient whose primary is unknown (carcinoma of unknown primary) or whose
     positive node has no station gets N = None (regional or distant cannot be told) and an M only
     where it does not depend on those nodes; the reason is given.
 Stage group (coarse; :func:`stage_group`)
@@ -148,7 +148,10 @@ REGIONAL_STATIONS: Dict[str, frozenset] = {
     # mesorectal and, for the rectum, internal iliac
     "colon-rectum": frozenset({"colic", "ileocolic", "inferior mesenteric", "perirectal", "internal iliac"}),
     # pancreas: peripancreatic (incl. pancreaticoduodenal), hepatoduodenal (common bile duct, portal vein), common
-    # hepatic, superior mesenteric, celiac, splenic (body/tail); para-aortic is distant
+    # hepatic, superior mesenteric, celiac, splenic (body/tail); para-aortic (and aortocaval) is distant. "mesenteric"
+    # is the node of the jejuno-ileal mesentery (the reference study's "mesenteric node" lies there, 70-90 mm caudal
+    # of the pancreas): distant for a pancreatic primary, while the superior mesenteric (SMA/SMV, mesenteric root)
+    # nodes are regional
     "pancreas": frozenset({"peripancreatic", "hepatoduodenal", "common hepatic", "superior mesenteric", "celiac",
                            "splenic"}),
 }
