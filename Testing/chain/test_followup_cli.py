@@ -188,3 +188,49 @@ def test_quantify_writes_time_point_columns(tmp_path, capsys):
     assert main(["quantify", str(tmp_path / "again.csv"), "--table", str(table), "--jobs", "1"]) == 0
     rows = {(r["patient_id"], r["session_id"]): r for r in StudyTable(str(table)).read()}
     assert (rows["P1", "S1"]["time_point"], rows["P1", "S1"]["days_from_baseline"]) == ("FU1", "91.5")
+
+
+# -- with the correspondence netpet match writes ------------------------------------------------------------------
+
+def test_followup_on_the_correspondence_of_netpet_match(tmp_path, capsys):
+    """P1, DOTATATE PET/CT, S0 (baseline, day 0) and S1 (FU1, day 90); reference lesions placed per session:
+    A in both (R 0 mm, then R 2 mm), B at baseline only (resolved: no FU1 row), C at FU1 only (new), D in both but
+    not found at FU1 (a missed row). The reader's own ids (L01...) differ between the sessions."""
+    from netpet.match.correspondence import match_study, write_correspondence
+
+    def row(session, tp, days, lesion, r, mtv, mean):
+        return {**_row("P1", session, tp, days, lesion, "dotatate", 2.0 * mean, mtv, mean),
+                "centroid_r": r, "centroid_a": 0.0, "centroid_s": 0.0}
+
+    table = tmp_path / "study.csv"
+    StudyTable(str(table)).upsert([row("S0", "baseline", 0, "L01", 0.0, 10, 8), row("S0", "baseline", 0, "L02", 30.0, 2, 5),
+                                   row("S0", "baseline", 0, "L03", -40.0, 4, 6), row("S1", "FU1", 90, "L01", 60.0, 3, 6),
+                                   row("S1", "FU1", 90, "L02", 2.0, 5, 6)])
+    reference = tmp_path / "reference.csv"
+    with open(reference, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["patient_id", "lesion_id", "region", "truth", "standard", "time_point"])
+        for lesion, tp in (("A", "baseline"), ("A", "FU1"), ("B", "baseline"), ("C", "FU1"), ("D", "baseline"),
+                           ("D", "FU1")):
+            writer.writerow(["P1", lesion, "liver", 1, "histology", tp])
+    locations = tmp_path / "locations.csv"
+    with open(locations, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["patient_id", "lesion_id", "session_id", "center_r", "center_a", "center_s", "diameter_mm"])
+        for lesion, session, r in (("A", "S0", 0), ("A", "S1", 2), ("B", "S0", 30), ("C", "S1", 60), ("D", "S0", -40),
+                                   ("D", "S1", -40)):
+            writer.writerow(["P1", lesion, session, r, 0, 0, 10])
+    corr = tmp_path / "correspondence.csv"
+    write_correspondence(str(corr), match_study(str(table), str(reference), str(locations)))
+    out = tmp_path / "fu"
+    assert main(["followup", "--table", str(table), "--correspondence", str(corr), "--out", str(out)]) == 0
+    lesions = {(r["track_id"], r["time_point"]): r for r in _read(out / "lesion_changes.csv")}
+    assert {k: v["status"] for k, v in lesions.items()} == {
+        ("A", "baseline"): "baseline", ("A", "FU1"): "persisting", ("B", "baseline"): "baseline",
+        ("B", "FU1"): "disappeared", ("C", "FU1"): "new", ("D", "baseline"): "baseline", ("D", "FU1"): "disappeared"}
+    assert lesions["D", "FU1"]["match_status"] == "missed" and lesions["B", "FU1"]["match_status"] == ""
+    assert float(lesions["A", "FU1"]["mtv_ml_change_pct"]) == -50.0  # 10 -> 5 mL
+    fu1 = next(r for r in _read(out / "patient_response.csv") if r["time_point"] == "FU1")
+    # SSTR-TV 10 + 2 + 4 = 16 mL -> 3 + 5 = 8 mL (-50 %); TL-SSTR 80 + 10 + 24 = 114 -> 18 + 30 = 48
+    assert (fu1["n_lesions"], fu1["n_new"], fu1["n_disappeared"], fu1["n_persisting"]) == ("2", "1", "2", "1")
+    assert float(fu1["sstr_tv_change_pct"]) == -50.0 and float(fu1["tl_sstr_change"]) == -66.0
