@@ -178,6 +178,11 @@ def test_accuracy_by_hand_with_wilson_intervals(section):
     # M: reference M0 (P3, P4, P6, P8) -> M0, M0, M1b, M0; M1a (P1) -> M1a; M1b (P2) -> M0; M1c (P5) -> M1a
     assert acc["table_n"] == [[4, 0], [1, 2]]
     assert acc["table_m"] == [[3, 0, 1, 0], [0, 1, 0, 0], [1, 0, 0, 0], [0, 1, 0, 0]]
+    # patients with disease only (P8 is lesion-free; P7 still out): 6 patients, N 5/6, M 3/6, N and M 2/6, stage 3/6
+    ill = group(section, "PET/CT", "dotatate")["accuracy_with_disease"]
+    assert group(section, "PET/CT", "dotatate")["n_with_disease"] == 7
+    assert [(ill[k]["correct"], ill[k]["total"]) for k in ("correct_n", "correct_m", "correct_nm",
+                                                            "correct_stage_group")] == [(5, 6), (3, 6), (2, 6), (3, 6)]
     # PET/MR: only P4 (M1b for M0, IV for N0M0) is wrong -> N 7/7, M 6/7, N and M 6/7, stage group 6/7
     acc = group(section, "PET/MR", "dotatate")["accuracy"]
     assert [acc[k]["correct"] for k in ("correct_n", "correct_m", "correct_nm", "correct_stage_group")] == [7, 6, 6, 6]
@@ -437,4 +442,5 @@ def test_flat_rows(section):
     ct = acc[("PET/CT", "dotatate")]
     assert (ct["correct_m_correct"], ct["correct_m_total"], ct["unstageable_findings"]) == (4, 7, 1)
     assert (ct["stage_group_over"], ct["stage_group_under"]) == (1, 2)
+    assert (ct["with_disease_correct_stage_group_correct"], ct["with_disease_correct_stage_group_total"]) == (3, 6)
     assert staging_rows({"available": False}) == []

@@ -36,7 +36,10 @@ Patients that cannot be staged
 Measures per group (:func:`netpet.clinical.staging_stats.staging_accuracy`)
     Correct N, correct M, correct N and M, correct stage group: the proportion of the patients staged
     by both findings and reference, with Wilson score intervals (Wilson EB, J Am Stat Assoc
-    1927;22:209-212; or the method asked for); the confusion tables (rows reference, columns
+    1927;22:209-212; or the method asked for), over every patient read (a disease-free patient is
+    N0 M0 by the reference, and a false-positive distant finding over-stages it) and, as
+    ``accuracy_with_disease``, over the patients with disease at the group's time point (patient truth
+    1) only, the usual denominator of staging studies; the confusion tables (rows reference, columns
     findings); up- and down-staging against the reference (over- and under-staging) with the exact
     McNemar test (McNemar Q, Psychometrika 1947;12:153-157, exact binomial form).
 Between groups
@@ -258,8 +261,9 @@ def staging_section(study: Study, lesion_units: pd.DataFrame, equivocal: str = "
     dict
         JSON-ready (no NaN): ``available``, ``reason`` (when not available), ``method``,
         ``equivocal_as``, ``level``, ``ci``, ``group_keys``, ``warnings``, ``groups`` (one entry per
-        group: ``group``, ``label``, ``patients`` (per patient the findings' and the reference's N, M,
-        stage group and reason), ``counts``, ``unstageable``, ``accuracy``, ``vs_reference``) and
+        group: ``group``, ``label``, ``patients`` (per patient ``disease`` and the findings' and the
+        reference's N, M, stage group and reason), ``counts``, ``unstageable``, ``accuracy``,
+        ``accuracy_with_disease``, ``vs_reference``) and
         ``comparisons`` (per pair of groups: ``a``, ``b``, ``differs_in``, ``agreement``,
         ``vs_reference``, ``correct``).
 
@@ -311,6 +315,7 @@ def staging_section(study: Study, lesion_units: pd.DataFrame, equivocal: str = "
         group = dict(zip(keys, group_key))
         at = _reference_at(reference, group.get("time_point"))
         involved, truth_only = _region_rows(at), _truth_only(at)
+        disease = {str(p): int(t) == 1 for p, t in zip(at.patients["patient_id"], at.patients["truth"])}
         mask = np.ones(len(units), dtype=bool)
         for k, v in group.items():
             mask &= (units[k] == v).to_numpy()
@@ -321,7 +326,8 @@ def staging_section(study: Study, lesion_units: pd.DataFrame, equivocal: str = "
         for patient in patients:
             primary = primaries.get(patient, "")
             where = f"patient {patient} ({_label(group)})"
-            row: Dict[str, Any] = {"patient_id": patient, "primary": primary or None}
+            row: Dict[str, Any] = {"patient_id": patient, "primary": primary or None,
+                                   "disease": disease.get(patient, False)}
             if patient in broken:
                 none = {"n": None, "m": None, "stage_group": None, "reason": broken[patient]}
                 row["findings"], row["reference"] = dict(none), dict(none)
@@ -352,12 +358,15 @@ def _group_entry(group: Dict[str, Any], rows: List[Dict[str, Any]], ci: str, lev
                     "stage_group": r[side]["stage_group"], "reason": r[side]["reason"]}
                    for r in rows for side in ("findings", "reference") if r[side]["n"] is None or r[side]["m"] is None]
     accuracy = staging_accuracy(test, ref, ci, level)
+    ill = [r for r in rows if r["disease"]]
+    with_disease = staging_accuracy(_frame(ill, "findings"), _frame(ill, "reference"), ci, level)
     vs_reference = {axis: up_down_staging(list(ref[axis]), list(test[axis]), COMPARE[axis]) for axis in AXES}
     return {"group": group, "label": _label(group), "n_patients": len(rows), "patients": rows, "counts": counts,
             "unstageable": unstageable,
             "n_unstageable": {side: sum(1 for u in unstageable if u["side"] == side) for side in ("findings",
                                                                                                  "reference")},
-            "accuracy": accuracy, "vs_reference": vs_reference}
+            "accuracy": accuracy, "n_with_disease": len(ill), "accuracy_with_disease": with_disease,
+            "vs_reference": vs_reference}
 
 
 def _order(key: str, a: Dict[str, Any], b: Dict[str, Any]) -> Tuple[Dict[str, Any], Dict[str, Any]]:
@@ -431,17 +440,18 @@ def staging_rows(section: Dict[str, Any]) -> List[Dict[str, Any]]:
 
 def accuracy_rows(section: Dict[str, Any]) -> List[Dict[str, Any]]:
     """One row per group: the group keys, patients, not stageable (findings, reference) and, per measure
-    (correct_n, correct_m, correct_nm, correct_stage_group), correct, total, estimate, ci_low, ci_high;
-    for a ``staging-accuracy.csv``."""
+    (correct_n, correct_m, correct_nm, correct_stage_group), correct, total, estimate, ci_low, ci_high, over every
+    patient and (prefixed ``with_disease_``) over the patients with disease; for a ``staging-accuracy.csv``."""
     rows = []
     for g in section.get("groups", []):
         row: Dict[str, Any] = {**g["group"], "patients": g["n_patients"],
                                "unstageable_findings": g["n_unstageable"]["findings"],
                                "unstageable_reference": g["n_unstageable"]["reference"]}
-        for measure in ("correct_n", "correct_m", "correct_nm", "correct_stage_group"):
-            entry = g["accuracy"][measure]
-            for key in ("correct", "total", "estimate", "ci_low", "ci_high"):
-                row[f"{measure}_{key}"] = entry.get(key)
+        for prefix, accuracy in (("", g["accuracy"]), ("with_disease_", g["accuracy_with_disease"])):
+            for measure in ("correct_n", "correct_m", "correct_nm", "correct_stage_group"):
+                entry = accuracy[measure]
+                for key in ("correct", "total", "estimate", "ci_low", "ci_high"):
+                    row[f"{prefix}{measure}_{key}"] = entry.get(key)
         shift = g["vs_reference"]["stage_group"]
         row.update(stage_group_over=shift["up"], stage_group_under=shift["down"], stage_group_p=shift["p_value"])
         rows.append(row)
@@ -501,7 +511,8 @@ def staging_lines(section: Dict[str, Any]) -> List[str]:
                      f"{_pct(acc['correct_stage_group'])}")
         shift = g["vs_reference"]["stage_group"]
         lines.append(f"    stage group vs reference: over-staged {shift['up']}, under-staged {shift['down']} "
-                     f"(exact McNemar p {_p(shift.get('p_value'))})")
+                     f"(exact McNemar p {_p(shift.get('p_value'))}); patients with disease: stage group "
+                     f"{_pct(g['accuracy_with_disease']['correct_stage_group'])}")
         if g["unstageable"]:
             listed = "; ".join(f"{u['patient_id']} ({u['side']}): {u['reason']}" for u in g["unstageable"][:5])
             more = f"; and {len(g['unstageable']) - 5} more" if len(g["unstageable"]) > 5 else ""
@@ -565,7 +576,11 @@ def staging_html(section: Dict[str, Any]) -> str:
                         [[_h(g["label"]), *(_h(_pct(g["accuracy"][k])) for k in ("correct_n", "correct_m",
                                                                                    "correct_nm",
                                                                                    "correct_stage_group")),
-                          _h(_shift(g["vs_reference"]["stage_group"], "over", "under"))] for g in groups]))
+                          _h(_shift(g["vs_reference"]["stage_group"], "over", "under"))] for g in groups] +
+                        [[_h(g["label"]) + f" <span class='note'>(patients with disease: {g['n_with_disease']})</span>",
+                          *(_h(_pct(g["accuracy_with_disease"][k])) for k in ("correct_n", "correct_m", "correct_nm",
+                                                                             "correct_stage_group")), "&ndash;"]
+                         for g in groups]))
     parts.append(f"<p class='note'>Correct / patients staged by both, with {_h(section['ci'])} "
                  f"{int(round(100 * section['level']))} % intervals.</p>")
     for g in groups:
