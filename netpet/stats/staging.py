@@ -626,4 +626,5 @@ def staging_html(section: Dict[str, Any]) -> str:
     return "\n".join(parts)
 
 
-__all__ = ["staging_section", "staging_html", "staging_lines", "staging_rows", "accuracy_rows", "METHOD", "EXTRA_GROUP_KEYS", "COMPARED_KEYS"]
+__all__ = ["staging_section", "staging_html", "staging_lines", "staging_rows", "accuracy_rows", "METHOD",
+           "EXTRA_GROUP_KEYS", "COMPARED_KEYS"]
