@@ -140,9 +140,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_pseudonymise(p)
     p.set_defaults(func=cmd_suv)
 
-    from netpet.cli import demo, followup, phantom, quant, stats
+    from netpet.cli import demo, followup, match, phantom, quant, stats
 
     quant.add_parsers(sub)
+    match.add_parsers(sub)
     stats.add_parser(sub)
     phantom.add_parser(sub)
     demo.add_parser(sub)
