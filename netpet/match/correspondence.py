@@ -14,7 +14,7 @@ where it is visible; for that session it takes precedence over the reference sta
 A reference lesion is placed in the session S of a finding (:func:`place`):
 
 1. its location in S itself, when there is one (``via`` = ``location``, no registration error);
-2. else its location in another session R mapped into S through the registrations stored under
+2. else its location in another session R mapped into S through the registrations stored in
    ``<table folder>/transforms`` (:func:`netpet.match.registration.transform_path`): the one
    between S and R in either direction (a transform registers a moving session to a fixed one;
    the other direction applies it the other way), or a chain through other sessions of the
@@ -316,24 +316,21 @@ class SessionLinks:
 
     Parameters
     ----------
-    folder : str
-        The folder holding ``transforms/`` (the study table's folder).
+    transforms : str
+        The folder of the transform files (``<table folder>/transforms``), each ``.h5`` with its
+        ``.json`` sidecar as :func:`netpet.match.registration.register_and_store` writes them.
     registration_error_mm : float, optional
         The error (mm) of every registration; default each one's
         :attr:`~netpet.match.registration.Registration.error_mm`.
     """
 
-    def __init__(self, folder: str, registration_error_mm: Optional[float] = None) -> None:
-        self.folder = folder
+    def __init__(self, transforms: str, registration_error_mm: Optional[float] = None) -> None:
+        self.transforms = transforms
         self.error_override = registration_error_mm
         self._edges: Dict[str, Dict[Tuple[str, str], Tuple[str, str]]] = {}  # patient -> (moving, fixed) -> path
         self._read: Dict[str, Any] = {}
         self._routes: Dict[Tuple[str, str, str], Optional[Tuple[List[_Edge], float]]] = {}
         self._scan()
-
-    @property
-    def transforms(self) -> str:
-        return os.path.join(self.folder, "transforms")
 
     def _scan(self) -> None:
         from netpet.match.registration import transform_path
@@ -349,8 +346,8 @@ class SessionLinks:
                 patient, moving, fixed = (str(record[k]) for k in ("patient_id", "moving_session", "fixed_session"))
             except (OSError, ValueError, KeyError, TypeError):
                 continue  # not a sidecar of ours
-            path = transform_path(self.folder, patient, moving, fixed)
-            if os.path.basename(path)[:-3] == name[:-5] and os.path.exists(path):
+            path = os.path.join(self.transforms, name[:-5] + ".h5")
+            if os.path.basename(transform_path("", patient, moving, fixed)) == name[:-5] + ".h5" and os.path.exists(path):
                 self._edges.setdefault(patient, {})[(moving, fixed)] = (path, name)
 
     def sessions(self, patient_id: str) -> List[str]:
@@ -420,7 +417,8 @@ class SessionLinks:
         """How a chain is written in the ``via`` column."""
         if not chain:
             return "location"
-        return "registration " + " + ".join(os.path.relpath(e.path, self.folder) for e in chain)
+        parent = os.path.dirname(os.path.abspath(self.transforms))
+        return "registration " + " + ".join(os.path.relpath(e.path, parent) for e in chain)
 
 
 @dataclass
@@ -645,7 +643,7 @@ def match_study(table_path: str, reference_path: str, locations_path: Optional[s
     locations_path : str, optional
         The locations CSV (per lesion and session).
     transforms_folder : str, optional
-        The folder holding ``transforms/`` (default: the study table's folder).
+        The folder of the stored registrations (default: ``transforms`` beside the study table).
     reader : str, optional
         Match only this reader's findings.
     previous : str or pandas.DataFrame, optional
@@ -672,7 +670,8 @@ def match_study(table_path: str, reference_path: str, locations_path: Optional[s
                                   "give the error in mm (0 or more).")
     lesions, known_patients = _reference(reference_path, locations_path)
     findings, reads = _findings(table_path, reader)
-    folder = transforms_folder if transforms_folder is not None else os.path.dirname(os.path.abspath(table_path))
+    folder = transforms_folder if transforms_folder is not None else os.path.join(
+        os.path.dirname(os.path.abspath(table_path)), "transforms")
     links = SessionLinks(folder, registration_error_mm)
     warnings: List[str] = []
     unknown = [p for p in dict.fromkeys(reads["patient_id"]) if p not in known_patients]
