@@ -192,8 +192,12 @@ def test_bad_input_exit_codes(stats_run, tmp_path, capsys):
     assert main(["stats", str(folder / "table.csv"), "--reference", reference, "--out", str(tmp_path / "o"),
                  "--ci", "wald"]) == 2
     assert main(["stats", str(folder / "table.csv"), "--reference", reference, "--out", str(tmp_path / "o"),
-                 "--group-by", "site"]) == 3
-    assert "has a column 'site'" in capsys.readouterr().err
+                 "--group-by", "ward"]) == 3
+    assert "has a column 'ward'" in capsys.readouterr().err
+    # the reference standard's lesion locations (for netpet match) are no groups
+    assert main(["stats", str(folder / "table.csv"), "--reference", reference, "--out", str(tmp_path / "o"),
+                 "--group-by", "center_r"]) == 3
+    assert "center_r is one of the reference standard's location columns" in capsys.readouterr().err
 
 
 def test_bootstrap_is_reproducible_across_processes(tmp_path):
@@ -316,3 +320,67 @@ def test_equivocal_rule_is_checked(stats_run, tmp_path, capsys):
     assert main(["stats", str(folder / "table.csv"), "--reference", reference, "--out", str(tmp_path / "o"),
                  "--equivocal", "maybe"]) == 2
     assert "invalid choice: 'maybe'" in capsys.readouterr().err
+
+
+# -- netpet match's correspondence table and time points (issue 13) ------------------------------------------
+
+def _small_match_study(folder):
+    """The hand-checked study of Testing/core/test_stats_correspondence.py: readers' own ids, a correspondence."""
+    import importlib.util
+    import pathlib
+
+    path = pathlib.Path(__file__).parents[1] / "core" / "test_stats_correspondence.py"
+    spec = importlib.util.spec_from_file_location("stats_correspondence_cases", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module, module._study(folder)
+
+
+def test_correspondence_option_end_to_end(tmp_path, capsys):
+    module, (table, reference, corr) = _small_match_study(tmp_path)
+    out = tmp_path / "out"
+    assert main(["stats", table, "--reference", reference, "--out", str(out), "--correspondence", corr,
+                 "--bootstrap", "0", "--no-figures"]) == 0
+    captured = capsys.readouterr()
+    assert "correspondence " + corr + ": 4 matched, 1 ambiguous, 1 confirmed, 2 unmatched, 1 missed" in captured.out
+    assert "1 ambiguous match(es) used as proposed; confirm them (status confirmed): P1 S1 A02 -> L2" in captured.out
+    assert "note: 1 ambiguous match(es) of the correspondence table" in captured.err
+    lesion_ct = next(line for line in captured.out.splitlines() if line.startswith("lesion   PET/CT"))
+    assert lesion_ct.split()[4:8] == ["2", "2", "1", "1"]  # TP FP FN TN, hand-checked in the core test
+    result = json.loads((out / "stats.json").read_text())
+    assert result["correspondence"]["counts"]["unmatched"] == 2
+    page = (out / "report.html").read_text()
+    assert "Lesion correspondence" in page and "1 ambiguous match(es)" in page and "L3:7.5" in page
+    # without the option the readers' ids are unknown, and the sentence says what to do
+    assert main(["stats", table, "--reference", reference, "--out", str(tmp_path / "o2"), "--bootstrap", "0",
+                 "--no-figures"]) == 3
+    assert "with netpet match and give its table with --correspondence" in capsys.readouterr().err
+    # a bad correspondence table is refused with exit code 3
+    rows = module._replace(module.CORRESPONDENCE, 0, status="maybe")
+    bad = module._write(tmp_path / "bad.csv", module.CORR_HEADER, rows)
+    assert main(["stats", table, "--reference", reference, "--out", str(tmp_path / "o3"), "--correspondence", bad,
+                 "--bootstrap", "0", "--no-figures"]) == 3
+    assert "bad.csv row 2: column status is maybe" in capsys.readouterr().err
+    assert main(["stats", table, "--reference", reference, "--out", str(tmp_path / "o4"), "--correspondence",
+                 str(tmp_path / "none.csv")]) == 3
+    capsys.readouterr()
+
+
+def test_time_points_end_to_end(tmp_path, capsys):
+    import importlib.util
+    import pathlib
+
+    path = pathlib.Path(__file__).parents[1] / "core" / "test_stats_timepoints.py"
+    spec = importlib.util.spec_from_file_location("stats_timepoint_cases", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    table = module._write(tmp_path / "t.csv", module.COLUMNS, module.TABLE)
+    reference = module._write(tmp_path / "r.csv", module.REF_HEADER, module.REFERENCE)
+    assert main(["stats", table, "--reference", reference, "--out", str(tmp_path / "out"), "--bootstrap", "0",
+                 "--no-figures"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    # recurrence / disease detection per time point at the patient level (hand-checked in the core test)
+    fu1 = next(line for line in lines if line.startswith("patient  PET/CT dotatate R1 at FU1"))
+    assert fu1.split()[6:10] == ["1", "0", "0", "3"]  # TP FP FN TN
+    baseline = next(line for line in lines if line.startswith("patient  PET/CT dotatate R1 at baseline"))
+    assert baseline.split()[6:10] == ["2", "1", "0", "1"]
