@@ -158,8 +158,8 @@ REGIONAL_STATIONS: Dict[str, frozenset] = {
 
 #: primary names (lower case) of patients the GEP-NET TNM does not apply to: left unstaged, with the reason
 NOT_APPLICABLE_PRIMARIES = ("tio", "tumour-induced osteomalacia", "tumor-induced osteomalacia",
-                            "oncogenic osteomalacia", "phosphaturic mesenchymal tumour", "phosphaturic mesenchymal tumor",
-                            "not applicable", "n/a", "not staged")
+                            "oncogenic osteomalacia", "phosphaturic mesenchymal tumour",
+                            "phosphaturic mesenchymal tumor", "not applicable", "n/a", "not staged")
 HEPATIC_REGIONS = ("liver", "hepatic", "liver metastasis")
 NODAL_REGIONS = ("lymph nodes", "lymph node", "nodes", "node", "nodal", "ln")
 EXTRAHEPATIC_REGIONS = ("bone", "skeleton", "bone marrow", "lung", "lungs", "pleura", "peritoneum", "peritoneal",
