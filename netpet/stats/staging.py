@@ -6,9 +6,11 @@
 summary.
 
 Groups
-    The units' group keys: :data:`netpet.stats.data.GROUP_KEYS` (modality, tracer, reader) and
-    ``time_point`` when the units carry it. A group's patients are the patients read in it (the
-    study's reads; a patient read without any finding is staged N0 M0).
+    The study's group keys (``Study.group_keys``: :data:`netpet.stats.data.GROUP_KEYS`, i.e.
+    modality, tracer, reader, and ``time_point`` when the table has several time points), in the
+    study's group order. A group's patients are the patients read in it (the study's reads; a
+    patient read without any finding is staged N0 M0). The user's ``--group-by`` columns do not
+    split the staging: it is per patient, and most of those columns are lesion- or region-level.
 Staging from the findings (the test)
     Every lesion unit of the group whose finding counts as positive (``positive``; ``equivocal`` too
     when ``equivocal="positive"``). A found lesion's region and nodal station are the reference
@@ -16,8 +18,8 @@ Staging from the findings (the test)
     made by the correspondence) has its region only, so a positive node among them has no station.
 Staging from the reference standard
     The malignant reference lesions of the group's units (``truth`` 1: the lesions present at the
-    group's time point), plus the reference's region rows with truth 1 (a region involved without a
-    lesion id; no station). A patient whose reference gives only a patient-level truth of 1 (no
+    group's time point), plus the reference's region rows with truth 1 at that time point
+    (:meth:`netpet.stats.data.Reference.at`; a region involved without a lesion id; no station). A patient whose reference gives only a patient-level truth of 1 (no
     malignant lesion or region) cannot be staged from the reference: listed with that reason.
 Categories
     :func:`netpet.clinical.staging.stage_patient` with the patient's ``primary`` (the reference's
