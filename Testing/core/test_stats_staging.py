@@ -444,3 +444,21 @@ def test_flat_rows(section):
     assert (ct["stage_group_over"], ct["stage_group_under"]) == (1, 2)
     assert (ct["with_disease_correct_stage_group_correct"], ct["with_disease_correct_stage_group_total"]) == (3, 6)
     assert staging_rows({"available": False}) == []
+
+
+def test_other_interval_method_and_refusals(tmp_path):
+    from scipy import stats
+
+    from netpet.stats.intervals import StatsError
+
+    table, reference = write_study(tmp_path)
+    study = load_study(table, reference)
+    units = lesion_units(study)
+    section = staging_section(study, units, ci="clopper-pearson", level=0.9)
+    # Clopper-Pearson of 6/7 at 90 %: Beta(6, 2) 5 % quantile and Beta(7, 1) 95 % quantile
+    entry = group(section, "PET/CT", "dotatate")["accuracy"]["correct_n"]
+    assert (entry["ci_low"], entry["ci_high"]) == pytest.approx((stats.beta.ppf(0.05, 6, 2), stats.beta.ppf(0.95, 7, 1)))
+    with pytest.raises(StatsError, match="Unknown confidence-interval method"):
+        staging_section(study, units, ci="wald")
+    with pytest.raises(StatsError, match="equivocal"):
+        staging_section(study, units, equivocal="maybe")
