@@ -82,8 +82,13 @@ class StudyStatsParameterNode:
     bootstrap - cluster-bootstrap replicates (0 for none)
     equivocal - how equivocal calls count: negative (the protocol: only uptake clearly above the liver
         is positive) or positive
+    locationsPath - optional CSV of reference lesion locations per session (netpet match --locations)
+    correspondencePath - the correspondence table (netpet match): findings matched to reference lesions by
+        location; empty: the table's lesion ids must be the reference standard's
+    patientID, sessionA, sessionB - the patient and the two sessions whose matched lesions are shown side by side
     accuracyTable - the accuracy table node
     comparisonsTable - the paired comparisons table node
+    stagingTable - per patient and group: N, M and stage group from the findings and from the reference
 
     Choices are LabelledChoice enums (their labels in the combo boxes, their keys in the scene); the
     bootstrap count declares its range with WithinRange, as Slicer's QSpinBox connector otherwise sets
@@ -97,8 +102,14 @@ class StudyStatsParameterNode:
     groupBy: str = ""
     bootstrap: Annotated[int, WithinRange(0, 100000)] = 2000
     equivocal: EquivocalRule = EquivocalRule["negative"]
+    locationsPath: pathlib.Path
+    correspondencePath: pathlib.Path
+    patientID: str = ""
+    sessionA: str = ""
+    sessionB: str = ""
     accuracyTable: slicer.vtkMRMLTableNode
     comparisonsTable: slicer.vtkMRMLTableNode
+    stagingTable: slicer.vtkMRMLTableNode
 
 
 #
@@ -111,6 +122,7 @@ class StudyStatsWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidget, V
         VTKObservationMixin.__init__(self)
         self.logic = None
         self._result = None
+        self._pairs = []
 
     def setup(self):
         ScriptedLoadableModuleWidget.setup(self)
@@ -122,6 +134,9 @@ class StudyStatsWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidget, V
         self.observeScene()
         self.ui.runButton.connect("clicked(bool)", self.onRunButton)
         self.ui.reportButton.connect("clicked(bool)", self.onReportButton)
+        self.ui.matchButton.connect("clicked(bool)", self.onMatchButton)
+        self.ui.listPairsButton.connect("clicked(bool)", self.onListPairsButton)
+        self.ui.showPairButton.connect("clicked(bool)", self.onShowPairButton)
         self.initializeParameterNode()
 
     def onRunButton(self):
@@ -137,13 +152,15 @@ class StudyStatsWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidget, V
                 result = self.logic.run(pathText(p.studyTablePath), pathText(p.referencePath),
                                         pathText(p.outputFolder), p.ciMethod.key,
                                         [c.strip() for c in p.groupBy.split(",") if c.strip()], p.bootstrap,
-                                        progress=progress, equivocal=p.equivocal.key)
+                                        progress=progress, equivocal=p.equivocal.key,
+                                        correspondencePath=pathText(p.correspondencePath))
             if progress.cancelled:
                 self.ui.statusLabel.text = _("Cancelled; nothing was written.")
                 return
             self._result = result
             p.accuracyTable = self._result["tables"]["accuracy"]
             p.comparisonsTable = self._result["tables"]["comparisons"]
+            p.stagingTable = self._result["tables"]["staging"]
             slicer.app.layoutManager().setLayout(slicer.vtkMRMLLayoutNode.SlicerLayoutFourUpPlotTableView)
             slicer.app.applicationLogic().GetSelectionNode().SetActiveTableID(p.accuracyTable.GetID())
             slicer.app.applicationLogic().PropagateTableSelection()
@@ -151,6 +168,35 @@ class StudyStatsWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidget, V
             if chart is not None:
                 slicer.modules.plots.logic().ShowChartInLayout(chart)
             self.ui.statusLabel.text = _("Report: ") + self._result["report"]
+
+    def onMatchButton(self):
+        with slicer.util.tryWithErrorDisplay(_("The lesions could not be matched."), waitCursor=True):
+            p = self._parameterNode
+            out = self.logic.matchLesions(pathText(p.studyTablePath), pathText(p.referencePath),
+                                          pathText(p.correspondencePath), pathText(p.locationsPath))
+            p.correspondencePath = pathlib.Path(out["path"])
+            counts = ", ".join(f"{k} {v}" for k, v in out["summary"]["counts"].items())
+            self.ui.statusLabel.text = _("Correspondence: ") + f"{out['path']} ({counts})" + "".join(
+                "\n" + w for w in out["warnings"])
+
+    def onListPairsButton(self):
+        with slicer.util.tryWithErrorDisplay(_("The matched lesions could not be listed."), waitCursor=True):
+            p = self._parameterNode
+            self._pairs = self.logic.pairs(pathText(p.studyTablePath), pathText(p.correspondencePath), p.patientID,
+                                           p.sessionA, p.sessionB)
+            from netpet.match.pairs import pair_label
+
+            self.ui.pairComboBox.clear()
+            for pair in self._pairs:
+                self.ui.pairComboBox.addItem(pair_label(pair))
+
+    def onShowPairButton(self):
+        with slicer.util.tryWithErrorDisplay(_("The pair could not be shown."), waitCursor=True):
+            index = self.ui.pairComboBox.currentIndex
+            if not self._pairs or index < 0:
+                raise ValueError(_("List the matched lesions of a patient's two sessions first."))
+            shown = self.logic.showPair(self._pairs[index], pathText(self._parameterNode.studyTablePath))
+            self.ui.statusLabel.text = "\n".join(shown["notes"]) or _("Left: session a; right: session b.")
 
     def onReportButton(self):
         import qt
@@ -175,10 +221,12 @@ class StudyStatsLogic(ScriptedLoadableModuleLogic):
         return StudyStatsParameterNode(super().getParameterNode())
 
     def run(self, studyTablePath, referencePath, outputFolder, ciMethod="wilson", groupBy=(), bootstrap=2000,
-            seed=1, progress=None, figures=True, equivocal="negative"):
+            seed=1, progress=None, figures=True, equivocal="negative", correspondencePath=""):
         """Compute everything, write the outputs (CSV, figures, report.html) and build the nodes.
 
         ``equivocal`` says how equivocal calls count ("negative", the protocol's default, or "positive").
+        ``correspondencePath``: the correspondence table of :meth:`matchLesions` (``netpet match``); empty when
+        the table's lesion ids are the reference standard's.
         Returns {"result": the JSON-ready result, "report": path, "tables": {...}, "charts": {...}}.
         """
         from netpet.stats import StatsOptions, analyse, load_study, write_outputs
@@ -194,7 +242,8 @@ class StudyStatsLogic(ScriptedLoadableModuleLogic):
                              "truth, standard).")
         if not outputFolder:
             outputFolder = os.path.join(os.path.dirname(os.path.abspath(studyTablePath)), "statistics")
-        study = load_study(studyTablePath, referencePath, list(groupBy))
+        study = load_study(studyTablePath, referencePath, list(groupBy),
+                           correspondence=pathText(correspondencePath) or None)
         causes = read_causes(os.path.join(outputFolder, "false-findings.csv"))
         options = StatsOptions(ci=ciMethod, bootstrap=bootstrap, seed=seed, group_by=list(groupBy), causes=causes,
                                equivocal=equivocal)
@@ -211,6 +260,7 @@ class StudyStatsLogic(ScriptedLoadableModuleLogic):
                                            "StudyStats ROC", numeric={"auc", "ci_low", "ci_high", "youden_cutoff",
                                                                       "youden_sensitivity", "youden_specificity"}),
             "false_findings": self.falseFindingsTableNode(result),
+            "staging": self.stagingTableNode(result),
         }
         charts = {}
         for variable in ("suv_max", "tl_ratio"):
@@ -242,6 +292,90 @@ class StudyStatsLogic(ScriptedLoadableModuleLogic):
         numeric = {c for c in (rows[0] if rows else {}) if c not in ("level", "modality", "tracer", "reader",
                                                                      "group_by", "equivocal_as", "reason")}
         return nodes.tableNodeFromRows(rows, name="StudyStats accuracy", tableNode=tableNode, numeric=numeric)
+
+    @staticmethod
+    def stagingTableNode(result, tableNode=None):
+        """Per group and patient: N, M and stage group from the findings and from the reference (AJCC 8th /
+        ENETS, netpet.stats.staging); no rows when the reference standard gives no primary or sites."""
+        from netpet.stats.staging import staging_rows
+
+        section = result.get("staging") or {}
+        rows = staging_rows(section) if section.get("available") else []
+        columns = list(rows[0]) if rows else ["patient_id", "primary", "findings_n", "findings_m",
+                                              "findings_stage_group", "reference_n", "reference_m",
+                                              "reference_stage_group"]
+        return nodes.tableNodeFromRows(rows, columns, "StudyStats staging", tableNode=tableNode)
+
+    # -- lesion correspondence ------------------------------------------------------------------------------
+    def matchLesions(self, studyTablePath, referencePath, correspondencePath="", locationsPath=""):
+        """Match the table's findings to the reference lesions by location (``netpet match``) and write the
+        correspondence table (default: ``correspondence.csv`` beside the study table). Rows a person set to
+        ``confirmed`` in an existing file are kept. Registrations are the ones stored beside the table
+        (``netpet register``).
+
+        Returns {"path", "frame" (pandas), "table" (a table node), "summary", "warnings"}.
+        """
+        from netpet.match.correspondence import match_study, summarise, write_correspondence
+
+        studyTablePath, referencePath = pathText(studyTablePath), pathText(referencePath)
+        if not studyTablePath or not referencePath:
+            raise ValueError("Choose the study table and the reference standard (with lesion locations) first.")
+        correspondencePath = pathText(correspondencePath) or os.path.join(
+            os.path.dirname(os.path.abspath(studyTablePath)), "correspondence.csv")
+        previous = correspondencePath if os.path.exists(correspondencePath) else None
+        frame = match_study(studyTablePath, referencePath, pathText(locationsPath) or None, previous=previous)
+        write_correspondence(correspondencePath, frame)
+        table = nodes.tableNodeFromRows(frame.to_dict("records"), list(frame.columns), "StudyStats correspondence",
+                                        numeric={"distance_mm", "gate_mm", "registration_error_mm"})
+        return {"path": correspondencePath, "frame": frame, "table": table, "summary": summarise(frame),
+                "warnings": list(frame.attrs.get("warnings", []))}
+
+    @staticmethod
+    def _studyFrame(studyTablePath):
+        import pandas as pd
+
+        from netpet.quant.table import StudyTable
+
+        table = StudyTable(pathText(studyTablePath))
+        return pd.DataFrame(table.read(), columns=table.columns()).fillna("")
+
+    def pairs(self, studyTablePath, correspondencePath, patientID, sessionA, sessionB, reader=None):
+        """The tracks of a patient's two sessions side by side (netpet.match.pairs.matched_pairs), as dicts."""
+        from netpet.match.correspondence import read_correspondence
+        from netpet.match.pairs import matched_pairs
+
+        if not pathText(correspondencePath):
+            raise ValueError("No correspondence table is chosen; match the lesions first.")
+        frame = matched_pairs(self._studyFrame(studyTablePath), read_correspondence(pathText(correspondencePath)),
+                              str(patientID).strip(), str(sessionA).strip(), str(sessionB).strip(), reader)
+        return frame.to_dict("records")
+
+    def showPair(self, pair, studyTablePath):
+        """Show a pair of :meth:`pairs` side by side: each session's PET (loaded with NETPET Reader, found by its
+        series) in its own view, centred on its own finding; the stored registration of session b to a (when
+        there is one) places a side without finding. Returns what ``showSideBySide`` returns."""
+        from netpet.match.registration import transform_path
+        from NETPETLib import matching
+
+        frame = self._studyFrame(studyTablePath)
+        pets = []
+        for side in ("a", "b"):
+            session = pair[f"session_id_{side}"]
+            uid = pair.get(f"series_uid_{side}") or next(
+                (u for u in frame.loc[(frame["patient_id"] == pair["patient_id"]) & (frame["session_id"] == session),
+                                      "series_uid"] if u), "") if "series_uid" in frame else ""
+            node = matching.petNodeForSeries(uid)
+            if node is None:
+                raise ValueError(f"The PET of patient {pair['patient_id']} session {session} (series {uid or 'unknown'}) "
+                                 "is not loaded; load it with NETPET Reader first.")
+            pets.append(node)
+        transformNode = None
+        path = transform_path(os.path.dirname(os.path.abspath(pathText(studyTablePath))), pair["patient_id"],
+                              pair["session_id_b"], pair["session_id_a"])
+        if os.path.exists(path):
+            name = os.path.splitext(os.path.basename(path))[0]
+            transformNode = slicer.mrmlScene.GetFirstNodeByName(name) or matching.loadRegistration(path, name)
+        return matching.showSideBySide(pair, pets[0], pets[1], transformBToA=transformNode)
 
     @staticmethod
     def falseFindingsTableNode(result, tableNode=None):
