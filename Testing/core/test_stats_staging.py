@@ -437,7 +437,8 @@ def test_flat_rows(section):
     assert len(rows) == 8 + 8 + 7  # patients per group
     p7 = next(r for r in rows if r["patient_id"] == "P7" and r["tracer"] == "fdg")
     assert (p7["findings_n"], p7["findings_m"], p7["reference_n"], p7["primary"]) == ("N0", "M1a", "", "")
-    assert "no primary site" in p7["reference_reason"]
+    assert "no primary site" in p7["reference_reason"] and p7["disease"] == 1
+    assert next(r for r in rows if r["patient_id"] == "P8")["disease"] == 0
     acc = {(r["modality"], r["tracer"]): r for r in accuracy_rows(section)}
     ct = acc[("PET/CT", "dotatate")]
     assert (ct["correct_m_correct"], ct["correct_m_total"], ct["unstageable_findings"]) == (4, 7, 1)

@@ -398,14 +398,18 @@ def _comparisons(keys: Sequence[str], staged: Dict[Tuple[str, ...], List[Dict[st
         vs_reference = {side: {axis: up_down_staging(list(fr[axis]), list(frame[axis]), COMPARE[axis])
                                for axis in AXES} for side, frame in (("a", fa), ("b", fb))}
         correct = {axis: paired_correctness(list(fr[axis]), list(fa[axis]), list(fb[axis])) for axis in AXES}
-        nm = lambda f: [None if n is None or m is None else (n, m) for n, m in zip(f["n"], f["m"])]  # noqa: E731
-        correct["nm"] = paired_correctness(nm(fr), nm(fa), nm(fb))
+        correct["nm"] = paired_correctness(_nm(fr), _nm(fa), _nm(fb))
         out.append({"differs_in": key, "a": a, "b": b, "label_a": _label(a), "label_b": _label(b),
                     "patients": len(common), "patients_a_only": sorted(set(rows_a) - set(rows_b)),
                     "patients_b_only": sorted(set(rows_b) - set(rows_a)),
                     "orientation": "tables: rows B, columns A; shift up: A stages higher than B",
                     "agreement": agreement, "vs_reference": vs_reference, "correct": correct})
     return out
+
+
+def _nm(frame: pd.DataFrame) -> List[Optional[Tuple[str, str]]]:
+    """(N, M) per patient, None where either is undetermined: N and M right together."""
+    return [None if n is None or m is None else (n, m) for n, m in zip(frame["n"], frame["m"])]
 
 
 def _clean(value: Any) -> Any:
@@ -426,13 +430,15 @@ def _clean(value: Any) -> Any:
 # -- flat rows for CSV files -------------------------------------------------------------------------
 
 def staging_rows(section: Dict[str, Any]) -> List[Dict[str, Any]]:
-    """One row per (group, patient): the group keys, ``patient_id``, ``primary`` and, for the findings and the
-    reference, ``n``, ``m``, ``stage_group`` and ``reason`` (prefixed ``findings_`` / ``reference_``); for a
-    ``staging-patients.csv`` beside the other StudyStats tables. Empty when staging is not available."""
+    """One row per (group, patient): the group keys, ``patient_id``, ``primary``, ``disease`` (1/0) and, for the
+    findings and the reference, ``n``, ``m``, ``stage_group`` and ``reason`` (prefixed ``findings_`` /
+    ``reference_``); for a ``staging-patients.csv`` beside the other StudyStats tables. Empty when staging is not
+    available."""
     rows = []
     for g in section.get("groups", []):
         for p in g["patients"]:
-            row: Dict[str, Any] = {**g["group"], "patient_id": p["patient_id"], "primary": p["primary"] or ""}
+            row: Dict[str, Any] = {**g["group"], "patient_id": p["patient_id"], "primary": p["primary"] or "",
+                                   "disease": int(bool(p.get("disease")))}
             for side in ("findings", "reference"):
                 for key in ("n", "m", "stage_group", "reason"):
                     row[f"{side}_{key}"] = p[side][key] if p[side][key] is not None else ""
