@@ -19,8 +19,9 @@ Staging from the findings (the test)
 Staging from the reference standard
     The malignant reference lesions of the group's units (``truth`` 1: the lesions present at the
     group's time point), plus the reference's region rows with truth 1 at that time point
-    (:meth:`netpet.stats.data.Reference.at`; a region involved without a lesion id; no station). A patient whose reference gives only a patient-level truth of 1 (no
-    malignant lesion or region) cannot be staged from the reference: listed with that reason.
+    (:meth:`netpet.stats.data.Reference.at`; a region involved without a lesion id; no station). A
+    patient whose reference gives only a patient-level truth of 1 (no malignant lesion or region)
+    cannot be staged from the reference: listed with that reason.
 Categories
     :func:`netpet.clinical.staging.stage_patient` with the patient's ``primary`` (the reference's
     ``primary`` column, patient level): N0/N1 by regional vs non-regional nodal stations of the
