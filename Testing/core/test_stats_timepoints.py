@@ -216,3 +216,53 @@ def test_a_single_time_point_gives_the_same_output_byte_for_byte(tmp_path):
     new = _json(tmp_path, "labelled", COLUMNS, base, REF_HEADER, [r + ("",) for r in reference])
     assert new == old
     assert "time_point" not in old[0] and old[0].count('"tp"') > 0
+
+
+CORR_HEADER = ("patient_id", "session_id", "modality", "tracer", "reader", "time_point", "lesion_id",
+               "reference_lesion_id", "track_id", "status")
+
+
+def test_correspondence_at_several_time_points(tmp_path):
+    """Readers' own ids at baseline and FU1, joined by a correspondence table."""
+    own = [
+        _row("P1", "B-CT", "PET/CT", "", "A01", "positive", "12"), _row("P2", "B-CT", "PET/CT", "", "A01", "positive"),
+        _row("P3", "B-CT", "PET/CT", "", "", ""), _row("P4", "B-CT", "PET/CT", "", "A01", "positive"),
+        _row("P1", "B-MR", "PET/MR", "", "M01", "positive"), _row("P2", "B-MR", "PET/MR", "", "M01", "negative"),
+        _row("P3", "B-MR", "PET/MR", "", "", ""), _row("P4", "B-MR", "PET/MR", "", "M01", "negative"),
+        _row("P1", "F-CT", "PET/CT", "FU1", "F01", "positive"), _row("P1", "F-CT", "PET/CT", "FU1", "F02", "negative"),
+        _row("P2", "F-CT", "PET/CT", "FU1", "F01", "positive"), _row("P3", "F-CT", "PET/CT", "FU1", "F01", "positive"),
+        _row("P4", "F-CT", "PET/CT", "FU1", "F01", "negative"),
+    ]
+
+    def corr(patient, session, modality, when, lesion, target, status="matched", track=None):
+        return (patient, session, modality, "dotatate", "R1", when, lesion, target, track or target, status)
+
+    rows = [corr("P1", "B-CT", "PET/CT", "", "A01", "L1"), corr("P2", "B-CT", "PET/CT", "baseline", "A01", "L1"),
+            corr("P4", "B-CT", "PET/CT", "", "A01", "L1"), corr("P1", "B-MR", "PET/MR", "", "M01", "L1"),
+            corr("P2", "B-MR", "PET/MR", "", "M01", "L1"), corr("P4", "B-MR", "PET/MR", "", "M01", "L1"),
+            corr("P1", "F-CT", "PET/CT", "FU1", "F01", "L1"), corr("P1", "F-CT", "PET/CT", "FU1", "F02", "L2"),
+            corr("P2", "F-CT", "PET/CT", "FU1", "F01", "L1", "confirmed"),  # P2 L1 resolved: no FU1 row
+            corr("P3", "F-CT", "PET/CT", "FU1", "F01", "", "unmatched", "X01"),
+            corr("P4", "F-CT", "PET/CT", "FU1", "F01", "L1")]
+    table = _write(tmp_path / "t.csv", COLUMNS, own)
+    reference = _write(tmp_path / "r.csv", REF_HEADER, REFERENCE)
+    study = load_study(table, reference, correspondence=_write(tmp_path / "c.csv", CORR_HEADER, rows))
+    result = analyse(study, StatsOptions(bootstrap=0)).result
+    # baseline as with typed ids; the unmatched P3 X01 is a lesion at FU1 only
+    assert _counts(result, "lesion", "PET/CT", "baseline") == [2, 1, 0, 0]
+    assert _counts(result, "lesion", "PET/MR", "baseline") == [1, 0, 1, 1]
+    # FU1: P1 L1 TP, P1 L2 FN, P2 L1 (gone at FU1 by the reference: truth 0 there) FP, P3 X01 FP, P4 L1 TN
+    assert _counts(result, "lesion", "PET/CT", "FU1") == [1, 2, 1, 1]
+    # patients at FU1: P1 TP, P2 FP (disease-free, called), P3 FP, P4 TN
+    assert _counts(result, "patient", "PET/CT", "FU1") == [1, 2, 0, 1]
+    assert any(w.startswith("1 finding(s) are matched by the correspondence table to reference lesions that have no "
+                            "row at their time point") and "lesion L1 of patient P2 at FU1" in w
+               for w in result["inputs"]["warnings"])
+    assert result["inputs"]["reference_lesions"] == 4  # the reference standard's own: P1 L1, L2, P2 L1, P4 L1
+
+
+def test_a_table_time_point_the_reference_never_names_is_noted(tmp_path):
+    rows = [r[:5] + ("FU-1" if r[5] == "FU1" else r[5],) + r[6:] for r in TABLE if r[7] != "L2"]
+    study = load_study(_write(tmp_path / "t.csv", COLUMNS, rows), _write(tmp_path / "r.csv", REF_HEADER, REFERENCE))
+    assert any("has no row for time point(s) FU-1 of the study table (its time points: FU1, baseline)" in w
+               for w in study.warnings)

@@ -36,7 +36,7 @@ import pandas as pd
 
 from netpet.errors import printable
 from netpet.stats import agreement, cluster, roc
-from netpet.stats.data import (GROUP_KEYS, LEVELS, QUALITY_COLUMNS, TIME_POINT, Study, check_equivocal,
+from netpet.stats.data import (GROUP_KEYS, LEVELS, MADE_STANDARDS, QUALITY_COLUMNS, TIME_POINT, Study, check_equivocal,
                                not_separable, units_for)
 from netpet.stats.intervals import CI_METHODS, Measure, StatsError, accuracy_measures
 from netpet.stats.paired import PairedCounts, durkalski, mcnemar_chi2, mcnemar_exact, tango_interval
@@ -549,7 +549,9 @@ def analyse(study: Study, options: Optional[StatsOptions] = None,
         "inputs": {
             "table": study.table_path, "reference": reference.path, "findings": int(len(study.findings)),
             "patients": int(len(reference.patients)),
-            "reference_lesions": int(len(reference.lesions.drop_duplicates(["patient_id", "lesion_id"]))),
+            # the reference standard's own lesions (not those made for unmatched findings), each counted once
+            "reference_lesions": int(len(reference.lesions[~reference.lesions["standard"].isin(MADE_STANDARDS)]
+                                         .drop_duplicates(["patient_id", "lesion_id"]))),
             "groups": [dict(zip(keys, g)) for g in groups], "regions": study.regions,
             "group_by": list(options.group_by), "warnings": study.warnings,
             "equivocal_findings": int((study.findings["finding_call"] == "equivocal").sum()),

@@ -123,6 +123,11 @@ CORRESPONDENCE_STATUSES = ("matched", "ambiguous", "confirmed", "unmatched", "mi
 JOINED_STATUSES = ("matched", "ambiguous", "confirmed")
 #: the ``standard`` of the reference lesion made for an unmatched finding
 UNMATCHED_STANDARD = "no reference lesion (netpet match)"
+#: the ``standard`` of the row made for a finding matched to a reference lesion that has no row at the finding's time
+#: point (the reference standard says the lesion is not there then: a resolved lesion, or one not yet present)
+ABSENT_STANDARD = "not present at this time point by the reference standard (netpet match)"
+#: the standards of rows StudyStats makes (not the reference standard's own)
+MADE_STANDARDS = (UNMATCHED_STANDARD, ABSENT_STANDARD)
 
 
 def parse_truth(value: str, where: str, column: str = "truth") -> int:
@@ -604,6 +609,31 @@ def _synthetic_lesions(unmatched: List[Dict[str, Any]], findings: pd.DataFrame, 
     return frame[list(reference.lesions.columns)]
 
 
+def _absent_lesions(findings: pd.DataFrame, reference: Reference) -> pd.DataFrame:
+    """Rows (truth 0, :data:`ABSENT_STANDARD`) for the joined findings whose reference lesion has rows, but none at the
+    finding's time point: the reference standard says the lesion is not there then (resolved, or not yet present),
+    so the finding counts like an unmatched one at that time point (a false positive where called positive, a true
+    negative in the groups of that time point that did not report it). Region and extra columns are the lesion's."""
+    if not reference.timed or not len(findings):
+        return reference.lesions.iloc[0:0]
+    lesions = reference.lesions
+    first = lesions.drop_duplicates(["patient_id", "lesion_id"]).set_index(["patient_id", "lesion_id"])
+    present = set(zip(lesions["patient_id"], lesions["lesion_id"], lesions[TIME_POINT]))
+    rows: Dict[Tuple[str, str, str], Dict[str, Any]] = {}
+    joined = findings[findings["match_status"].isin(JOINED_STATUSES)]
+    for patient, lesion, when, where in zip(joined["patient_id"], joined["lesion_id"], joined[TIME_POINT],
+                                            joined["correspondence_row"]):
+        if (patient, lesion, "") in present or (patient, lesion, when) in present or (patient, lesion) not in first.index:
+            continue
+        row = first.loc[(patient, lesion)].to_dict()
+        rows.setdefault((patient, lesion, when), {**row, "patient_id": patient, "lesion_id": lesion, "truth": 0,
+                                                  "standard": ABSENT_STANDARD, "reference_row": where,
+                                                  TIME_POINT: when})
+    if not rows:
+        return lesions.iloc[0:0]
+    return pd.DataFrame(list(rows.values()))[list(lesions.columns)]
+
+
 def _ambiguity_warning(summary: Dict[str, Any]) -> Optional[str]:
     ambiguous = summary["ambiguous"]
     if not ambiguous:
@@ -696,6 +726,14 @@ def load_study(table_path: str, reference_path: str, group_by: Sequence[str] = (
     findings = frame[frame["lesion_id"] != ""].copy()
     warnings = []
     summary = None
+    named = ({t for t in reference.lesions[TIME_POINT] if t} | {t for (_, _, t) in reference.region_rows_at if t} |
+             {t for (_, t) in reference.patient_rows_at if t})
+    unnamed = [t for t in time_points if t not in named]
+    if named and unnamed:
+        warnings.append(f"The reference standard {reference.path} has no row for time point(s) "
+                        f"{printable(', '.join(unnamed))} of the study table (its time points: "
+                        f"{printable(', '.join(sorted(named)))}): there only its rows for every time point apply; check "
+                        "the spelling of the time points.")
     if correspondence is not None:
         all_reads = frame[["patient_id", "session_id", *GROUP_KEYS, TIME_POINT]].drop_duplicates()
         per_finding, unmatched, summary = read_correspondence(correspondence, findings, all_reads, reference,
@@ -704,9 +742,18 @@ def load_study(table_path: str, reference_path: str, group_by: Sequence[str] = (
         findings["lesion_id"] = per_finding["joined_id"]
         findings["match_status"] = per_finding["match_status"]
         findings["correspondence_row"] = [f"{correspondence} row {n}" for n in per_finding["correspondence_row"]]
+        absent = _absent_lesions(findings, reference)
+        if len(absent):
+            first = absent.iloc[0]
+            warnings.append(f"{len(absent)} finding(s) are matched by the correspondence table to reference lesions that "
+                            "have no row at their time point (not present then by the reference standard): each counts "
+                            "as a lesion with truth 0 at that time point (first: lesion "
+                            f"{printable(first['lesion_id'])} of patient {printable(first['patient_id'])} at "
+                            f"{printable(first[TIME_POINT])}, {first['reference_row']}).")
         synthetic = _synthetic_lesions(unmatched, findings, reference, timed, correspondence)
-        if len(synthetic):
-            reference.lesions = pd.concat([reference.lesions, synthetic], ignore_index=True)
+        made = [frame for frame in (absent, synthetic) if len(frame)]
+        if made:
+            reference.lesions = pd.concat([reference.lesions, *made], ignore_index=True)
             reference.timed = reference.timed or timed
         warning = _ambiguity_warning(summary)
         if warning:
