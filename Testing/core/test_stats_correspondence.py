@@ -234,3 +234,48 @@ def test_a_patient_has_one_primary(tmp_path):
     path = _write(tmp_path / "ref2.csv", ("patient_id", "lesion_id", "region", "truth", "standard", "primary"),
                   [("P1", "L1", "liver", "1", "x", ""), ("P1", "", "", "1", "x", "pancreas")])
     assert read_reference(path).patients["primary"].tolist() == ["pancreas"]
+
+
+# -- staging (netpet.stats.staging) wired into the analysis, the report and the summary -------------------------
+
+def test_staging_travels_with_the_result(tmp_path):
+    from netpet.cli.stats import summary
+    from netpet.stats.report import write_outputs
+
+    table, reference, corr = _study(tmp_path)
+    analysis = analyse(load_study(table, reference, correspondence=corr), StatsOptions(bootstrap=0))
+    staging = analysis.result["staging"]
+    assert staging["available"]
+    stages = {(g["label"], p["patient_id"]): ((p["findings"]["n"], p["findings"]["m"], p["findings"]["stage_group"]),
+                                              (p["reference"]["n"], p["reference"]["m"]))
+              for g in staging["groups"] for p in g["patients"]}
+    # reference: P1 (small bowel) liver metastasis + mesenteric node -> N1 M1a; P2 pancreas = its primary -> N0 M0;
+    # P3 no disease -> N0 M0. PET/CT: P1 adds the unmatched soft-tissue finding (extrahepatic) -> N1 M1c IV;
+    # P3's unmatched bone finding -> M1b IV. PET/MR: P1's node missed -> N0, the benign bone lesion called -> M1c.
+    assert stages[("PET/CT dotatate R1", "P1")] == (("N1", "M1c", "IV"), ("N1", "M1a"))
+    assert stages[("PET/CT dotatate R1", "P3")] == (("N0", "M1b", "IV"), ("N0", "M0"))
+    assert stages[("PET/MR dotatate R1", "P1")] == (("N0", "M1c", "IV"), ("N1", "M1a"))
+    assert stages[("PET/MR dotatate R1", "P2")] == (("N0", "M0", "N0M0"), ("N0", "M0"))
+    ct = next(g for g in staging["groups"] if g["label"] == "PET/CT dotatate R1")
+    # correct N 3/3 (P1 N1, P2 N0, P3 N0), M 1/3 (P2 only), stage group 2/3 (P1 IV, P2 N0M0)
+    assert [(ct["accuracy"][k]["correct"], ct["accuracy"][k]["total"])
+            for k in ("correct_n", "correct_m", "correct_stage_group")] == [(3, 3), (1, 3), (2, 3)]
+    text = summary(analysis.result)
+    assert "Staging per patient" in text and "PET/CT dotatate R1: 3 patients; correct N 3/3" in text
+    written = write_outputs(analysis, str(tmp_path / "out"), figures_too=False)
+    assert "<h2>Staging</h2>" in open(written["report.html"]).read()
+    assert "staging-patients.csv" in written and "staging-accuracy.csv" in written
+
+
+def test_without_primary_and_site_there_is_no_staging_key(tmp_path):
+    from netpet.stats.report import write_outputs
+
+    header = REF_HEADER[:5]
+    reference = _write(tmp_path / "r.csv", header, [r[:5] for r in REFERENCE])
+    table = _write(tmp_path / "t.csv", TABLE_COLUMNS, TABLE)
+    analysis = analyse(load_study(table, reference, correspondence=_write(tmp_path / "c.csv", CORR_HEADER,
+                                                                          CORRESPONDENCE)), StatsOptions(bootstrap=0))
+    assert "staging" not in analysis.result and not analysis.staging["available"]
+    written = write_outputs(analysis, str(tmp_path / "out"), figures_too=False)
+    assert "Staging is not available" in open(written["report.html"]).read()
+    assert "staging-patients.csv" not in written

@@ -216,6 +216,7 @@ def test_a_single_time_point_gives_the_same_output_byte_for_byte(tmp_path):
     new = _json(tmp_path, "labelled", COLUMNS, base, REF_HEADER, [r + ("",) for r in reference])
     assert new == old
     assert "time_point" not in old[0] and old[0].count('"tp"') > 0
+    assert '"staging"' not in old[0]  # no primary or site column: no staging key, as before
 
 
 CORR_HEADER = ("patient_id", "session_id", "modality", "tracer", "reader", "time_point", "lesion_id",

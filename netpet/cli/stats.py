@@ -99,7 +99,8 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 def summary(result) -> str:
     """A short text summary: sensitivity and specificity per level and group (with its time point when the table
-    has several), the equivocal rule, and the correspondence used (with its ambiguous matches)."""
+    has several), the equivocal rule, the staging endpoints (when the reference standard allows them) and the
+    correspondence used (with its ambiguous matches)."""
     lines = [f"{'level':8} {'group':32} {'TP':>4} {'FP':>4} {'FN':>4} {'TN':>4}  sensitivity            specificity"]
 
     def text(m) -> str:
@@ -116,6 +117,10 @@ def summary(result) -> str:
     if "options" in result:  # netpet demo prints the accuracy rows only
         lines.append(f"{result['inputs'].get('equivocal_findings', 0)} equivocal finding(s), counted as "
                      f"{result['options'].get('equivocal', 'negative')} (--equivocal)")
+    if (result.get("staging") or {}).get("available"):
+        from netpet.stats.staging import staging_lines
+
+        lines.extend(staging_lines(result["staging"]))
     match = result.get("correspondence")
     if match:
         counts = match.get("counts", {})

@@ -20,6 +20,12 @@ study protocol's rule ("uptake above the liver is clearly positive"), or as posi
 units whose call rests on them. ROC and agreement use only findings with a value of the variable:
 findings without one (empty, or a volume-based value of a lesion that is not separable) are left
 out and counted per analysis (``n_dropped``, ``dropped_not_separable``).
+
+Staging (:mod:`netpet.stats.staging`): per patient and group the N and M categories and the stage
+group from the findings and from the reference standard, their accuracy, and their agreement between
+modalities and tracers; it needs the reference standard's ``primary`` and/or ``site`` columns. The
+result's ``staging`` key is there when it could be computed; without those columns it is left out
+(so a study without them gives the same JSON as before) and the report says why.
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ from netpet.stats.data import (GROUP_KEYS, LEVELS, MADE_STANDARDS, QUALITY_COLUM
                                not_separable, units_for)
 from netpet.stats.intervals import CI_METHODS, Measure, StatsError, accuracy_measures
 from netpet.stats.paired import PairedCounts, durkalski, mcnemar_chi2, mcnemar_exact, tango_interval
+from netpet.stats.staging import staging_section
 
 log = logging.getLogger(__name__)
 
@@ -492,6 +499,8 @@ class Analysis:
     false_findings: pd.DataFrame
     roc_curves: Dict[Any, Tuple[np.ndarray, np.ndarray]]
     agreement_pairs: Dict[Any, pd.DataFrame]
+    #: the staging section (:func:`netpet.stats.staging.staging_section`), also when not available (its reason)
+    staging: Dict[str, Any] = field(default_factory=dict)
 
 
 def check_regions(study: Study, regions: Optional[Sequence[str]] = None) -> None:
@@ -544,6 +553,8 @@ def analyse(study: Study, options: Optional[StatsOptions] = None,
     report(0.8, "Agreement")
     agreements, kappas, plots = agreement_analysis(units["lesion"], units, groups, options, keys)
     falses = false_findings(units["lesion"], options, study.timed)
+    report(0.9, "Staging")
+    staging = staging_section(study, units["lesion"], options.equivocal, options.level, options.ci)
     reference = study.reference
     result = {
         "inputs": {
@@ -576,8 +587,10 @@ def analyse(study: Study, options: Optional[StatsOptions] = None,
         result["inputs"]["time_points"] = list(study.time_points)
     if study.correspondence is not None:
         result["correspondence"] = study.correspondence
+    if staging.get("available"):
+        result["staging"] = staging
     report(1.0, "Statistics done")
-    return Analysis(_clean(result), units, falses, curves, plots)
+    return Analysis(_clean(result), units, falses, curves, plots, _clean(staging))
 
 
 def _clean(value: Any) -> Any:

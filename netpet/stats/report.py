@@ -11,6 +11,9 @@
                                      (``segmentation_status``, ``flags``, ``warnings``) and a ``cause``
                                      column to fill in (causes already given there are kept on the next run)
 ``causes.csv``                      the tally of causes
+``staging-patients.csv``,           per group and patient: N, M, stage group from the findings and the reference;
+``staging-accuracy.csv``            per group: correct N, M, N and M, stage group with intervals (when the
+                                     reference standard gives ``primary`` and/or ``site``; :mod:`netpet.stats.staging`)
 ``units-patient.csv`` ...           the units analysed, for audit
 ``figures/*.png``, ``figures/*.svg`` ROC with bootstrap band, Bland-Altman, forest plots
 ``report.html``                     everything above in one file (figures embedded)
@@ -35,6 +38,7 @@ from netpet import __version__
 from netpet.stats.analysis import Analysis, false_finding_key
 from netpet.stats.data import GROUP_KEYS, NOT_SEPARABLE, TIME_POINT
 from netpet.stats.intervals import StatsError
+from netpet.stats.staging import accuracy_rows, staging_html, staging_rows
 
 MEASURES = ("sensitivity", "specificity", "ppv", "npv", "accuracy", "lr_pos", "lr_neg")
 TRACER_NAMES = {"dotatate": "68Ga-DOTATATE", "fdg": "18F-FDG"}
@@ -433,6 +437,10 @@ def html_report(analysis: Analysis, made: List[Dict[str, str]], command: str = "
                               (f"{k['kappa']:.3f} ({k['ci_low']:.3f}&ndash;{k['ci_high']:.3f})"
                                if k.get("kappa") is not None else html.escape(k.get("reason", "")))]
                              for k in r["kappa"]]))
+    # staging (netpet.stats.staging): the section, or the sentence saying why it is not available
+    staging = r.get("staging") or analysis.staging
+    if staging:
+        parts.append(staging_html(staging))
     # false findings
     parts.append("<h2>False positives and false negatives (lesion level)</h2>")
     if r["causes"]:
@@ -543,6 +551,9 @@ def write_outputs(analysis: Analysis, out: str, command: str = "", previous_caus
     put("kappa.csv", _csv_bytes([_flatten(e) for e in r["kappa"]]))
     put("false-findings.csv", _csv_bytes(r["false_findings"], list(analysis.false_findings.columns)))
     put("causes.csv", _csv_bytes(r["causes"], ["kind", "cause", "count"]))
+    if (r.get("staging") or {}).get("available"):
+        put("staging-patients.csv", _csv_bytes(staging_rows(r["staging"])))
+        put("staging-accuracy.csv", _csv_bytes(accuracy_rows(r["staging"])))
     if previous_causes:
         current = {false_finding_key(row) for row in r["false_findings"]}
         orphans = [dict(zip(("kind", "patient_id", "modality", "tracer", "reader", "lesion_id", TIME_POINT), key),
