@@ -32,7 +32,7 @@ from netpet.match.correspondence import (COLUMNS, CorrespondenceError, MissingRe
 from netpet.match.registration import REGISTRATION_ERROR_MM, read_session, register_and_store, transform_path
 
 TABLE_COLUMNS = ["patient_id", "session_id", "modality", "tracer", "reader", "lesion_id", "region", "call",
-                 "centroid_r", "centroid_a", "centroid_s", "mtv_ml", "time_point"]
+                 "centroid_r", "centroid_a", "centroid_s", "mtv_ml", "time_point", "segmentation_file"]
 REFERENCE_COLUMNS = ["patient_id", "lesion_id", "region", "truth", "standard", "location_session", "center_r",
                      "center_a", "center_s", "diameter_mm", "time_point"]
 
@@ -129,6 +129,39 @@ def test_ambiguity_rule(tmp_path):
     frame = run(tmp_path, [finding("L01", 0.5)], [lesion("A", 0.0), lesion("B", 12.0, diameter=24.0)])
     row = by_finding(frame)["L01"]
     assert row["status"] == "matched" and row["candidates"] == "B:11.5"
+
+
+def _segmentation(path, centre_r, radius=2.5):
+    """A .seg.nrrd (1 mm voxels, LPS x -20..19, y and z -10..9) holding segment L01: a ball about R centre_r, A 0, S 0."""
+    import slicerio
+
+    i, j, k = np.meshgrid(np.arange(40), np.arange(20), np.arange(20), indexing="ij")
+    ball = ((i - 20 + centre_r) ** 2 + (j - 10) ** 2 + (k - 10) ** 2 <= radius ** 2).astype(np.uint8)
+    ijk_to_lps = np.eye(4)
+    ijk_to_lps[:3, 3] = (-20.0, -10.0, -10.0)
+    slicerio.write_segmentation(str(path), {
+        "voxels": ball, "ijkToLPS": ijk_to_lps, "containedRepresentationNames": ["Binary labelmap"],
+        "masterRepresentation": "Binary labelmap", "referenceImageExtentOffset": [0, 0, 0],
+        "segments": [{"id": "L01", "name": "L01", "labelValue": 1, "layer": 0, "extent": [0, 39, 0, 19, 0, 19],
+                      "color": (0.9, 0.2, 0.2)}]})
+    return os.path.basename(str(path))
+
+
+def test_masks_break_a_tie_only_when_they_tell(tmp_path):
+    """The ambiguous case above (finding 2 mm from A, 4 mm from B): a segment around A holds A's centre only
+    (matched); a segment around B holds B's (still ambiguous, said in the note); no segment: ambiguous."""
+    lesions = [lesion("A", 0.0), lesion("B", 6.0)]
+    near_a = {**finding("L01", 2.0), "segmentation_file": _segmentation(tmp_path / "a.seg.nrrd", 0.0)}
+    row = by_finding(run(tmp_path, [near_a], lesions))["L01"]
+    assert (row["status"], row["reference_lesion_id"]) == ("matched", "A")
+    assert "resolved by the segmentations: finding L01's segment holds the centre of A only" in row["note"]
+    near_b = {**finding("L01", 2.0), "segmentation_file": _segmentation(tmp_path / "b.seg.nrrd", 6.0)}
+    row = by_finding(run(tmp_path, [near_b], lesions))["L01"]
+    assert row["status"] == "ambiguous" and row["note"].endswith("its segment holds the centre of B")
+    broken = {**finding("L01", 2.0), "segmentation_file": "missing.seg.nrrd"}
+    frame = run(tmp_path, [broken], lesions)
+    assert by_finding(frame)["L01"]["status"] == "ambiguous"
+    assert "missing.seg.nrrd could not be read" in frame.attrs["warnings"][0]
 
 
 def test_unmatched_findings_and_missed_lesions(tmp_path):

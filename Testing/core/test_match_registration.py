@@ -105,6 +105,22 @@ def test_points_map_between_ras_and_lps_in_one_place():
     assert np.allclose(map_points_ras(transform, [0.0, 0.0, 0.0]), [[10.0, 0.0, -5.0]])
 
 
+def test_points_map_back_with_inverse():
+    """inverse=True maps fixed-session points into the moving session: the transform itself, the round trip exact."""
+    transform = sitk.Euler3DTransform((0.0, 0.0, 0.0), 0.02, -0.01, 0.03, (10.0, -4.0, 5.0))
+    assert np.allclose(map_points_ras(transform, [0.0, 0.0, 0.0], inverse=True), [[-10.0, 4.0, 5.0]])
+    points = [[10.0, -20.0, -300.0], [-50.0, 40.0, -700.0]]
+    assert np.allclose(map_points_ras(transform, map_points_ras(transform, points), inverse=True), points, atol=1e-9)
+
+
+def test_registration_error_figures_cover_the_measured_errors(registered):
+    """REGISTRATION_ERROR_MM, the error the matching gate allows for, is at least every lesion-centre error
+    measured here per basis (all pairs of these tests register on the CT/MR)."""
+    for (pid, session_id), (result, errors) in registered.items():
+        assert errors.max() <= registration.REGISTRATION_ERROR_MM[result.basis], (pid, session_id, errors.max())
+        assert result.error_mm == registration.REGISTRATION_ERROR_MM[result.basis]
+
+
 def _noise(image, seed):
     array = np.random.default_rng(seed).normal(100.0, 30.0, sitk.GetArrayViewFromImage(image).shape)
     noise = sitk.GetImageFromArray(array.astype(np.float32))

@@ -51,6 +51,12 @@ assignment could flip within the registration error and a centroid's uncertainty
 confirms it (status ``confirmed``). A finding with no lesion in its gate is ``unmatched`` (a false
 positive); a lesion left without a finding is ``missed`` (a false negative).
 
+Masks as tie-breaker: when the findings have segmentations (the table's ``segmentation_file``, a
+``.seg.nrrd`` beside the table with one segment per finding id), an ambiguous pair (f, l) becomes
+``matched`` when f's segment holds the (mapped) centre of l and of none of the rival lesions, and no
+rival finding's segment holds l's centre (every rival finding's segment read). Otherwise it stays
+ambiguous, its note saying which centres f's segment holds.
+
 Tracks
 ------
 ``track_id`` follows a lesion across the sessions and time points of a patient: the reference lesion
@@ -88,6 +94,7 @@ import numpy as np
 import pandas as pd
 
 from netpet.errors import NetpetError, printable
+from netpet.geometry import ras_to_lps_array
 
 #: The correspondence CSV's columns, in order.
 COLUMNS: Tuple[str, ...] = (
@@ -519,6 +526,11 @@ def _findings(table_path: str, reader: Optional[str]) -> Tuple[pd.DataFrame, pd.
             radii.append(0.0)
     findings["_centre"] = list(np.asarray(centres, dtype=float).reshape(-1, 3))
     findings["_radius"] = radii
+    folder = os.path.dirname(os.path.abspath(table_path))
+    if "segmentation_file" in findings:
+        findings["_segmentation"] = [os.path.join(folder, v) if v else "" for v in findings["segmentation_file"]]
+    else:
+        findings["_segmentation"] = ""
     reads = frame[[*READ_COLUMNS, "time_point"]].drop_duplicates(list(READ_COLUMNS)).reset_index(drop=True)
     return findings.reset_index(drop=True), reads
 
@@ -674,6 +686,7 @@ def match_study(table_path: str, reference_path: str, locations_path: Optional[s
         os.path.dirname(os.path.abspath(table_path)), "transforms")
     links = SessionLinks(folder, registration_error_mm)
     warnings: List[str] = []
+    masks = _Masks(warnings)
     unknown = [p for p in dict.fromkeys(reads["patient_id"]) if p not in known_patients]
     if unknown:
         raise CorrespondenceError(f"Patient {printable(unknown[0])} of the study table {printable(table_path)} is not in "
@@ -708,7 +721,7 @@ def match_study(table_path: str, reference_path: str, locations_path: Optional[s
                              "candidates": "", "note": "no finding to assign in this read"})
             continue
         placed = [place(l, session, links, order[patient], table_path) for l in candidates]
-        rows.extend(_assign(base, free, candidates, placed, linear_sum_assignment))
+        rows.extend(_assign(base, free, candidates, placed, linear_sum_assignment, masks))
     for r in confirmed:
         if id(r) not in kept:
             warnings.append(f"The confirmed row of {'finding ' + printable(r['lesion_id']) if r['lesion_id'] else 'lesion ' + printable(r['reference_lesion_id'])} "
@@ -749,8 +762,61 @@ def _confirmed_rows(previous, lesions) -> List[Dict[str, str]]:
     return out
 
 
-def _assign(base, free: pd.DataFrame, lesions: List[ReferenceLesion], placed: List[Placement], solver
-            ) -> List[Dict[str, Any]]:
+class _Masks:
+    """The findings' segmentations (``.seg.nrrd``, one segment per finding id), read once, asked whether
+    they hold given RAS points; None when a finding has no readable segment."""
+
+    def __init__(self, warnings: List[str]) -> None:
+        self.warnings = warnings
+        self._files: Dict[str, Any] = {}
+
+    def holds(self, path: str, segment_id: str, points_ras: np.ndarray) -> Optional[np.ndarray]:
+        import slicerio
+
+        if not path:
+            return None
+        if path not in self._files:
+            try:
+                self._files[path] = slicerio.read_segmentation(path)
+            except Exception as exc:  # noqa: BLE001 - any unreadable file: the masks are not used, and it is said
+                self._files[path] = None
+                self.warnings.append(f"The segmentation {printable(path)} could not be read ({printable(exc)}); "
+                                     "matching used centroids only for its findings.")
+        segmentation = self._files[path]
+        if segmentation is None:
+            return None
+        try:
+            mask = slicerio.segment_mask(segmentation, slicerio.segment_from_id(segmentation, segment_id)) > 0
+        except Exception:  # noqa: BLE001 - no segment of that id (e.g. a finding not separable)
+            return None
+        points = np.atleast_2d(np.asarray(points_ras, dtype=float))
+        homogeneous = np.c_[ras_to_lps_array(points), np.ones(len(points))]
+        to_ijk = np.linalg.inv(np.asarray(segmentation["ijkToLPS"], dtype=float))
+        ijk = np.rint((to_ijk @ homogeneous.T).T[:, :3]).astype(int)  # slicerio's mask is indexed [i, j, k]
+        inside = np.all((ijk >= 0) & (ijk < np.array(mask.shape)), axis=1)
+        out = np.zeros(len(ijk), dtype=bool)
+        out[inside] = mask[tuple(ijk[inside].T)]
+        return out
+
+
+def _by_masks(masks: _Masks, free: pd.DataFrame, i: int, j: int, rival_lesions: List[int], rival_findings: List[int],
+              lesions: List[ReferenceLesion], placed: List[Placement], rivals: List[str], note: str) -> Tuple[str, str]:
+    """The masks' tie-break of an ambiguous pair (finding i, lesion j): (status, note); see the module docstring."""
+    paths, ids = list(free["_segmentation"]), list(free["lesion_id"])
+    held = masks.holds(paths[i], ids[i], np.stack([placed[k].centre for k in [j, *rival_lesions]]))
+    if held is None:
+        return "ambiguous", note
+    others = [masks.holds(paths[k], ids[k], placed[j].centre) for k in rival_findings]
+    if held[0] and not held[1:].any() and all(o is not None and not o[0] for o in others):
+        return "matched", (f"by distance it could flip ({'; '.join(rivals)}); resolved by the segmentations: "
+                           f"finding {ids[i]}'s segment holds the centre of {lesions[j].lesion_id} only")
+    inside = [lesions[k].lesion_id for k, h in zip([j, *rival_lesions], held) if h]
+    holds = f"its segment holds the centre of {', '.join(inside)}" if inside else "its segment holds no candidate's centre"
+    return "ambiguous", f"{note}; {holds}"
+
+
+def _assign(base, free: pd.DataFrame, lesions: List[ReferenceLesion], placed: List[Placement], solver,
+            masks: Optional[_Masks] = None) -> List[Dict[str, Any]]:
     """Rows of one read: its free findings assigned to its candidate lesions (see the module docstring)."""
     centres = np.stack(list(free["_centre"])) if len(free) else np.zeros((0, 3))
     radii = free["_radius"].to_numpy(dtype=float)
@@ -780,13 +846,17 @@ def _assign(base, free: pd.DataFrame, lesions: List[ReferenceLesion], placed: Li
             j = assigned[i]
             d, error = distance[i, j], placed[j].error_mm
             limit = d + error + AMBIGUITY_MARGIN_MM
-            rivals = [f"reference lesion {lesions[k].lesion_id} at {distance[i, k]:.1f} mm" for k in range(m)
-                      if k != j and inside[i, k] and distance[i, k] < d + max(error, placed[k].error_mm) + AMBIGUITY_MARGIN_MM]
-            rivals += [f"finding {ids[k]} of this read at {distance[k, j]:.1f} mm" for k in range(n)
-                       if k != i and inside[k, j] and distance[k, j] < limit]
+            rival_lesions = [k for k in range(m) if k != j and inside[i, k]
+                             and distance[i, k] < d + max(error, placed[k].error_mm) + AMBIGUITY_MARGIN_MM]
+            rival_findings = [k for k in range(n) if k != i and inside[k, j] and distance[k, j] < limit]
+            rivals = [f"reference lesion {lesions[k].lesion_id} at {distance[i, k]:.1f} mm" for k in rival_lesions]
+            rivals += [f"finding {ids[k]} of this read at {distance[k, j]:.1f} mm" for k in rival_findings]
             status = "ambiguous" if rivals else "matched"
             note = (f"could flip: {'; '.join(rivals)} (within {d:.1f} + {error:.1f} + {AMBIGUITY_MARGIN_MM:.0f} mm); "
                     "confirm it") if rivals else ""
+            if rivals and masks is not None:
+                status, note = _by_masks(masks, free, i, j, rival_lesions, rival_findings, lesions, placed, rivals,
+                                         note)
             rows.append({**base, "lesion_id": finding, "reference_lesion_id": lesions[j].lesion_id,
                          "status": status, "distance_mm": _mm(d), "gate_mm": _mm(gate[i, j]),
                          "registration_error_mm": _mm(error), "via": placed[j].via, "candidates": listed,
