@@ -279,3 +279,16 @@ def test_without_primary_and_site_there_is_no_staging_key(tmp_path):
     written = write_outputs(analysis, str(tmp_path / "out"), figures_too=False)
     assert "Staging is not available" in open(written["report.html"]).read()
     assert "staging-patients.csv" not in written
+
+
+@pytest.mark.parametrize("first", ["netpet.clinical", "netpet.clinical.staging_stats", "netpet.phantom.stages",
+                                   "netpet.stats.staging"])
+def test_no_import_circle_between_stats_and_clinical(first):
+    """netpet.stats.staging imports netpet.clinical, whose statistics import netpet.stats.intervals: the analysis
+    imports the staging lazily, so any of them can be imported first (a module-level import broke the phantom)."""
+    import subprocess
+    import sys
+
+    code = f"import {first}; import netpet.stats.analysis, netpet.stats.report, netpet.cli.stats"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-2000:]

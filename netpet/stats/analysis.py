@@ -46,7 +46,6 @@ from netpet.stats.data import (GROUP_KEYS, LEVELS, MADE_STANDARDS, QUALITY_COLUM
                                not_separable, units_for)
 from netpet.stats.intervals import CI_METHODS, Measure, StatsError, accuracy_measures
 from netpet.stats.paired import PairedCounts, durkalski, mcnemar_chi2, mcnemar_exact, tango_interval
-from netpet.stats.staging import staging_section
 
 log = logging.getLogger(__name__)
 
@@ -554,6 +553,10 @@ def analyse(study: Study, options: Optional[StatsOptions] = None,
     agreements, kappas, plots = agreement_analysis(units["lesion"], units, groups, options, keys)
     falses = false_findings(units["lesion"], options, study.timed)
     report(0.9, "Staging")
+    # imported here: netpet.stats.staging imports netpet.clinical, whose statistics import netpet.stats.intervals (and
+    # so this package's __init__); a module-level import would make a circle when netpet.clinical is imported first
+    from netpet.stats.staging import staging_section
+
     staging = staging_section(study, units["lesion"], options.equivocal, options.level, options.ci)
     reference = study.reference
     result = {

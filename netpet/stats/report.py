@@ -38,7 +38,6 @@ from netpet import __version__
 from netpet.stats.analysis import Analysis, false_finding_key
 from netpet.stats.data import GROUP_KEYS, NOT_SEPARABLE, TIME_POINT
 from netpet.stats.intervals import StatsError
-from netpet.stats.staging import accuracy_rows, staging_html, staging_rows
 
 MEASURES = ("sensitivity", "specificity", "ppv", "npv", "accuracy", "lr_pos", "lr_neg")
 TRACER_NAMES = {"dotatate": "68Ga-DOTATATE", "fdg": "18F-FDG"}
@@ -440,6 +439,8 @@ def html_report(analysis: Analysis, made: List[Dict[str, str]], command: str = "
     # staging (netpet.stats.staging): the section, or the sentence saying why it is not available
     staging = r.get("staging") or analysis.staging
     if staging:
+        from netpet.stats.staging import staging_html  # not at module level: see netpet.stats.analysis.analyse
+
         parts.append(staging_html(staging))
     # false findings
     parts.append("<h2>False positives and false negatives (lesion level)</h2>")
@@ -552,6 +553,8 @@ def write_outputs(analysis: Analysis, out: str, command: str = "", previous_caus
     put("false-findings.csv", _csv_bytes(r["false_findings"], list(analysis.false_findings.columns)))
     put("causes.csv", _csv_bytes(r["causes"], ["kind", "cause", "count"]))
     if (r.get("staging") or {}).get("available"):
+        from netpet.stats.staging import accuracy_rows, staging_rows
+
         put("staging-patients.csv", _csv_bytes(staging_rows(r["staging"])))
         put("staging-accuracy.csv", _csv_bytes(accuracy_rows(r["staging"])))
     if previous_causes:
