@@ -63,7 +63,9 @@ def test_lesion_free_patient_has_one_reference_row():
     patient = make_patient(SEED, 4, TRACERS, MODALITIES)
     patient.lesions = []
     assert reference_rows(patient) == [{"patient_id": "NETPET-005", "lesion_id": "", "region": "", "truth": 0,
-                                        "standard": "follow-up"}]
+                                        "standard": "follow-up", "site": "", "primary": "", "location_session": "",
+                                        "center_r": "", "center_a": "", "center_s": "", "diameter_mm": "",
+                                        "time_point": ""}]
 
 
 def test_patient_mix_covers_the_study_design():

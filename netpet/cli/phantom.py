@@ -15,6 +15,12 @@ def add_parser(sub) -> None:
     p.add_argument("--tracers", default="dotatate,fdg", help="comma-separated: dotatate, fdg (default both)")
     p.add_argument("--modalities", default="petct,petmr", help="comma-separated: petct, petmr (default both)")
     p.add_argument("--preview", action="store_true", help="write a PNG per session: PET MIP and fused slice")
+    p.add_argument("--distant-sites", action="store_true",
+                   help="give NET patients the nodal stations and distant sites of the staging design (N0/N1, "
+                        "M0/M1a/M1b/M1c: regional and distant nodes, liver, bone, lung)")
+    p.add_argument("--follow-up", action="store_true",
+                   help="add a 68Ga-DOTATATE PET/CT follow-up (time point FU1, 90-200 days later) for NET and TIO "
+                        "patients: response, stable disease, progression with new lesions, recurrence")
     p.add_argument("--case", metavar="NAME", help="write one teaching case instead (see --list-cases)")
     p.add_argument("--list-cases", action="store_true", help="list the teaching cases and exit")
     p.add_argument("--jobs", type=JOBS, default=None, help="worker processes (default: all cores)")
@@ -36,17 +42,23 @@ def run(args: argparse.Namespace) -> int:
     progress = _tqdm_progress(True)
     try:
         if args.case:
+            if args.distant_sites or args.follow_up:
+                raise UsageError("--distant-sites and --follow-up apply to the study (--patients), not to a "
+                                 "teaching case")
             summary = generate_case(args.out, args.case, args.preview, progress)
         else:
             tracers = [t.strip().lower() for t in args.tracers.split(",") if t.strip()]
             modalities = [m.strip().lower() for m in args.modalities.split(",") if m.strip()]
             summary = generate_study(args.out, args.patients, args.seed, tracers, modalities, args.preview,
-                                     args.jobs, progress)
+                                     args.jobs, progress, distant_sites=args.distant_sites,
+                                     follow_up=args.follow_up)
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
     sessions = sum(len(p["sessions"]) for p in summary["patients"])
     lesions = sum(len(p["lesions"]) for p in summary["patients"])
     print(f"wrote {len(summary['patients'])} patients, {sessions} sessions, {lesions} lesions: "
           f"{summary['files']} DICOM files, {summary['bytes'] / 1e6:.0f} MB in {args.out}")
-    print(f"truth: {args.out}/truth/lesions.csv, {args.out}/reference_standard.csv")
+    print(f"truth: {args.out}/truth/lesions.csv, {args.out}/reference_standard.csv, "
+          f"{args.out}/reference_locations.csv, {args.out}/truth/staging.csv, {args.out}/truth/sessions.csv"
+          + (f", {args.out}/truth/follow_up.csv" if summary["parameters"].get("follow_up") else ""))
     return EXIT_OK

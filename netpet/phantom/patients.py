@@ -44,6 +44,8 @@ PATIENT_KINDS = ("NET", "NET", "TIO", "NET", "none", "NET", "TIO", "NET", "NET",
 
 #: Reference-standard terms used in the reference table (StudyStats reads them).
 HISTOPATHOLOGY, FOLLOW_UP = "histopathology", "follow-up"
+#: Time point labels of the study (netpet.schema reads them: baseline, FU1)
+BASELINE, FU1 = "baseline", "FU1"
 
 
 @dataclass
@@ -147,6 +149,10 @@ class Session:
     shift_mm: Tuple[float, float, float]
     bladder_suv: float
     seed: Tuple[int, ...]
+    #: the time point the session belongs to (``baseline``, ``FU1``) and its calendar days after the
+    #: patient's first baseline day
+    time_point: str = "baseline"
+    days_from_baseline: int = 0
 
     @property
     def modality(self) -> str:
@@ -175,6 +181,38 @@ class Patient:
     marrow_hu: float = 226.0
     birth_date: dt.date = dt.date(1960, 1, 1)
     description: str = ""
+    #: later time points (``FU1``): what changed since baseline (see :mod:`netpet.phantom.followup`)
+    follow_up: Dict[str, "TimePoint"] = field(default_factory=dict)
+
+    @property
+    def primary(self) -> str:
+        """The region of the patient's NET primary (``pancreas``, ``small bowel``); "" for TIO or no tumour."""
+        return next((lesion.region for lesion in self.lesions if lesion.kind == "NET primary" and lesion.malignant), "")
+
+    @property
+    def time_points(self) -> List[str]:
+        """``baseline`` and the follow-up time points, in order."""
+        return [BASELINE, *self.follow_up]
+
+    def lesions_at(self, time_point: str) -> List[Lesion]:
+        """The lesions present at a time point (baseline: :attr:`lesions`)."""
+        if time_point in ("", BASELINE):
+            return self.lesions
+        return self.follow_up[time_point].lesions
+
+
+@dataclass
+class TimePoint:
+    """A follow-up time point of a patient: the lesions then present and how each changed.
+
+    ``changes``: one dict per lesion of either time point (see :mod:`netpet.phantom.followup`).
+    """
+
+    time_point: str
+    days_from_baseline: int
+    scenario: str
+    lesions: List[Lesion]
+    changes: List[Dict[str, object]] = field(default_factory=list)
 
 
 def _rng(seed: int, *keys: int) -> np.random.Generator:
@@ -333,7 +371,6 @@ def _body(rng: np.random.Generator, sex: str, whole_body: bool) -> Tuple[Body, f
 
 def _sessions(seed: int, index: int, rng: np.random.Generator, tracers: Sequence[str], modalities: Sequence[str],
               fdg: bool, start: dt.datetime, weight_kg: float) -> List[Session]:
-    sessions: List[Session] = []
     plan = []
     if "dotatate" in tracers:
         if "petct" in modalities:
@@ -342,27 +379,45 @@ def _sessions(seed: int, index: int, rng: np.random.Generator, tracers: Sequence
             plan.append(("S2-DOTATATE-PETMR", "dotatate", SCANNERS["petmr"], 1))
     if "fdg" in tracers and fdg and "petct" in modalities:
         plan.append(("S3-FDG-PETCT", "fdg", SCANNERS["fdg-petct"], int(rng.integers(2, 8))))
-    for number, (session_id, tracer, scanner, day) in enumerate(plan):
-        srng = _rng(seed, index, 100 + number)
-        scan = start + dt.timedelta(days=day, minutes=int(srng.integers(0, 240)), seconds=int(srng.integers(0, 60)))
-        uptake = dt.timedelta(minutes=float(srng.uniform(50, 70)))
-        injection = (scan - uptake).replace(microsecond=0)
-        # 68Ga-DOTATATE 100-200 MBq (Bozkurt MF et al., EJNMMI 2017;44:1588); FDG about 4 MBq/kg
-        # (mean 4.1 MBq/kg in Boktor RR et al., J Nucl Med 2013;54:677)
-        dose = float(srng.uniform(130e6, 190e6)) if tracer == "dotatate" else weight_kg * float(srng.uniform(3.3, 4.5)) * 1e6
-        first = number == 0
-        rotation = (0.0, 0.0, 0.0) if first else tuple(float(v) for v in srng.uniform(-2.5, 2.5, 3))
-        shift = (0.0, 0.0, 0.0) if first else (float(srng.uniform(-10, 10)), float(srng.uniform(-8, 8)),
-                                                 float(srng.uniform(-20, 20)))
-        bladder = float(srng.uniform(12, 45)) if tracer == "dotatate" else float(srng.uniform(10, 35))
-        sessions.append(Session(session_id, tracer, scanner, scan, injection, dose, rotation, shift, bladder,
-                                (seed, index, 100 + number)))
-    return sessions
+    return [make_session(session_id, tracer, scanner, start, day, weight_kg, (seed, index, 100 + number),
+                         first=number == 0)
+            for number, (session_id, tracer, scanner, day) in enumerate(plan)]
+
+
+def make_session(session_id: str, tracer: str, scanner: Scanner, start: dt.datetime, day: int, weight_kg: float,
+                 stream: Tuple[int, ...], first: bool, time_point: str = BASELINE) -> Session:
+    """One session ``day`` days after ``start`` (08:00 of the patient's first baseline day), its times, dose,
+    bladder and patient position drawn from the random stream ``stream`` (which also seeds its image noise).
+
+    The first session of a patient defines the body frame (no rotation, no shift); every other session
+    is rotated by up to 2.5 degrees about each axis and shifted by up to 10, 8 and 20 mm (x, y, z,
+    LPS; see :func:`netpet.phantom.render.body_to_scanner` for how they apply).
+    """
+    srng = _rng(*stream)
+    scan = start + dt.timedelta(days=day, minutes=int(srng.integers(0, 240)), seconds=int(srng.integers(0, 60)))
+    uptake = dt.timedelta(minutes=float(srng.uniform(50, 70)))
+    injection = (scan - uptake).replace(microsecond=0)
+    # 68Ga-DOTATATE 100-200 MBq (Bozkurt MF et al., EJNMMI 2017;44:1588); FDG about 4 MBq/kg
+    # (mean 4.1 MBq/kg in Boktor RR et al., J Nucl Med 2013;54:677)
+    dose = float(srng.uniform(130e6, 190e6)) if tracer == "dotatate" else weight_kg * float(srng.uniform(3.3, 4.5)) * 1e6
+    rotation = (0.0, 0.0, 0.0) if first else tuple(float(v) for v in srng.uniform(-2.5, 2.5, 3))
+    shift = (0.0, 0.0, 0.0) if first else (float(srng.uniform(-10, 10)), float(srng.uniform(-8, 8)),
+                                             float(srng.uniform(-20, 20)))
+    bladder = float(srng.uniform(12, 45)) if tracer == "dotatate" else float(srng.uniform(10, 35))
+    return Session(session_id, tracer, scanner, scan, injection, dose, rotation, shift, bladder, tuple(stream),
+                   time_point, int(day))
 
 
 def make_patient(seed: int, index: int, tracers: Sequence[str] = TRACERS, modalities: Sequence[str] = MODALITIES,
-                 kind: Optional[str] = None) -> Patient:
-    """Patient ``index`` (0-based) of the study with this seed."""
+                 kind: Optional[str] = None, distant_sites: bool = False, follow_up: bool = False) -> Patient:
+    """Patient ``index`` (0-based) of the study with this seed.
+
+    ``distant_sites``: NET patients get the nodal and distant sites of the study's staging design
+    (:func:`netpet.phantom.stages.apply_stage_design`); ``follow_up``: NET and TIO patients get a
+    68Ga-DOTATATE PET/CT follow-up time point FU1 (:func:`netpet.phantom.followup.add_follow_up`;
+    needs dotatate and petct among the tracers and modalities). Both draw from their own random
+    streams, so every other draw of the patient stays the same.
+    """
     rng = _rng(seed, index, 1)
     kind = kind or PATIENT_KINDS[index % len(PATIENT_KINDS)]
     sex = "M" if rng.uniform() < 0.5 else "F"
@@ -391,6 +446,14 @@ def make_patient(seed: int, index: int, tracers: Sequence[str] = TRACERS, modali
         myocardium_fdg=myocardium, marrow_hu=max(90.0, 226.0 - 2.5 * (age - 30)),
         birth_date=dt.date(start.year - age, int(rng.integers(1, 13)), int(rng.integers(1, 29))),
     )
+    if distant_sites and kind == "NET":
+        from netpet.phantom.stages import apply_stage_design
+
+        apply_stage_design(patient, seed)
+    if follow_up:
+        from netpet.phantom.followup import add_follow_up
+
+        add_follow_up(patient, seed, tracers, modalities, start)
     patient.description = describe(patient)
     return patient
 

@@ -64,6 +64,18 @@ class Model:
 def build_model(patient: Patient) -> Model:
     grid = patient.body.model_grid(MODEL_SPACING_MM)
     labels = anatomy.rasterise(patient.body, grid)
+    return Model(patient, grid, labels, _lesion_voxels(patient, grid))
+
+
+def with_lesions(model: Model, patient: Patient) -> Model:
+    """The same body (labels shared) with another set of lesions: ``patient`` is the same person at
+    another time point (e.g. ``replace(patient, lesions=patient.lesions_at("FU1"))``)."""
+    if patient.body != model.patient.body:
+        raise ValueError("with_lesions needs the same body: build a new model for another patient")
+    return Model(patient, model.grid, model.labels, _lesion_voxels(patient, model.grid))
+
+
+def _lesion_voxels(patient: Patient, grid: Grid) -> List[LesionVoxels]:
     voxels = []
     for lesion in patient.lesions:
         box, fraction = occupancy(grid, lesion.shape())
@@ -72,7 +84,7 @@ def build_model(patient: Patient) -> Model:
         core = lesion.core()
         core_box, core_fraction = occupancy(grid, core) if core is not None else (None, None)
         voxels.append(LesionVoxels(lesion, box, fraction, core_box, core_fraction))
-    return Model(patient, grid, labels, voxels)
+    return voxels
 
 
 def _blend(volume: np.ndarray, box, fraction: np.ndarray, value: float) -> None:

@@ -5,14 +5,22 @@ Layout under the output folder::
     dicom/<patient>/<session>/PET/IMnnnn      PET (BQML, START) of the session
     dicom/<patient>/<session>/CT|MR/IMnnnn    its anatomical partner, same frame of reference
     truth/<patient>/<session>_lesions.seg.nrrd  one segment per lesion, in the PET's geometry
-    truth/lesions.csv                         one row per lesion and session
+    truth/lesions.csv                         one row per lesion and session (+ time_point with follow-up)
+    truth/sessions.csv                        the patient's pose per session (netpet.phantom.poses)
+    truth/staging.csv                         N, M and stage group per patient and time point
+    truth/follow_up.csv                       with follow-up: what changed per lesion (netpet.phantom.followup)
     truth/truth.json                          everything: study, patients, sessions, lesions
-    reference_standard.csv                    patient_id, lesion_id, region, truth, standard
+    reference_standard.csv                    patient_id, lesion_id, region, truth, standard, site, primary,
+                                              location (first session), time_point
+    reference_locations.csv                   every lesion's location in every session that shows it
     preview/<patient>_<session>.png           with --preview
     README.txt                                what the study is and how it was made
 
 The study is a deterministic function of its parameters: the same seed gives the same bytes
-(UIDs are derived from the seed), however many processes write it.
+(UIDs are derived from the seed), however many processes write it. ``distant_sites`` (the staging
+design, :mod:`netpet.phantom.stages`) and ``follow_up`` (time point FU1, :mod:`netpet.phantom.followup`)
+are off by default; without them the DICOM, masks, truth/lesions.csv and truth.json are those of
+earlier versions byte for byte (the new files are added, reference_standard.csv gains columns).
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ import json
 import logging
 import os
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
@@ -33,7 +41,8 @@ from netpet.dicom import radionuclides, writer
 from netpet.dicom.files import default_jobs, process_context
 from netpet.geometry import lps_to_ras
 from netpet.phantom import render
-from netpet.phantom.patients import FOLLOW_UP, MODALITIES, TRACERS, Patient, Session, make_patient
+from netpet.phantom.patients import BASELINE, FOLLOW_UP, MODALITIES, TRACERS, Patient, Session, make_patient
+from netpet.phantom.poses import SESSION_COLUMNS, pose_row
 from netpet.progress import ProgressCallback, report
 
 log = logging.getLogger(__name__)
@@ -47,7 +56,12 @@ LESION_COLUMNS = [
     "suv_mean_true", "suv_max_expected", "suv_mean_expected", "background_suv", "avid", "liver_suv", "spleen_suv",
     "tl_ratio_true", "above_liver", "petmr_bias", "mask_voxels", "segmentation_file",
 ]
-REFERENCE_COLUMNS = ["patient_id", "lesion_id", "region", "truth", "standard"]
+#: truth/lesions.csv of a study with follow-up: the same, and the session's time point
+LESION_COLUMNS_FOLLOW_UP = LESION_COLUMNS + ["time_point"]
+REFERENCE_COLUMNS = ["patient_id", "lesion_id", "region", "truth", "standard", "site", "primary", "location_session",
+                     "center_r", "center_a", "center_s", "diameter_mm", "time_point"]
+LOCATION_COLUMNS = ["patient_id", "lesion_id", "session_id", "center_r", "center_a", "center_s", "diameter_mm"]
+STAGING_COLUMNS = ["patient_id", "time_point", "primary", "n", "m", "stage_group"]
 #: A lesion is called avid for a tracer when its uptake is at least this multiple of the
 #: uptake of the tissue it sits in.
 AVIDITY_CONTRAST = 1.5
@@ -61,6 +75,10 @@ class StudyParameters:
     modalities: Sequence[str] = MODALITIES
     preview: bool = False
     case: Optional[str] = None
+    #: NET patients get the nodal and distant sites of the staging design (netpet.phantom.stages)
+    distant_sites: bool = False
+    #: NET and TIO patients get a follow-up time point FU1 (netpet.phantom.followup)
+    follow_up: bool = False
 
 
 @dataclass
@@ -71,6 +89,10 @@ class PatientResult:
     summary: Dict[str, Any]
     lesion_rows: List[Dict[str, Any]] = field(default_factory=list)
     reference_rows: List[Dict[str, Any]] = field(default_factory=list)
+    location_rows: List[Dict[str, Any]] = field(default_factory=list)
+    session_rows: List[Dict[str, Any]] = field(default_factory=list)
+    staging_rows: List[Dict[str, Any]] = field(default_factory=list)
+    change_rows: List[Dict[str, Any]] = field(default_factory=list)
     files: int = 0
     bytes: int = 0
 
@@ -143,7 +165,7 @@ def _drop_timestamp(path: str) -> None:
 
 
 def _session(model: render.Model, session: Session, seed: int, out: str, preview: bool,
-             result: PatientResult) -> Dict[str, Any]:
+             result: PatientResult, follow_up: bool = False) -> Dict[str, Any]:
     patient = model.patient
     scanner = session.scanner
     uid = lambda key: _uid(seed, patient.patient_id, session.session_id, key)  # noqa: E731
@@ -214,6 +236,7 @@ def _session(model: render.Model, session: Session, seed: int, out: str, preview
             "above_liver": int(suvs["suv_max_expected"] > liver),
             "petmr_bias": round(lesion.petmr_bias if session.modality == "PET/MR" else 0.0, 4),
             "mask_voxels": int(mask.sum()), "segmentation_file": seg_rel.replace(os.sep, "/"),
+            "time_point": session.time_point,
         })
     os.makedirs(os.path.join(out, "truth", patient.patient_id), exist_ok=True)
     _seg_file(os.path.join(out, seg_rel), masks, patient, pet_grid)
@@ -222,8 +245,9 @@ def _session(model: render.Model, session: Session, seed: int, out: str, preview
 
         session_preview(os.path.join(out, "preview", f"{patient.patient_id}_{session.session_id}.png"), suv,
                         anatomy_image, pet_grid, anat_grid, masks, session, patient)
+    timing = {"time_point": session.time_point, "days_from_baseline": session.days_from_baseline} if follow_up else {}
     return {
-        "session_id": session.session_id, "tracer": session.tracer, "modality": session.modality,
+        "session_id": session.session_id, "tracer": session.tracer, "modality": session.modality, **timing,
         "scanner": {"manufacturer": scanner.manufacturer, "model": scanner.model, "pet_voxel_mm": scanner.pet_spacing,
                     "fwhm_mm": round(session.fwhm_mm, 2), "anatomy": scanner.anatomy,
                     "anatomy_voxel_mm": scanner.anatomy_spacing},
@@ -242,39 +266,113 @@ def _session(model: render.Model, session: Session, seed: int, out: str, preview
     }
 
 
-def render_patient(patient: Patient, seed: int, out: str, preview: bool) -> PatientResult:
-    """Model, image and write one patient's sessions (runs in a worker process)."""
-    model = render.build_model(patient)
+def render_patient(patient: Patient, seed: int, out: str, preview: bool, follow_up: bool = False,
+                   extended: bool = False) -> PatientResult:
+    """Model, image and write one patient's sessions (runs in a worker process).
+
+    ``follow_up``: the study has time points (time_point columns and fields); ``extended``: the
+    study uses a new option (distant sites or follow-up), so truth.json carries the patient's
+    primary, staging and follow-up.
+    """
+    models = {BASELINE: render.build_model(patient)}
+    for time_point in patient.follow_up:
+        models[time_point] = render.with_lesions(models[BASELINE], replace(patient, lesions=patient.lesions_at(time_point)))
     result = PatientResult(patient.patient_id, {})
-    sessions = [_session(model, session, seed, out, preview, result) for session in patient.sessions]
+    sessions = [_session(models[session.time_point], session, seed, out, preview, result, follow_up)
+                for session in patient.sessions]
     result.summary = {
         "patient_id": patient.patient_id, "kind": patient.kind, "description": patient.description,
         "sex": patient.sex, "age": patient.age, "height_m": patient.height_m, "weight_kg": patient.weight_kg,
         "grade": patient.grade, "whole_body": patient.body.whole_body, "myocardium_fdg_suv": round(patient.myocardium_fdg, 3),
         "sessions": sessions,
-        "lesions": [{"lesion_id": lesion.lesion_id, "kind": lesion.kind, "region": lesion.region, "site": lesion.site,
-                     "malignant": lesion.malignant, "standard": lesion.standard,
-                     "diameter_mm": round(lesion.diameter_mm, 2), "body_frame_center_mm": [round(v, 2) for v in lesion.center],
-                     "radii_mm": [round(v, 2) for v in lesion.radii], "suv_object": lesion.suv,
-                     "necrosis_fraction": lesion.necrosis, "in_bone": lesion.in_bone,
-                     "petmr_bias": lesion.petmr_bias} for lesion in patient.lesions],
+        "lesions": [_lesion_summary(lesion) for lesion in patient.lesions],
     }
-    result.reference_rows = reference_rows(patient)
+    result.reference_rows = reference_rows(patient, result.lesion_rows, follow_up)
+    result.location_rows = [{k: row[k] for k in LOCATION_COLUMNS} for row in result.lesion_rows]
+    result.session_rows = [pose_row(patient, session) for session in patient.sessions]
+    result.staging_rows = staging_rows(patient)
+    result.change_rows = [row for point in patient.follow_up.values() for row in point.changes]
+    if extended:
+        result.summary["primary"] = patient.primary
+        result.summary["staging"] = result.staging_rows
+        result.summary["follow_up"] = [
+            {"time_point": point.time_point, "days_from_baseline": point.days_from_baseline,
+             "scenario": point.scenario, "lesions": [_lesion_summary(lesion) for lesion in point.lesions],
+             "changes": point.changes} for point in patient.follow_up.values()]
     return result
 
 
-def reference_rows(patient: Patient) -> List[Dict[str, Any]]:
-    """The patient's rows of the reference-standard table (the format StudyStats reads): one per
-    finding, or, for a patient without any finding, one row with an empty lesion_id and truth 0."""
-    if not patient.lesions:
-        return [{"patient_id": patient.patient_id, "lesion_id": "", "region": "", "truth": 0, "standard": FOLLOW_UP}]
-    return [{"patient_id": patient.patient_id, "lesion_id": lesion.lesion_id, "region": lesion.region,
-             "truth": int(lesion.malignant), "standard": lesion.standard} for lesion in patient.lesions]
+def _lesion_summary(lesion) -> Dict[str, Any]:
+    return {"lesion_id": lesion.lesion_id, "kind": lesion.kind, "region": lesion.region, "site": lesion.site,
+            "malignant": lesion.malignant, "standard": lesion.standard,
+            "diameter_mm": round(lesion.diameter_mm, 2), "body_frame_center_mm": [round(v, 2) for v in lesion.center],
+            "radii_mm": [round(v, 2) for v in lesion.radii], "suv_object": lesion.suv,
+            "necrosis_fraction": lesion.necrosis, "in_bone": lesion.in_bone,
+            "petmr_bias": lesion.petmr_bias}
+
+
+def reference_rows(patient: Patient, lesion_rows: Sequence[Dict[str, Any]] = (), follow_up: bool = False
+                   ) -> List[Dict[str, Any]]:
+    """The patient's rows of the reference-standard table (the format StudyStats reads).
+
+    One row per finding, or, for a patient without any finding, one row with an empty lesion_id
+    and truth 0. ``site`` is the lesion's site (a nodal station for nodes), ``primary`` the
+    patient's primary (constant, "" for TIO and lesion-free work-ups); the location columns give
+    the lesion's centre (RAS, mm) and diameter in the first session of ``lesion_rows`` (the
+    truth/lesions.csv rows of the patient, in session order) that shows it, empty without one.
+    With ``follow_up`` there is one row per lesion and time point at which it is present (a lesion
+    new at FU1 has only its FU1 row, one that disappeared only its baseline row; a time point
+    without any lesion has the patient row), ``time_point`` naming it; without, ``time_point`` is
+    empty (every time point).
+    """
+    first: Dict[str, Dict[str, Any]] = {}
+    for row in lesion_rows:
+        first.setdefault(row["lesion_id"], row)
+    primary = patient.primary
+    rows = []
+    for time_point in (patient.time_points if follow_up else [""]):
+        lesions = patient.lesions_at(time_point)
+        if not lesions:
+            rows.append({"patient_id": patient.patient_id, "lesion_id": "", "region": "", "truth": 0,
+                         "standard": FOLLOW_UP, "site": "", "primary": primary, "location_session": "",
+                         "center_r": "", "center_a": "", "center_s": "", "diameter_mm": "", "time_point": time_point})
+        for lesion in lesions:
+            seen = first.get(lesion.lesion_id)
+            location = {"location_session": seen["session_id"], **{k: seen[k] for k in
+                                                                      ("center_r", "center_a", "center_s", "diameter_mm")}} \
+                if seen else {k: "" for k in ("location_session", "center_r", "center_a", "center_s", "diameter_mm")}
+            rows.append({"patient_id": patient.patient_id, "lesion_id": lesion.lesion_id, "region": lesion.region,
+                         "truth": int(lesion.malignant), "standard": lesion.standard, "site": lesion.site,
+                         "primary": primary, **location, "time_point": time_point})
+    return rows
+
+
+def staging_rows(patient: Patient) -> List[Dict[str, Any]]:
+    """truth/staging.csv rows of a patient: N, M and stage group per time point from its truth lesions
+    (call = truth) by :func:`netpet.clinical.staging.stage_patients`. TIO work-ups are not staged (the
+    culprit is no GEP-NET): their N, M and stage group are empty, as is the primary of TIO and
+    lesion-free work-ups (staged N0 M0 when lesion-free or with benign findings only)."""
+    import pandas as pd
+
+    from netpet.clinical.staging import stage_patients
+
+    rows = []
+    for time_point in patient.time_points:
+        if patient.kind == "TIO":
+            rows.append({"patient_id": patient.patient_id, "time_point": time_point, "primary": "", "n": "", "m": "",
+                         "stage_group": ""})
+            continue
+        findings = pd.DataFrame([{"patient_id": patient.patient_id, "region": lesion.region, "site": lesion.site,
+                                  "call": int(lesion.malignant)} for lesion in patient.lesions_at(time_point)],
+                                columns=["patient_id", "region", "site", "call"])
+        staged = stage_patients(findings, {patient.patient_id: patient.primary}, read=[patient.patient_id]).iloc[0]
+        rows.append({"patient_id": patient.patient_id, "time_point": time_point, "primary": staged["primary"] or "",
+                     "n": staged["n"] or "", "m": staged["m"] or "", "stage_group": staged["stage_group"] or ""})
+    return rows
 
 
 def _work(job) -> PatientResult:  # pragma: no cover - runs in worker processes
-    patient, seed, out, preview = job
-    return render_patient(patient, seed, out, preview)
+    return render_patient(*job)
 
 
 def _one_thread() -> None:  # pragma: no cover - runs in worker processes
@@ -296,7 +394,8 @@ def generate(out: str, patients: Sequence[Patient], parameters: StudyParameters,
     order = sorted(patients, key=_cost, reverse=True)
     results: Dict[str, PatientResult] = {}
     report(progress, 0.0, f"Writing {len(patients)} synthetic patients")
-    work = [(p, parameters.seed, out, parameters.preview) for p in order]
+    extended = parameters.follow_up or parameters.distant_sites
+    work = [(p, parameters.seed, out, parameters.preview, parameters.follow_up, extended) for p in order]
     if jobs == 1 or len(work) == 1:
         for i, job in enumerate(work):
             results[job[0].patient_id] = render_patient(*job)
@@ -308,54 +407,114 @@ def generate(out: str, patients: Sequence[Patient], parameters: StudyParameters,
                 results[result.patient_id] = result
                 report(progress, (i + 1) / len(work), f"Wrote {result.patient_id}")
     ordered = [results[p.patient_id] for p in patients]
-    _write_tables(out, ordered)
+    _write_tables(out, ordered, parameters.follow_up)
+    options = {k: True for k in ("distant_sites", "follow_up") if getattr(parameters, k)}
     summary = {
         "netpet_version": __version__,
         "parameters": {"patients": parameters.patients, "seed": parameters.seed, "tracers": list(parameters.tracers),
-                       "modalities": list(parameters.modalities), "case": parameters.case},
+                       "modalities": list(parameters.modalities), "case": parameters.case, **options},
         "files": sum(r.files for r in ordered), "bytes": sum(r.bytes for r in ordered),
         "patients": [r.summary for r in ordered],
     }
     with open(os.path.join(out, "truth", "truth.json"), "w", encoding="utf-8") as handle:
         json.dump(summary, handle, indent=1, default=str)
-    _readme(out, summary, extra_readme)
+    _readme(out, summary, extra_readme, parameters.follow_up)
     return summary
 
 
-def _write_tables(out: str, results: Sequence[PatientResult]) -> None:
+def _csv(path: str, columns: Sequence[str], rows: Sequence[Dict[str, Any]]) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer_ = csv.DictWriter(handle, list(columns), lineterminator="\n", extrasaction="ignore")
+        writer_.writeheader()
+        writer_.writerows(rows)
+
+
+def _write_tables(out: str, results: Sequence[PatientResult], follow_up: bool = False) -> None:
     os.makedirs(os.path.join(out, "truth"), exist_ok=True)
-    with open(os.path.join(out, "truth", "lesions.csv"), "w", newline="", encoding="utf-8") as handle:
-        writer_ = csv.DictWriter(handle, LESION_COLUMNS, lineterminator="\n")
-        writer_.writeheader()
-        for result in results:
-            writer_.writerows(result.lesion_rows)
-    with open(os.path.join(out, "reference_standard.csv"), "w", newline="", encoding="utf-8") as handle:
-        writer_ = csv.DictWriter(handle, REFERENCE_COLUMNS, lineterminator="\n")
-        writer_.writeheader()
-        for result in results:
-            writer_.writerows(result.reference_rows)
+    rows = lambda name: [row for result in results for row in getattr(result, name)]  # noqa: E731
+    _csv(os.path.join(out, "truth", "lesions.csv"), LESION_COLUMNS_FOLLOW_UP if follow_up else LESION_COLUMNS,
+         rows("lesion_rows"))
+    _csv(os.path.join(out, "reference_standard.csv"), REFERENCE_COLUMNS, rows("reference_rows"))
+    _csv(os.path.join(out, "reference_locations.csv"), LOCATION_COLUMNS, rows("location_rows"))
+    _csv(os.path.join(out, "truth", "sessions.csv"), SESSION_COLUMNS, rows("session_rows"))
+    _csv(os.path.join(out, "truth", "staging.csv"), STAGING_COLUMNS, rows("staging_rows"))
+    if follow_up:
+        from netpet.phantom.followup import CHANGE_COLUMNS
+
+        _csv(os.path.join(out, "truth", "follow_up.csv"), CHANGE_COLUMNS, rows("change_rows"))
 
 
-def _readme(out: str, summary: Dict[str, Any], extra: str) -> None:
+def _readme(out: str, summary: Dict[str, Any], extra: str, follow_up: bool = False) -> None:
     p = summary["parameters"]
+    options = [name for name, on in (("distant sites (staging design)", p.get("distant_sites")),
+                                     ("follow-up time point FU1", p.get("follow_up"))) if on]
     lines = [
         "NETPET digital reference study",
         "==============================",
         "",
         f"Synthetic patients with known truth, written by netpet {summary['netpet_version']}"
         f" (seed {p['seed']}, {len(summary['patients'])} patients, tracers {', '.join(p['tracers'])},"
-        f" modalities {', '.join(p['modalities'])}). Not real patients: every name, date and value is made up.",
+        f" modalities {', '.join(p['modalities'])}{'; ' + ', '.join(options) if options else ''})."
+        " Not real patients: every name, date and value is made up.",
         "",
         "dicom/              PET with its CT or MR per patient and session (same frame of reference)",
-        "truth/lesions.csv   one row per lesion and session: location (RAS, mm), size, region, truth, true SUVs",
+        "truth/lesions.csv   one row per lesion and session: location (RAS, mm), size, region, truth, true SUVs"
+        + ("; time_point: the session's time point" if follow_up else ""),
         "truth/truth.json    study parameters, patients, sessions (times, dose, position), lesions",
         "truth/<patient>/    lesion masks per session as Slicer segmentations (.seg.nrrd, PET geometry)",
         "reference_standard.csv  the reference standard table StudyStats reads",
-        "",
+        "reference_locations.csv every lesion's location in every session that shows it",
+        "truth/sessions.csv  the patient's pose per session (the movement registration must recover)",
+        "truth/staging.csv   N, M and stage group of every patient per time point (the staging truth)",
     ]
+    if follow_up:
+        lines.append("truth/follow_up.csv what changed per lesion from baseline to FU1 (scenario, factors, status)")
+    lines += [
+        "",
+        "reference_standard.csv columns",
+        "  patient_id, lesion_id, region, truth (1 malignant, 0 benign), standard (histopathology or follow-up)",
+        "  site: the lesion's site; for lymph nodes the nodal station (netpet.clinical.staging.STATION_SYNONYMS)",
+        "  primary: the patient's primary site (pancreas, small bowel); empty for TIO and work-ups without tumour",
+        "  location_session, center_r, center_a, center_s (RAS mm), diameter_mm: the lesion in the first session",
+        "    of the patient that shows it (the other sessions: reference_locations.csv or registration)",
+        "  time_point: " + ("the time point the row's truth applies to (baseline, FU1): a lesion present at both"
+                            " has two rows, a new lesion only its FU1 row, a disappeared (or resected) lesion only"
+                            " its baseline row; a time point without any lesion has the patient row (empty"
+                            " lesion_id, truth 0)" if follow_up else "empty: the truth applies to every time point"),
+        "  A patient without any finding has one row with empty lesion_id and region, truth 0.",
+        "",
+        "reference_locations.csv columns",
+        "  patient_id, lesion_id, session_id, center_r, center_a, center_s (RAS mm of that session), diameter_mm",
+        "  (the same centres as truth/lesions.csv; only sessions whose field of view holds the lesion)",
+        "",
+        "truth/sessions.csv columns",
+        "  patient_id, session_id, tracer, modality, time_point, days_from_baseline (calendar days after the",
+        "  patient's first baseline session), rotation_x_deg, rotation_y_deg, rotation_z_deg, shift_r_mm, shift_a_mm,",
+        "  shift_s_mm, pivot_r_mm, pivot_a_mm, pivot_s_mm. The session images the body frame moved as",
+        "    p_session = R (p_body - c) + c + t, all RAS mm: c the pivot, t the shift,",
+        "    R = R_S(rotation_z) R_R(rotation_x) R_A(rotation_y) (right-handed rotations about the R, A, S axes,",
+        "    the A rotation applied first). The first session of a patient is the body frame (all zero), so a point",
+        "    of session A lies in session B at T_B T_A^-1 p (netpet.phantom.poses.map_points).",
+        "",
+        "truth/staging.csv columns",
+        "  patient_id, time_point, primary (netpet.clinical.staging site: pancreas, jejunum-ileum), n (N0/N1),",
+        "  m (M0/M1a/M1b/M1c), stage_group (N0M0, III, IV): netpet.clinical.staging.stage_patients on the",
+        "  patient's malignant truth lesions at that time point (AJCC 8th). TIO work-ups are not staged (empty).",
+    ]
+    if follow_up:
+        lines += [
+            "",
+            "Follow-up: every NET and TIO patient has a 68Ga-DOTATATE PET/CT at time point FU1 (session",
+            "S4-DOTATATE-PETCT-FU1, 90-200 days after baseline). NET scenarios: response, stable, progression",
+            "(with new lesions), mixed; TIO: resected culprit, or recurrence at the resected site (a new lesion).",
+            "Lesions keep their ids across time points; new lesions get new ids. See netpet.phantom.followup.",
+        ]
+    lines.append("")
     for patient in summary["patients"]:
         sessions = ", ".join(s["session_id"] for s in patient["sessions"])
-        lines.append(f"{patient['patient_id']}: {patient['description']} ({sessions})")
+        scenario = "".join(f"; {point['time_point']} day {point['days_from_baseline']}: {point['scenario']}"
+                           for point in patient.get("follow_up", []))
+        lines.append(f"{patient['patient_id']}: {patient['description']} ({sessions}){scenario}")
     if extra:
         lines += ["", extra]
     with open(os.path.join(out, "README.txt"), "w", encoding="utf-8") as handle:
@@ -363,31 +522,41 @@ def _readme(out: str, summary: Dict[str, Any], extra: str) -> None:
 
 
 def study_patients(parameters: StudyParameters) -> List[Patient]:
-    return [make_patient(parameters.seed, i, parameters.tracers, parameters.modalities)
+    return [make_patient(parameters.seed, i, parameters.tracers, parameters.modalities,
+                         distant_sites=parameters.distant_sites, follow_up=parameters.follow_up)
             for i in range(parameters.patients)]
 
 
 def generate_study(out: str, patients: int = 3, seed: int = 1, tracers: Sequence[str] = TRACERS,
                    modalities: Sequence[str] = MODALITIES, preview: bool = False, jobs: Optional[int] = None,
-                   progress: Optional[ProgressCallback] = None) -> Dict[str, Any]:
+                   progress: Optional[ProgressCallback] = None, distant_sites: bool = False,
+                   follow_up: bool = False) -> Dict[str, Any]:
     """Generate a digital reference study of ``patients`` patients (see the module docstring).
+
+    ``distant_sites``: NET patients get the nodal and distant sites of the staging design
+    (:mod:`netpet.phantom.stages`); ``follow_up``: NET and TIO patients get a 68Ga-DOTATATE PET/CT
+    follow-up at time point FU1 (:mod:`netpet.phantom.followup`).
 
     Raises
     ------
     ValueError
-        For unknown tracers or modalities, or fewer than one patient.
+        For unknown tracers or modalities, fewer than one patient, or follow-up without
+        68Ga-DOTATATE PET/CT among the tracers and modalities.
     """
     unknown = [t for t in tracers if t not in TRACERS] + [m for m in modalities if m not in MODALITIES]
     if unknown or not tracers or not modalities:
         raise ValueError(f"tracers must be among {TRACERS} and modalities among {MODALITIES}; got {unknown or 'none'}")
     if patients < 1:
         raise ValueError("at least one patient is needed")
-    parameters = StudyParameters(patients, seed, tuple(tracers), tuple(modalities), preview)
+    if follow_up and ("dotatate" not in tracers or "petct" not in modalities):
+        raise ValueError("the follow-up time point is a 68Ga-DOTATATE PET/CT: include dotatate among the tracers "
+                         "and petct among the modalities")
+    parameters = StudyParameters(patients, seed, tuple(tracers), tuple(modalities), preview,
+                                 distant_sites=distant_sites, follow_up=follow_up)
     people = study_patients(parameters)
     if not any(p.sessions for p in people):
         raise ValueError("no session to write: FDG sessions are PET/CT only, choose --modalities petct too")
     return generate(out, people, parameters, jobs, progress)
-
 
 
 def generate_case(out: str, name: str, preview: bool = False, progress: Optional[ProgressCallback] = None
