@@ -65,7 +65,7 @@ def study_files(reference_study, truth_lesions, tmp_path_factory):
             "dicom": str(out / "dicom"), "truth": truth, "folder": folder}
 
 
-def test_register_then_match(study_files, capsys):
+def test_register_then_match(study_files, capsys, monkeypatch):
     f = study_files
     code = main(["register", "--table", f["table"], "--dicom", f["dicom"], "--patient", PATIENT, "--grid", "6"])
     printed = capsys.readouterr()
@@ -74,7 +74,12 @@ def test_register_then_match(study_files, capsys):
     assert f"{MOVING} -> {FIXED} on the anatomy: NMI 1." in printed.out and "registered in" in printed.out
     stored = registration.transform_path(os.path.dirname(f["table"]), PATIENT, MOVING, FIXED)
     assert os.path.exists(stored) and os.path.exists(stored[:-3] + ".json")
-    # again: the stored transform is reused (same series and parameters), printed as such, in JSON too
+    # again: the stored transform is reused (same series and parameters: known from the index, no image read),
+    # printed as such, in JSON too
+    def no_reading(*args, **kwargs):
+        raise AssertionError("read the images although the stored transform fits")
+
+    monkeypatch.setattr(registration, "read_session", no_reading)
     assert main(["register", "--table", f["table"], "--dicom", f["dicom"], "--grid", "6", "--json"]) == 0
     record = json.loads(capsys.readouterr().out)["registrations"][0]
     assert record["status"] == "reused" and record["basis"] == "anatomy" and record["nmi"] >= registration.MIN_NMI

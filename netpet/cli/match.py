@@ -126,7 +126,8 @@ def _find_series(index, uid: str, patient: str):
 
 def cmd_register(args: argparse.Namespace) -> int:
     from netpet.dicom.index import index_tree
-    from netpet.match.registration import RegistrationError, read_session, register_and_store, transform_path
+    from netpet.match.registration import (RegistrationError, read_session, register_and_store, stored_registration,
+                                           transform_path)
 
     check_input(args.table, "The study table")
     check_input(args.dicom, "--dicom", folder=True)
@@ -156,11 +157,20 @@ def cmd_register(args: argparse.Namespace) -> int:
             print(f"{printable(patient)}: reference session {printable(reference)} ({chosen}); "
                   f"{len(sessions) - 1} other session(s)")
         images: Dict[str, Any] = {}
+        records: Dict[str, Any] = {}
+
+        def session_records(session: str):
+            if session not in records:
+                records[session] = _find_series(index, uids[(patient, session)], patient)
+            return records[session]
+
+        def session_uids(session: str) -> Dict[str, str]:
+            pet, anatomy = session_records(session)
+            return {"pet_series_uid": pet.series_uid, "anatomy_series_uid": anatomy.series_uid if anatomy else ""}
 
         def session_images(session: str):
             if session not in images:
-                pet, anatomy = _find_series(index, uids[(patient, session)], patient)
-                images[session] = read_session(pet, anatomy, label=session)
+                images[session] = read_session(*session_records(session), label=session)
             return images[session]
 
         for session in sessions:
@@ -168,10 +178,15 @@ def cmd_register(args: argparse.Namespace) -> int:
                 continue
             record: Dict[str, Any] = {"patient_id": patient, "moving_session": session, "fixed_session": reference,
                                       "file": transform_path(folder, patient, session, reference)}
-            try:
-                result = register_and_store(session_images(reference), session_images(session), folder, patient,
-                                            reference, session, basis=args.basis, recompute=args.recompute,
-                                            **({"grid_mm": args.grid} if args.grid is not None else {}))
+            options = {"grid_mm": args.grid} if args.grid is not None else {}
+            try:  # a stored transform of the same series and parameters is reused without reading the images
+                result = None if args.recompute else stored_registration(
+                    folder, patient, reference, session, session_uids(reference), session_uids(session), args.basis,
+                    **options)
+                if result is None:
+                    result = register_and_store(session_images(reference), session_images(session), folder, patient,
+                                                reference, session, basis=args.basis, recompute=args.recompute,
+                                                **options)
             except RegistrationError as exc:
                 record.update({"status": "refused", "reason": str(exc)})
                 refused.append(str(exc))

@@ -27,11 +27,12 @@ from netpet.match.registration import (
     read_session,
     register_and_store,
     register_sessions,
+    stored_registration,
     transform_path,
 )
 
 __all__ = [
     "CorrespondenceError", "MissingRegistrationError", "REGISTRATION_ERROR_MM", "RegistrationError", "Registration",
     "SessionImages", "map_points_ras", "match_study", "read_correspondence", "read_locations", "read_registration",
-    "read_session", "register_and_store", "register_sessions", "summarise", "transform_path", "write_correspondence",
+    "read_session", "register_and_store", "register_sessions", "stored_registration", "summarise", "transform_path", "write_correspondence",
 ]

@@ -461,12 +461,49 @@ def read_registration(path: str) -> Registration:
         fixed_uids=dict(record.get("fixed", {})), moving_uids=dict(record.get("moving", {})), reused=True)
 
 
-def _requested(fixed: SessionImages, moving: SessionImages, basis: str, kwargs: Dict[str, Any]) -> Dict[str, Any]:
+def _parameters(basis_used: str, kwargs: Dict[str, Any]) -> Dict[str, Any]:
     defaults = {"initialisation": "geometry", "grid_mm": GRID_MM, "sampling_fraction": SAMPLING_FRACTION,
                 "seed": SEED, "max_iterations": MAX_ITERATIONS}
     defaults.update({k: v for k, v in kwargs.items() if k in defaults})
-    defaults["basis"] = _choose_basis(fixed, moving, basis)
+    defaults["basis"] = basis_used
     return defaults
+
+
+def stored_registration(folder: str, patient_id: str, fixed_session: str, moving_session: str,
+                        fixed_uids: Dict[str, str], moving_uids: Dict[str, str], basis: str = "auto",
+                        **kwargs: Any) -> Optional[Registration]:
+    """The stored registration of these sessions when it was made from the same series and parameters.
+
+    Only the transform file and its sidecar are read (no image): a caller that knows the series
+    UIDs (``pet_series_uid``, ``anatomy_series_uid``: "" without CT/MR) from an index learns whether
+    :func:`register_and_store` would reuse it.
+
+    Returns
+    -------
+    Registration or None
+        None when there is no stored file, it cannot be read, or it was made from other series or
+        parameters (``kwargs`` as :func:`register_sessions`'s).
+    """
+    if basis not in ("auto", "anatomy", "pet"):
+        raise ValueError(f"basis must be 'auto', 'anatomy' or 'pet', not {basis!r}")
+    both = bool(fixed_uids.get("anatomy_series_uid")) and bool(moving_uids.get("anatomy_series_uid"))
+    if basis == "anatomy" and not both:
+        return None
+    wanted = _parameters("anatomy" if basis == "anatomy" or (basis == "auto" and both) else "pet", kwargs)
+    path = transform_path(folder, patient_id, moving_session, fixed_session)
+    if not (os.path.exists(path) and os.path.exists(_sidecar(path))):
+        return None
+    try:
+        stored = read_registration(path)
+    except RegistrationError as exc:
+        log.warning("%s; registering again", exc)
+        return None
+    same = (stored.fixed_uids == dict(fixed_uids) and stored.moving_uids == dict(moving_uids)
+            and all(stored.parameters.get(k) == wanted[k] for k in _PARAMETER_KEYS))
+    if not same:
+        log.info("The stored registration %s was made from other series or parameters; registering again", path)
+        return None
+    return stored
 
 
 def register_and_store(fixed: SessionImages, moving: SessionImages, folder: str, patient_id: str,
@@ -476,9 +513,9 @@ def register_and_store(fixed: SessionImages, moving: SessionImages, folder: str,
 
     The transform goes to :func:`transform_path` (``.h5``) with a ``.json`` sidecar holding the
     series UIDs of both sessions, the parameters and the quality. When that file exists and its
-    sidecar names the same series and parameters, it is read instead of registering again
-    (``Registration.reused`` is True); ``recompute=True`` registers anyway. A refused registration
-    writes nothing. Extra keyword arguments go to :func:`register_sessions`.
+    sidecar names the same series and parameters (:func:`stored_registration`), it is read instead
+    of registering again (``Registration.reused`` is True); ``recompute=True`` registers anyway. A
+    refused registration writes nothing. Extra keyword arguments go to :func:`register_sessions`.
 
     Raises
     ------
@@ -488,20 +525,14 @@ def register_and_store(fixed: SessionImages, moving: SessionImages, folder: str,
     path = transform_path(folder, patient_id, moving_session, fixed_session)
     fixed = replace(fixed, label=fixed.label or fixed_session)
     moving = replace(moving, label=moving.label or moving_session)
-    wanted = _requested(fixed, moving, basis, kwargs)
-    if not recompute and os.path.exists(path) and os.path.exists(_sidecar(path)):
-        try:
-            stored = read_registration(path)
-        except RegistrationError as exc:
-            log.warning("%s; registering again", exc)
-        else:
-            same = (stored.fixed_uids == _uids(fixed) and stored.moving_uids == _uids(moving)
-                    and all(stored.parameters.get(k) == wanted[k] for k in _PARAMETER_KEYS))
-            if same:
-                log.info("Reusing the registration %s", path)
-                report(progress, 1.0, f"Reused {os.path.basename(path)}")
-                return stored
-            log.info("The stored registration %s was made from other series or parameters; registering again", path)
+    _choose_basis(fixed, moving, basis)  # refuses basis "anatomy" without CT/MR before anything else
+    if not recompute:
+        stored = stored_registration(folder, patient_id, fixed_session, moving_session, _uids(fixed), _uids(moving),
+                                     basis, **kwargs)
+        if stored is not None:
+            log.info("Reusing the registration %s", path)
+            report(progress, 1.0, f"Reused {os.path.basename(path)}")
+            return stored
     result = register_sessions(fixed, moving, basis=basis, progress=progress, **kwargs)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     record = {"patient_id": patient_id, "fixed_session": fixed_session, "moving_session": moving_session,
