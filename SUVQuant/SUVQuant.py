@@ -153,6 +153,8 @@ class SUVQuantParameterNode:
     reader: str = "reader1"
     studyTablePath: pathlib.Path
     sessionID: str = ""
+    timePoint: str = ""
+    daysFromBaseline: str = ""
     dicomSeg: bool = False
 
 
@@ -295,7 +297,8 @@ class SUVQuantWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidget, VTK
             summary = self.logic.exportToStudyTable(self._rows, _path(p.studyTablePath), p.petVolume, p.segmentation,
                                                     reader=p.reader, dicomSeg=p.dicomSeg,
                                                     sessionID=p.sessionID.strip() or None, regions=regions,
-                                                    lesionTypes=lesionTypes)
+                                                    lesionTypes=lesionTypes, timePoint=p.timePoint.strip() or None,
+                                                    daysFromBaseline=p.daysFromBaseline.strip() or None)
             self.ui.statusLabel.text = "\n".join(
                 [_("{inserted} new and {updated} updated rows of session {session_id} in {path}").format(**summary)]
                 + list(summary.get("warnings") or []))
@@ -850,7 +853,8 @@ class SUVQuantLogic(ScriptedLoadableModuleLogic):
 
     # -- export and review ------------------------------------------------------------------------------
     def exportToStudyTable(self, rows, studyTablePath, petNode, segmentationNode, reader="reader1", dicomSeg=False,
-                           sessionID=None, regions=None, lesionTypes=None, patientID=None):
+                           sessionID=None, regions=None, lesionTypes=None, patientID=None, timePoint=None,
+                           daysFromBaseline=None):
         """Write the segmentation (.seg.nrrd, optionally DICOM SEG) beside the study table and upsert the rows.
 
         The rows' key is filled as ``netpet quantify`` fills it for the same series (``netpet.schema``): the
@@ -861,14 +865,18 @@ class SUVQuantLogic(ScriptedLoadableModuleLogic):
         without one keep the labels they were measured with. The .seg.nrrd is named as the command line names
         it (``netpet.schema.segmentation_file_name``) and merged as the core merges: segments already in the
         file with other ids (lesions written by ``netpet quantify``, say) are kept, those with the same id
-        replaced.
+        replaced. ``timePoint`` (e.g. baseline, FU1) and ``daysFromBaseline`` (days >= 0) fill the rows'
+        ``time_point`` and ``days_from_baseline`` as the manifest's columns do for ``netpet quantify``
+        (``netpet.schema.check_time_point``, ``check_days_from_baseline``); when not given, the cells the table
+        holds are kept.
 
         Returns {"inserted", "updated", "path", "segmentation_file", "session_id", "warnings"}.
 
         Raises
         ------
         ValueError
-            No table path or rows; a volume without DICOM identity and no session id; an empty reader.
+            No table path or rows; a volume without DICOM identity and no session id; an empty reader; a time
+            point with a control character or days that are not a number >= 0.
         TableError, ExportError
             A table or segmentation file that cannot be written (both left untouched).
         """
@@ -884,6 +892,15 @@ class SUVQuantLogic(ScriptedLoadableModuleLogic):
         reader = schema.clean_label(reader)
         if not reader:
             raise ValueError("Give the reader's id (it is part of every row's key).")
+        timeColumns = {}
+        try:
+            if timePoint is not None:
+                timeColumns["time_point"] = schema.check_time_point(timePoint, "Time point: ")
+            if daysFromBaseline is not None:
+                days = schema.check_days_from_baseline(daysFromBaseline, "Days from baseline: ")
+                timeColumns["days_from_baseline"] = "" if days is None else (int(days) if days == int(days) else days)
+        except schema.SchemaError as exc:
+            raise ValueError(str(exc)) from exc
         table = StudyTable(studyTablePath)
         table.check()  # refuse a file that is not a study table, or cannot be written, before writing anything
         session = self.session(petNode, patientID=patientID)
@@ -946,7 +963,7 @@ class SUVQuantLogic(ScriptedLoadableModuleLogic):
                 "lesion_type": schema.clean_label(record["lesion_type"] if "lesion_type" in record
                                                   else row.get("lesion_type"))}
         stamped = [{**row, "patient_id": session.patient_id, "session_id": sessionID, "reader": reader,
-                    **labels[row.get("lesion_id")], "segmentation_file": relative} for row in rows]
+                    **labels[row.get("lesion_id")], "segmentation_file": relative, **timeColumns} for row in rows]
         inserted, updated = table.upsert(stamped)
         return {"inserted": inserted, "updated": updated, "path": studyTablePath, "segmentation_file": relative,
                 "session_id": sessionID, "warnings": warnings}

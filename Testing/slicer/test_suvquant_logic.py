@@ -172,6 +172,30 @@ def test_export_refuses_a_file_that_is_not_a_study_table(loaded, tmp_path):
     assert other.read_text() == "a,b\n1,2\n" and not os.path.exists(tmp_path / "segmentations")
 
 
+def test_export_writes_the_time_point(loaded, tmp_path):
+    """Slicer writes a session's time point as netpet quantify's manifest columns do; a later export without
+    one keeps the table's cells; bad values are refused with the field named, before anything is written."""
+    from netpet.quant.table import StudyTable
+
+    logic, pet, truth, session, index, out = loaded
+    result = logic.segmentLesions(pet, _seeds(truth)[:1], liverRAS=session["liver_reference_center_ras"], reader="R1")
+    table_path = str(tmp_path / "study.csv")
+    logic.exportToStudyTable(result["rows"], table_path, pet, result["segmentation"], reader="R1", timePoint=" FU1 ",
+                             daysFromBaseline="120")
+    rows = StudyTable(table_path).read()
+    assert [(r["time_point"], r["days_from_baseline"]) for r in rows] == [("FU1", "120")]
+    logic.exportToStudyTable(result["rows"], table_path, pet, result["segmentation"], reader="R1")
+    assert [(r["time_point"], r["days_from_baseline"]) for r in StudyTable(table_path).read()] == [("FU1", "120")]
+    before = open(table_path).read()
+    with pytest.raises(ValueError, match="Days from baseline: .*-3"):
+        logic.exportToStudyTable(result["rows"], table_path, pet, result["segmentation"], reader="R1",
+                                 daysFromBaseline="-3")
+    with pytest.raises(ValueError, match="Time point: .*control character"):
+        logic.exportToStudyTable(result["rows"], table_path, pet, result["segmentation"], reader="R1",
+                                 timePoint="FU\t1")
+    assert open(table_path).read() == before
+
+
 def test_measurement_info_has_dicom_codes():
     from SUVQuantLib import measurements
 
