@@ -486,3 +486,17 @@ def test_reference_study_with_one_location_and_registrations(registered_table, t
     # the distance of a matched finding is its jitter plus the registration error: under 3 + 1 mm
     distances = frame.loc[frame["status"] == "matched", "distance_mm"].astype(float)
     assert distances.max() <= JITTER_MM + REGISTRATION_ERROR_MM["anatomy"]
+
+
+def test_one_reader_rerun_keeps_the_other_readers_rows(tmp_path):
+    findings = [finding("L01", 0.5), finding("L01", 0.5, reader="r2"), finding("L02", 70.0, reader="r2")]
+    first = run(tmp_path, findings, [lesion("A", 0.0)])
+    assert len(first) == 3
+    path = str(tmp_path / "c.csv")
+    write_correspondence(path, first)
+    again = run(tmp_path, [finding("L01", 0.5), finding("L03", 0.5, reader="r2")], [lesion("A", 0.0)], reader="r1",
+                previous=path)
+    assert sorted(zip(again["reader"], again["lesion_id"], again["status"])) == [
+        ("r1", "L01", "matched"), ("r2", "L01", "matched"), ("r2", "L02", "unmatched")]
+    with pytest.raises(CorrespondenceError, match=r"has no row of reader r9"):
+        run(tmp_path, findings, [lesion("A", 0.0)], reader="r9")

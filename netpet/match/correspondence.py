@@ -657,7 +657,8 @@ def match_study(table_path: str, reference_path: str, locations_path: Optional[s
     transforms_folder : str, optional
         The folder of the stored registrations (default: ``transforms`` beside the study table).
     reader : str, optional
-        Match only this reader's findings.
+        Match only this reader's findings; the rows of the other readers in ``previous`` are kept as
+        they are.
     previous : str or pandas.DataFrame, optional
         An earlier correspondence (file or frame) whose ``confirmed`` rows are kept.
     registration_error_mm : float, optional
@@ -692,7 +693,7 @@ def match_study(table_path: str, reference_path: str, locations_path: Optional[s
         raise CorrespondenceError(f"Patient {printable(unknown[0])} of the study table {printable(table_path)} is not in "
                                   f"the reference standard {printable(reference_path)}; add the patient (a patient row "
                                   "with empty lesion_id if lesion-free).")
-    confirmed = _confirmed_rows(previous, lesions)
+    confirmed, other_readers = _previous_rows(previous, lesions, reader)
     confirmed_of_read: Dict[Tuple[str, ...], List[Dict[str, str]]] = {}
     for r in confirmed:
         confirmed_of_read.setdefault(tuple(r[c] for c in READ_COLUMNS), []).append(r)
@@ -724,11 +725,15 @@ def match_study(table_path: str, reference_path: str, locations_path: Optional[s
         rows.extend(_assign(base, free, candidates, placed, linear_sum_assignment, masks))
     for r in confirmed:
         if id(r) not in kept:
-            warnings.append(f"The confirmed row of {'finding ' + printable(r['lesion_id']) if r['lesion_id'] else 'lesion ' + printable(r['reference_lesion_id'])} "
-                            f"({printable(' '.join(r[c] for c in READ_COLUMNS))}) has no read or finding in the study "
-                            "table any more; it is kept as confirmed.")
+            what = f"finding {printable(r['lesion_id'])}" if r["lesion_id"] else \
+                f"lesion {printable(r['reference_lesion_id'])}"
+            warnings.append(f"The confirmed row of {what} ({printable(' '.join(r[c] for c in READ_COLUMNS))}) has no "
+                            "read or finding in the study table any more; it is kept as confirmed.")
             rows.append(dict(r))
     frame = _tracks(rows, findings, lesions, links, reads)
+    if other_readers:  # rows of the readers not matched this time stay as they were
+        frame = pd.concat([frame, pd.DataFrame(other_readers, columns=list(COLUMNS))], ignore_index=True)
+        frame = frame.sort_values(["patient_id", "reader"], kind="stable").reset_index(drop=True)
     frame.attrs["warnings"] = warnings
     frame.attrs["transforms"] = links.transforms
     return frame
@@ -744,13 +749,17 @@ def _reference(reference_path: str, locations_path: Optional[str]):
     return lesions, set(reference.patients["patient_id"])
 
 
-def _confirmed_rows(previous, lesions) -> List[Dict[str, str]]:
+def _previous_rows(previous, lesions, reader: Optional[str]) -> Tuple[List[Dict[str, str]], List[Dict[str, str]]]:
+    """(the confirmed rows of the earlier correspondence, its rows of readers other than ``reader``)."""
     if previous is None:
-        return []
+        return [], []
     frame = read_correspondence(previous) if isinstance(previous, str) else previous.fillna("").astype(str)
     where = printable(previous) if isinstance(previous, str) else "the previous correspondence"
-    out = []
+    out, others = [], []
     for i, row in enumerate(frame.to_dict("records")):
+        if reader is not None and row.get("reader") != reader:
+            others.append({c: str(row.get(c, "")) for c in COLUMNS})
+            continue
         if str(row.get("status", "")).lower() != "confirmed":
             continue
         reference = row.get("reference_lesion_id", "")
@@ -759,7 +768,7 @@ def _confirmed_rows(previous, lesions) -> List[Dict[str, str]]:
                                       f"a lesion of patient {printable(row['patient_id'])} in the reference standard; "
                                       "correct the confirmed row.")
         out.append({c: str(row.get(c, "")) for c in COLUMNS})
-    return out
+    return out, others
 
 
 class _Masks:
