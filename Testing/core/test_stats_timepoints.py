@@ -172,7 +172,8 @@ def test_rows_of_different_time_points_are_no_clash(tmp_path):
 
 
 def test_a_finding_of_a_lesion_not_there_at_its_time_point_is_refused(tmp_path):
-    rows = [_row("P1", "B-CT", "PET/CT", "", "L2", "positive", "5"), _row("P1", "F-CT", "PET/CT", "FU1", "L2", "positive")]
+    rows = [_row("P1", "B-CT", "PET/CT", "", "L2", "positive", "5"),
+            _row("P1", "F-CT", "PET/CT", "FU1", "L2", "positive")]
     with pytest.raises(StatsError) as error:
         load_study(_write(tmp_path / "t.csv", COLUMNS, rows), _write(tmp_path / "r.csv", REF_HEADER, REFERENCE))
     assert ("t.csv line 2: lesion L2 of patient P1 has no row for time point baseline in the reference standard" in
@@ -187,7 +188,8 @@ def test_time_point_is_no_group_by_column(tmp_path):
 
 
 def test_time_points_follow_days_from_baseline(tmp_path):
-    rows = [_row("P1", "F2", "PET/CT", "late", "", "", "", "400"), _row("P1", "F1", "PET/CT", "early", "", "", "", "90"),
+    rows = [_row("P1", "F2", "PET/CT", "late", "", "", "", "400"),
+            _row("P1", "F1", "PET/CT", "early", "", "", "", "90"),
             _row("P1", "B", "PET/CT", "", "", "")]
     study = load_study(_write(tmp_path / "t.csv", COLUMNS, rows), _write(tmp_path / "r.csv", REF_HEADER, REFERENCE))
     assert study.time_points == ["baseline", "early", "late"]

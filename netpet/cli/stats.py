@@ -31,8 +31,8 @@ def add_parser(sub) -> None:
                    help="reference standard CSV: patient_id, lesion_id, region, truth, standard")
     p.add_argument("--out", required=True, metavar="DIR", help="folder for the CSV tables, figures and report.html")
     p.add_argument("--correspondence", metavar="CORR",
-                   help="the correspondence table of netpet match: findings keep the reader's own ids and count for the "
-                        "reference lesion they are matched to (unmatched findings: false positives)")
+                   help="the correspondence table of netpet match: findings keep the reader's own ids and count for "
+                        "the reference lesion they are matched to (unmatched findings: false positives)")
     p.add_argument("--ci", choices=CI_METHODS, default="wilson", help="interval of proportions (default wilson)")
     p.add_argument("--level", type=number("", 0.5, 1.0, high_open=True), default=0.95,
                    help="confidence level, from 0.5 to below 1 (default 0.95)")
@@ -111,7 +111,9 @@ def summary(result) -> str:
     for e in result["accuracy"]:
         if e["group_by"] or e.get("tp") is None:
             continue
-        group = f"{e['modality']} {e['tracer']} {e['reader']}" + (f" at {e['time_point']}" if e.get("time_point") else "")
+        group = f"{e['modality']} {e['tracer']} {e['reader']}"
+        if e.get("time_point"):
+            group += f" at {e['time_point']}"
         lines.append(f"{e['level']:8} {group:32} {e['tp']:4d} {e['fp']:4d} {e['fn']:4d} {e['tn']:4d}  "
                      f"{text(e['sensitivity'])} {text(e['specificity'])}")
     if "options" in result:  # netpet demo prints the accuracy rows only
@@ -128,6 +130,7 @@ def summary(result) -> str:
         ambiguous = match.get("ambiguous") or []
         if ambiguous:
             lines.append(f"{len(ambiguous)} ambiguous match(es) used as proposed; confirm them (status confirmed): "
-                         + "; ".join(f"{a['patient_id']} {a['session_id']} {a['lesion_id']} -> {a['reference_lesion_id']}"
-                                     for a in ambiguous[:10]) + (" ..." if len(ambiguous) > 10 else ""))
+                         + "; ".join(f"{a['patient_id']} {a['session_id']} {a['lesion_id']} -> "
+                                     f"{a['reference_lesion_id']}" for a in ambiguous[:10])
+                         + (" ..." if len(ambiguous) > 10 else ""))
     return "\n".join(lines)

@@ -496,19 +496,20 @@ def read_correspondence(path: str, findings: pd.DataFrame, reads: pd.DataFrame, 
             row["patient_id"] = patient_ids(row["patient_id"])
         for column in ("patient_id", "session_id", *GROUP_KEYS):
             if not row[column]:
-                raise StatsError(f"{where}: column {column} is empty; every row names its read (patient_id, session_id, "
-                                 "modality, tracer, reader): write the table again with netpet match.")
+                raise StatsError(f"{where}: column {column} is empty; every row names its read (patient_id, "
+                                 "session_id, modality, tracer, reader): write the table again with netpet match.")
         status = row["status"].lower()
         if status not in CORRESPONDENCE_STATUSES:
             raise StatsError(f"{where}: column status is {printable(row['status'])}; write one of "
                              f"{', '.join(CORRESPONDENCE_STATUSES)}.")
         row["status"] = status
         counts[status] += 1
-        patient, lesion, target, track = row["patient_id"], row["lesion_id"], row["reference_lesion_id"], row["track_id"]
+        patient, lesion = row["patient_id"], row["lesion_id"]
+        target, track = row["reference_lesion_id"], row["track_id"]
         if status in JOINED_STATUSES and not (lesion and target):
             raise StatsError(f"{where}: a {status} row needs both lesion_id (the finding) and reference_lesion_id "
-                             f"(got {printable(lesion) or 'empty'} and {printable(target) or 'empty'}); correct the row "
-                             "or run netpet match again.")
+                             f"(got {printable(lesion) or 'empty'} and {printable(target) or 'empty'}); correct the "
+                             "row or run netpet match again.")
         if status == "unmatched" and not (lesion and track and not target):
             raise StatsError(f"{where}: an unmatched row needs lesion_id and track_id and an empty reference_lesion_id "
                              f"(got {printable(lesion) or 'empty'}, {printable(track) or 'empty'} and "
@@ -561,8 +562,9 @@ def read_correspondence(path: str, findings: pd.DataFrame, reads: pd.DataFrame, 
               if by_finding[key][1]["status"] in JOINED_STATUSES}
     for key, line in missed.items():
         if key in joined:
-            raise StatsError(f"{path} row {line}: reference lesion {printable(key[-1])} is missed in {_read_text(key[:-1])} "
-                             f"but row {joined[key]} matches a finding of that read to it; keep one of the two rows.")
+            raise StatsError(f"{path} row {line}: reference lesion {printable(key[-1])} is missed in "
+                             f"{_read_text(key[:-1])} but row {joined[key]} matches a finding of that read to it; keep "
+                             "one of the two rows.")
     per_finding = pd.DataFrame({"joined_id": joined_id, "match_status": status_of, "correspondence_row": row_of},
                                index=findings.index)
     ambiguous = []
@@ -623,7 +625,7 @@ def _absent_lesions(findings: pd.DataFrame, reference: Reference) -> pd.DataFram
     joined = findings[findings["match_status"].isin(JOINED_STATUSES)]
     for patient, lesion, when, where in zip(joined["patient_id"], joined["lesion_id"], joined[TIME_POINT],
                                             joined["correspondence_row"]):
-        if (patient, lesion, "") in present or (patient, lesion, when) in present or (patient, lesion) not in first.index:
+        if {(patient, lesion, ""), (patient, lesion, when)} & present or (patient, lesion) not in first.index:
             continue
         row = first.loc[(patient, lesion)].to_dict()
         rows.setdefault((patient, lesion, when), {**row, "patient_id": patient, "lesion_id": lesion, "truth": 0,
@@ -732,8 +734,8 @@ def load_study(table_path: str, reference_path: str, group_by: Sequence[str] = (
     if named and unnamed:
         warnings.append(f"The reference standard {reference.path} has no row for time point(s) "
                         f"{printable(', '.join(unnamed))} of the study table (its time points: "
-                        f"{printable(', '.join(sorted(named)))}): there only its rows for every time point apply; check "
-                        "the spelling of the time points.")
+                        f"{printable(', '.join(sorted(named)))}): there only its rows for every time point apply; "
+                        "check the spelling of the time points.")
     if correspondence is not None:
         all_reads = frame[["patient_id", "session_id", *GROUP_KEYS, TIME_POINT]].drop_duplicates()
         per_finding, unmatched, summary = read_correspondence(correspondence, findings, all_reads, reference,
@@ -745,9 +747,9 @@ def load_study(table_path: str, reference_path: str, group_by: Sequence[str] = (
         absent = _absent_lesions(findings, reference)
         if len(absent):
             first = absent.iloc[0]
-            warnings.append(f"{len(absent)} finding(s) are matched by the correspondence table to reference lesions that "
-                            "have no row at their time point (not present then by the reference standard): each counts "
-                            "as a lesion with truth 0 at that time point (first: lesion "
+            warnings.append(f"{len(absent)} finding(s) are matched by the correspondence table to reference lesions "
+                            "that have no row at their time point (not present then by the reference standard): each "
+                            "counts as a lesion with truth 0 at that time point (first: lesion "
                             f"{printable(first['lesion_id'])} of patient {printable(first['patient_id'])} at "
                             f"{printable(first[TIME_POINT])}, {first['reference_row']}).")
         synthetic = _synthetic_lesions(unmatched, findings, reference, timed, correspondence)
@@ -790,8 +792,8 @@ def load_study(table_path: str, reference_path: str, group_by: Sequence[str] = (
             raise StatsError(f"{row['table_row']}: unknown id: lesion {where} of patient "
                              f"{printable(row['patient_id'])} is not in the reference standard {reference.path}; every "
                              "finding needs a reference (truth 0 for a false positive): match the findings to the "
-                             "reference lesions by location with netpet match and give its table with --correspondence, "
-                             "or write the reference standard's lesion ids into the table.")
+                             "reference lesions by location with netpet match and give its table with "
+                             "--correspondence, or write the reference standard's lesion ids into the table.")
         raise StatsError(f"{row['table_row']}: lesion {where} of patient {printable(row['patient_id'])} is not in the "
                          f"reference standard {reference.path}; run netpet match again with this reference standard.")
     calls = []
@@ -820,9 +822,10 @@ def load_study(table_path: str, reference_path: str, group_by: Sequence[str] = (
         group = printable(f"{first['modality']} {first['tracer']} reader {first['reader']}"
                           + (f" at {first[TIME_POINT]}" if timed else ""))
         if correspondence is not None:
+            sessions = printable(", ".join(dict.fromkeys(same["session_id"])))
             raise StatsError(f"{same.iloc[1]['table_row']}: duplicated key: findings "
                              f"{printable(', '.join(same['finding_id']))} of patient {printable(first['patient_id'])} "
-                             f"(session(s) {printable(', '.join(dict.fromkeys(same['session_id'])))}) are all joined to lesion "
+                             f"(session(s) {sessions}) are all joined to lesion "
                              f"{printable(first['lesion_id'])} for {group} by the correspondence table "
                              f"({', '.join(same['correspondence_row'])}); a lesion has one finding per group: correct "
                              "the correspondence (or give the sessions different modality labels or time points).")
