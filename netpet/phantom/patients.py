@@ -3,7 +3,14 @@
 A study of N patients is a deterministic function of (N, seed): patient kinds cycle through
 NET, TIO and lesion-free work-ups; everything else (body size, lesions, uptake, scan times,
 patient position) is drawn from random generators seeded by (seed, patient, purpose), so one
-patient never depends on how many others are generated or in which process.
+patient never depends on how many others are generated or in which process. The streams of
+patient ``i``: ``(seed, i, 1)`` body, sex, age, grade; ``(seed, i, 2)`` lesions and their uptake;
+``(seed, i, 3)`` the session plan of teaching cases; ``(seed, i, 5)`` the staging design's sites
+(:mod:`netpet.phantom.stages`, option ``distant_sites``); ``(seed, i, 6)`` the follow-up changes
+(:mod:`netpet.phantom.followup`, option ``follow_up``); ``(seed, i, 100 + k)`` baseline session k
+(times, dose, position, image noise); ``(seed, i, 200)`` the follow-up session; per study,
+``(seed, 6)`` where the follow-up scenarios start their cycle. An option only adds streams, so
+without it every draw is what it was.
 
 Lesions (sizes 4-40 mm) carry their truth: malignant or benign, region, the reference
 standard that would establish it (histopathology, follow-up), and their uptake on each tracer
