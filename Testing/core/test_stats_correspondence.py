@@ -104,6 +104,10 @@ def test_readers_own_ids_are_joined_by_the_correspondence(tmp_path):
                       ("false negative", "PET/MR", "P1", "L2")}
     fp = next(f for f in result["false_findings"] if f["lesion_id"] == "X01" and f["patient_id"] == "P1")
     assert fp["standard"] == UNMATCHED_STANDARD and fp["session_id"] == "S1" and fp["suv_max"] == 6
+    # ... and name the reader's own id and the match behind each finding
+    assert (fp["finding_id"], fp["match_status"]) == ("A03", "unmatched")
+    assert {(f["lesion_id"], f["finding_id"], f["match_status"]) for f in result["false_findings"]
+            if f["modality"] == "PET/MR"} == {("L3", "M02", "matched"), ("L2", "", "")}
     # the correspondence travels with the result: counts per status and the ambiguous match to confirm
     match = result["correspondence"]
     assert match["counts"] == {"matched": 4, "ambiguous": 1, "confirmed": 1, "unmatched": 2, "missed": 1}
@@ -263,7 +267,8 @@ def test_staging_travels_with_the_result(tmp_path):
     text = summary(analysis.result)
     assert "Staging per patient" in text and "PET/CT dotatate R1: 3 patients; correct N 3/3" in text
     written = write_outputs(analysis, str(tmp_path / "out"), figures_too=False)
-    assert "<h2>Staging</h2>" in open(written["report.html"]).read()
+    page = open(written["report.html"]).read()
+    assert "<h2>Staging</h2>" in page and "<th>finding_id</th>" in page
     assert "staging-patients.csv" in written and "staging-accuracy.csv" in written
 
 

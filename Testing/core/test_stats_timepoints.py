@@ -106,7 +106,7 @@ def test_report_and_summary_show_the_time_point(tmp_path):
     analysis = analyse(study, StatsOptions(bootstrap=0))
     written = write_outputs(analysis, str(tmp_path / "out"), figures_too=False)
     page = open(written["report.html"]).read()
-    assert "PET/CT 68Ga-DOTATATE R1 at FU1" in page and "Time points" in page
+    assert "PET/CT 68Ga-DOTATATE R1 at FU1" in page and "Time points" in page and "<th>time_point</th>" in page
     assert "Paired comparisons are made within a time point only" in page
     text = summary(analysis.result)
     assert "patient  PET/CT dotatate R1 at FU1" in text

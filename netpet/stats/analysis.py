@@ -424,15 +424,26 @@ def agreement_analysis(lesions: pd.DataFrame, units: Dict[str, pd.DataFrame], gr
 
 # -- false positives and negatives ------------------------------------------------------------------
 
-def false_finding_columns(timed: bool = False) -> Tuple[str, ...]:
-    """:data:`FALSE_FINDING_COLUMNS`, with ``time_point`` after ``reader`` when the study has time points."""
-    if not timed:
-        return FALSE_FINDING_COLUMNS
-    at = FALSE_FINDING_COLUMNS.index("reader") + 1
-    return (*FALSE_FINDING_COLUMNS[:at], TIME_POINT, *FALSE_FINDING_COLUMNS[at:])
+#: the columns a correspondence table adds to the false findings (after lesion_id): the reader's own id of the
+#: finding and its status in the correspondence
+MATCH_COLUMNS = ("finding_id", "match_status")
 
 
-def false_findings(lesions: pd.DataFrame, options: StatsOptions, timed: bool = False) -> pd.DataFrame:
+def false_finding_columns(timed: bool = False, matched: bool = False) -> Tuple[str, ...]:
+    """:data:`FALSE_FINDING_COLUMNS`, with ``time_point`` after ``reader`` when the study has time points and
+    :data:`MATCH_COLUMNS` after ``lesion_id`` when a correspondence table joined the findings."""
+    columns = list(FALSE_FINDING_COLUMNS)
+    if matched:
+        at = columns.index("lesion_id") + 1
+        columns[at:at] = MATCH_COLUMNS
+    if timed:
+        at = columns.index("reader") + 1
+        columns[at:at] = [TIME_POINT]
+    return tuple(columns)
+
+
+def false_findings(lesions: pd.DataFrame, options: StatsOptions, timed: bool = False,
+                   matched: bool = False) -> pd.DataFrame:
     """Every lesion-level false positive and false negative, linked back to its finding.
 
     Parameters
@@ -447,17 +458,20 @@ def false_findings(lesions: pd.DataFrame, options: StatsOptions, timed: bool = F
     pandas.DataFrame
         :func:`false_finding_columns`: ``call`` is the finding's call as written (``equivocal``
         shows which rule made it false), ``segmentation_status``, ``flags`` and ``warnings`` its
-        quality columns (empty when the study table lacks them or there is no finding).
+        quality columns (empty when the study table lacks them or there is no finding); with
+        ``matched``, ``lesion_id`` is the reference lesion (or an unmatched finding's track) and
+        ``finding_id`` the reader's own id of the finding.
     """
     wrong = lesions[(lesions["truth"] == 1) & (lesions["call"] == 0) | (lesions["truth"] == 0) & (lesions["call"] == 1)]
-    columns = false_finding_columns(timed)
+    columns = false_finding_columns(timed, matched)
     rows = []
     for unit in wrong.to_dict("records"):
         kind = "false negative" if unit["truth"] == 1 else "false positive"
         row = {c: unit.get(c, "") for c in columns}
         row["kind"] = kind
         row["found"] = "yes" if unit["found"] else "no (no finding in this group)"
-        values = {c: unit.get(c) for c in (*FALSE_FINDING_VALUES, "session_id", "segmentation_file", *QUALITY_COLUMNS)}
+        values = {c: unit.get(c) for c in (*FALSE_FINDING_VALUES, "session_id", "segmentation_file", *QUALITY_COLUMNS,
+                                           *(MATCH_COLUMNS if matched else ()))}
         values["call"] = unit.get("finding_call")  # as written: "equivocal" shows which rule made it false
         for column, value in values.items():
             row[column] = "" if value is None or (isinstance(value, float) and math.isnan(value)) else value
@@ -551,7 +565,7 @@ def analyse(study: Study, options: Optional[StatsOptions] = None,
     roc_entries, roc_compared, curves = roc_analysis(units["lesion"], groups, options, keys)
     report(0.8, "Agreement")
     agreements, kappas, plots = agreement_analysis(units["lesion"], units, groups, options, keys)
-    falses = false_findings(units["lesion"], options, study.timed)
+    falses = false_findings(units["lesion"], options, study.timed, study.correspondence is not None)
     report(0.9, "Staging")
     # imported here: netpet.stats.staging imports netpet.clinical, whose statistics import netpet.stats.intervals (and
     # so this package's __init__); a module-level import would make a circle when netpet.clinical is imported first

@@ -996,7 +996,7 @@ def lesion_units(study: Study, equivocal: str = "negative") -> pd.DataFrame:
     lesions = study.reference.lesions
     keep = ["patient_id", "lesion_id", *keys, "session_id", "finding_call", "table_row",
             *[c for c in SCORES if c in study.findings], *QUALITY_COLUMNS,
-            *[c for c in ("segmentation_file", "cause") if c in study.findings],
+            *[c for c in ("segmentation_file", "cause", "finding_id", "match_status") if c in study.findings],
             *[c for c in study.group_by if c in study.findings and c not in lesions and c != "region"
               and c not in QUALITY_COLUMNS]]
     found = study.findings[keep]

@@ -508,11 +508,16 @@ def _false_findings_table(rows: Sequence[Dict[str, Any]]) -> str:
         parts.append(f"<p class='note'>{sum(apart)} of these findings are <strong>not separable</strong> (marked): no "
                      "volume could be segmented; their SUVmax and SUVpeak are the local uptake at the click, and they "
                      "have no volume, SUVmean or TLA.</p>")
-    head = "".join(f"<th>{c}</th>" for c in FALSE_FINDING_HTML)
+    columns = list(FALSE_FINDING_HTML)
+    if any(row.get(TIME_POINT) for row in rows):
+        columns.insert(columns.index("reader") + 1, TIME_POINT)
+    if any("finding_id" in row for row in rows):  # joined by a correspondence table: the reader's own id too
+        columns.insert(columns.index("lesion_id") + 1, "finding_id")
+    head = "".join(f"<th>{c}</th>" for c in columns)
     body = []
     for row, marked in zip(rows, apart):
         cells = []
-        for c in FALSE_FINDING_HTML:
+        for c in columns:
             value = row.get(c, "")
             text = _fmt(value, 2) if isinstance(value, float) else html.escape(str(value if value is not None else ""))
             if c == "segmentation_status" and marked:
