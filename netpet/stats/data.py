@@ -553,7 +553,8 @@ def read_correspondence(path: str, findings: pd.DataFrame, reads: pd.DataFrame, 
     for (key, row_label) in zip(finding_keys, findings["table_row"]):
         if key not in by_finding:
             raise StatsError(f"{row_label}: finding {printable(key[-1])} of {_read_text(key[:-1])} has no row in the "
-                             f"correspondence table {path}; run netpet match again on this table.")
+                             f"correspondence table {path}; run netpet match again on this table (without --reader, "
+                             "which matches one reader's findings only).")
         line, row = by_finding[key]
         joined_id.append(row["track_id"] if row["status"] == "unmatched" else row["reference_lesion_id"])
         status_of.append(row["status"])
