@@ -500,3 +500,21 @@ def test_one_reader_rerun_keeps_the_other_readers_rows(tmp_path):
         ("r1", "L01", "matched"), ("r2", "L01", "matched"), ("r2", "L02", "unmatched")]
     with pytest.raises(CorrespondenceError, match=r"has no row of reader r9"):
         run(tmp_path, findings, [lesion("A", 0.0)], reader="r9")
+
+
+def test_sessions_are_ordered_by_days_then_labels():
+    """The first session (netpet register's default reference, the hub of the tracks) is the earliest."""
+    frame = pd.DataFrame([
+        {"patient_id": "P1", "session_id": "SB", "modality": "PET/CT", "tracer": "fdg", "reader": "r1",
+         "time_point": "FU1", "days_from_baseline": ""},
+        {"patient_id": "P1", "session_id": "SC", "modality": "PET/CT", "tracer": "fdg", "reader": "r1",
+         "time_point": "", "days_from_baseline": ""},
+        {"patient_id": "P1", "session_id": "SA", "modality": "PET/MR", "tracer": "fdg", "reader": "r1",
+         "time_point": "FU2", "days_from_baseline": ""}])
+    assert corr._session_order(corr.table_reads(frame), "P1") == ["SC", "SB", "SA"]
+    # days, when every session has them, decide (labels second); unknown labels come after the ranked ones
+    frame["days_from_baseline"] = ["30", "0", "10"]
+    assert corr._session_order(corr.table_reads(frame), "P1") == ["SC", "SA", "SB"]
+    frame["days_from_baseline"] = ["", "", ""]
+    frame["time_point"] = ["restaging", "FU1", "baseline"]
+    assert corr._session_order(corr.table_reads(frame), "P1") == ["SA", "SC", "SB"]

@@ -531,19 +531,47 @@ def _findings(table_path: str, reader: Optional[str]) -> Tuple[pd.DataFrame, pd.
         findings["_segmentation"] = [os.path.join(folder, v) if v else "" for v in findings["segmentation_file"]]
     else:
         findings["_segmentation"] = ""
-    reads = frame[[*READ_COLUMNS, "time_point"]].drop_duplicates(list(READ_COLUMNS)).reset_index(drop=True)
-    return findings.reset_index(drop=True), reads
+    return findings.reset_index(drop=True), table_reads(frame)
+
+
+def table_reads(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per read (:data:`READ_COLUMNS`) of a study table read by :func:`netpet.stats.data.read_table`,
+    with its ``time_point`` (empty: :data:`BASELINE`) and ``days`` (``days_from_baseline`` as a number or None)."""
+    frame = frame.copy()
+    frame["time_point"] = [_time_point(v) for v in frame["time_point"]] if "time_point" in frame else BASELINE
+    frame["days"] = [_days(v) for v in frame["days_from_baseline"]] if "days_from_baseline" in frame else None
+    return frame[[*READ_COLUMNS, "time_point", "days"]].drop_duplicates(list(READ_COLUMNS)).reset_index(drop=True)
+
+
+def _days(value: Any) -> Optional[float]:
+    """``days_from_baseline`` as a number (None when empty or not a number: the order then uses the labels)."""
+    try:
+        number = float(str(value).strip())
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _session_order(reads: pd.DataFrame, patient_id: str, extra: Sequence[str] = ()) -> List[str]:
-    """The patient's sessions by time point (baseline first, then in the table's order of appearance),
-    then session id."""
+    """The patient's sessions in time order, then by session id: by ``days_from_baseline`` when every
+    session has it, else by the time point label's rank (:func:`netpet.schema.time_point_rank`: baseline 0,
+    FU1 1...; unknown labels after those, in the table's order of appearance)."""
+    from netpet.schema import time_point_rank
+
     rows = reads[reads["patient_id"] == patient_id]
     times: Dict[str, str] = dict(zip(rows["session_id"], rows["time_point"]))
-    order_of_time = {BASELINE: 0}
-    for t in rows["time_point"]:
-        order_of_time.setdefault(t, len(order_of_time))
-    sessions = sorted(times, key=lambda s: (order_of_time[times[s]], s))
+    days: Dict[str, Optional[float]] = {}
+    for session, value in zip(rows["session_id"], rows["days"] if "days" in rows else [None] * len(rows)):
+        days.setdefault(session, value)
+    appearance = {t: i for i, t in reversed(list(enumerate(rows["time_point"])))}
+    every_day = all(days.get(s) is not None for s in times)
+
+    def rank(session: str):
+        label = time_point_rank(times[session])
+        by_label = (0, label, 0) if label is not None else (1, 0, appearance[times[session]])
+        return ((days[session],) if every_day else ()) + by_label + (session,)
+
+    sessions = sorted(times, key=rank)
     return sessions + sorted(set(extra) - set(sessions))
 
 
