@@ -269,3 +269,11 @@ def test_a_table_time_point_the_reference_never_names_is_noted(tmp_path):
     study = load_study(_write(tmp_path / "t.csv", COLUMNS, rows), _write(tmp_path / "r.csv", REF_HEADER, REFERENCE))
     assert any("has no row for time point(s) FU-1 of the study table (its time points: FU1, baseline)" in w
                for w in study.warnings)
+
+
+def test_a_session_has_one_time_point(tmp_path):
+    rows = TABLE[:8] + [_row("P1", "B-CT", "PET/CT", "FU1", "L2", "negative")]  # the baseline session, labelled FU1
+    with pytest.raises(StatsError) as error:
+        load_study(_write(tmp_path / "t.csv", COLUMNS, rows), _write(tmp_path / "r.csv", REF_HEADER, REFERENCE))
+    assert ("t.csv line 10: column time_point is FU1 but an earlier row gives session B-CT of patient P1 the time "
+            "point baseline; a session has one time point") in str(error.value)

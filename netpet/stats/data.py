@@ -711,6 +711,16 @@ def load_study(table_path: str, reference_path: str, group_by: Sequence[str] = (
             raise StatsError(f"{row['table_row']}: column {column} holds a control character ({printable(row[column])}); "
                              "keys and calls are plain text: correct the table.")
     frame[TIME_POINT] = frame[TIME_POINT].replace("", BASELINE) if has_time else BASELINE
+    if has_time:  # a session is one scan: one time point (as netpet match requires too)
+        first = frame.drop_duplicates(["patient_id", "session_id"]).set_index(["patient_id", "session_id"])[TIME_POINT]
+        index = pd.MultiIndex.from_arrays([frame["patient_id"], frame["session_id"]])
+        other = frame[first.reindex(index).to_numpy() != frame[TIME_POINT].to_numpy()]
+        if len(other):
+            row = other.iloc[0]
+            raise StatsError(f"{row['table_row']}: column time_point is {printable(row[TIME_POINT])} but an earlier row "
+                             f"gives session {printable(row['session_id'])} of patient {printable(row['patient_id'])} "
+                             f"the time point {printable(first[(row['patient_id'], row['session_id'])])}; a session has "
+                             "one time point (an empty cell is baseline).")
     time_points = _time_points(frame)
     timed = len(time_points) > 1
     keys = GROUP_KEYS + ((TIME_POINT,) if timed else ())
