@@ -15,19 +15,21 @@ Scenario (per patient)
     or has recurred at the resected site (``recurrence``: a new lesion), alternating over the
     study's TIO patients from the same drawn start.
 Per lesion (malignant, NET)
-    ``response``: the diameter shrinks to 0.45-0.75 x (at least the -30 % of a RECIST 1.1 partial
-    response; Eisenhauer EA et al., Eur J Cancer 2009;45:228) and the 68Ga-DOTATATE uptake to
-    0.40-0.75 x (beyond the -30 % of a PERCIST 1.0 metabolic response; Wahl RL et al., J Nucl Med
-    2009;50 Suppl 1:122S); a lesion under 12 mm at baseline disappears with probability 0.5, and
-    any lesion left under 4 mm (the study's smallest) disappears: complete response.
+    ``response``: the diameter shrinks to 0.40-0.70 x (at least the -30 % of a RECIST 1.1 partial
+    response, there of the sum of diameters; Eisenhauer EA et al., Eur J Cancer 2009;45:228) and the
+    68Ga-DOTATATE uptake to 0.40-0.70 x (at least the -30 % of a PERCIST 1.0 metabolic response, there
+    of SULpeak; Wahl RL et al., J Nucl Med 2009;50 Suppl 1:122S); a lesion under 12 mm at baseline
+    disappears with probability 0.5, and any lesion left under 4 mm (the study's smallest)
+    disappears: complete response.
     ``stable``: diameter 0.90-1.10 x, uptake 0.85-1.15 x (well inside RECIST stable disease,
     -30 %..+20 %, and PERCIST's +-30 %).
-    ``progression``: diameter 1.20-1.50 x (the +20 % of RECIST progression), uptake 1.00-1.40 x, and
-    1-3 new lesions (liver or bone metastases; new lesions define progression in RECIST and PERCIST).
+    ``progression``: diameter 1.20-1.50 x (at least the +20 % of RECIST progression), uptake 1.00-1.40 x
+    (up to the +30 % of PERCIST progression and beyond), and 1-3 new lesions (liver or bone metastases;
+    a new lesion is progression in RECIST and PERCIST alike).
     ``mixed``: each lesion draws response or progression (probability 0.5 each), and 0-1 new lesion.
     Growth is capped where the lesion would leave its organ (liver: 3 mm inside the right lobe and
-    15 mm from the liver reference sphere; bone: the site's largest size), reach another lesion
-    (2 mm apart) or pass 40 mm (the study's largest); such a lesion is marked ``capped``.
+    3 mm clear of the 3 cm liver reference sphere; bone: the site's largest size), come within 2 mm
+    of another lesion or pass 40 mm (the study's largest); such a lesion is marked ``capped``.
 Benign look-alikes
     Physiological uncinate uptake is unchanged; a reactive inflammatory node resolves (probability
     0.5) or shrinks (0.8-1.0 x, uptake 0.6-1.0 x); a healing fracture fades (uptake 0.5-0.9 x).
@@ -54,7 +56,7 @@ SCENARIOS = ("response", "progression", "mixed", "stable")
 TIO_SCENARIOS = ("recurrence", "resected")
 #: (diameter factor range, 68Ga-DOTATATE uptake factor range) of a malignant lesion per arm (module docstring)
 CHANGE: Dict[str, Tuple[Tuple[float, float], Tuple[float, float]]] = {
-    "response": ((0.45, 0.75), (0.40, 0.75)),
+    "response": ((0.40, 0.70), (0.40, 0.70)),
     "stable": ((0.90, 1.10), (0.85, 1.15)),
     "progression": ((1.20, 1.50), (1.00, 1.40)),
 }
