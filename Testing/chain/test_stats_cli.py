@@ -384,3 +384,64 @@ def test_time_points_end_to_end(tmp_path, capsys):
     assert fu1.split()[6:10] == ["1", "0", "0", "3"]  # TP FP FN TN
     baseline = next(line for line in lines if line.startswith("patient  PET/CT dotatate R1 at baseline"))
     assert baseline.split()[6:10] == ["2", "1", "0", "1"]
+
+
+def test_match_then_stats_gives_the_counts_of_typed_ids(stats_run, reference_study, tmp_path, capsys):
+    """The readers' table with their own ids (F01, F02 ... in a shuffled click order, centroids 1.5 mm off the true
+    centre: a segmented centroid's uncertainty, under half a PET voxel), matched by netpet match through the
+    reference study's per-session locations, gives netpet stats the very counts of the table whose findings carry the
+    reference ids; a spurious finding far from every lesion becomes one more false positive."""
+    import numpy as np
+
+    folder, truth, rows, reference = stats_run
+    study_folder, _ = reference_study
+    centres = {(t["patient_id"], t["session_id"], t["lesion_id"]): (t["center_r"], t["center_a"], t["center_s"],
+                                                                    t["volume_ml"]) for t in truth}
+    rng = np.random.default_rng(11)
+    own, counter = [], {}
+    for row in rows:
+        row = dict(row)
+        if row["lesion_id"]:
+            *centre, volume = centres[(row["patient_id"], row["session_id"], row["lesion_id"])]
+            direction = rng.normal(size=3)
+            centre = np.array(centre, dtype=float) + 1.5 * direction / np.linalg.norm(direction)
+            read = (row["patient_id"], row["session_id"], row["reader"])
+            counter[read] = counter.get(read, 0) + 1
+            row.update(lesion_id=f"F{counter[read]:02d}", centroid_r=round(centre[0], 2),
+                       centroid_a=round(centre[1], 2), centroid_s=round(centre[2], 2), mtv_ml=volume)
+        own.append(row)
+    spurious = next(r for r in own if r["lesion_id"] and r["reader"] == "R1" and r["modality"] == "PET/MR")
+    own.append({**spurious, "lesion_id": "F99", "call": "positive", "centroid_r": float(spurious["centroid_r"]) + 80.0})
+    columns = list(dict.fromkeys(k for r in own for k in r))
+    with open(tmp_path / "own.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, columns)
+        writer.writeheader()
+        writer.writerows(own)
+    corr = str(tmp_path / "correspondence.csv")
+    assert main(["match", "--table", str(tmp_path / "own.csv"), "--reference", reference, "--locations",
+                 str(study_folder / "reference_locations.csv"), "--out", corr]) == 0
+    printed = capsys.readouterr().out
+    assert "unmatched findings 1 (false positives)" in printed and "ambiguous 0" in printed
+    results = {}
+    for name, table, extra in (("typed", str(folder / "table.csv"), []),
+                               ("matched", str(tmp_path / "own.csv"), ["--correspondence", corr])):
+        assert main(["stats", table, "--reference", reference, "--out", str(tmp_path / name), "--bootstrap", "0",
+                     "--no-figures", "--json", *extra]) == 0
+        results[name] = json.loads(capsys.readouterr().out)
+
+    def counts(result):
+        return {(e["level"], e["modality"], e["tracer"], e["reader"]): [e[k] for k in ("tp", "fp", "fn", "tn")]
+                for e in result["accuracy"] if not e["group_by"]}
+
+    typed, matched = counts(results["typed"]), counts(results["matched"])
+    group = ("PET/MR", "dotatate", "R1")
+    # the spurious finding: one more lesion unit, a false positive in its group, a true negative in the others
+    assert matched[("lesion", *group)] == [typed[("lesion", *group)][0], typed[("lesion", *group)][1] + 1,
+                                           *typed[("lesion", *group)][2:]]
+    for key in typed:
+        if key[0] == "lesion" and key[1:] != group:
+            assert matched[key] == typed[key][:3] + [typed[key][3] + 1], key
+        elif key[0] == "patient":
+            assert matched[key] == typed[key], key  # its patient has disease and was called positive already
+    assert results["matched"]["correspondence"]["counts"]["unmatched"] == 1
+
