@@ -28,7 +28,7 @@ TABLE = [
     ("P1", "S1", "PET/CT", "dotatate", "R1", "A02", "lymph nodes", "positive", "8"),
     ("P1", "S1", "PET/CT", "dotatate", "R1", "A03", "soft tissue", "positive", "6"),
     ("P2", "S1", "PET/CT", "dotatate", "R1", "B01", "pancreas", "negative", "3"),
-    ("P3", "S1", "PET/CT", "dotatate", "R1", "C01", "bone", "positive", "7"),
+    ("P3", "S1", "PET/CT", "dotatate", "R1", "C01", "Bone ", "positive", "7"),  # the reference's "bone"
     ("P1", "S2", "PET/MR", "dotatate", "R1", "M01", "liver", "positive", "11"),
     ("P1", "S2", "PET/MR", "dotatate", "R1", "M02", "bone", "positive", "5"),
     ("P2", "S2", "PET/MR", "dotatate", "R1", "M01", "pancreas", "positive", "9"),

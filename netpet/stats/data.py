@@ -588,7 +588,11 @@ def _synthetic_lesions(unmatched: List[Dict[str, Any]], findings: pd.DataFrame, 
                        timed: bool, path: str) -> pd.DataFrame:
     """One reference lesion (truth 0) per (patient, track id) of the unmatched findings: at the time points
     where the track was reported when the table has several, else at every time point. Its region is the
-    first region the table gives the track's findings (``findings`` carry the table's ids in ``finding_id``)."""
+    first region the table gives the track's findings (``findings`` carry the table's ids in ``finding_id``), written
+    as the reference standard writes it when the two differ in case and spacing only ("Liver" is the study's
+    "liver", not a region of its own)."""
+    known = {" ".join(r.split()).lower(): r for r in reference.lesions["region"] if r}
+    known.update({" ".join(r.split()).lower(): r for (_, r) in reference.region_rows if r})
     region_of: Dict[Tuple[str, str], str] = {}
     rows: Dict[Tuple[str, str, str], Dict[str, Any]] = {}
     regions = dict(zip(zip(findings["patient_id"], findings["session_id"], findings["modality"], findings["tracer"],
@@ -597,6 +601,7 @@ def _synthetic_lesions(unmatched: List[Dict[str, Any]], findings: pd.DataFrame, 
     for u in unmatched:
         track = (u["patient_id"], u["track_id"])
         region = str(regions.get(u["finding"], "") or "").strip()
+        region = known.get(" ".join(region.split()).lower(), region)
         if region and not region_of.get(track):
             region_of[track] = region
         when = u[TIME_POINT] if timed else ""
