@@ -25,7 +25,8 @@ from netpet.errors import DicomInputError, printable
 
 
 def add_parsers(sub) -> None:
-    p = sub.add_parser("register", help="register the sessions of each patient of the study table to a reference session",
+    p = sub.add_parser("register",
+                       help="register the sessions of each patient of the study table to a reference session",
                        description="Register every session of each patient of the study table to the patient's "
                                    "reference session (rigid, on the CT/MR or the PET) and store the transforms in "
                                    "transforms/ beside the table, where netpet match and Slicer find them.")
@@ -201,8 +202,8 @@ def cmd_register(args: argparse.Namespace) -> int:
                 translation = ", ".join(f"{v:.1f}" for v in result.translation_mm)
                 how = "reused" if result.reused else f"registered in {result.seconds:.1f} s"
                 print(f"  {printable(session)} -> {printable(reference)} on the {result.basis}: NMI {result.nmi:.3f} "
-                      f"(refused below {record['min_nmi']:.2f}), rotation {rotation} deg, translation {translation} mm, "
-                      f"{how}; {printable(os.path.relpath(record['file'], folder))}")
+                      f"(refused below {record['min_nmi']:.2f}), rotation {rotation} deg, translation {translation} "
+                      f"mm, {how}; {printable(os.path.relpath(record['file'], folder))}")
     if args.json:
         json.dump({"table": os.path.abspath(args.table), "transforms": os.path.join(folder, "transforms"),
                    "registrations": results}, sys.stdout, indent=2, default=str)

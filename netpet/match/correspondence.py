@@ -77,6 +77,20 @@ A confirmed ``missed`` row (empty ``lesion_id``) keeps its lesion out of that re
 
 Rows are keyed by their first 7 columns (:data:`KEY_COLUMNS`), plus ``reference_lesion_id`` on a
 ``missed`` row (which has no finding id).
+
+Measured on the digital reference study
+---------------------------------------
+* Truth centres jittered by 3 mm, reader ids in a shuffled click order (Testing/core/
+  test_match_correspondence.py, seed 8, 2 patients, lesions at least 52 mm apart): 33/33 findings
+  assigned to their own lesion with per-session locations, 18/18 (one patient) with each lesion's
+  location in one session reached through the stored registrations (direct, inverse and chained).
+* Quantified findings of ``netpet demo`` (5 patients, seed 1, 74 findings; their centroids lie
+  median 0.9 mm, max 5.7 mm from the true centres): 73/74 with per-session locations. The miss is an
+  11 mm T10 bone metastasis without FDG uptake whose FDG segmentation settled 5.7 mm from its centre,
+  beyond its 5.5 mm gate: it counts as an unmatched finding and a missed lesion. With each lesion's
+  location in S1 only and ``netpet register``'s transforms (4 mm grid), 74/74: the registration error
+  widens the gate by 2 mm. Lesion-centre error of those 9 registrations (CT/MR basis, 49 centres):
+  mean 0.16 mm, 95th percentile 0.30 mm, max 0.32 mm.
 """
 
 from __future__ import annotations
@@ -141,8 +155,8 @@ class MissingRegistrationError(CorrespondenceError):
 
 def _read_csv(path: str, what: str) -> Tuple[List[str], List[Dict[str, str]]]:
     if not os.path.isfile(path):
-        raise CorrespondenceError(f"The {what} {printable(path)} does not exist{'' if not os.path.isdir(path) else ' as a file'}; "
-                                  "give the CSV file.")
+        state = "is a folder" if os.path.isdir(path) else "does not exist"
+        raise CorrespondenceError(f"The {what} {printable(path)} {state}; give the CSV file.")
     try:
         with open(path, newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle)
@@ -354,7 +368,8 @@ class SessionLinks:
             except (OSError, ValueError, KeyError, TypeError):
                 continue  # not a sidecar of ours
             path = os.path.join(self.transforms, name[:-5] + ".h5")
-            if os.path.basename(transform_path("", patient, moving, fixed)) == name[:-5] + ".h5" and os.path.exists(path):
+            ours = os.path.basename(transform_path("", patient, moving, fixed)) == name[:-5] + ".h5"
+            if ours and os.path.exists(path):
                 self._edges.setdefault(patient, {})[(moving, fixed)] = (path, name)
 
     def sessions(self, patient_id: str) -> List[str]:
@@ -718,9 +733,9 @@ def match_study(table_path: str, reference_path: str, locations_path: Optional[s
     masks = _Masks(warnings)
     unknown = [p for p in dict.fromkeys(reads["patient_id"]) if p not in known_patients]
     if unknown:
-        raise CorrespondenceError(f"Patient {printable(unknown[0])} of the study table {printable(table_path)} is not in "
-                                  f"the reference standard {printable(reference_path)}; add the patient (a patient row "
-                                  "with empty lesion_id if lesion-free).")
+        raise CorrespondenceError(f"Patient {printable(unknown[0])} of the study table {printable(table_path)} is not "
+                                  f"in the reference standard {printable(reference_path)}; add the patient (a patient "
+                                  "row with empty lesion_id if lesion-free).")
     confirmed, other_readers = _previous_rows(previous, lesions, reader)
     confirmed_of_read: Dict[Tuple[str, ...], List[Dict[str, str]]] = {}
     for r in confirmed:
@@ -848,7 +863,8 @@ def _by_masks(masks: _Masks, free: pd.DataFrame, i: int, j: int, rival_lesions: 
         return "matched", (f"by distance it could flip ({'; '.join(rivals)}); resolved by the segmentations: "
                            f"finding {ids[i]}'s segment holds the centre of {lesions[j].lesion_id} only")
     inside = [lesions[k].lesion_id for k, h in zip([j, *rival_lesions], held) if h]
-    holds = f"its segment holds the centre of {', '.join(inside)}" if inside else "its segment holds no candidate's centre"
+    holds = (f"its segment holds the centre of {', '.join(inside)}" if inside
+             else "its segment holds no candidate's centre")
     return "ambiguous", f"{note}; {holds}"
 
 
