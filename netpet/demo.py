@@ -1,7 +1,8 @@
 """The end-to-end demo on the built-in synthetic study.
 
 1. Write the digital reference study (:mod:`netpet.phantom`): synthetic NET/TIO patients with
-   68Ga-DOTATATE PET/CT and PET/MR and 18F-FDG PET/CT, with known truth.
+   68Ga-DOTATATE PET/CT and PET/MR and 18F-FDG PET/CT, the nodal stations and distant sites that make
+   N and M categories, and a 68Ga-DOTATATE PET/CT follow-up (FU1), with known truth.
 2. Index its DICOM tree: tracer and PET/CT vs PET/MR pairing of every PET.
 3. Convert every PET to SUVbw and check it against the truth: the liver reference (3 cm sphere,
    PERCIST) and the SUVmax inside each truth lesion mask.
@@ -11,8 +12,15 @@
    non-avid, benign traps, borderline, cold or iso-intense liver lesions, small, bone).
 5. Check the SUV conversion on vendor-shaped digital reference objects (GE with a rewritten
    Series Time, Siemens, Philips counts with private scale factors).
-6. StudyStats: sensitivity and specificity per patient, lesion and region, PET/MR vs PET/CT and
-   DOTATATE vs FDG, ROC, agreement, false findings: ``statistics/report.html``.
+6. Register every session of a patient to its first one (``netpet register``), each registration
+   checked against the patient's known movement (truth/sessions.csv).
+7. Match the reader's findings (the reader's own ids, C01, C02 ... in click order) to the reference
+   lesions by location (``netpet match``): matching accuracy against the truth of every click.
+8. StudyStats through the correspondence: sensitivity and specificity per patient, lesion and region
+   at each time point, PET/MR vs PET/CT and DOTATATE vs FDG, ROC, agreement, false findings, and
+   staging (N, M, stage group, AJCC 8th / ENETS) against the reference: ``statistics/report.html``.
+9. Follow-up (``netpet followup``): baseline to FU1 along the tracks: changes per lesion, new and
+   disappeared lesions, SSTR tumour volume, against the study's follow-up truth.
 """
 
 from __future__ import annotations
@@ -116,7 +124,8 @@ def _check_reference_objects(out: str) -> List[Dict[str, Any]]:
     return results
 
 
-def _quantify(out: str, study_dir: str, summary_: Dict[str, Any], progress: Optional[ProgressCallback]) -> Dict[str, Any]:
+def _quantify(out: str, study_dir: str, summary_: Dict[str, Any], progress: Optional[ProgressCallback],
+              seed: int = 1) -> Dict[str, Any]:
     """Reader clicks at every truth lesion -> study table; every lesion scored against the truth per
     stratum (netpet.quant.evaluate: avid, non-avid, benign traps, borderline, cold or iso-intense
     liver lesions, small, bone): Dice, volume error, floods, share not separable, call agreement.
@@ -132,19 +141,36 @@ def _quantify(out: str, study_dir: str, summary_: Dict[str, Any], progress: Opti
 
     with open(os.path.join(study_dir, "truth", "lesions.csv"), newline="", encoding="utf-8") as handle:
         lesions = list(csv.DictReader(handle))
+    with open(os.path.join(study_dir, "truth", "sessions.csv"), newline="", encoding="utf-8") as handle:
+        times = {(r["patient_id"], r["session_id"]): (r["time_point"], r["days_from_baseline"])
+                 for r in csv.DictReader(handle)}
+    # the reader's own ids, as Slicer numbers points: C01, C02 ... in the order the lesions were clicked (a random
+    # order per session), never the reference standard's ids; netpet match finds which lesion each one is
+    rng = np.random.default_rng(seed)
+    reader_ids: Dict[Any, str] = {}
+    clicks = []
+    for patient in summary_["patients"]:
+        for session in patient["sessions"]:
+            rows = [r for r in lesions if r["patient_id"] == patient["patient_id"] and r["session_id"] == session["session_id"]]
+            for number, index in enumerate(rng.permutation(len(rows))):
+                row = rows[index]
+                reader_ids[(row["patient_id"], row["session_id"], f"C{number + 1:02d}")] = row["lesion_id"]
+                clicks.append((f"C{number + 1:02d}", row))
     manifest = os.path.join(out, "manifest.csv")
     with open(manifest, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["patient_id", "session_id", "series", "reader", "lesion_id", "seed_r", "seed_a", "seed_s", "region"])
+        writer.writerow(["patient_id", "session_id", "series", "reader", "lesion_id", "seed_r", "seed_a", "seed_s", "region",
+                         "time_point", "days_from_baseline"])
         for patient in summary_["patients"]:
             for session in patient["sessions"]:
                 writer.writerow([patient["patient_id"], session["session_id"],
                                  os.path.join("study", "dicom", patient["patient_id"], session["session_id"], "PET"),
-                                 "demo-reader", "", "", "", "", ""])
-        for row in lesions:
+                                 "demo-reader", "", "", "", "", "", *times[(patient["patient_id"], session["session_id"])]])
+        for finding, row in clicks:
             writer.writerow([row["patient_id"], row["session_id"],
                              os.path.join("study", "dicom", row["patient_id"], row["session_id"], "PET"), "demo-reader",
-                             row["lesion_id"], row["center_r"], row["center_a"], row["center_s"], row["region"]])
+                             finding, row["center_r"], row["center_a"], row["center_s"], row["region"],
+                             *times[(row["patient_id"], row["session_id"])]])
     table = os.path.join(out, "study-table.csv")
     if os.path.exists(table):
         os.remove(table)
@@ -155,7 +181,7 @@ def _quantify(out: str, study_dir: str, summary_: Dict[str, Any], progress: Opti
     records = []
     cache: Dict[str, Any] = {}
     for row in rows:
-        key = (row["patient_id"], row["session_id"], row["lesion_id"])
+        key = (row["patient_id"], row["session_id"], reader_ids[(row["patient_id"], row["session_id"], row["lesion_id"])])
         expected = truth[key]
         seg_path = os.path.join(out, row["segmentation_file"])
         truth_path = os.path.join(study_dir, expected["segmentation_file"])
@@ -163,34 +189,170 @@ def _quantify(out: str, study_dir: str, summary_: Dict[str, Any], progress: Opti
             if path not in cache:
                 cache[path] = slicerio.read_segmentation(path)
         ours = slicerio.segment_mask(cache[seg_path], slicerio.segment_from_id(cache[seg_path], row["lesion_id"])) > 0
-        theirs = slicerio.segment_mask(cache[truth_path], slicerio.segment_from_id(cache[truth_path], row["lesion_id"])) > 0
+        theirs = slicerio.segment_mask(cache[truth_path], slicerio.segment_from_id(cache[truth_path], key[2])) > 0
         records.append(lesion_record(expected, row, ours, theirs))
-    measured = {(r["patient_id"], r["session_id"], r["lesion_id"]) for r in rows}
+    measured = {(r["patient_id"], r["session_id"], reader_ids[(r["patient_id"], r["session_id"], r["lesion_id"])])
+                for r in rows}
     # a truth lesion the pipeline refused (its error is in "skipped") still counts in its strata
     records += [lesion_record(expected, {"segmentation_status": "refused", "call": ""}, None, None)
                 for key, expected in truth.items() if key not in measured]
     strata = summarize(records)
     return {"table": table, "rows": len(rows), "skipped": summary["errors"], "strata": strata,
+            "reader_ids": {"|".join(k): v for k, v in reader_ids.items()},
             "strata_text": format_summary(strata, "every lesion clicked at its centre, per stratum"),
             "floods": [r["lesion"] for r in records if r["flood"]]}
 
 
-def _statistics(out: str, study_dir: str, table: str, progress: Optional[ProgressCallback]) -> Dict[str, Any]:
-    """StudyStats on the demo's study table against the study's reference standard: CSV tables,
-    figures and the HTML report in ``out/statistics``."""
+def _register(out: str, study_dir: str, table: str, progress: Optional[ProgressCallback]) -> Dict[str, Any]:
+    """``netpet register``'s core on the demo table: every session of a patient registered to its first one,
+    transforms beside the table. Each registration is checked against the known movement of the patient
+    between sessions (truth/sessions.csv): every truth lesion centre of the moving session mapped into the fixed
+    one, against its truth centre there."""
+    import csv
+
+    from netpet.match.registration import map_points_ras, read_registration
+    from netpet.match.study import register_study
+
+    index = index_tree(os.path.join(study_dir, "dicom"))
+    records = register_study(table, index, progress=lambda f, m: report(progress, 0.955 + 0.01 * f, m) or False)
+    with open(os.path.join(study_dir, "truth", "lesions.csv"), newline="", encoding="utf-8") as handle:
+        lesions = list(csv.DictReader(handle))
+    centres: Dict[Any, Dict[str, np.ndarray]] = {}
+    for row in lesions:
+        centres.setdefault((row["patient_id"], row["session_id"]), {})[row["lesion_id"]] = np.array(
+            [float(row["center_r"]), float(row["center_a"]), float(row["center_s"])])
+    pairs, errors = [], []
+    for record in records:
+        entry = {k: record.get(k) for k in ("patient_id", "moving_session", "fixed_session", "status", "basis", "nmi",
+                                            "reason")}
+        if record["status"] != "refused":
+            moving = centres.get((record["patient_id"], record["moving_session"]), {})
+            fixed = centres.get((record["patient_id"], record["fixed_session"]), {})
+            common = sorted(set(moving) & set(fixed))
+            if common:
+                mapped = map_points_ras(read_registration(record["file"]), [moving[k] for k in common])
+                error = np.linalg.norm(mapped - np.array([fixed[k] for k in common]), axis=1)
+                errors.extend(error.tolist())
+                entry.update({"lesions": len(common), "error_mean_mm": round(float(error.mean()), 2),
+                              "error_max_mm": round(float(error.max()), 2)})
+        pairs.append(entry)
+    return {"pairs": pairs, "refused": sum(r["status"] == "refused" for r in records),
+            "lesion_centres": len(errors), "error_mean_mm": round(float(np.mean(errors)), 2) if errors else None,
+            "error_max_mm": round(float(np.max(errors)), 2) if errors else None}
+
+
+def _match(out: str, study_dir: str, table: str, reader_ids: Dict[str, str]) -> Dict[str, Any]:
+    """``netpet match``'s core: the reader's findings (own ids) matched to the reference lesions by location, the
+    way a study does it: each lesion's one location in the reference standard, brought into the other sessions by
+    the registrations. Scored against what the demo knows: which truth lesion each click was on. The same with
+    the per-session locations (reference_locations.csv, no registration) for comparison."""
+    from netpet.match.correspondence import match_study, summarise, write_correspondence
+
+    reference = os.path.join(study_dir, "reference_standard.csv")
+    results = {}
+    for name, locations in (("registration", None),
+                            ("per-session locations", os.path.join(study_dir, "reference_locations.csv"))):
+        frame = match_study(table, reference, locations_path=locations)
+        path = os.path.join(out, "correspondence.csv" if locations is None else "correspondence-locations.csv")
+        write_correspondence(path, frame)
+        findings = frame[frame["lesion_id"] != ""]
+        truth = ["|".join((r["patient_id"], r["session_id"], r["lesion_id"])) for r in findings.to_dict("records")]
+        correct = int(sum(reader_ids.get(t) == ref for t, ref in zip(truth, findings["reference_lesion_id"])))
+        wrong = [f"{t} -> {ref or 'unmatched'} (truth {reader_ids.get(t)})"
+                 for t, ref in zip(truth, findings["reference_lesion_id"]) if reader_ids.get(t) != ref]
+        summary = summarise(frame)
+        results[name] = {"file": path, "findings": len(findings), "correct": correct,
+                         "accuracy": round(correct / len(findings), 4) if len(findings) else None,
+                         "counts": summary["counts"], "wrong": wrong, "warnings": summary["warnings"]}
+    return results
+
+
+def _statistics(out: str, study_dir: str, table: str, progress: Optional[ProgressCallback],
+                correspondence: Optional[str] = None) -> Dict[str, Any]:
+    """StudyStats on the demo's study table against the study's reference standard, the findings joined to the
+    reference lesions through the correspondence: accuracy per time point, staging (N, M, stage group against the
+    reference, PET/MR vs PET/CT and DOTATATE vs FDG), CSV tables, figures and the HTML report in
+    ``out/statistics``. The reference side of the staging is checked against the study's staging truth
+    (truth/staging.csv)."""
+    import csv
+
     from netpet.stats import StatsOptions, analyse, load_study, write_outputs
     from netpet.stats.report import read_causes
+    from netpet.stats.staging import staging_lines
 
     folder = os.path.join(out, "statistics")
-    study = load_study(table, os.path.join(study_dir, "reference_standard.csv"))
+    study = load_study(table, os.path.join(study_dir, "reference_standard.csv"), correspondence=correspondence)
     causes = read_causes(os.path.join(folder, "false-findings.csv"))
     analysis = analyse(study, StatsOptions(causes=causes),
-                       progress=lambda f, m: report(progress, 0.95 + 0.04 * f, m) or False)
+                       progress=lambda f, m: report(progress, 0.97 + 0.02 * f, m) or False)
     written = write_outputs(analysis, folder, "netpet demo", previous_causes=causes)
+    staging = analysis.result.get("staging") or {}
+    with open(os.path.join(study_dir, "truth", "staging.csv"), newline="", encoding="utf-8") as handle:
+        truth = {(r["patient_id"], r["time_point"]): r for r in csv.DictReader(handle)}
+    checked, disagree = 0, []
+    for group in staging.get("groups", []):
+        time_point = group["group"].get("time_point") or "baseline"
+        for patient in group["patients"]:
+            expected = truth.get((patient["patient_id"], time_point))
+            if expected is None:
+                continue
+            checked += 1
+            got = patient["reference"]
+            # TIO work-ups are not staged: empty in the truth, None in the analysis
+            if tuple(got[k] or "" for k in ("n", "m", "stage_group")) != (expected["n"], expected["m"],
+                                                                          expected["stage_group"]):
+                disagree.append(f"{patient['patient_id']} {time_point}: reference {got['n']} {got['m']} "
+                                f"{got['stage_group']}, truth {expected['n']} {expected['m']} {expected['stage_group']}")
     return {"report": written["report.html"], "folder": folder, "accuracy": [
-        {k: e[k] for k in ("level", "modality", "tracer", "reader", "tp", "fp", "fn", "tn", "sensitivity", "specificity")}
+        {k: e.get(k) for k in ("level", "modality", "tracer", "reader", "time_point", "tp", "fp", "fn", "tn",
+                               "sensitivity", "specificity")}
         for e in analysis.result["accuracy"] if not e["group_by"]],
-        "comparisons": len(analysis.result["comparisons"]), "false_findings": len(analysis.result["false_findings"])}
+        "comparisons": len(analysis.result["comparisons"]), "false_findings": len(analysis.result["false_findings"]),
+        "staging_lines": staging_lines(staging) if staging else [],
+        "staging_truth_checked": checked, "staging_truth_disagreements": disagree,
+        "warnings": list(analysis.result.get("warnings", []))}
+
+
+def _follow_up(out: str, study_dir: str, table: str, correspondence: str) -> Dict[str, Any]:
+    """``netpet followup``'s core: lesions followed from baseline to FU1 along the correspondence's tracks; new and
+    disappeared lesions per patient against the study's follow-up truth (truth/follow_up.csv)."""
+    import csv
+
+    import pandas as pd
+
+    from netpet.clinical.followup import follow_up
+    from netpet.match.correspondence import read_correspondence
+    from netpet.quant.table import StudyTable
+
+    path = os.path.join(study_dir, "truth", "follow_up.csv")
+    if not os.path.exists(path):
+        return {"available": False}
+    frame = StudyTable(table)
+    result = follow_up(pd.DataFrame(frame.read(), columns=frame.columns()).fillna(""),
+                       read_correspondence(correspondence), table, correspondence)
+    folder = os.path.join(out, "follow-up")
+    os.makedirs(folder, exist_ok=True)
+    result.lesions.to_csv(os.path.join(folder, "lesion_changes.csv"), index=False)
+    result.patients.to_csv(os.path.join(folder, "patient_response.csv"), index=False)
+    with open(path, newline="", encoding="utf-8") as handle:
+        changes = list(csv.DictReader(handle))
+    expected: Dict[str, Dict[str, int]] = {}
+    for row in changes:
+        counts = expected.setdefault(row["patient_id"], {"new": 0, "disappeared": 0})
+        if row["status"] in counts:
+            counts[row["status"]] += 1
+    patients = []
+    dotatate = result.patients[(result.patients["tracer"] == "dotatate") & (result.patients["modality"] == "PET/CT")]
+    for row in dotatate[dotatate["time_point"] == "FU1"].to_dict("records"):
+        truth = expected.get(row["patient_id"], {"new": 0, "disappeared": 0})
+        patients.append({"patient_id": row["patient_id"], "days": row["days_from_baseline"],
+                         "new": int(row["n_new"]), "new_true": truth["new"],
+                         "disappeared": int(row["n_disappeared"]), "disappeared_true": truth["disappeared"],
+                         "sstr_tv_change_pct": row["sstr_tv_change_from_baseline_pct"],
+                         "scenario": next((c["scenario"] for c in changes if c["patient_id"] == row["patient_id"]), "")})
+    return {"available": True, "folder": folder, "patients": patients,
+            "agree": all(p["new"] == p["new_true"] and p["disappeared"] == p["disappeared_true"] for p in patients),
+            "warnings": list(result.warnings)}
 
 
 def run(out: str, patients: int = 5, seed: int = 1, progress: Optional[ProgressCallback] = None) -> Dict[str, Any]:
@@ -198,21 +360,26 @@ def run(out: str, patients: int = 5, seed: int = 1, progress: Optional[ProgressC
     os.makedirs(out, exist_ok=True)
     study_dir = os.path.join(out, "study")
     report(progress, 0.0, "Writing the synthetic study")
-    summary = generate_study(study_dir, patients=patients, seed=seed, preview=True,
+    summary = generate_study(study_dir, patients=patients, seed=seed, preview=True, distant_sites=True, follow_up=True,
                              progress=lambda f, m: report(progress, 0.45 * f, m) or False)
     sessions = _check_study(study_dir, summary, progress)
-    quantification = _quantify(out, study_dir, summary, progress)
-    report(progress, 0.93, "Checking SUV on vendor-shaped reference objects")
+    quantification = _quantify(out, study_dir, summary, progress, seed)
+    report(progress, 0.95, "Checking SUV on vendor-shaped reference objects")
     objects = _check_reference_objects(out)
-    statistics = _statistics(out, study_dir, quantification["table"], progress)
+    registration = _register(out, study_dir, quantification["table"], progress)
+    report(progress, 0.965, "Matching the findings to the reference lesions")
+    matching = _match(out, study_dir, quantification["table"], quantification["reader_ids"])
+    correspondence = matching["registration"]["file"]
+    statistics = _statistics(out, study_dir, quantification["table"], progress, correspondence)
+    follow = _follow_up(out, study_dir, quantification["table"], correspondence)
     index = index_tree(os.path.join(study_dir, "dicom"))
     result = {
         "study": study_dir, "patients": patients, "seed": seed, "files": summary["files"],
         "index": describe(index), "sessions": sessions, "quantification": quantification, "reference_objects": objects,
-        "statistics": statistics,
+        "registration": registration, "matching": matching, "statistics": statistics, "follow_up": follow,
         "all_ok": all(s["liver_ok"] for s in sessions) and all(o["ok"] for o in objects),
     }
     with open(os.path.join(out, "demo-report.json"), "w", encoding="utf-8") as handle:
-        json.dump(result, handle, indent=1)
+        json.dump(result, handle, indent=1, default=str)
     report(progress, 1.0, "Demo done")
     return result

@@ -163,6 +163,25 @@ def test_demo_command(tmp_path, capsys):
     lesion = [e for e in statistics["accuracy"] if e["level"] == "lesion"]
     assert {e["modality"] for e in lesion} == {"PET/CT", "PET/MR"}
     assert sum(e["tp"] + e["fn"] for e in lesion) > 0 and statistics["comparisons"] > 0
+    # issue 13 end to end: the reader's own ids (C01...) are matched to the reference lesions by location, through
+    # the registrations (3 sessions registered to the first, the patient's known movement recovered), every
+    # finding on its true lesion; staging against the reference equal to the study's staging truth; the
+    # follow-up's new and disappeared lesions equal to the truth's
+    registration = report["registration"]
+    assert len(registration["pairs"]) == 3 and registration["refused"] == 0
+    # 3 mm: under one PET voxel (4 x 4 x 3 mm), the tolerance of Testing/core/test_match_registration.py
+    assert registration["lesion_centres"] > 0 and registration["error_max_mm"] < 3.0
+    for name in ("registration", "per-session locations"):
+        matching = report["matching"][name]
+        assert matching["findings"] == q["rows"] and matching["correct"] == matching["findings"], matching["wrong"]
+    table = (tmp_path / "demo" / "study-table.csv").read_text()
+    assert ",C01," in table and ",L01," not in table  # the reader's ids, not the reference's
+    assert statistics["staging_lines"] and statistics["staging_truth_checked"] >= 4
+    assert statistics["staging_truth_disagreements"] == []
+    assert {e["time_point"] for e in statistics["accuracy"]} == {"baseline", "FU1"}
+    follow = report["follow_up"]
+    assert follow["available"] and follow["agree"] and len(follow["patients"]) == 1
+    assert "Lesion correspondence" in out and "Follow-up" in out and "Staging" in out
 
 
 def test_negative_coordinates_parse_as_a_user_types_them(tmp_path, capsys):

@@ -327,7 +327,15 @@ def test_reference_rows_per_time_point():
     assert patient.follow_up["FU1"].scenario == "resected" and not patient.lesions_at("FU1")
     rows = reference_rows(patient, follow_up=True)
     assert [(r["lesion_id"], r["time_point"], r["truth"]) for r in rows] == [("L01", "baseline", 1), ("", "FU1", 0)]
-    assert {r["primary"] for r in rows} == {""}
+    # "TIO": GEP-NET staging does not apply (netpet.clinical.staging.NOT_APPLICABLE_PRIMARIES); an empty primary
+    # would be staged as an unknown primary and its bone culprit read as M1b
+    assert {r["primary"] for r in rows} == {"TIO"}
+    from netpet.clinical.staging import stage_patients
+    import pandas as pd
+
+    staged = stage_patients(pd.DataFrame([{**r, "call": r["truth"]} for r in rows if r["lesion_id"]]),
+                            {patient.patient_id: "TIO"}).iloc[0]
+    assert staged["n"] is None and staged["m"] is None and "does not apply" in staged["reason"]
     assert [r["time_point"] for r in reference_rows(patient)] == [""] * len(patient.lesions)
 
 

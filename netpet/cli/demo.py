@@ -47,12 +47,53 @@ def run(args: argparse.Namespace) -> int:
         m = o["measured"]
         print(f"  {o['object']:26} {o['units']:5} bg {m['background_median']:.4f} hot {m['hot_max']:.4f} "
               f"cold {m['cold_min']:.4f}  {'ok' if o['ok'] else 'MISMATCH'}  [{o['reference_time_rule']}]")
+    reg = result["registration"]
+    print()
+    print("Registration of each session to the patient's first one (netpet register), against the known movement")
+    for pair in reg["pairs"]:
+        if pair["status"] == "refused":
+            print(f"  {pair['patient_id']} {pair['moving_session']} -> {pair['fixed_session']}: REFUSED {pair['reason']}")
+        elif "lesions" in pair:
+            print(f"  {pair['patient_id']} {pair['moving_session']} -> {pair['fixed_session']} on the {pair['basis']}: "
+                  f"NMI {pair['nmi']:.3f}, lesion centres {pair['error_mean_mm']:.2f} mm mean, "
+                  f"{pair['error_max_mm']:.2f} mm max ({pair['lesions']} lesions)")
+    if reg["lesion_centres"]:
+        print(f"  all: {reg['lesion_centres']} lesion centres, error {reg['error_mean_mm']:.2f} mm mean, "
+              f"{reg['error_max_mm']:.2f} mm max")
+    print()
+    print("Lesion correspondence (netpet match: the reader's own ids matched to the reference lesions by location)")
+    for name, m in result["matching"].items():
+        c = m["counts"]
+        accuracy = f"{100 * m['accuracy']:.1f} %" if m["accuracy"] is not None else "n/a"
+        print(f"  via {name}: {m['correct']}/{m['findings']} findings on their true lesion ({accuracy}); matched "
+              f"{c['matched']}, ambiguous {c['ambiguous']}, unmatched {c['unmatched']}, missed {c['missed']}")
+        for wrong in m["wrong"]:
+            print(f"    not on its true lesion: {wrong}")
     from netpet.cli.stats import summary
 
     st = result["statistics"]
     print()
-    print("Study statistics (netpet stats: the study table against the reference standard, Wilson 95 % CI)")
+    print("Study statistics (netpet stats --correspondence: the study table against the reference standard, "
+          "Wilson 95 % CI)")
     print(summary({"accuracy": [{**e, "group_by": {}} for e in st["accuracy"]]}))
+    if st["staging_lines"]:
+        print()
+        print("Staging (AJCC 8th / ENETS N and M from the findings, against the reference standard)")
+        for line in st["staging_lines"]:
+            print(f"  {line}")
+        print(f"  reference staging equal to the study's staging truth for {st['staging_truth_checked']} patient "
+              f"time points" + (f"; DIFFERS: {'; '.join(st['staging_truth_disagreements'])}"
+                                if st["staging_truth_disagreements"] else ""))
+    fu = result["follow_up"]
+    if fu.get("available"):
+        print()
+        print("Follow-up (netpet followup: baseline to FU1 on DOTATATE PET/CT; truth in brackets)")
+        for p in fu["patients"]:
+            change = p["sstr_tv_change_pct"]
+            change = f"{float(change):+.0f} %" if change not in ("", None) and change == change else "n/a"
+            days = f"{float(p['days']):.0f}" if p["days"] not in ("", None) else "?"
+            print(f"  {p['patient_id']} day {days} ({p['scenario']}): new {p['new']} [{p['new_true']}], "
+                  f"disappeared {p['disappeared']} [{p['disappeared_true']}], SSTR tumour volume {change}")
     print(f"\n{result['files']} DICOM files in {result['study']}; previews in {result['study']}/preview; "
           f"checks in {args.out}/demo-report.json")
     print(f"Study report: {st['report']}")

@@ -317,7 +317,8 @@ def reference_rows(patient: Patient, lesion_rows: Sequence[Dict[str, Any]] = (),
 
     One row per finding, or, for a patient without any finding, one row with an empty lesion_id
     and truth 0. ``site`` is the lesion's site (a nodal station for nodes), ``primary`` the
-    patient's primary (constant, "" for TIO and lesion-free work-ups); the location columns give
+    patient's primary (constant; "TIO" for TIO, to which GEP-NET staging does not apply; "" for lesion-free
+    work-ups); the location columns give
     the lesion's centre (RAS, mm) and diameter in the first session of ``lesion_rows`` (the
     truth/lesions.csv rows of the patient, in session order) that shows it, empty without one.
     With ``follow_up`` there is one row per lesion and time point at which it is present (a lesion
@@ -328,7 +329,9 @@ def reference_rows(patient: Patient, lesion_rows: Sequence[Dict[str, Any]] = (),
     first: Dict[str, Dict[str, Any]] = {}
     for row in lesion_rows:
         first.setdefault(row["lesion_id"], row)
-    primary = patient.primary
+    # TIO: "TIO" (a primary staging does not apply to, netpet.clinical.staging.NOT_APPLICABLE_PRIMARIES): an empty
+    # primary would be staged as an unknown primary, its culprit in a bone read as M1b
+    primary = "TIO" if patient.kind == "TIO" else patient.primary
     rows = []
     for time_point in (patient.time_points if follow_up else [""]):
         lesions = patient.lesions_at(time_point)
@@ -474,7 +477,8 @@ def _readme(out: str, summary: Dict[str, Any], extra: str, follow_up: bool = Fal
         "reference_standard.csv columns",
         "  patient_id, lesion_id, region, truth (1 malignant, 0 benign), standard (histopathology or follow-up)",
         "  site: the lesion's site; for lymph nodes the nodal station (netpet.clinical.staging.STATION_SYNONYMS)",
-        "  primary: the patient's primary site (pancreas, small bowel); empty for TIO and work-ups without tumour",
+        "  primary: the patient's primary site (pancreas, small bowel); TIO for TIO work-ups (not staged: the culprit",
+        "    is no GEP-NET), empty for work-ups without tumour",
         "  location_session, center_r, center_a, center_s (RAS mm), diameter_mm: the lesion in the first session",
         "    of the patient that shows it (the other sessions: reference_locations.csv or registration)",
         "  time_point: " + ("the time point the row's truth applies to (baseline, FU1): a lesion present at both"
