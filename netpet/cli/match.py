@@ -17,7 +17,6 @@ import argparse
 import json
 import os
 import sys
-from typing import Any, Dict, List, Tuple
 
 from netpet.cli.common import (EXIT_OK, EXIT_REFUSED, JOBS, UsageError, check_input, check_output, number,
                                tqdm_progress)
@@ -72,66 +71,13 @@ def add_parsers(sub) -> None:
 
 # -- register ------------------------------------------------------------------------------------
 
-def _sessions(table_path: str) -> Tuple[Dict[Tuple[str, str], str], Dict[str, List[str]]]:
-    """{(patient, session): PET series UID} and {patient: sessions in registration order} of the table."""
-    from netpet.match.correspondence import _session_order, table_reads
-    from netpet.stats.data import read_table
-
-    frame, _ = read_table(table_path)
-    if "series_uid" not in frame:
-        raise DicomInputError(f"The study table {printable(table_path)} has no series_uid column, so its sessions "
-                              "cannot be found in the DICOM tree; export it again with netpet quantify or SUV Quant.")
-    uids: Dict[Tuple[str, str], str] = {}
-    for (patient, session), group in frame.groupby(["patient_id", "session_id"], sort=False):
-        values = [v for v in dict.fromkeys(group["series_uid"]) if v]
-        if not values:
-            raise DicomInputError(f"{group.iloc[0]['table_row']}: column series_uid is empty for session "
-                                  f"{printable(session)} of patient {printable(patient)}; quantify the session again "
-                                  "so that the table names its PET series.")
-        if len(values) > 1:
-            other = group[group["series_uid"] == values[1]].iloc[0]
-            raise DicomInputError(f"{other['table_row']}: column series_uid is {printable(values[1])} but "
-                                  f"{group.iloc[0]['table_row']} gives session {printable(session)} of patient "
-                                  f"{printable(patient)} the PET series {printable(values[0])}; a session has one PET "
-                                  "series: give the other one its own session id.")
-        uids[(patient, session)] = values[0]
-    reads = table_reads(frame)
-    order = {p: _session_order(reads, p) for p in dict.fromkeys(frame["patient_id"])}
-    return uids, order
-
-
-def _find_series(index, uid: str, patient: str):
-    """The PET record of a table session and its anatomical partner (None when it has none)."""
-    found = [r for r in index.all_series() if r.series_uid == uid]
-    if len(found) > 1:
-        found = [r for r in found if r.patient_id == patient] or found
-    if not found:
-        raise DicomInputError(f"The PET series {printable(uid)} of patient {printable(patient)} is not under "
-                              f"{printable(index.root)}; give the --dicom folder that holds the study's sessions.")
-    if len(found) > 1:
-        from netpet.errors import AmbiguousInputError
-
-        names = ", ".join(printable(r.patient_id) for r in found)
-        raise AmbiguousInputError(f"The PET series {printable(uid)} appears under several patients ({names}) in "
-                                  f"{printable(index.root)}; give a --dicom folder with one copy of the study.")
-    pet = found[0]
-    if not pet.is_pet:
-        raise DicomInputError(f"Series {printable(uid)} of patient {printable(patient)} under {printable(index.root)} "
-                              f"is {printable(pet.modality)}, not PET; check the table's series_uid.")
-    anatomy = None
-    if pet.partner_series_uid:
-        anatomy = index.series(pet.partner_series_uid, patient_id=pet.patient_id, study_uid=None)
-    return pet, anatomy
-
-
 def cmd_register(args: argparse.Namespace) -> int:
     from netpet.dicom.index import index_tree
-    from netpet.match.registration import (RegistrationError, read_session, register_and_store, stored_registration,
-                                           transform_path)
+    from netpet.match.study import register_study, table_sessions
 
     check_input(args.table, "The study table")
     check_input(args.dicom, "--dicom", folder=True)
-    uids, order = _sessions(args.table)
+    _, order = table_sessions(args.table)
     patients = list(order)
     if args.patient is not None:
         if args.patient not in order:
@@ -147,67 +93,33 @@ def cmd_register(args: argparse.Namespace) -> int:
                              f"{', '.join(printable(s) for s in order[without[0]])}); choose one of them, or --patient")
     index = index_tree(args.dicom, jobs=args.jobs, progress=tqdm_progress(not args.json))
     folder = os.path.dirname(os.path.abspath(args.table))
-    results: List[Dict[str, Any]] = []
-    refused: List[str] = []
-    for patient in patients:
-        sessions = order[patient]
-        reference = args.reference_session or sessions[0]
-        chosen = "given" if args.reference_session else "first by time point, then session id"
-        if not args.json:
-            print(f"{printable(patient)}: reference session {printable(reference)} ({chosen}); "
-                  f"{len(sessions) - 1} other session(s)")
-        images: Dict[str, Any] = {}
-        records: Dict[str, Any] = {}
-
-        def session_records(session: str):
-            if session not in records:
-                records[session] = _find_series(index, uids[(patient, session)], patient)
-            return records[session]
-
-        def session_uids(session: str) -> Dict[str, str]:
-            pet, anatomy = session_records(session)
-            return {"pet_series_uid": pet.series_uid, "anatomy_series_uid": anatomy.series_uid if anatomy else ""}
-
-        def session_images(session: str):
-            if session not in images:
-                images[session] = read_session(*session_records(session), label=session)
-            return images[session]
-
-        for session in sessions:
-            if session == reference:
-                continue
-            record: Dict[str, Any] = {"patient_id": patient, "moving_session": session, "fixed_session": reference,
-                                      "file": transform_path(folder, patient, session, reference)}
-            options = {"grid_mm": args.grid} if args.grid is not None else {}
-            try:  # a stored transform of the same series and parameters is reused without reading the images
-                result = None if args.recompute else stored_registration(
-                    folder, patient, reference, session, session_uids(reference), session_uids(session), args.basis,
-                    **options)
-                if result is None:
-                    result = register_and_store(session_images(reference), session_images(session), folder, patient,
-                                                reference, session, basis=args.basis, recompute=args.recompute,
-                                                **options)
-            except RegistrationError as exc:
-                record.update({"status": "refused", "reason": str(exc)})
-                refused.append(str(exc))
-                if not args.json:
-                    print(f"  {printable(session)} -> {printable(reference)}: refused: {printable(exc)}")
-                results.append(record)
-                continue
-            record.update({"status": "reused" if result.reused else "registered", "basis": result.basis,
-                           "registration_error_mm": result.error_mm, **result.quality()})
-            results.append(record)
-            if not args.json:
-                rotation = ", ".join(f"{v:.2f}" for v in result.rotation_deg)
-                translation = ", ".join(f"{v:.1f}" for v in result.translation_mm)
-                how = "reused" if result.reused else f"registered in {result.seconds:.1f} s"
-                print(f"  {printable(session)} -> {printable(reference)} on the {result.basis}: NMI {result.nmi:.3f} "
-                      f"(refused below {record['min_nmi']:.2f}), rotation {rotation} deg, translation {translation} "
-                      f"mm, {how}; {printable(os.path.relpath(record['file'], folder))}")
+    results = register_study(args.table, index, patients, args.reference_session, args.basis, args.recompute,
+                             args.grid)
+    refused = [r["reason"] for r in results if r["status"] == "refused"]
     if args.json:
         json.dump({"table": os.path.abspath(args.table), "transforms": os.path.join(folder, "transforms"),
                    "registrations": results}, sys.stdout, indent=2, default=str)
         sys.stdout.write("\n")
+    else:
+        shown = set()
+        for record in results:
+            patient, session, reference = record["patient_id"], record["moving_session"], record["fixed_session"]
+            if patient not in shown:
+                shown.add(patient)
+                print(f"{printable(patient)}: reference session {printable(reference)} ({record['reference_rule']}); "
+                      f"{len(order[patient]) - 1} other session(s)")
+            if record["status"] == "refused":
+                print(f"  {printable(session)} -> {printable(reference)}: refused: {printable(record['reason'])}")
+                continue
+            rotation = ", ".join(f"{v:.2f}" for v in record["rotation_deg"])
+            translation = ", ".join(f"{v:.1f}" for v in record["translation_mm"])
+            how = "reused" if record["status"] == "reused" else f"registered in {record['seconds']:.1f} s"
+            print(f"  {printable(session)} -> {printable(reference)} on the {record['basis']}: NMI {record['nmi']:.3f} "
+                  f"(refused below {record['min_nmi']:.2f}), rotation {rotation} deg, translation {translation} mm, "
+                  f"{how}; {printable(os.path.relpath(record['file'], folder))}")
+        for patient in patients:
+            if patient not in shown:
+                print(f"{printable(patient)}: one session only; nothing to register")
     if refused:
         print(f"netpet: refused: {len(refused)} registration(s) of poor quality were not written: "
               f"{printable(refused[0])}", file=sys.stderr)
