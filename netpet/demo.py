@@ -339,8 +339,10 @@ def _follow_up(out: str, study_dir: str, table: str, correspondence: str) -> Dic
     expected: Dict[str, Dict[str, int]] = {}
     for row in changes:
         counts = expected.setdefault(row["patient_id"], {"new": 0, "disappeared": 0})
-        if row["status"] in counts:
-            counts[row["status"]] += 1
+        # a resected TIO culprit is gone at FU1 as a lesion that resolved is: both are "disappeared" to a reader
+        status = "disappeared" if row["status"] == "resected" else row["status"]
+        if status in counts:
+            counts[status] += 1
     patients = []
     dotatate = result.patients[(result.patients["tracer"] == "dotatate") & (result.patients["modality"] == "PET/CT")]
     for row in dotatate[dotatate["time_point"] == "FU1"].to_dict("records"):
