@@ -83,6 +83,7 @@ class StudyStatsParameterNode:
     equivocal - how equivocal calls count: negative (the protocol: only uptake clearly above the liver
         is positive) or positive
     locationsPath - optional CSV of reference lesion locations per session (netpet match --locations)
+    dicomFolder - the DICOM folder holding the study's sessions (to register them)
     correspondencePath - the correspondence table (netpet match): findings matched to reference lesions by
         location; empty: the table's lesion ids must be the reference standard's
     patientID, sessionA, sessionB - the patient and the two sessions whose matched lesions are shown side by side
@@ -104,6 +105,7 @@ class StudyStatsParameterNode:
     equivocal: EquivocalRule = EquivocalRule["negative"]
     locationsPath: pathlib.Path
     correspondencePath: pathlib.Path
+    dicomFolder: pathlib.Path
     patientID: str = ""
     sessionA: str = ""
     sessionB: str = ""
@@ -134,7 +136,9 @@ class StudyStatsWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidget, V
         self.observeScene()
         self.ui.runButton.connect("clicked(bool)", self.onRunButton)
         self.ui.reportButton.connect("clicked(bool)", self.onReportButton)
+        self.ui.registerButton.connect("clicked(bool)", self.onRegisterButton)
         self.ui.matchButton.connect("clicked(bool)", self.onMatchButton)
+        self.ui.followUpButton.connect("clicked(bool)", self.onFollowUpButton)
         self.ui.listPairsButton.connect("clicked(bool)", self.onListPairsButton)
         self.ui.showPairButton.connect("clicked(bool)", self.onShowPairButton)
         self.initializeParameterNode()
@@ -168,6 +172,26 @@ class StudyStatsWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidget, V
             if chart is not None:
                 slicer.modules.plots.logic().ShowChartInLayout(chart)
             self.ui.statusLabel.text = _("Report: ") + self._result["report"]
+
+    def onRegisterButton(self):
+        from NETPETLib.progress import progressDialog
+
+        with slicer.util.tryWithErrorDisplay(_("The sessions could not be registered."), waitCursor=True):
+            p = self._parameterNode
+            with progressDialog(_("Registering the sessions")) as progress:
+                records = self.logic.registerSessions(pathText(p.studyTablePath), pathText(p.dicomFolder),
+                                                      progress=progress)
+            self.ui.statusLabel.text = "\n".join(self.logic.registrationLines(records))
+
+    def onFollowUpButton(self):
+        with slicer.util.tryWithErrorDisplay(_("The follow-up could not be computed."), waitCursor=True):
+            p = self._parameterNode
+            out = self.logic.followUp(pathText(p.studyTablePath), pathText(p.correspondencePath),
+                                      pathText(p.outputFolder))
+            slicer.app.layoutManager().setLayout(slicer.vtkMRMLLayoutNode.SlicerLayoutFourUpTableView)
+            slicer.app.applicationLogic().GetSelectionNode().SetActiveTableID(out["tables"]["patients"].GetID())
+            slicer.app.applicationLogic().PropagateTableSelection()
+            self.ui.statusLabel.text = _("Follow-up: ") + out["folder"] + "".join("\n" + w for w in out["warnings"])
 
     def onMatchButton(self):
         with slicer.util.tryWithErrorDisplay(_("The lesions could not be matched."), waitCursor=True):
@@ -329,6 +353,63 @@ class StudyStatsLogic(ScriptedLoadableModuleLogic):
                                         numeric={"distance_mm", "gate_mm", "registration_error_mm"})
         return {"path": correspondencePath, "frame": frame, "table": table, "summary": summarise(frame),
                 "warnings": list(frame.attrs.get("warnings", []))}
+
+    def registerSessions(self, studyTablePath, dicomFolder, patients=None, referenceSession=None, progress=None,
+                         gridMm=None):
+        """Register every session of each patient of the study table to the patient's first one (``netpet
+        register``): the DICOM folder is indexed in this process, the transforms stored in ``transforms/`` beside
+        the table (reused when they fit). A registration of poor quality is refused and not written (its record
+        says why). Returns the records of :func:`netpet.match.study.register_study`."""
+        from netpet.match.study import register_study
+        from NETPETReader import NETPETReaderLogic
+
+        studyTablePath = pathText(studyTablePath)
+        if not studyTablePath:
+            raise ValueError("No study table is chosen; choose the study table whose sessions are to be registered.")
+        index = NETPETReaderLogic().indexFolder(pathText(dicomFolder), progress=progress)
+        return register_study(studyTablePath, index, patients, referenceSession, grid_mm=gridMm, progress=progress)
+
+    @staticmethod
+    def registrationLines(records):
+        """One line per registration for the panel (refused ones say why)."""
+        lines = []
+        for r in records:
+            head = f"{r['patient_id']} {r['moving_session']} -> {r['fixed_session']}: "
+            if r["status"] == "refused":
+                lines.append(head + "refused: " + r["reason"])
+            else:
+                lines.append(head + f"{r['status']} on the {r['basis']}, NMI {r['nmi']:.3f}")
+        return lines or ["Every patient of the table has one session only: nothing to register."]
+
+    def followUp(self, studyTablePath, correspondencePath, outputFolder=""):
+        """Follow every lesion track over the time points (``netpet followup``): ``lesion_changes.csv`` and
+        ``patient_response.csv`` in ``outputFolder/follow-up`` (default beside the study table) and as table
+        nodes. Returns {"folder", "tables": {"lesions", "patients"}, "warnings"}."""
+        from netpet.clinical.followup import LESION_COLUMNS, PATIENT_COLUMNS, follow_up
+        from netpet.cli.followup import write_csv
+        from netpet.match.correspondence import read_correspondence
+
+        studyTablePath, correspondencePath = pathText(studyTablePath), pathText(correspondencePath)
+        if not studyTablePath or not correspondencePath:
+            raise ValueError("Choose the study table and the correspondence table (match the lesions first).")
+        result = follow_up(self._studyFrame(studyTablePath), read_correspondence(correspondencePath), studyTablePath,
+                           correspondencePath)
+        folder = os.path.join(pathText(outputFolder) or os.path.dirname(os.path.abspath(studyTablePath)), "follow-up")
+        os.makedirs(folder, exist_ok=True)
+        write_csv(os.path.join(folder, "lesion_changes.csv"), result.lesions)
+        write_csv(os.path.join(folder, "patient_response.csv"), result.patients)
+        text = {"patient_id", "modality", "tracer", "reader", "track_id", "time_point", "session_id", "lesion_id",
+                "reference_lesion_id", "match_status", "status", "previous_time_point", "call", "region",
+                "segmentation_status", "flags", "warnings", "percist", "percist_reason", "sul_formula",
+                "target_track_id", "baseline_target_track_id", "liver_comparable"}
+        clean = lambda frame: frame.astype(object).where(frame.notna(), None).to_dict("records")  # noqa: E731
+        tables = {"lesions": nodes.tableNodeFromRows(clean(result.lesions), list(LESION_COLUMNS),
+                                                     "StudyStats follow-up lesions",
+                                                     numeric=set(LESION_COLUMNS) - text),
+                  "patients": nodes.tableNodeFromRows(clean(result.patients), list(PATIENT_COLUMNS),
+                                                      "StudyStats follow-up patients",
+                                                      numeric=set(PATIENT_COLUMNS) - text)}
+        return {"folder": folder, "tables": tables, "warnings": list(result.warnings)}
 
     @staticmethod
     def _studyFrame(studyTablePath):

@@ -142,3 +142,99 @@ def test_match_refuses_without_inputs(mrml):
         StudyStatsLogic().matchLesions("", "")
     with pytest.raises(ValueError, match="No correspondence table is chosen"):
         StudyStatsLogic().pairs("x.csv", "", PATIENT, LEFT, RIGHT)
+
+
+def test_register_then_match_through_the_registrations(mrml, reference_study, truth_lesions, tmp_path):
+    """The Logic registers a patient's sessions (netpet register's core) and matches through the stored transforms:
+    the reference standard gives each lesion one location (in S1), the findings of S2 and S3 are 1.5 mm off their
+    true centres in their own sessions. Expected: every finding on its true lesion via a registration file."""
+    from StudyStats import StudyStatsLogic
+
+    out, summary = reference_study
+    patient = next(p for p in summary["patients"] if p["patient_id"] == PATIENT)
+    rng = np.random.default_rng(5)
+    table, reference, truth_of = [], {}, {}
+    for session in patient["sessions"]:
+        base = {"patient_id": PATIENT, "session_id": session["session_id"], "modality": "", "tracer": "",
+                "reader": "R1", "series_uid": session["pet_series_uid"]}
+        rows = [r for r in truth_lesions if r["patient_id"] == PATIENT and r["session_id"] == session["session_id"]]
+        for number, r in enumerate(rows):
+            base.update(modality=r["modality"], tracer=r["tracer"])
+            if session["session_id"] == LEFT:
+                reference[r["lesion_id"]] = {"patient_id": PATIENT, "lesion_id": r["lesion_id"], "region": r["region"],
+                                             "truth": r["malignant"], "standard": r["standard"],
+                                             "location_session": LEFT, "center_r": r["center_r"],
+                                             "center_a": r["center_a"], "center_s": r["center_s"],
+                                             "diameter_mm": r["diameter_mm"]}
+            centre = np.array([float(r[f"center_{a}"]) for a in "ras"])
+            offset = rng.normal(size=3)
+            centre = centre + JITTER_MM * offset / np.linalg.norm(offset)
+            finding = f"F{number + 1}"
+            truth_of[(session["session_id"], finding)] = r["lesion_id"]
+            table.append({**base, "lesion_id": finding, "region": r["region"], "call": "positive",
+                          "mtv_ml": r["volume_ml"], "centroid_r": centre[0], "centroid_a": centre[1],
+                          "centroid_s": centre[2]})
+    columns = ["patient_id", "session_id", "modality", "tracer", "reader", "lesion_id", "region", "call", "mtv_ml",
+               "centroid_r", "centroid_a", "centroid_s", "series_uid"]
+    table_path = _write(tmp_path / "study.csv", table, columns)
+    reference_path = _write(tmp_path / "reference.csv", list(reference.values()), list(next(iter(reference.values()))))
+    logic = StudyStatsLogic()
+    with pytest.raises(ValueError, match="No DICOM folder is chosen"):
+        logic.registerSessions(table_path, "")
+    # grid 6 mm: twice as fast as the default 4 mm, lesion-centre errors under 0.7 mm on this study
+    # (Testing/core/test_match_registration.py)
+    records = logic.registerSessions(table_path, str(out / "dicom"), gridMm=6.0)
+    assert [(r["moving_session"], r["fixed_session"], r["status"]) for r in records] == [
+        (RIGHT, LEFT, "registered"), ("S3-FDG-PETCT", LEFT, "registered")]
+    assert all(os.path.exists(r["file"]) for r in records)
+    lines = logic.registrationLines(records)
+    assert len(lines) == 2 and "registered on the anatomy, NMI" in lines[0]
+    again = logic.registerSessions(table_path, str(out / "dicom"), gridMm=6.0)
+    assert {r["status"] for r in again} == {"reused"}
+    frame = logic.matchLesions(table_path, reference_path)["frame"]
+    for row in frame[frame["lesion_id"] != ""].to_dict("records"):
+        assert row["reference_lesion_id"] == truth_of[(row["session_id"], row["lesion_id"])]
+        assert row["via"] == "location" if row["session_id"] == LEFT else row["via"].startswith("registration")
+
+
+def test_follow_up_through_the_logic(mrml, tmp_path):
+    """Two time points of one PET/CT series (hand-made): the Logic writes both CSVs and the table nodes; numbers
+    checked by hand (SUVmax 10 -> 5: -50 %; a track new at FU1; a track gone at FU1)."""
+    from StudyStats import StudyStatsLogic
+
+    base = {"patient_id": "P1", "modality": "PET/CT", "tracer": "dotatate", "reader": "R1", "call": "positive",
+            "suv_type": "bw"}
+    table = [{**base, "session_id": "S1", "time_point": "baseline", "days_from_baseline": 0, "lesion_id": "A",
+              "suv_max": 10, "suv_peak": 8, "mtv_ml": 4, "suv_mean": 6, "tl_ratio": 2},
+             {**base, "session_id": "S1", "time_point": "baseline", "days_from_baseline": 0, "lesion_id": "B",
+              "suv_max": 6, "suv_peak": 5, "mtv_ml": 2, "suv_mean": 4, "tl_ratio": 1.5},
+             {**base, "session_id": "S2", "time_point": "FU1", "days_from_baseline": 100, "lesion_id": "A2",
+              "suv_max": 5, "suv_peak": 4, "mtv_ml": 2, "suv_mean": 3, "tl_ratio": 1.2},
+             {**base, "session_id": "S2", "time_point": "FU1", "days_from_baseline": 100, "lesion_id": "C2",
+              "suv_max": 7, "suv_peak": 6, "mtv_ml": 1, "suv_mean": 5, "tl_ratio": 1.8}]
+    columns = list(table[0])
+    corr_columns = ["patient_id", "session_id", "modality", "tracer", "reader", "time_point", "lesion_id",
+                    "reference_lesion_id", "track_id", "status", "distance_mm", "gate_mm", "registration_error_mm",
+                    "via", "candidates", "note"]
+    row = lambda session, tp, lesion, ref, status: {  # noqa: E731
+        "patient_id": "P1", "session_id": session, "modality": "PET/CT", "tracer": "dotatate", "reader": "R1",
+        "time_point": tp, "lesion_id": lesion, "reference_lesion_id": ref, "track_id": ref, "status": status,
+        "distance_mm": "1.0" if lesion else "", "gate_mm": "8.0", "registration_error_mm": "0",
+        "via": "location", "candidates": "", "note": ""}
+    corr = [row("S1", "baseline", "A", "L1", "matched"), row("S1", "baseline", "B", "L2", "matched"),
+            row("S2", "FU1", "A2", "L1", "matched"), row("S2", "FU1", "C2", "L3", "matched"),
+            row("S2", "FU1", "", "L2", "missed")]
+    table_path = _write(tmp_path / "study.csv", table, columns)
+    corr_path = _write(tmp_path / "correspondence.csv", corr, corr_columns)
+    out = StudyStatsLogic().followUp(table_path, corr_path, str(tmp_path / "out"))
+    assert os.path.exists(os.path.join(out["folder"], "lesion_changes.csv"))
+    lesions = pd.read_csv(os.path.join(out["folder"], "lesion_changes.csv"), keep_default_na=False)
+    fu = {r["track_id"]: r for r in lesions.to_dict("records") if r["time_point"] == "FU1"}
+    assert fu["L1"]["status"] == "persisting" and float(fu["L1"]["suv_max_change_pct"]) == pytest.approx(-50.0)
+    assert fu["L3"]["status"] == "new" and fu["L2"]["status"] == "disappeared"
+    patients = out["tables"]["patients"]
+    assert patients.GetNumberOfRows() == 2 and out["tables"]["lesions"].GetNumberOfRows() == len(lesions)
+    column = patients.GetTable().GetColumnByName("n_new")
+    assert [column.GetValue(i) for i in range(2)] == [0, 1]
+    with pytest.raises(ValueError, match="match the lesions first"):
+        StudyStatsLogic().followUp(table_path, "")
