@@ -149,6 +149,21 @@ def test_patient_counts_sstr_tv_and_tl_sstr(dotatate):
     assert p0.percist == "" or pd.isna(p0.percist)  # PERCIST is for FDG only
 
 
+def test_a_call_change_in_the_sstr_sums_is_said():
+    """A stable lesion read equivocal at baseline and positive at FU1 (the same 5 mL, SUVmean 6) doubles SSTR-TV
+    (5 -> 10 mL with the other positive lesion's 5 mL): the row says the change is one of calls, naming the lesion."""
+    t, c = [], []
+    _finding(t, c, "P2", "S0", "baseline", 0, "L01", "A", mtv=5, mean=6)
+    _finding(t, c, "P2", "S0", "baseline", 0, "L02", "B", mtv=5, mean=6, call="equivocal")
+    _finding(t, c, "P2", "S1", "FU1", 90, "L01", "A", mtv=5, mean=6)
+    _finding(t, c, "P2", "S1", "FU1", 90, "L02", "B", mtv=5, mean=6)
+    result = fu.follow_up(*_frames(t, c))
+    p1 = _patient(result, "FU1", "P2")
+    assert p1.sstr_tv_change_pct == pytest.approx(100.0)
+    assert "call changed (B now positive)" in p1["warnings"] and "not of tumour" in p1["warnings"]
+    assert "call changed" not in _patient(result, "baseline", "P2")["warnings"]
+
+
 # -- PERCIST ------------------------------------------------------------------------------------------------------
 
 def _fdg_pair(patient, base, follow, *, liver=(2.0, 2.0), sd=0.3, new=None, suv_type="lbmjanma", extra=None,

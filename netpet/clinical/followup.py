@@ -774,6 +774,20 @@ def _patient_rows(skey, reads: List[_Read], lesions: pd.DataFrame, text, numbers
             if burden["sstr_lesions_without_volume"]:
                 notes.append(f"SSTR-TV and TL-SSTR are lower bounds: {burden['sstr_lesions_without_volume']} positive "
                              "lesion(s) without a volume (not separable); their changes are left empty")
+            # a persisting lesion whose call crosses "positive" enters or leaves the sums whole: the change is then one
+            # of calls (a borderline lesion read equivocal once and positive once), not only of size; said, per step
+            for j in sorted({k - 1, 0}) if k else ():
+                earlier = reads[j]
+                both = set(earlier.findings) & set(read.findings)
+                was = {t for t in both if text["call"][earlier.findings[t]].lower() == "positive"}
+                now = {t for t in both if text["call"][read.findings[t]].lower() == "positive"}
+                entered, left = sorted(now - was), sorted(was - now)
+                if entered or left:
+                    parts = ([f"{', '.join(entered)} now positive"] if entered else []) + (
+                        [f"{', '.join(left)} no longer positive"] if left else [])
+                    notes.append(f"since {earlier.time_point or schema.BASELINE}, the SSTR-TV and TL-SSTR change includes "
+                                 f"persisting lesion(s) whose call changed ({'; '.join(parts)}): they enter or leave the "
+                                 "sums whole, so part of the change is a change of call, not of tumour")
             for suffix, other in (("", burdens[k - 1] if k else None), ("_from_baseline", burdens[0] if k else None)):
                 if other is None:
                     continue
