@@ -333,3 +333,16 @@ def test_weighted_kappa_standard_error_by_formula():
     result = ss.weighted_kappa(T3, "linear")
     assert result["se"] == pytest.approx(math.sqrt(var))
     assert result["ci_low"] == pytest.approx(kappa - 1.959963984540054 * math.sqrt(var))
+
+
+def test_kappa_of_perfect_agreement_has_no_degenerate_interval():
+    """10 patients staged alike: kappa 1 (observed 1, expected < 1), but the asymptotic variance is 0, so the Wald
+    interval would read 1.00 to 1.00; none is given, with the reason (the demo's PET/MR vs PET/CT printed it)."""
+    from netpet.clinical.staging_stats import weighted_kappa
+
+    result = weighted_kappa([[4, 0, 0], [0, 3, 0], [0, 0, 3]], "linear")
+    assert result["kappa"] == pytest.approx(1.0) and result["ci_low"] is None and result["ci_high"] is None
+    assert "perfect agreement" in result["reason"]
+    # one disagreement gives a real interval again
+    other = weighted_kappa([[4, 1, 0], [0, 2, 0], [0, 0, 3]], "linear")
+    assert other["ci_low"] is not None and other["ci_low"] < other["kappa"] < 1.0

@@ -160,7 +160,12 @@ def weighted_kappa(table: Any, weights: Any = "linear", level: float = 0.95) -> 
             result = cohens_kappa(table, weights=matrix)
     kappa, var = float(result["kappa"]), float(result["var_kappa"])
     out["kappa"] = kappa
-    if math.isfinite(var) and var >= -1e-15:
+    if math.isfinite(var) and var <= 1e-15 and abs(kappa - 1.0) <= 1e-12:
+        # perfect agreement: the asymptotic variance is 0 and the Wald interval would be 1.00 to 1.00, a certainty
+        # no finite sample gives (10 patients in full agreement are compatible with much lower kappas)
+        out["se"] = 0.0
+        out["reason"] = "perfect agreement: the asymptotic interval degenerates to 1 to 1, so none is given"
+    elif math.isfinite(var) and var >= -1e-15:
         se = math.sqrt(max(var, 0.0))
         half = z_value(level) * se
         out.update(se=se, ci_low=max(-1.0, kappa - half), ci_high=min(1.0, kappa + half))  # kappa lies in [-1, 1]
