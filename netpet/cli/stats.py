@@ -101,20 +101,21 @@ def summary(result) -> str:
     """A short text summary: sensitivity and specificity per level and group (with its time point when the table
     has several), the equivocal rule, the staging endpoints (when the reference standard allows them) and the
     correspondence used (with its ambiguous matches)."""
-    lines = [f"{'level':8} {'group':32} {'TP':>4} {'FP':>4} {'FN':>4} {'TN':>4}  sensitivity            specificity"]
+    def group_of(e) -> str:
+        group = f"{e['modality']} {e['tracer']} {e['reader']}"
+        return group + (f" at {e['time_point']}" if e.get("time_point") else "")
+
+    shown = [e for e in result["accuracy"] if not e["group_by"] and e.get("tp") is not None]
+    width = max([32] + [len(group_of(e)) for e in shown])  # the widest group keeps the columns aligned
+    lines = [f"{'level':8} {'group':{width}} {'TP':>4} {'FP':>4} {'FN':>4} {'TN':>4}  sensitivity            specificity"]
 
     def text(m) -> str:
         if m["estimate"] is None:
             return f"{'-':22}"
         return f"{100 * m['estimate']:5.1f} % ({100 * m['ci_low']:4.1f}-{100 * m['ci_high']:5.1f})".ljust(22)
 
-    for e in result["accuracy"]:
-        if e["group_by"] or e.get("tp") is None:
-            continue
-        group = f"{e['modality']} {e['tracer']} {e['reader']}"
-        if e.get("time_point"):
-            group += f" at {e['time_point']}"
-        lines.append(f"{e['level']:8} {group:32} {e['tp']:4d} {e['fp']:4d} {e['fn']:4d} {e['tn']:4d}  "
+    for e in shown:
+        lines.append(f"{e['level']:8} {group_of(e):{width}} {e['tp']:4d} {e['fp']:4d} {e['fn']:4d} {e['tn']:4d}  "
                      f"{text(e['sensitivity'])} {text(e['specificity'])}")
     if "options" in result:  # netpet demo prints the accuracy rows only
         lines.append(f"{result['inputs'].get('equivocal_findings', 0)} equivocal finding(s), counted as "
