@@ -467,3 +467,18 @@ def test_a_control_character_in_a_key_is_refused_with_its_row(tmp_path):
     reference = write_reference(tmp_path / "reference.csv")
     with pytest.raises(StatsError, match=r"line 3: column modality holds a control character \(PET\\x00/CT\)"):
         load_study(table, reference)
+
+
+def test_finding_against_a_reference_without_lesion_rows_is_refused_in_one_sentence(tmp_path):
+    """A reference standard with a patient-level truth only (no lesion rows) and a finding naming a lesion: the
+    unknown id is refused with the row named (the property suite found a pandas error here: an empty assignment)."""
+    from netpet.stats import load_study
+    from netpet.stats.intervals import StatsError
+
+    reference = tmp_path / "ref.csv"
+    reference.write_text("patient_id,lesion_id,region,truth,standard,cohort\r\nP1,,,1,histology,NET\r\n")
+    table = tmp_path / "t.csv"
+    table.write_text("patient_id,session_id,modality,tracer,reader,lesion_id,call\r\n"
+                     "P1,P1-PET/CT,PET/CT,dotatate,R1,L1,\r\n")
+    with pytest.raises(StatsError, match=r"t.csv line 2: unknown id: lesion L1 of patient P1"):
+        load_study(str(table), str(reference))

@@ -130,6 +130,27 @@ ABSENT_STANDARD = "not present at this time point by the reference standard (net
 MADE_STANDARDS = (UNMATCHED_STANDARD, ABSENT_STANDARD)
 
 
+def _read_csv(path: str, what: str, required: Sequence[str], if_absent: str,
+              columns_note: Callable[[str], str]) -> Tuple[List[str], List[Dict[str, str]]]:
+    """(header, rows) of a CSV input (cells stripped), refused in one sentence when absent, unreadable or without
+    a required column (``if_absent``: what to do; ``columns_note``: the parenthesis after the needed columns)."""
+    if not os.path.isfile(path):
+        raise StatsError(f"The {what} {path} does not exist; {if_absent}.")
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            header = [h.strip() for h in (reader.fieldnames or [])]
+            rows = [{(k or "").strip(): (v or "").strip() for k, v in r.items() if k is not None} for r in reader]
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise StatsError(f"Cannot read the {what} {path}: {exc}.") from exc
+    missing = [c for c in required if c not in header]
+    if missing:
+        shown = ", ".join(printable(h) for h in header) or "none"
+        raise StatsError(f"The {what} {path} lacks the column(s) {', '.join(missing)}; it needs "
+                         f"{', '.join(required)} ({columns_note(shown)}).")
+    return header, rows
+
+
 def parse_truth(value: str, where: str, column: str = "truth") -> int:
     text = (value or "").strip().lower()
     if text in _TRUE:
@@ -212,21 +233,9 @@ def read_reference(path: str) -> Reference:
         of them empty), a ``primary`` that differs within a patient, each naming the file, the row
         (line number) and the column.
     """
-    if not os.path.isfile(path):
-        raise StatsError(f"The reference standard {path} does not exist; give the CSV with columns "
-                         f"{', '.join(REFERENCE_REQUIRED)}.")
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as handle:
-            reader = csv.DictReader(handle)
-            header = [h.strip() for h in (reader.fieldnames or [])]
-            rows = [{(k or "").strip(): (v or "").strip() for k, v in r.items() if k is not None} for r in reader]
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise StatsError(f"Cannot read the reference standard {path}: {exc}.") from exc
-    missing = [c for c in REFERENCE_REQUIRED if c not in header]
-    if missing:
-        shown = ", ".join(printable(h) for h in header) or "none"
-        raise StatsError(f"The reference standard {path} lacks the column(s) {', '.join(missing)}; it needs "
-                         f"{', '.join(REFERENCE_REQUIRED)} (its columns: {shown}).")
+    header, rows = _read_csv(path, "reference standard", REFERENCE_REQUIRED,
+                             f"give the CSV with columns {', '.join(REFERENCE_REQUIRED)}",
+                             lambda shown: f"its columns: {shown}")
     timed = TIME_POINT in header
     extras = [c for c in header if c not in REFERENCE_REQUIRED and c != TIME_POINT]
     # one pass over the rows, then per-patient look-ups: linear in the number of rows (the checks below
@@ -469,20 +478,9 @@ def read_correspondence(path: str, findings: pd.DataFrame, reads: pd.DataFrame, 
         reference lesion's id, a reference lesion both missed and matched in one read: each naming
         the file and row and what to do.
     """
-    if not os.path.isfile(path):
-        raise StatsError(f"The correspondence table {path} does not exist; write it with netpet match (or leave out "
-                         "--correspondence when the findings carry the reference standard's lesion ids).")
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as handle:
-            reader = csv.DictReader(handle)
-            header = [h.strip() for h in (reader.fieldnames or [])]
-            rows = [{(k or "").strip(): (v or "").strip() for k, v in r.items() if k is not None} for r in reader]
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise StatsError(f"Cannot read the correspondence table {path}: {exc}.") from exc
-    missing = [c for c in CORRESPONDENCE_REQUIRED if c not in header]
-    if missing:
-        raise StatsError(f"The correspondence table {path} lacks the column(s) {', '.join(missing)}; it needs "
-                         f"{', '.join(CORRESPONDENCE_REQUIRED)} (as netpet match writes it).")
+    header, rows = _read_csv(path, "correspondence table", CORRESPONDENCE_REQUIRED,
+                             "write it with netpet match (or leave out --correspondence when the findings carry the "
+                             "reference standard's lesion ids)", lambda shown: "as netpet match writes it")
     known = {(p, lesion) for p, lesion in zip(reference.lesions["patient_id"], reference.lesions["lesion_id"])}
     table_reads = {tuple(r) for r in reads[["patient_id", "session_id", *GROUP_KEYS, TIME_POINT]].itertuples(
         index=False)}
@@ -790,6 +788,8 @@ def load_study(table_path: str, reference_path: str, group_by: Sequence[str] = (
         index = pd.MultiIndex.from_arrays([part["patient_id"], part["lesion_id"]])
         here = index.isin(known.index)
         missing[part.index[~here]] = True
+        if not here.any():  # none known here (refused below); an empty assignment would upset pandas
+            continue
         matched = known.loc[index[here]]
         truth[part.index[here]] = matched["truth"].to_numpy()
         ref_region[part.index[here]] = matched["region"].to_numpy()
