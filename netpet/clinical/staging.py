@@ -179,6 +179,11 @@ def _norm(text: Any) -> str:
     return " ".join(str(text).strip().lower().replace("_", " ").split())
 
 
+def _canonical(name: str, synonyms: Mapping[str, Sequence[str]]) -> Optional[str]:
+    """The key of ``synonyms`` whose own name or synonyms hold ``name`` (normalised text), None when none does."""
+    return next((key for key, words in synonyms.items() if name == key or name in words), None)
+
+
 def primary_site(text: Any) -> Optional[str]:
     """The canonical primary site (a key of :data:`PRIMARY_SITES`) named by ``text``; None when empty.
 
@@ -190,9 +195,9 @@ def primary_site(text: Any) -> Optional[str]:
     name = _norm(text)
     if name in ("", "unknown", "cup", "none", "unknown primary") or name in NOT_APPLICABLE_PRIMARIES:
         return None
-    for site, words in PRIMARY_SITES.items():
-        if name == site or name in words:
-            return site
+    site = _canonical(name, PRIMARY_SITES)
+    if site is not None:
+        return site
     raise StagingError(f"Unknown primary site {printable(text)}; name one of {', '.join(PRIMARY_SITES)} "
                        "(or leave it empty for an unknown primary).")
 
@@ -217,9 +222,9 @@ def classify_node(site: Any) -> Optional[str]:
             break
     if not name:
         return None
-    for station, words in STATION_SYNONYMS.items():
-        if name == station or name in words:
-            return station
+    station = _canonical(name, STATION_SYNONYMS)
+    if station is not None:
+        return station
     raise StagingError(f"Unknown nodal station {printable(site)}; name one of {', '.join(STATION_SYNONYMS)} "
                        "(or a synonym listed in netpet.clinical.staging.STATION_SYNONYMS).")
 
