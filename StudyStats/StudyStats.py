@@ -385,8 +385,7 @@ class StudyStatsLogic(ScriptedLoadableModuleLogic):
         """Follow every lesion track over the time points (``netpet followup``): ``lesion_changes.csv`` and
         ``patient_response.csv`` in ``outputFolder/follow-up`` (default beside the study table) and as table
         nodes. Returns {"folder", "tables": {"lesions", "patients"}, "warnings"}."""
-        from netpet.clinical.followup import LESION_COLUMNS, PATIENT_COLUMNS, follow_up
-        from netpet.cli.followup import write_csv
+        from netpet.clinical.followup import LESION_COLUMNS, PATIENT_COLUMNS, follow_up, write_table
         from netpet.match.correspondence import read_correspondence
 
         studyTablePath, correspondencePath = pathText(studyTablePath), pathText(correspondencePath)
@@ -396,8 +395,8 @@ class StudyStatsLogic(ScriptedLoadableModuleLogic):
                            correspondencePath)
         folder = os.path.join(pathText(outputFolder) or os.path.dirname(os.path.abspath(studyTablePath)), "follow-up")
         os.makedirs(folder, exist_ok=True)
-        write_csv(os.path.join(folder, "lesion_changes.csv"), result.lesions)
-        write_csv(os.path.join(folder, "patient_response.csv"), result.patients)
+        write_table(os.path.join(folder, "lesion_changes.csv"), result.lesions)
+        write_table(os.path.join(folder, "patient_response.csv"), result.patients)
         text = {"patient_id", "modality", "tracer", "reader", "track_id", "time_point", "session_id", "lesion_id",
                 "reference_lesion_id", "match_status", "status", "previous_time_point", "call", "region",
                 "segmentation_status", "flags", "warnings", "percist", "percist_reason", "sul_formula",
@@ -442,9 +441,10 @@ class StudyStatsLogic(ScriptedLoadableModuleLogic):
         pets = []
         for side in ("a", "b"):
             session = pair[f"session_id_{side}"]
-            uid = pair.get(f"series_uid_{side}") or next(
-                (u for u in frame.loc[(frame["patient_id"] == pair["patient_id"]) & (frame["session_id"] == session),
-                                      "series_uid"] if u), "") if "series_uid" in frame else ""
+            uid = pair.get(f"series_uid_{side}") or ""
+            if not uid and "series_uid" in frame:  # a side without finding: the series of the session's other rows
+                rows = frame[(frame["patient_id"] == pair["patient_id"]) & (frame["session_id"] == session)]
+                uid = next((u for u in rows["series_uid"] if u), "")
             node = matching.petNodeForSeries(uid)
             if node is None:
                 raise ValueError(f"The PET of patient {pair['patient_id']} session {session} (series {uid or 'unknown'}) "

@@ -57,14 +57,13 @@ def _sphere_mean(image: sitk.Image, values: np.ndarray, center_ras, diameter_mm:
     return float(values[distance <= diameter_mm / 2].mean())
 
 
-def _check_study(out: str, summary: Dict[str, Any], progress: Optional[ProgressCallback]) -> List[Dict[str, Any]]:
+def _check_study(out: str, summary: Dict[str, Any], index, progress: Optional[ProgressCallback]) -> List[Dict[str, Any]]:
     import csv
 
     import slicerio
 
     with open(os.path.join(out, "truth", "lesions.csv"), newline="", encoding="utf-8") as handle:
         lesions = list(csv.DictReader(handle))
-    index = index_tree(os.path.join(out, "dicom"))
     by_uid = {s.series_uid: s for s in index.pet_series()}
     sessions = [(p, s) for p in summary["patients"] for s in p["sessions"]]
     results = []
@@ -203,7 +202,7 @@ def _quantify(out: str, study_dir: str, summary_: Dict[str, Any], progress: Opti
             "floods": [r["lesion"] for r in records if r["flood"]]}
 
 
-def _register(out: str, study_dir: str, table: str, progress: Optional[ProgressCallback]) -> Dict[str, Any]:
+def _register(out: str, study_dir: str, table: str, index, progress: Optional[ProgressCallback]) -> Dict[str, Any]:
     """``netpet register``'s core on the demo table: every session of a patient registered to its first one,
     transforms beside the table. Each registration is checked against the known movement of the patient
     between sessions (truth/sessions.csv): every truth lesion centre of the moving session mapped into the fixed
@@ -213,7 +212,6 @@ def _register(out: str, study_dir: str, table: str, progress: Optional[ProgressC
     from netpet.match.registration import map_points_ras, read_registration
     from netpet.match.study import register_study
 
-    index = index_tree(os.path.join(study_dir, "dicom"))
     records = register_study(table, index, progress=lambda f, m: report(progress, 0.955 + 0.01 * f, m) or False)
     with open(os.path.join(study_dir, "truth", "lesions.csv"), newline="", encoding="utf-8") as handle:
         lesions = list(csv.DictReader(handle))
@@ -320,7 +318,7 @@ def _follow_up(out: str, study_dir: str, table: str, correspondence: str) -> Dic
 
     import pandas as pd
 
-    from netpet.clinical.followup import follow_up
+    from netpet.clinical.followup import follow_up, write_table
     from netpet.match.correspondence import read_correspondence
     from netpet.quant.table import StudyTable
 
@@ -332,8 +330,8 @@ def _follow_up(out: str, study_dir: str, table: str, correspondence: str) -> Dic
                        read_correspondence(correspondence), table, correspondence)
     folder = os.path.join(out, "follow-up")
     os.makedirs(folder, exist_ok=True)
-    result.lesions.to_csv(os.path.join(folder, "lesion_changes.csv"), index=False)
-    result.patients.to_csv(os.path.join(folder, "patient_response.csv"), index=False)
+    write_table(os.path.join(folder, "lesion_changes.csv"), result.lesions)
+    write_table(os.path.join(folder, "patient_response.csv"), result.patients)
     with open(path, newline="", encoding="utf-8") as handle:
         changes = list(csv.DictReader(handle))
     expected: Dict[str, Dict[str, int]] = {}
@@ -364,17 +362,17 @@ def run(out: str, patients: int = 5, seed: int = 1, progress: Optional[ProgressC
     report(progress, 0.0, "Writing the synthetic study")
     summary = generate_study(study_dir, patients=patients, seed=seed, preview=True, distant_sites=True, follow_up=True,
                              progress=lambda f, m: report(progress, 0.45 * f, m) or False)
-    sessions = _check_study(study_dir, summary, progress)
+    index = index_tree(os.path.join(study_dir, "dicom"))  # once: the SUV checks, the registrations, the summary
+    sessions = _check_study(study_dir, summary, index, progress)
     quantification = _quantify(out, study_dir, summary, progress, seed)
     report(progress, 0.95, "Checking SUV on vendor-shaped reference objects")
     objects = _check_reference_objects(out)
-    registration = _register(out, study_dir, quantification["table"], progress)
+    registration = _register(out, study_dir, quantification["table"], index, progress)
     report(progress, 0.965, "Matching the findings to the reference lesions")
     matching = _match(out, study_dir, quantification["table"], quantification["reader_ids"])
     correspondence = matching["registration"]["file"]
     statistics = _statistics(out, study_dir, quantification["table"], progress, correspondence)
     follow = _follow_up(out, study_dir, quantification["table"], correspondence)
-    index = index_tree(os.path.join(study_dir, "dicom"))
     result = {
         "study": study_dir, "patients": patients, "seed": seed, "files": summary["files"],
         "index": describe(index), "sessions": sessions, "quantification": quantification, "reference_objects": objects,

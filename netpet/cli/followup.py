@@ -22,6 +22,7 @@ import sys
 from typing import Any, Dict, List
 
 from netpet.cli.common import EXIT_OK, EXIT_REFUSED, check_input, check_output_folder
+from netpet.clinical.followup import write_table
 from netpet.errors import NetpetError, printable
 
 OUTPUTS = ("lesion_changes.csv", "patient_response.csv")
@@ -89,33 +90,6 @@ def read_correspondence_csv(path: str):
     return frame
 
 
-def _cell(value: Any) -> str:
-    from netpet.quant.table import escape_cell
-
-    if value is None:
-        return ""
-    if isinstance(value, (bool,)) or type(value).__name__ == "bool_":
-        return "true" if value else "false"
-    if isinstance(value, float) or type(value).__name__.startswith("float"):
-        return "" if not math.isfinite(float(value)) else f"{float(value):.10g}"
-    return escape_cell(str(value))  # a cell a spreadsheet would run as a formula gets a leading quote
-
-
-def write_csv(path: str, frame) -> None:
-    """Write a result frame as CSV, atomically (:func:`netpet.quant.table.replace_atomically`); cells that a
-    spreadsheet would run as formulas are quoted as in the study table."""
-    from netpet.quant.table import replace_atomically
-
-    def write(temporary: str) -> None:
-        with open(temporary, "w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle, lineterminator="\n")
-            writer.writerow(list(frame.columns))
-            for row in frame.itertuples(index=False):
-                writer.writerow([_cell(v) for v in row])
-
-    replace_atomically(path, write, suffix=".csv", what="follow-up table", error=NetpetError)
-
-
 def _plain(value: Any) -> Any:
     if value is None:
         return None
@@ -165,7 +139,7 @@ def cmd_followup(args: argparse.Namespace) -> int:
     written: Dict[str, str] = {}
     for name, frame in zip(OUTPUTS, (result.lesions, result.patients)):
         path = os.path.join(args.out, name)
-        write_csv(path, frame)
+        write_table(path, frame)
         written[name] = path
     counts = {"tracks": int(result.lesions[["patient_id", "modality", "tracer", "reader", "track_id"]]
                             .drop_duplicates().shape[0]) if len(result.lesions) else 0,

@@ -90,6 +90,7 @@ table).
 
 from __future__ import annotations
 
+import csv
 import math
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
@@ -860,3 +861,37 @@ def follow_up(table: pd.DataFrame, correspondence: pd.DataFrame, table_name: str
     lesions = pd.DataFrame(lesion_rows, columns=list(LESION_COLUMNS))
     patients = pd.DataFrame(patient_rows, columns=list(PATIENT_COLUMNS))
     return FollowUp(lesions, patients, warnings)
+
+
+def _cell(value: Any) -> str:
+    from netpet.quant.table import escape_cell
+
+    if value is None:
+        return ""
+    if isinstance(value, (bool,)) or type(value).__name__ == "bool_":
+        return "true" if value else "false"
+    if isinstance(value, float) or type(value).__name__.startswith("float"):
+        return "" if not math.isfinite(float(value)) else f"{float(value):.10g}"
+    return escape_cell(str(value))  # a cell a spreadsheet would run as a formula gets a leading quote
+
+
+def write_table(path: str, frame: pd.DataFrame) -> None:
+    """Write a follow-up frame (``lesion_changes.csv``, ``patient_response.csv``) as CSV, atomically
+    (:func:`netpet.quant.table.replace_atomically`); cells that a spreadsheet would run as formulas are quoted as in
+    the study table; NaN and infinity are written as empty cells. Used by ``netpet followup``, StudyStats and the demo.
+
+    Raises
+    ------
+    NetpetError
+        The file cannot be written (it is left as it was).
+    """
+    from netpet.quant.table import replace_atomically
+
+    def write(temporary: str) -> None:
+        with open(temporary, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle, lineterminator="\n")
+            writer.writerow(list(frame.columns))
+            for row in frame.itertuples(index=False):
+                writer.writerow([_cell(v) for v in row])
+
+    replace_atomically(path, write, suffix=".csv", what="follow-up table", error=NetpetError)

@@ -44,7 +44,8 @@ def _number(value: Any) -> float:
 
 
 def _side(rows: pd.DataFrame, session: str) -> Dict[str, Dict[str, Any]]:
-    """track id -> the finding of this session on it (the best-matched one when a track holds two)."""
+    """track id -> the finding of this session on it (the first in the correspondence's order when a track holds
+    two, e.g. two unmatched findings clustered together; a missed row only where no finding is)."""
     out: Dict[str, Dict[str, Any]] = {}
     for row in rows[rows["session_id"] == session].to_dict("records"):
         track = row.get("track_id") or ""
