@@ -463,3 +463,28 @@ def test_other_interval_method_and_refusals(tmp_path):
         staging_section(study, units, ci="wald")
     with pytest.raises(StatsError, match="equivocal"):
         staging_section(study, units, equivocal="maybe")
+
+
+def test_one_time_point_table_is_staged_against_that_time_point_only(tmp_path):
+    """A baseline-only table against a reference with FU1 rows: P2 is disease-free at baseline (its liver lesion
+    appears at FU1) and P3 is M1a at baseline (its bone region is involved at FU1 only). Staging used the rows of
+    every time point (P2 with disease, P3 M1c) while the lesion units used baseline's."""
+    from netpet.stats.data import lesion_units, load_study
+    from netpet.stats.staging import staging_section
+
+    reference = tmp_path / "ref.csv"
+    reference.write_text("patient_id,lesion_id,region,truth,standard,site,primary,time_point\n"
+                         "P1,L1,liver,1,histo,liver,pancreas,\n"
+                         "P2,,,0,fu,,pancreas,baseline\n"
+                         "P2,L1,liver,1,fu,liver,pancreas,FU1\n"
+                         "P3,L1,liver,1,histo,liver,pancreas,\n"
+                         "P3,,bone,1,fu,,pancreas,FU1\n")
+    table = tmp_path / "table.csv"
+    table.write_text("patient_id,session_id,modality,tracer,reader,lesion_id,call\n"
+                     "P1,S1,PET/CT,dotatate,r1,L1,positive\nP2,S1,PET/CT,dotatate,r1,,\n"
+                     "P3,S1,PET/CT,dotatate,r1,L1,positive\n")
+    study = load_study(str(table), str(reference))
+    section = staging_section(study, lesion_units(study))
+    patients = {p["patient_id"]: p for p in section["groups"][0]["patients"]}
+    assert not patients["P2"]["disease"] and patients["P2"]["reference"]["m"] == "M0"
+    assert patients["P3"]["reference"]["m"] == "M1a" and patients["P3"]["findings"]["m"] == "M1a"

@@ -180,11 +180,11 @@ def _reads(study: Study, keys: Sequence[str], units: pd.DataFrame) -> Tuple[pd.D
         "are staged there")
 
 
-def _reference_at(reference: Any, time_point: Optional[str]) -> Any:
-    """The reference standard at a time point (:meth:`Reference.at` where the study has time points)."""
-    if time_point is None or not hasattr(reference, "at"):
-        return reference
-    return reference.at(time_point)
+def _reference_at(study: Study, time_point: Optional[str]) -> Any:
+    """The reference standard at a group's time point; a study with one time point (no time_point key) uses the
+    reference at that one, as the lesion units do (:func:`netpet.stats.data._per_time_point`): a reference with
+    rows for later time points must not lend them to a baseline-only table."""
+    return study.reference.at(time_point or study.time_points[0])
 
 
 def _region_rows(reference: Any) -> Dict[str, List[str]]:
@@ -316,7 +316,7 @@ def staging_section(study: Study, lesion_units: pd.DataFrame, equivocal: str = "
     for group_key in _sorted_groups(study, list(by_group)):
         read = by_group[group_key]
         group = dict(zip(keys, group_key))
-        at = _reference_at(reference, group.get("time_point"))
+        at = _reference_at(study, group.get("time_point"))
         involved, truth_only = _region_rows(at), _truth_only(at)
         disease = {str(p): int(t) == 1 for p, t in zip(at.patients["patient_id"], at.patients["truth"])}
         mask = np.ones(len(units), dtype=bool)
