@@ -500,6 +500,13 @@ def test_one_reader_rerun_keeps_the_other_readers_rows(tmp_path):
         ("r1", "L01", "matched"), ("r2", "L01", "matched"), ("r2", "L02", "unmatched")]
     with pytest.raises(CorrespondenceError, match=r"has no row of reader r9"):
         run(tmp_path, findings, [lesion("A", 0.0)], reader="r9")
+    # r1 re-run with a finding of its own far from the lesion (140 mm) and from r2's kept cluster X01 (70 mm):
+    # its new cluster must not be called X01 too (stats joins unmatched findings by track id: two places, one lesion)
+    kept = again.loc[again["lesion_id"] == "L02", "track_id"].iloc[0]
+    third = run(tmp_path, [finding("L01", 0.5), finding("L05", 140.0)], [lesion("A", 0.0)], reader="r1",
+                previous=path)
+    new = third.loc[(third["reader"] == "r1") & (third["lesion_id"] == "L05")].iloc[0]
+    assert kept == "X01" and new["status"] == "unmatched" and new["track_id"] not in ("", kept)
 
 
 def test_sessions_are_ordered_by_days_then_labels():
@@ -518,3 +525,15 @@ def test_sessions_are_ordered_by_days_then_labels():
     frame["days_from_baseline"] = ["", "", ""]
     frame["time_point"] = ["restaging", "FU1", "baseline"]
     assert corr._session_order(corr.table_reads(frame), "P1") == ["SA", "SC", "SB"]
+
+
+def test_register_orders_sessions_by_days_as_match_does(tmp_path):
+    """netpet register's default reference session is the earliest by days_from_baseline when every session has it
+    (labels unranked here): the order netpet match uses for its tracks. It used the labels' order of appearance."""
+    from netpet.match.study import table_sessions
+
+    path = tmp_path / "t.csv"
+    path.write_text("patient_id,session_id,modality,tracer,reader,lesion_id,call,series_uid,time_point,"
+                    "days_from_baseline\nP1,SB,PET/CT,fdg,r1,,,u1,restaging,30\nP1,SA,PET/CT,fdg,r1,,,u2,work-up,0\n")
+    uids, order = table_sessions(str(path))
+    assert order == {"P1": ["SA", "SB"]} and uids == {("P1", "SB"): "u1", ("P1", "SA"): "u2"}

@@ -102,7 +102,7 @@ import math
 import os
 import tempfile
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Set, Tuple, Union
 
 import numpy as np
 import pandas as pd
@@ -773,7 +773,9 @@ def match_study(table_path: str, reference_path: str, locations_path: Optional[s
             warnings.append(f"The confirmed row of {what} ({printable(' '.join(r[c] for c in READ_COLUMNS))}) has no "
                             "read or finding in the study table any more; it is kept as confirmed.")
             rows.append(dict(r))
-    frame = _tracks(rows, findings, lesions, links, reads)
+    # the cluster ids of the other readers' kept rows are taken: a new X01 must not name another place
+    taken = {(r["patient_id"], r["track_id"]) for r in other_readers if r.get("track_id")}
+    frame = _tracks(rows, findings, lesions, links, reads, taken)
     if other_readers:  # rows of the readers not matched this time stay as they were
         frame = pd.concat([frame, pd.DataFrame(other_readers, columns=list(COLUMNS))], ignore_index=True)
         frame = frame.sort_values(["patient_id", "reader"], kind="stable").reset_index(drop=True)
@@ -942,9 +944,12 @@ def _assign(base, free: pd.DataFrame, lesions: List[ReferenceLesion], placed: Li
     return rows
 
 
-def _tracks(rows: List[Dict[str, Any]], findings: pd.DataFrame, lesions, links: SessionLinks, reads: pd.DataFrame
-            ) -> pd.DataFrame:
-    """Fill ``track_id`` (reference lesion, or a cluster X01... of unmatched findings) and order the rows."""
+def _tracks(rows: List[Dict[str, Any]], findings: pd.DataFrame, lesions, links: SessionLinks, reads: pd.DataFrame,
+            taken: Set[Tuple[str, str]] = frozenset()) -> pd.DataFrame:
+    """Fill ``track_id`` (reference lesion, or a cluster X01... of unmatched findings) and order the rows.
+    ``taken``: (patient, track id) already used by rows kept as they were (other readers' rows of a ``reader``
+    run); new clusters skip those ids, so two places never share one (a finding of this reader at the place of
+    another reader's kept cluster gets a cluster of its own)."""
     centre_of = {tuple(r[c] for c in READ_COLUMNS) + (r["lesion_id"],): (r["_centre"], r["_radius"])
                  for r in findings.to_dict("records")}
     for row in rows:
@@ -958,7 +963,7 @@ def _tracks(rows: List[Dict[str, Any]], findings: pd.DataFrame, lesions, links: 
         order = _session_order(reads, patient)
         rank = {s: i for i, s in enumerate(order)}
         hub = order[0] if order else ""
-        used = {lid for (p, lid) in lesions if p == patient}
+        used = {lid for (p, lid) in lesions if p == patient} | {t for (p, t) in taken if p == patient}
         clusters: List[Dict[str, Any]] = []
         members.sort(key=lambda r: (rank.get(r["session_id"], len(rank)), r["session_id"], r["modality"],
                                     r["tracer"], r["reader"], r["lesion_id"]))

@@ -27,14 +27,13 @@ def table_sessions(table_path: str) -> Tuple[Dict[Tuple[str, str], str], Dict[st
     DicomInputError
         A table without ``series_uid``, a session without one, or a session naming two PET series.
     """
-    from netpet.match.correspondence import READ_COLUMNS, _session_order, _time_point
+    from netpet.match.correspondence import _session_order, table_reads
     from netpet.stats.data import read_table
 
     frame, _ = read_table(table_path)
     if "series_uid" not in frame:
         raise DicomInputError(f"The study table {printable(table_path)} has no series_uid column, so its sessions "
                               "cannot be found in the DICOM tree; export it again with netpet quantify or SUV Quant.")
-    frame["time_point"] = [_time_point(v) for v in frame["time_point"]] if "time_point" in frame else "baseline"
     uids: Dict[Tuple[str, str], str] = {}
     for (patient, session), group in frame.groupby(["patient_id", "session_id"], sort=False):
         values = [v for v in dict.fromkeys(group["series_uid"]) if v]
@@ -49,7 +48,7 @@ def table_sessions(table_path: str) -> Tuple[Dict[Tuple[str, str], str], Dict[st
                                   f"{printable(patient)} the PET series {printable(values[0])}; a session has one PET "
                                   "series: give the other one its own session id.")
         uids[(patient, session)] = values[0]
-    reads = frame[[*READ_COLUMNS, "time_point"]].drop_duplicates()
+    reads = table_reads(frame)  # with days_from_baseline: the same session order as netpet match
     order = {p: _session_order(reads, p) for p in dict.fromkeys(frame["patient_id"])}
     return uids, order
 
