@@ -180,7 +180,7 @@ def test_demo_command(tmp_path, capsys):
     assert statistics["staging_truth_disagreements"] == []
     assert {e["time_point"] for e in statistics["accuracy"]} == {"baseline", "FU1"}
     follow = report["follow_up"]
-    assert follow["available"] and follow["agree"] and len(follow["patients"]) == 1
+    assert follow["available"] and follow["all_followed"] and follow["agree"] and len(follow["patients"]) == 1
     assert "Lesion correspondence" in out and "Follow-up" in out and "Staging" in out
 
 
