@@ -537,3 +537,16 @@ def test_register_orders_sessions_by_days_as_match_does(tmp_path):
                     "days_from_baseline\nP1,SB,PET/CT,fdg,r1,,,u1,restaging,30\nP1,SA,PET/CT,fdg,r1,,,u2,work-up,0\n")
     uids, order = table_sessions(str(path))
     assert order == {"P1": ["SA", "SB"]} and uids == {("P1", "SB"): "u1", ("P1", "SA"): "u2"}
+
+
+def test_a_damaged_volume_is_refused_and_a_click_for_a_place_is_said(tmp_path):
+    """An mtv_ml that is not a volume used to become radius 0 silently (a narrower gate); a finding without
+    centroid is placed at the reader's click, and its row now says so."""
+    with pytest.raises(CorrespondenceError, match=r"line 2: column mtv_ml is 'n/a', not a volume in mL"):
+        run(tmp_path, [finding("L01", 0.5, mtv="n/a")], [lesion("A", 0.0)])
+    columns = TABLE_COLUMNS + ["seed_r", "seed_a", "seed_s"]
+    row = {**finding("L01", "", a="", s=""), "seed_r": 1.0, "seed_a": 0.0, "seed_s": 0.0}
+    table = _write(tmp_path / "seeds.csv", columns, [row])
+    reference = _write(tmp_path / "ref.csv", REFERENCE_COLUMNS, [lesion("A", 0.0)])
+    frame = match_study(table, reference)
+    assert frame.iloc[0]["reference_lesion_id"] == "A" and "reader's click" in frame.iloc[0]["note"]

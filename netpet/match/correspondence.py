@@ -524,7 +524,7 @@ def _findings(table_path: str, reader: Optional[str]) -> Tuple[pd.DataFrame, pd.
                                       f"{printable(patient)} the time point {printable(first['time_point'])}; a "
                                       "session has one time point.")
     findings = frame[frame["lesion_id"] != ""].copy()
-    centres, radii = [], []
+    centres, radii, places = [], [], []
     for row in findings.to_dict("records"):
         names = _CENTROID if all(row.get(c, "") for c in _CENTROID) else (
             _SEED if all(row.get(c, "") for c in _SEED) else _CENTROID)
@@ -534,13 +534,20 @@ def _findings(table_path: str, reader: Optional[str]) -> Tuple[pd.DataFrame, pd.
                                       "seed_r/a/s); quantify it again with netpet quantify or SUV Quant so that it "
                                       "has a place.")
         centres.append([_number(row[c], where, c) for c in names])
+        # the click stands for the lesion's place when there is no centroid: said, as it may lie off the centre
+        places.append("placed at the reader's click (no centroid in the table)" if names == _SEED else "")
         volume = str(row.get("mtv_ml", "") or "").strip()
         try:
-            radii.append(sphere_radius_mm(float(volume)) if volume else 0.0)
+            number = float(volume) if volume else 0.0
         except ValueError:
-            radii.append(0.0)
+            number = float("nan")
+        if not (math.isfinite(number) and number >= 0):  # a damaged cell must not shrink the gate unsaid
+            raise CorrespondenceError(f"{where}: column mtv_ml is {printable(repr(volume))}, not a volume in mL; "
+                                      "measure the finding again, or leave the cell empty (no volume).")
+        radii.append(sphere_radius_mm(number) if number else 0.0)
     findings["_centre"] = list(np.asarray(centres, dtype=float).reshape(-1, 3))
     findings["_radius"] = radii
+    findings["_place"] = places
     folder = os.path.dirname(os.path.abspath(table_path))
     if "segmentation_file" in findings:
         findings["_segmentation"] = [os.path.join(folder, v) if v else "" for v in findings["segmentation_file"]]
@@ -823,6 +830,7 @@ class _Masks:
     def __init__(self, warnings: List[str]) -> None:
         self.warnings = warnings
         self._files: Dict[str, Any] = {}
+        self._masks: Dict[Tuple[str, str], Optional[np.ndarray]] = {}
 
     def holds(self, path: str, segment_id: str, points_ras: np.ndarray) -> Optional[np.ndarray]:
         import slicerio
@@ -839,9 +847,18 @@ class _Masks:
         segmentation = self._files[path]
         if segmentation is None:
             return None
-        try:
-            mask = slicerio.segment_mask(segmentation, slicerio.segment_from_id(segmentation, segment_id)) > 0
-        except Exception:  # noqa: BLE001 - no segment of that id (e.g. a finding not separable)
+        key = (path, segment_id)
+        if key not in self._masks:  # each segment's mask once, however many rivals ask
+            try:
+                segment = slicerio.segment_from_id(segmentation, segment_id)
+            except KeyError:  # no segment of that id (e.g. a finding not separable): centroids only, said
+                self.warnings.append(f"The segmentation {printable(path)} has no segment {printable(segment_id)}; "
+                                     "matching used its centroid only.")
+                self._masks[key] = None
+            else:
+                self._masks[key] = slicerio.segment_mask(segmentation, segment) > 0
+        mask = self._masks[key]
+        if mask is None:
             return None
         points = np.atleast_2d(np.asarray(points_ras, dtype=float))
         homogeneous = np.c_[ras_to_lps_array(points), np.ones(len(points))]
@@ -915,7 +932,7 @@ def _assign(base, free: pd.DataFrame, lesions: List[ReferenceLesion], placed: Li
             rows.append({**base, "lesion_id": finding, "reference_lesion_id": lesions[j].lesion_id,
                          "status": status, "distance_mm": _mm(d), "gate_mm": _mm(gate[i, j]),
                          "registration_error_mm": _mm(error), "via": placed[j].via, "candidates": listed,
-                         "note": note, "_finding": i})
+                         "note": "; ".join(t for t in (note, free["_place"].iloc[i]) if t), "_finding": i})
         else:
             near = [(distance[i, j], j) for j in range(m) if inside[i, j]]
             note = ""
@@ -929,7 +946,8 @@ def _assign(base, free: pd.DataFrame, lesions: List[ReferenceLesion], placed: Li
                 note = f"nearest reference lesion {lesions[j].lesion_id} at {distance[i, j]:.1f} mm, beyond its gate"
             rows.append({**base, "lesion_id": finding, "reference_lesion_id": "", "status": "unmatched",
                          "distance_mm": "", "gate_mm": "", "registration_error_mm": "", "via": "",
-                         "candidates": listed, "note": note, "_finding": i})
+                         "candidates": listed, "note": "; ".join(t for t in (note, free["_place"].iloc[i]) if t),
+                         "_finding": i})
     for j, lesion in enumerate(lesions):
         if j in of_lesion:
             continue
