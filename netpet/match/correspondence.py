@@ -100,7 +100,6 @@ import heapq
 import json
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Set, Tuple, Union
 
@@ -663,21 +662,29 @@ def read_correspondence(path: str) -> pd.DataFrame:
 
 
 def write_correspondence(path: str, frame: pd.DataFrame) -> None:
-    """Write the correspondence CSV atomically (a temporary file in its folder, then :func:`os.replace`)."""
+    """Write the correspondence CSV atomically (:func:`netpet.quant.table.replace_atomically`: a flushed temporary
+    file in its folder renamed over the old one, which keeps its permissions; a crash leaves the old file or the
+    new one).
+
+    Raises
+    ------
+    CorrespondenceError
+        The file cannot be written (the message says why and what to do); the old file is left as it was.
+    """
+    from netpet.quant.table import replace_atomically
+
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".correspondence-", suffix=".csv.part")
-    try:
-        with os.fdopen(handle, "w", newline="", encoding="utf-8") as out:
+
+    def write(temporary: str) -> None:
+        with open(temporary, "w", newline="", encoding="utf-8") as out:
             writer = csv.writer(out)
             writer.writerow(COLUMNS)
             for row in frame[list(COLUMNS)].itertuples(index=False):
                 writer.writerow(["" if v is None or (isinstance(v, float) and math.isnan(v)) else v for v in row])
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
+
+    replace_atomically(os.path.realpath(path), write, suffix=".csv", what="correspondence table",
+                       error=CorrespondenceError)
 
 
 # -- matching -------------------------------------------------------------------------------------
