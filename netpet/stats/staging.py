@@ -68,7 +68,6 @@ from __future__ import annotations
 
 import html
 import itertools
-import math
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -76,6 +75,8 @@ import pandas as pd
 
 from netpet.clinical.staging import (M_CATEGORIES, N_CATEGORIES, STAGE_GROUPS, StagingError, stage_group,
                                      stage_patient)
+from netpet.stats.analysis import _clean  # the same JSON-safe conversion as the rest of the result
+from netpet.stats.report import _table  # the report's own table markup
 from netpet.clinical.staging_stats import (AXES, compare_m, compare_n, compare_stage_group, paired_correctness,
                                            staging_accuracy, staging_agreement, up_down_staging)
 from netpet.errors import printable
@@ -413,21 +414,6 @@ def _nm(frame: pd.DataFrame) -> List[Optional[Tuple[str, str]]]:
     return [None if n is None or m is None else (n, m) for n, m in zip(frame["n"], frame["m"])]
 
 
-def _clean(value: Any) -> Any:
-    """JSON-safe: numpy scalars to Python, NaN and infinity to None, tuples to lists."""
-    if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    if isinstance(value, np.bool_):
-        return bool(value)
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, (np.floating, float)):
-        return float(value) if math.isfinite(float(value)) else None
-    return value
-
-
 # -- flat rows for CSV files -------------------------------------------------------------------------
 
 def staging_rows(section: Dict[str, Any]) -> List[Dict[str, Any]]:
@@ -538,12 +524,6 @@ def staging_lines(section: Dict[str, Any]) -> List[str]:
 
 def _h(value: Any) -> str:
     return html.escape("" if value is None else str(value))
-
-
-def _table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
-    head = "".join(f"<th>{h}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def _counts_cell(counts: Dict[str, Dict[str, int]], axis: str, category: str) -> str:
