@@ -109,12 +109,14 @@ def test_new_lesions_only_at_follow_up_and_disappeared_only_at_baseline(studies)
         assert not new & at["baseline"] and new <= at["FU1"]
         assert gone <= at["baseline"] and not gone & at["FU1"]
         assert at["FU1"] == (at["baseline"] - gone) | new
-        # every present lesion's FU1 diameter is its baseline diameter x the applied factor (rounding 0.01 mm)
+        # every present lesion's FU1 diameter is its baseline diameter x the applied factor: diameters are written to
+        # 0.01 mm (the baseline one and the FU1 one each up to 0.005 mm off) and the factor to 4 decimals (at most
+        # 5e-5 off a factor >= 0.40: 1.25e-4 relative, as below)
         size = {(r["lesion_id"], r["time_point"]): float(r["diameter_mm"]) for r in rows}
         for change in changes:
             if change["status"] == "present":
                 expected = size[(change["lesion_id"], "baseline")] * float(change["diameter_factor"])
-                assert size[(change["lesion_id"], "FU1")] == pytest.approx(expected, abs=0.01 + 1e-4 * expected)
+                assert size[(change["lesion_id"], "FU1")] == pytest.approx(expected, abs=0.01 + 1.25e-4 * expected)
         reference = _rows(out / "reference_standard.csv")
         keys = {(r["lesion_id"], r["time_point"]) for r in reference}
         assert keys == {(r["lesion_id"], r["time_point"]) for r in rows}  # one row per lesion and time point
