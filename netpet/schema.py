@@ -74,7 +74,37 @@ COLUMNS: Tuple[str, ...] = REQUIRED + (
     "liver_center_s", "seed_r", "seed_a", "seed_s", "suv_peak_center_r", "suv_peak_center_a", "suv_peak_center_s",
     "series_uid", "suv_units", "suv_decay_correction", "suv_reference_time", "suv_reference_rule",
     "suv_injection_time", "suv_dose_mbq", "suv_weight_kg", "suv_factor", "suv_warnings", "netpet_version", "updated",
+) + (
+    # the reader's own reading (issue 14): written by ``netpet record`` / ``netpet retract`` and SUVQuant, never by
+    # the SUV rule; see READER_COLUMNS
+    "finding_status", "reader_call", "confidence", "anatomic_correlate", "sstr_rads", "retraction_reason",
 )
+
+#: The reader-study columns of a row (issue 14), beside the SUV rule's ``call`` and ``krenning``:
+#:
+#: * ``finding_status``: :data:`FINDING_STATUSES`; empty reads as ``active``. A ``retracted`` finding is withdrawn by
+#:   its reader: it stays in the table (with its audit trail) and no analysis counts it;
+#: * ``reader_call``: the reader's visual call, one of :data:`READER_CALLS`, or empty (not recorded);
+#: * ``confidence``: the reader's confidence that the finding is malignant, :data:`CONFIDENCE_SCALE` (1-5), or empty;
+#: * ``anatomic_correlate``: what the reader sees on the CT or MR at the finding, :data:`ANATOMIC_CORRELATES`, or empty;
+#: * ``sstr_rads``: the SSTR-RADS 1.0 category the reader confirmed or chose (:data:`SSTR_RADS_CATEGORIES`), or empty;
+#:   the software's proposal is computed from the row (:mod:`netpet.clinical.sstr_rads`) and shown beside it;
+#: * ``retraction_reason``: why the finding was retracted (free text), empty otherwise.
+READER_COLUMNS: Tuple[str, ...] = (
+    "finding_status", "reader_call", "confidence", "anatomic_correlate", "sstr_rads", "retraction_reason",
+)
+ACTIVE = "active"
+RETRACTED = "retracted"
+FINDING_STATUSES: Tuple[str, ...] = (ACTIVE, RETRACTED)
+READER_CALLS: Tuple[str, ...] = ("positive", "equivocal", "negative")
+#: the 5-point confidence of malignancy a reader records per finding (the scale of reader ROC studies)
+CONFIDENCE_SCALE = {1: "definitely benign", 2: "probably benign", 3: "indeterminate", 4: "probably malignant",
+                    5: "definitely malignant"}
+#: the reader's anatomical correlate on CT/MR: ``none`` (no correlate), ``lesion`` (a lesion consistent with the finding),
+#: ``benign`` (a lesion characterised as benign on anatomical imaging, e.g. haemangioma, degenerative change)
+ANATOMIC_CORRELATES: Tuple[str, ...] = ("none", "lesion", "benign")
+#: SSTR-RADS 1.0 categories (Werner et al., J Nucl Med 2018;59:1085-1091)
+SSTR_RADS_CATEGORIES: Tuple[str, ...] = ("1A", "1B", "2A", "2B", "3A", "3B", "3C", "3D", "4", "5")
 
 #: the reader id of a Slicer form left as it opened
 DEFAULT_READER = "reader1"
@@ -254,6 +284,90 @@ def session_id_conflict(session_id: str, patient_id: str, series_uid: str,
     return (f"patient {patient_id}: PET series {series_uid} is already in the study table as session "
             f"{', '.join(held)}; its rows are now also written as session {session_id} (leave the session id empty "
             "to write into the existing session, or remove the old rows)")
+
+
+def _choice(value: Any, allowed: Iterable[str], column: str, where: str, meaning: str) -> str:
+    text = clean_label(value)
+    if not text:
+        return ""
+    for option in allowed:
+        if text.lower() == option.lower():
+            return option
+    shown = text.encode("unicode_escape").decode("ascii")
+    raise SchemaError(f"{where}{column} is {shown!r}; write one of {', '.join(allowed)} ({meaning}), or leave it empty.")
+
+
+def check_finding_status(value: Any, where: str = "") -> str:
+    """``finding_status`` cleaned: ``active`` or ``retracted`` (case ignored); '' stays '' (read as active).
+
+    Raises
+    ------
+    SchemaError
+        Any other text.
+    """
+    return _choice(value, FINDING_STATUSES, "finding_status", where, "a retracted finding is kept but not counted")
+
+
+def is_retracted(row: Mapping[str, Any]) -> bool:
+    """True when a row's ``finding_status`` reads ``retracted`` (case and white space ignored)."""
+    return clean_label(row.get("finding_status")).lower() == RETRACTED
+
+
+def check_reader_call(value: Any, where: str = "") -> str:
+    """The reader's visual call cleaned: positive, equivocal or negative (case ignored); '' when not recorded.
+
+    Raises
+    ------
+    SchemaError
+        Any other text.
+    """
+    return _choice(value, READER_CALLS, "reader_call", where, "the reader's visual call")
+
+
+def check_confidence(value: Any, where: str = "") -> Optional[int]:
+    """The reader's confidence of malignancy: an integer 1-5 (:data:`CONFIDENCE_SCALE`), or None when empty.
+
+    Raises
+    ------
+    SchemaError
+        Text that is not a whole number from 1 to 5 (``4.0`` is read as 4; ``4.5``, ``0``, ``6`` are refused).
+    """
+    if value is None or (isinstance(value, float) and math.isnan(value)) or (isinstance(value, str) and not value.strip()):
+        return None
+    try:
+        number = float(str(value).strip())
+    except ValueError:
+        number = float("nan")
+    if not (math.isfinite(number) and number == int(number) and 1 <= number <= 5):
+        shown = str(value).encode("unicode_escape").decode("ascii")
+        scale = "; ".join(f"{k} {v}" for k, v in CONFIDENCE_SCALE.items())
+        raise SchemaError(f"{where}confidence is {shown!r}; give a whole number from 1 to 5 ({scale}), or leave it empty.")
+    return int(number)
+
+
+def check_anatomic_correlate(value: Any, where: str = "") -> str:
+    """The reader's anatomical correlate cleaned: none, lesion or benign (case ignored); '' when not recorded.
+
+    Raises
+    ------
+    SchemaError
+        Any other text.
+    """
+    return _choice(value, ANATOMIC_CORRELATES, "anatomic_correlate", where,
+                   "none: nothing on CT/MR; lesion: a lesion at the finding; benign: a lesion characterised as benign")
+
+
+def check_sstr_rads(value: Any, where: str = "") -> str:
+    """An SSTR-RADS 1.0 category cleaned (``3a`` reads as ``3A``; ``SSTR-RADS 4`` as ``4``); '' when empty.
+
+    Raises
+    ------
+    SchemaError
+        Anything that is not one of :data:`SSTR_RADS_CATEGORIES`.
+    """
+    text = clean_label(value)
+    text = re.sub(r"(?i)^sstr[- ]?rads[- ]?", "", text).strip()
+    return _choice(text, SSTR_RADS_CATEGORIES, "sstr_rads", where, "SSTR-RADS 1.0, Werner et al. 2018")
 
 
 def segmentation_file_name(patient_id: str, session_id: str, reader: str) -> str:
