@@ -62,7 +62,7 @@ def _check_ascii(lesion_ids, path: str) -> None:
                               f"{path} (.seg.nrrd) cannot hold; write it with ASCII letters, digits and signs.")
 
 
-def _check_encodable(lesion_ids, character_set) -> None:
+def _check_encodable(lesion_ids, character_set, what: str = "lesion id") -> None:
     """Every id must be writable in the character set the SEG inherits from the PET (pydicom would
     write '?' for the rest, silently)."""
     from pydicom.charset import convert_encodings
@@ -78,9 +78,39 @@ def _check_encodable(lesion_ids, character_set) -> None:
             except (UnicodeEncodeError, LookupError):
                 continue
         else:
-            raise ExportError(f"The lesion id {lesion_id!r} cannot be written in the character set of the PET "
+            raise ExportError(f"The {what} {lesion_id!r} cannot be written in the character set of the PET "
                               f"({'/'.join(sets) or 'ISO-IR 6, plain ASCII'}) that its DICOM SEG inherits; use "
                               "letters, digits and signs of that set.")
+
+
+def finding_uid(series_uid: str, reader: str, lesion_id: str) -> str:
+    """The tracking UID of a finding: the same for the same PET series, reader and lesion id, in every SEG
+    and SR written of it (PS3.3 C.8.20.4: a Tracking UID identifies one finding across instances).
+
+    A ``2.25.`` UID (PS3.5 B.2) from a SHA-512 digest of the three values (pydicom's ``generate_uid``
+    with entropy sources), so no identifying value can be read from it.
+    """
+    from pydicom.uid import generate_uid
+
+    return str(generate_uid(prefix=None, entropy_srcs=["netpet-finding", str(series_uid), str(reader), str(lesion_id)]))
+
+
+def _creator_name(reader: Optional[str]) -> Optional[str]:
+    """The reader id as the SEG's ContentCreatorName (PS3.3 C.10.9 Content Identification: a PN of at most
+    64 characters per component group, one value), or None without a reader.
+
+    Raises
+    ------
+    ExportError
+        A reader id longer than 64 characters or holding a backslash (DICOM's value separator).
+    """
+    if not reader:
+        return None
+    text = str(reader)
+    if len(text) > 64 or "\\" in text:
+        raise ExportError(f"The reader id {printable(text)!r} cannot be the DICOM SEG's ContentCreatorName (a person "
+                          "name of at most 64 characters without a backslash); shorten it or write it without one.")
+    return text
 
 
 def _ijk_to_lps(volume: SUVVolume) -> np.ndarray:
@@ -175,12 +205,14 @@ def write_dicom_seg(path: str, source_paths: Sequence[str], volume: SUVVolume, l
     and its slices are matched to the source files by position along the slice normal. Locked,
     merged and atomic (see the module docstring): with ``keep_existing`` (default) the segments of
     an existing SEG at ``path`` whose labels are not in ``lesions`` are kept (with their
-    descriptions and tracking UIDs), and the new instance joins the existing SEG's series.
+    descriptions and tracking UIDs), and the new instance joins the existing SEG's series. The reader
+    is the SEG's ContentCreatorName; a segment's TrackingUID is :func:`finding_uid` of the PET series,
+    the reader and the lesion id (the same finding keeps its UID in every SEG and SR written of it).
 
     Raises
     ------
     ExportError
-        An invalid lesion id; source files that do not match the volume's slices; an existing SEG
+        An invalid lesion id or reader id; source files that do not match the volume's slices; an existing SEG
         that cannot be read or references other images; a read-only file; a lock held too long.
     """
     import highdicom as hd
@@ -188,6 +220,7 @@ def write_dicom_seg(path: str, source_paths: Sequence[str], volume: SUVVolume, l
     from pydicom.sr.codedict import codes
 
     _check_ids(lesions)
+    creator = _creator_name(reader)
     sources = [pydicom.dcmread(p) for p in source_paths]
     normal = np.asarray(volume.direction, dtype=float).reshape(3, 3)[:, 2]
     origin = np.asarray(volume.origin, dtype=float)
@@ -200,6 +233,8 @@ def write_dicom_seg(path: str, source_paths: Sequence[str], volume: SUVVolume, l
         raise ExportError("the source PET files do not match the SUV volume's slices")
     ordered = [by_slice[k] for k in range(volume.shape[0])]
     _check_encodable(lesions, ordered[0].get("SpecificCharacterSet"))
+    if creator:
+        _check_encodable([creator], ordered[0].get("SpecificCharacterSet"), "reader id")
     target = os.path.realpath(path)
     try:
         os.makedirs(os.path.dirname(target), exist_ok=True)
@@ -214,7 +249,8 @@ def write_dicom_seg(path: str, source_paths: Sequence[str], volume: SUVVolume, l
             algorithm_type=hd.seg.SegmentAlgorithmTypeValues.SEMIAUTOMATIC,
             algorithm_identification=hd.AlgorithmIdentificationSequence(
                 name="NETPET SUVQuant", version=__version__, family=codes.cid7162.HistogramAnalysis),
-            tracking_uid=hd.UID(), tracking_id=f"{reader or 'reader'}:{lesion_id}",
+            tracking_uid=finding_uid(str(ordered[0].SeriesInstanceUID), reader or "", lesion_id),
+            tracking_id=f"{reader or 'reader'}:{lesion_id}",
         )
 
     with locked(target, "DICOM SEG", ExportError):
@@ -265,6 +301,7 @@ def write_dicom_seg(path: str, source_paths: Sequence[str], volume: SUVVolume, l
             sop_instance_uid=hd.UID(), instance_number=instance_number, manufacturer="NETPET",
             manufacturer_model_name="SUVQuant", software_versions=__version__, device_serial_number="0",
             series_description=series_description, omit_empty_frames=True,
+            content_creator_name=creator,
         )
         if pseudonymiser is not None:
             pseudonymiser.dataset(seg, patient_id or str(getattr(ordered[0], "PatientID", "")))
