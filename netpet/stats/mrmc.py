@@ -601,3 +601,109 @@ def result_rows(result: Dict[str, Any]) -> List[Dict[str, Any]]:
             add(analysis=name, quantity="test auc", test=d["test"],
                 **{key: d[key] for key in ("estimate", "se", "df", "ci_low", "ci_high")})
     return rows
+
+
+# -- from StudyStats units ------------------------------------------------------------------------------
+
+def test_label(modality: Any, tracer: Any) -> str:
+    """The name of a test: its modality and tracer, e.g. ``PET/CT dotatate``."""
+    return f"{modality} {tracer}".strip()
+
+
+def mrmc_from_units(units: pd.DataFrame, tests: Optional[Sequence[str]] = None,
+                    level: str = "lesion") -> Tuple[pd.DataFrame, List[str]]:
+    """The tidy MRMC frame (reader, test, case, truth, score) from StudyStats' lesion or patient units.
+
+    A test is a (modality, tracer) group, named ``"<modality> <tracer>"`` (e.g. ``PET/CT dotatate``
+    vs ``PET/MR dotatate``); the readers are the units' ``reader`` column; the score is the reader's
+    5-point ``confidence`` (:mod:`netpet.stats.data`: a lesion's is its finding's, a patient's the
+    highest of its findings', a unit without a finding 1, definitely benign). A case is a reference
+    lesion (``patient/lesion``) or a patient, at its time point when the study has several
+    (``@time point``).
+
+    Only a fully crossed design can be analysed: a reader who did not read every chosen test is
+    left out, then a case that some reader did not read under some test, or whose finding carries
+    no confidence there, is left out; each exclusion is counted in the notes.
+
+    Parameters
+    ----------
+    units : pandas.DataFrame
+        :func:`netpet.stats.data.lesion_units` or :func:`~netpet.stats.data.patient_units` output
+        (columns patient_id, [lesion_id,] modality, tracer, reader, [time_point,] truth, confidence).
+    tests : sequence of str, optional
+        The tests to compare, by name (case and spacing ignored); default every (modality, tracer) of
+        the units.
+    level : {"lesion", "patient"}
+        Which units these are.
+
+    Returns
+    -------
+    (pandas.DataFrame, list of str)
+        The tidy frame for :func:`or_analysis` and the notes (readers and cases left out, and why).
+
+    Raises
+    ------
+    StatsError
+        An unknown level, units without a ``confidence`` column, a test that the units do not hold,
+        fewer than one reader reading every test, or no case left.
+    """
+    if level not in ("lesion", "patient"):
+        raise StatsError(f"Unknown MRMC level {level!r}; choose lesion or patient.")
+    needed = ["patient_id", "modality", "tracer", "reader", "truth", "confidence"] + (["lesion_id"] if level == "lesion"
+                                                                                    else [])
+    missing = [c for c in needed if c not in units.columns]
+    if missing:
+        raise StatsError(f"The {level} units lack {', '.join(missing)}; the MRMC analysis needs the readers' "
+                         "confidence (record it per finding: 1 definitely benign ... 5 definitely malignant).")
+    frame = units.copy()
+    frame["test"] = [test_label(a, b) for a, b in zip(frame["modality"], frame["tracer"])]
+    available = sorted(frame["test"].unique(), key=_natural)
+    norm = {" ".join(str(name).lower().split()): name for name in available}
+    if tests:
+        chosen = []
+        for wanted in tests:
+            key = " ".join(str(wanted).lower().split())
+            if key not in norm:
+                raise StatsError(printable(f"The study has no test {wanted!r}; its tests (modality tracer) are: "
+                                           f"{', '.join(available)}."))
+            if norm[key] not in chosen:
+                chosen.append(norm[key])
+    else:
+        chosen = available
+    frame = frame[frame["test"].isin(chosen)]
+    notes: List[str] = []
+    readers_per_test = frame.groupby("reader")["test"].nunique()
+    partial = sorted(readers_per_test.index[readers_per_test < len(chosen)], key=_natural)
+    if partial:
+        notes.append(printable(f"{len(partial)} reader(s) left out, not having read every test ({', '.join(chosen)}): "
+                               f"{', '.join(map(str, partial))}."))
+        frame = frame[~frame["reader"].isin(partial)]
+    if frame.empty:
+        raise StatsError(printable(f"No reader read every test ({', '.join(chosen)}); the MRMC analysis needs the same "
+                                   "readers under every test."))
+    timed = "time_point" in frame.columns and frame["time_point"].astype(str).ne("").any()
+    case = frame["patient_id"].astype(str)
+    if level == "lesion":
+        case = case + "/" + frame["lesion_id"].astype(str)
+    if timed:
+        case = case + "@" + frame["time_point"].astype(str).replace("", "baseline")
+    frame["case"] = case
+    all_cases = frame["case"].nunique()
+    readers = frame["reader"].nunique()
+    scored = frame[frame["confidence"].notna()]
+    no_score = set(frame.loc[frame["confidence"].isna(), "case"])
+    counts = scored.groupby("case").size()
+    complete = set(counts.index[counts == readers * len(chosen)])
+    unread = set(frame["case"]) - complete - no_score
+    if no_score:
+        notes.append(f"{len(no_score)} of {all_cases} {level} cases left out: a finding there has no confidence "
+                     "recorded for some reader and test (record the confidence to include them).")
+    if unread:
+        notes.append(f"{len(unread)} of {all_cases} {level} cases left out: not read by every reader under every test "
+                     "(the analysis needs each reader to read each case under each test).")
+    out = scored[scored["case"].isin(complete)]
+    if out.empty:
+        raise StatsError(f"No {level} case was read, with a confidence, by every reader under every test; the MRMC "
+                         "analysis has nothing to analyse.")
+    out = out.rename(columns={"confidence": "score"})[["reader", "test", "case", "truth", "score"]]
+    return out.reset_index(drop=True), notes
