@@ -48,6 +48,10 @@ def add_parser(sub) -> None:
                    help="how an equivocal call (uptake equal to the liver within its noise, Krenning 2) counts: "
                         "negative (default; the study protocol says uptake above the liver is clearly positive) or "
                         "positive (a sensitivity analysis)")
+    p.add_argument("--call-source", choices=("suv", "reader"), default="suv",
+                   help="where each finding's call comes from: suv (default; the SUV rule's call column) or reader "
+                        "(the reader's visual call, reader_call; every active finding needs one, equivocal counts as "
+                        "--equivocal says); retracted findings are left out either way")
     p.add_argument("--causes", metavar="FILE",
                    help="a false-findings.csv whose filled-in causes to keep (default: the one in --out, if any)")
     p.add_argument("--no-figures", action="store_true", help="skip the figures (the report has tables only)")
@@ -80,7 +84,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
     if keyed is not None:  # causes written against archive ids follow the pseudonyms (a pseudonym is kept)
         causes = {(key[0], keyed.patient(key[1]), *key[2:]): cause for key, cause in causes.items()}
     study = load_study(args.table, args.reference, group_by, regions, patient_ids=keyed.patient if keyed else None,
-                       correspondence=args.correspondence)
+                       correspondence=args.correspondence, call_source=args.call_source)
     options = StatsOptions(ci=args.ci, level=args.level, bootstrap=args.bootstrap, seed=args.seed, group_by=group_by,
                            regions=regions, causes=causes, equivocal=args.equivocal)
     analysis = analyse(study, options, progress=tqdm_progress(not args.json))
@@ -120,6 +124,11 @@ def summary(result) -> str:
     if "options" in result:  # netpet demo prints the accuracy rows only
         lines.append(f"{result['inputs'].get('equivocal_findings', 0)} equivocal finding(s), counted as "
                      f"{result['options'].get('equivocal', 'negative')} (--equivocal)")
+        if result["options"].get("call_source", "suv") != "suv" or result["inputs"].get("retracted_findings"):
+            source = ("the reader (reader_call)" if result["options"].get("call_source") == "reader"
+                      else "the SUV rule (call)")
+            lines.append(f"calls from {source}; {result['inputs'].get('retracted_findings', 0)} retracted finding(s) "
+                         "left out")
     if (result.get("staging") or {}).get("available"):
         from netpet.stats.staging import staging_lines
 

@@ -85,7 +85,8 @@ import pandas as pd
 
 from netpet.errors import printable
 from netpet.quant.table import StudyTable, TableError
-from netpet.schema import KEY
+from netpet.schema import (KEY, SchemaError, check_confidence, check_finding_status, check_reader_call,
+                           is_retracted)
 from netpet.stats.intervals import StatsError
 
 REFERENCE_REQUIRED = ("patient_id", "lesion_id", "region", "truth", "standard")
@@ -128,6 +129,12 @@ UNMATCHED_STANDARD = "no reference lesion (netpet match)"
 ABSENT_STANDARD = "not present at this time point by the reference standard (netpet match)"
 #: the standards of rows StudyStats makes (not the reference standard's own)
 MADE_STANDARDS = (UNMATCHED_STANDARD, ABSENT_STANDARD)
+#: where a finding's call comes from: the SUV rule's ``call`` column (default) or the reader's visual ``reader_call``
+CALL_SOURCES = ("suv", "reader")
+#: the confidence of a unit without a finding: 1, definitely benign (nothing was reported there)
+NO_FINDING_CONFIDENCE = 1
+#: the order of reader calls when a patient's or region's findings are summarised (the strongest call wins)
+_READER_CALL_RANK = {"": 0, "negative": 1, "equivocal": 2, "positive": 3}
 
 
 def _read_csv(path: str, what: str, required: Sequence[str], if_absent: str,
@@ -367,6 +374,10 @@ class Study:
     time_points: List[str] = field(default_factory=lambda: [BASELINE])
     #: what the correspondence table did (counts per status, the ambiguous matches), None without one
     correspondence: Optional[Dict[str, Any]] = None
+    #: where the findings' calls come from (:data:`CALL_SOURCES`): the SUV rule's ``call`` or the ``reader_call``
+    call_source: str = "suv"
+    #: the number of retracted findings of the table (kept there, excluded here)
+    retracted: int = 0
 
     @property
     def timed(self) -> bool:
@@ -442,8 +453,9 @@ def _read_text(key: Tuple[str, ...]) -> str:
 
 def read_correspondence(path: str, findings: pd.DataFrame, reads: pd.DataFrame, reference: Reference,
                         table_path: str,
-                        patient_ids: Optional[Callable[[str], str]] = None) -> Tuple[pd.DataFrame, List[Dict[str, Any]],
-                                                                                     Dict[str, Any]]:
+                        patient_ids: Optional[Callable[[str], str]] = None,
+                        retracted: Iterable[Tuple[str, ...]] = ()) -> Tuple[pd.DataFrame, List[Dict[str, Any]],
+                                                                             Dict[str, Any]]:
     """Read and check the correspondence table of ``netpet match`` against the table and the reference.
 
     Parameters
@@ -460,6 +472,9 @@ def read_correspondence(path: str, findings: pd.DataFrame, reads: pd.DataFrame, 
         The study table, named in refusals.
     patient_ids : callable, optional
         Applied to the patient ids of the correspondence (the pseudonymiser, as for the table).
+    retracted : iterable of tuple
+        The keys (patient, session, modality, tracer, reader, time point, lesion id) of the table's retracted
+        findings: their rows are skipped (a retracted finding is in no analysis), not refused.
 
     Returns
     -------
@@ -487,11 +502,14 @@ def read_correspondence(path: str, findings: pd.DataFrame, reads: pd.DataFrame, 
     by_finding: Dict[Tuple[str, ...], Tuple[int, Dict[str, str]]] = {}
     missed: Dict[Tuple[str, ...], int] = {}
     counts = {status: 0 for status in CORRESPONDENCE_STATUSES}
+    withdrawn = set(retracted)
     for i, row in enumerate(rows):
         line = i + 2
         where = f"{path} row {line}"
         if patient_ids is not None:
             row["patient_id"] = patient_ids(row["patient_id"])
+        if withdrawn and row.get("lesion_id") and (*_read_key(row), row["lesion_id"]) in withdrawn:
+            continue  # the finding was retracted: in no analysis
         for column in ("patient_id", "session_id", *GROUP_KEYS):
             if not row[column]:
                 raise StatsError(f"{where}: column {column} is empty; every row names its read (patient_id, "
@@ -656,7 +674,7 @@ def _ambiguity_warning(summary: Dict[str, Any]) -> Optional[str]:
 def load_study(table_path: str, reference_path: str, group_by: Sequence[str] = (),
                regions: Optional[Sequence[str]] = None,
                patient_ids: Optional[Callable[[str], str]] = None,
-               correspondence: Optional[str] = None) -> Study:
+               correspondence: Optional[str] = None, call_source: str = "suv") -> Study:
     """Read both files and check that every finding belongs to the reference standard.
 
     Parameters
@@ -677,6 +695,9 @@ def load_study(table_path: str, reference_path: str, group_by: Sequence[str] = (
         The correspondence table of ``netpet match`` (see the module docstring): findings then join
         the reference lesion it names (or, unmatched, a lesion of their own with truth 0) instead of
         their own ``lesion_id``.
+    call_source : {"suv", "reader"}
+        Where each finding's call comes from: the SUV rule's ``call`` column (default) or the reader's
+        visual ``reader_call`` (then every active finding needs one; the ``call`` column is not read).
 
     Returns
     -------
@@ -697,6 +718,9 @@ def load_study(table_path: str, reference_path: str, group_by: Sequence[str] = (
         two sessions of one group, a group-by column that neither file has (or that is a location
         column or ``time_point``), a bad correspondence table (:func:`read_correspondence`).
     """
+    if call_source not in CALL_SOURCES:
+        raise StatsError(f"Unknown --call-source {call_source!r}; choose suv (the SUV rule's call column) or reader "
+                         "(the reader's visual call, reader_call).")
     reference = read_reference(reference_path)
     frame, _ = read_table(table_path)
     if patient_ids is not None:
@@ -742,6 +766,13 @@ def load_study(table_path: str, reference_path: str, group_by: Sequence[str] = (
     findings = frame[frame["lesion_id"] != ""].copy()
     warnings = []
     summary = None
+    findings, withdrawn = _drop_retracted(findings)
+    if len(withdrawn):
+        first = withdrawn.iloc[0]
+        warnings.append(f"{len(withdrawn)} retracted finding(s) are kept in the study table but excluded from every "
+                        f"analysis (first: {first['table_row']}, lesion {printable(first['lesion_id'])} of patient "
+                        f"{printable(first['patient_id'])}).")
+    _reader_columns(findings)
     named = ({t for t in reference.lesions[TIME_POINT] if t} | {t for (_, _, t) in reference.region_rows_at if t} |
              {t for (_, t) in reference.patient_rows_at if t})
     unnamed = [t for t in time_points if t not in named]
@@ -752,8 +783,10 @@ def load_study(table_path: str, reference_path: str, group_by: Sequence[str] = (
                         "check the spelling of the time points.")
     if correspondence is not None:
         all_reads = frame[["patient_id", "session_id", *GROUP_KEYS, TIME_POINT]].drop_duplicates()
+        retracted = list(zip(withdrawn["patient_id"], withdrawn["session_id"], withdrawn["modality"],
+                             withdrawn["tracer"], withdrawn["reader"], withdrawn[TIME_POINT], withdrawn["lesion_id"]))
         per_finding, unmatched, summary = read_correspondence(correspondence, findings, all_reads, reference,
-                                                              table_path, patient_ids)
+                                                              table_path, patient_ids, retracted)
         findings["finding_id"] = findings["lesion_id"]
         findings["lesion_id"] = per_finding["joined_id"]
         findings["match_status"] = per_finding["match_status"]
@@ -821,9 +854,21 @@ def load_study(table_path: str, reference_path: str, group_by: Sequence[str] = (
             calls.append("negative")
         elif text in _CALL_EQUIVOCAL:
             calls.append("equivocal")
+        elif call_source == "reader":
+            calls.append("")  # the SUV rule's call is not used: kept as "" (no value)
         else:
             raise StatsError(f"{row.table_row}: column call is {row.call!r}; write positive, equivocal or negative.")
-    findings["finding_call"] = pd.Series(calls, index=findings.index, dtype=object)
+    findings["suv_call"] = pd.Series(calls, index=findings.index, dtype=object)
+    if call_source == "reader":
+        without = findings[findings["reader_call"] == ""]
+        if len(without):
+            rows = ", ".join(without["table_row"].iloc[:3])
+            raise StatsError(f"--call-source reader: {len(without)} finding(s) have no reader_call (first: {rows}"
+                             f"{' ...' if len(without) > 3 else ''}); record each finding's visual call (netpet record "
+                             "or SUVQuant), retract the findings withdrawn, or analyse with --call-source suv.")
+        findings["finding_call"] = findings["reader_call"]
+    else:
+        findings["finding_call"] = findings["suv_call"]
     for column in QUALITY_COLUMNS:
         findings[column] = findings[column].astype(str).str.strip() if column in findings else ""
     findings["truth"] = truth.to_numpy()
@@ -900,7 +945,52 @@ def load_study(table_path: str, reference_path: str, group_by: Sequence[str] = (
     if not_read:
         warnings.append(f"{len(not_read)} patient(s) of the reference standard have no row in the study table "
                         f"(not read in any group): {', '.join(not_read[:10])}{' ...' if len(not_read) > 10 else ''}")
-    return Study(table_path, reference, findings, reads, region_list, list(group_by), warnings, time_points, summary)
+    return Study(table_path, reference, findings, reads, region_list, list(group_by), warnings, time_points, summary,
+                 call_source, int(len(withdrawn)))
+
+
+def _drop_retracted(findings: pd.DataFrame) -> Tuple[pd.DataFrame, pd.DataFrame]:
+    """(the active findings, the retracted ones); a ``finding_status`` other than active, retracted or empty is
+    refused with its row. A table without the column has no retracted finding.
+
+    Raises
+    ------
+    StatsError
+        A bad ``finding_status`` cell, naming the row and the value.
+    """
+    if "finding_status" not in findings:
+        return findings, findings.iloc[0:0]
+    for row_label, value in zip(findings["table_row"], findings["finding_status"]):
+        try:
+            check_finding_status(value, f"{row_label}: column ")
+        except SchemaError as exc:
+            raise StatsError(str(exc)) from exc
+    retracted = np.array([is_retracted(r) for r in findings[["finding_status"]].to_dict("records")], dtype=bool)
+    return findings[~retracted].copy(), findings[retracted].copy()
+
+
+def _reader_columns(findings: pd.DataFrame) -> None:
+    """Check and clean the reader's ``reader_call`` ('' when not recorded) and ``confidence`` (1-5, NaN when not
+    recorded) of the active findings, in place; a table without the columns reads as if they were empty.
+
+    Raises
+    ------
+    StatsError
+        A ``reader_call`` other than positive, equivocal or negative, or a ``confidence`` that is not a whole
+        number from 1 to 5 (:func:`netpet.schema.check_confidence`), naming the row, the column and the value.
+    """
+    calls, confidences = [], []
+    reader_calls = findings["reader_call"] if "reader_call" in findings else [""] * len(findings)
+    given = findings["confidence"] if "confidence" in findings else [""] * len(findings)
+    for row_label, call, confidence in zip(findings["table_row"], reader_calls, given):
+        try:
+            calls.append(check_reader_call(call, f"{row_label}: column "))
+            value = check_confidence(confidence, f"{row_label}: column ")
+        except SchemaError as exc:
+            raise StatsError(str(exc)) from exc
+        confidences.append(np.nan if value is None else float(value))
+    findings["reader_call"] = pd.Series(calls, index=findings.index, dtype=object)
+    findings["confidence"] = pd.Series(confidences, index=findings.index, dtype=float)
 
 
 # -- units of analysis ------------------------------------------------------------------------------
@@ -975,6 +1065,28 @@ def _equivocal_counts(lesions: pd.DataFrame, units: pd.DataFrame, keys: Sequence
     return count, (count > 0) & ~positive
 
 
+def _reader_summary(lesions: pd.DataFrame, units: pd.DataFrame, keys: Sequence[str]) -> Tuple[np.ndarray, np.ndarray]:
+    """For each unit (patient or region), the reader's confidence and call over its findings.
+
+    ``confidence`` is the highest confidence of the unit's findings (the most suspicious finding
+    decides a patient's score, as in patient-level reader ROC studies); a unit without findings has
+    :data:`NO_FINDING_CONFIDENCE` (1, definitely benign); a unit whose findings carry no confidence
+    has NaN. ``reader_call`` is the strongest reader call of its findings (positive > equivocal >
+    negative), ``""`` when none is recorded."""
+    index = pd.MultiIndex.from_frame(units[list(keys)])
+    found = lesions[lesions["found"]]
+    if not len(found):
+        return np.full(len(units), float(NO_FINDING_CONFIDENCE)), np.array([""] * len(units), dtype=object)
+    grouped = found.groupby(list(keys))
+    confidence = grouped["confidence"].max().reindex(index).to_numpy(dtype=float)
+    has_finding = grouped.size().reindex(index).fillna(0).to_numpy() > 0
+    confidence = np.where(has_finding, confidence, float(NO_FINDING_CONFIDENCE))
+    rank = found.assign(rank=found["reader_call"].map(_READER_CALL_RANK).fillna(0)).groupby(list(keys))["rank"].max()
+    names = {v: k for k, v in _READER_CALL_RANK.items()}
+    calls = np.array([names[int(r)] for r in rank.reindex(index).fillna(0).to_numpy()], dtype=object)
+    return confidence, calls
+
+
 def check_equivocal(equivocal: str) -> None:
     """Refuse an equivocal rule other than :data:`EQUIVOCAL_RULES`."""
     if equivocal not in EQUIVOCAL_RULES:
@@ -999,10 +1111,12 @@ def lesion_units(study: Study, equivocal: str = "negative") -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        Reference columns, the finding's columns (``finding_call`` is its call as written,
-        ``""`` without a finding; ``segmentation_status``, ``flags``, ``warnings`` ``""`` when the
-        table lacks them), ``found``, ``call`` (0/1 under the rule), ``equivocal`` (bool) and
-        ``equivocal_findings`` (0/1).
+        Reference columns, the finding's columns (``finding_call`` is its call as used, from the
+        study's call source, ``""`` without a finding; ``suv_call`` the SUV rule's and ``reader_call``
+        the reader's, ``""`` when not recorded; ``confidence`` the reader's 1-5, NaN when the finding
+        has none, :data:`NO_FINDING_CONFIDENCE` (1, definitely benign) without a finding;
+        ``segmentation_status``, ``flags``, ``warnings`` ``""`` when the table lacks them),
+        ``found``, ``call`` (0/1 under the rule), ``equivocal`` (bool) and ``equivocal_findings`` (0/1).
     """
     check_equivocal(equivocal)
     keys = list(study.group_keys)
@@ -1010,7 +1124,8 @@ def lesion_units(study: Study, equivocal: str = "negative") -> pd.DataFrame:
              for reads, reference in _per_time_point(study, _read_patients(study))]
     units = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
     lesions = study.reference.lesions
-    keep = ["patient_id", "lesion_id", *keys, "session_id", "finding_call", "table_row",
+    keep = ["patient_id", "lesion_id", *keys, "session_id", "finding_call", "suv_call", "reader_call", "confidence",
+            "table_row",
             *[c for c in SCORES if c in study.findings], *QUALITY_COLUMNS,
             *[c for c in ("segmentation_file", "cause", "finding_id", "match_status") if c in study.findings],
             *[c for c in study.group_by if c in study.findings and c not in lesions and c != "region"
@@ -1019,6 +1134,11 @@ def lesion_units(study: Study, equivocal: str = "negative") -> pd.DataFrame:
     units = units.merge(found, on=["patient_id", "lesion_id", *keys], how="left")
     units["found"] = units["finding_call"].notna()
     units["finding_call"] = units["finding_call"].fillna("")
+    units["suv_call"] = units["suv_call"].fillna("")
+    units["reader_call"] = units["reader_call"].fillna("")
+    # a lesion without a finding: nothing was reported there, confidence 1 (definitely benign); a finding whose
+    # reader recorded no confidence keeps NaN (no value)
+    units["confidence"] = units["confidence"].astype(float).where(units["found"], float(NO_FINDING_CONFIDENCE))
     for column in QUALITY_COLUMNS:
         units[column] = units[column].fillna("")
     counted = ("positive", "equivocal") if equivocal == "positive" else ("positive",)
@@ -1042,6 +1162,7 @@ def patient_units(study: Study, lesions: Optional[pd.DataFrame] = None) -> pd.Da
     units = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
     units["call"] = _any_positive(lesions, units, ["patient_id", *keys])
     units["equivocal_findings"], units["equivocal"] = _equivocal_counts(lesions, units, ["patient_id", *keys])
+    units["confidence"], units["reader_call"] = _reader_summary(lesions, units, ["patient_id", *keys])
     for column in study.group_by:
         units[column] = _group_value(study, column, units, "patient")
     return units.reset_index(drop=True)
@@ -1053,7 +1174,7 @@ def region_units(study: Study, lesions: Optional[pd.DataFrame] = None) -> pd.Dat
     keys = list(study.group_keys)
     if not study.regions:
         return pd.DataFrame(columns=["patient_id", *keys, "region", "truth", "call", "equivocal_findings",
-                                     "equivocal"])
+                                     "equivocal", "confidence", "reader_call"])
     parts = []
     for reads, reference in _per_time_point(study, _read_patients(study)):
         units = reads.merge(pd.DataFrame({"region": study.regions}), how="cross")
@@ -1067,6 +1188,7 @@ def region_units(study: Study, lesions: Optional[pd.DataFrame] = None) -> pd.Dat
     units = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
     units["call"] = _any_positive(lesions, units, ["patient_id", *keys, "region"])
     units["equivocal_findings"], units["equivocal"] = _equivocal_counts(lesions, units, ["patient_id", *keys, "region"])
+    units["confidence"], units["reader_call"] = _reader_summary(lesions, units, ["patient_id", *keys, "region"])
     for column in study.group_by:
         units[column] = _group_value(study, column, units, "region")
     return units.reset_index(drop=True)
