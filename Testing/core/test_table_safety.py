@@ -247,6 +247,7 @@ def test_a_crash_while_writing_leaves_the_old_table_and_no_temporary_file(tmp_pa
     table = StudyTable(str(path))
     table.upsert([row(), row(lesion="L02")])
     before = path.read_bytes()
+    trail = (tmp_path / "study.audit.csv").read_bytes()
 
     def crash(*_args, **_kwargs):
         raise KeyboardInterrupt
@@ -255,7 +256,8 @@ def test_a_crash_while_writing_leaves_the_old_table_and_no_temporary_file(tmp_pa
     with pytest.raises(KeyboardInterrupt):
         table.upsert([row(lesion="L03")])
     assert path.read_bytes() == before
-    assert sorted(os.listdir(tmp_path)) == ["study.csv", "study.csv.lock"]
+    assert (tmp_path / "study.audit.csv").read_bytes() == trail  # the trail's entries of the failed write taken back
+    assert sorted(os.listdir(tmp_path)) == ["study.audit.csv", "study.csv", "study.csv.lock"]
 
 
 def test_sqlite_is_in_wal_mode_and_finds_a_row_through_the_key_index(tmp_path, monkeypatch):

@@ -35,11 +35,37 @@ Rules every write follows (both backends unless said):
   (VR LO, DICOM PS3.5 section 6.2) and a segment name in the ``.seg.nrrd`` header (one line per field).
 
 A file that exists but is not a study table (it lacks the key columns) is refused, untouched.
+
+The audit trail (issue 14)
+--------------------------
+Every write through :class:`StudyTable` (:meth:`~StudyTable.upsert`, :meth:`~StudyTable.record`,
+:meth:`~StudyTable.retract`, :meth:`~StudyTable.restore`, :meth:`~StudyTable.adjudicate`) records each cell it
+changes: :data:`AUDIT_COLUMNS` = when (UTC, ISO 8601, one time per write), who (``by``, else the row's reader),
+action (``insert``, ``update``, ``retract``, ``restore``, ``adjudicate``), the finding's key, the column, its old
+and new value, and why. Only changed cells are recorded: a write that changes nothing records nothing, and the
+``updated`` time stamp (:data:`UNAUDITED`) is not a change of its own. An inserted row records each non-empty cell
+(its key alone, for a session read without findings, one entry with an empty column). Nothing is ever deleted:
+a finding withdrawn by its reader is *retracted* (``finding_status`` retracted, with its reason) and stays, with
+its history, in the table (:func:`netpet.schema.is_retracted`; every analysis leaves it out and counts it).
+
+* CSV: ``<table>.audit.csv`` beside the resolved table file (``study.csv`` -> ``study.audit.csv``), only ever
+  appended to, under the table's own lock, in one ``write`` flushed to disk (``fsync``) *before* the table is
+  replaced; if replacing the table fails in the process the append is taken back (the file cut to its size
+  before). Its cells follow the table's formula escaping, and a backslash, CR or LF inside a value is written
+  ``\\``, ``\r``, ``\n``, so that every entry is exactly one line: a line cut short by a crash (a power loss in
+  the middle of an append, which happens before the table is replaced) has no line end, is skipped by the reader
+  and cut off by the next writer. What a crash can leave is therefore a trail that records a write the table did
+  not receive (a power loss between the trail's flush and the table's rename), never a change without its entry.
+* SQLite: the table ``audit`` of the same database, written in the write's own transaction.
+
+Cost: one more append and ``fsync`` per CSV write (``benchmarks/bench_table.py``; see the README's table).
 """
 
 from __future__ import annotations
 
 import csv
+import datetime as _dt
+import io
 import logging
 import math
 import numbers
@@ -58,7 +84,7 @@ from netpet.errors import NetpetError, printable
 
 # the schema (key, columns) and the rules that fill the key live in the neutral netpet.schema, which the
 # command line, Slicer and StudyStats share; re-exported here for the callers that import them from this module
-from netpet.schema import COLUMNS, KEY, REQUIRED  # noqa: F401
+from netpet.schema import ACTIVE, COLUMNS, KEY, REQUIRED, RETRACTED  # noqa: F401
 
 SQLITE_SUFFIXES = (".sqlite", ".sqlite3", ".db")
 LOCK_TIMEOUT_S = 60.0
@@ -423,20 +449,95 @@ class StudyTable:
             raise TableError(f"Cannot read the study table {self.path}: {exc}.") from exc
 
     # -- writing -----------------------------------------------------------------------------------
-    def upsert(self, rows: Iterable[Dict[str, Any]]) -> Tuple[int, int]:
-        """Insert or update rows by key; returns (inserted, updated).
+    def upsert(self, rows: Iterable[Dict[str, Any]], by: Any = None, why: Any = None) -> Tuple[int, int]:
+        """Insert or update rows by key; returns (inserted, updated). Every changed cell is recorded in the
+        audit trail (:meth:`audit`) as ``insert`` or ``update``, by ``by`` (default: each row's reader), with ``why``.
 
         Raises
         ------
         TableError
             A row without its key, an invalid lesion id or value (NUL, not Unicode), a file that is not a
-            study table, is read-only or has several hard links, or a lock held for over
-            :data:`LOCK_TIMEOUT_S`; each names the row, value or path. The file is left untouched.
+            study table, is read-only or has several hard links, an audit trail that is not one or is read-only,
+            or a lock held for over :data:`LOCK_TIMEOUT_S`; each names the row, value or path. The file is left
+            untouched.
         """
+        inserted, updated, _logged = self._write(rows, by, why)
+        return inserted, updated
+
+    def record(self, key: Dict[str, Any], values: Dict[str, Any], by: Any = None, why: Any = None) -> int:
+        """Change cells of one existing finding (a reader's call, confidence...); returns the audit rows written
+        (0: nothing changed). The values are written as given: check them first (:mod:`netpet.schema`).
+
+        Raises
+        ------
+        TableError
+            No finding with this key (one sentence naming it), or any refusal of :meth:`upsert`.
+        """
+        row = {**self._full_key(key), **{k: v for k, v in values.items() if k not in KEY}}
+        return self._write([row], by, why, must_exist=True)[2]
+
+    def retract(self, key: Dict[str, Any], reason: Any, by: Any = None) -> int:
+        """Withdraw a finding: ``finding_status`` becomes ``retracted`` and ``retraction_reason`` the reason; the
+        row stays in the table (every analysis leaves it out, saying so). Returns the audit rows written (0: it was
+        retracted already for this reason).
+
+        Raises
+        ------
+        TableError
+            An empty reason, no finding with this key (one sentence naming it), or any refusal of :meth:`upsert`.
+        """
+        text = _text(reason).strip()
+        if not text:
+            raise TableError(f"Say why the finding {describe_key(key)} is retracted (a reason is required); it was "
+                             "left as it was.")
+        row = {**self._full_key(key), "finding_status": RETRACTED, "retraction_reason": text}
+        return self._write([row], by, text, action="retract", must_exist=True)[2]
+
+    def restore(self, key: Dict[str, Any], why: Any = None, by: Any = None) -> int:
+        """Undo a retraction: ``finding_status`` becomes ``active``, ``retraction_reason`` empty (the audit trail
+        keeps the old reason). A finding that is not retracted is left as it is (0 audit rows).
+
+        Raises
+        ------
+        TableError
+            No finding with this key (one sentence naming it), or any refusal of :meth:`upsert`.
+        """
+        row = {**self._full_key(key), "finding_status": ACTIVE, "retraction_reason": ""}
+        return self._write([row], by, why, action="restore", must_exist=True)[2]
+
+    def adjudicate(self, rows: Iterable[Dict[str, Any]], by: Any, whys: Sequence[Any] = ()) -> Tuple[int, int]:
+        """Write consensus rows (inserted or updated by key) recorded as ``adjudicate`` by the adjudicator ``by``,
+        each with its ``why`` (``whys[i]`` for ``rows[i]``: the readers' values and the adjudicator's note).
+
+        Raises
+        ------
+        TableError
+            No adjudicator, or any refusal of :meth:`upsert`.
+        """
+        if not _text(by).strip():
+            raise TableError("Name the adjudicator (--by): the audit trail records who decided; nothing was written.")
+        inserted, updated, _logged = self._write(rows, by, None, action="adjudicate", whys=list(whys))
+        return inserted, updated
+
+    def _full_key(self, key: Dict[str, Any]) -> Dict[str, str]:
+        missing = [k for k in KEY if k not in key or (_text(key.get(k)) == "" and k != "lesion_id")]
+        if missing:
+            raise TableError(f"The finding to change lacks the key column(s) {', '.join(missing)}; give {', '.join(KEY)}.")
+        return {k: _text(key[k]) for k in KEY}
+
+    def _missing(self, key: Sequence[str]) -> TableError:
+        return TableError(f"The study table {self.path} has no finding {describe_key(dict(zip(KEY, key)))}; check the ids "
+                          "(netpet audit --table lists what was written), nothing was changed.")
+
+    def _write(self, rows: Iterable[Dict[str, Any]], by: Any = None, why: Any = None, action: str = "",
+               must_exist: bool = False, whys: Sequence[Any] = ()) -> Tuple[int, int, int]:
+        """The one write path: (inserted, updated, audit rows written). ``action`` '' is insert/update by key;
+        ``must_exist`` refuses a key the table lacks; a ``restore`` changes only retracted rows."""
         rows = [dict(r) for r in rows]
         _check_rows(rows)
         if not rows:
-            return 0, 0
+            return 0, 0, 0
+        audit = _AuditBatch(by, why, action, whys)
         target = self.target
         try:
             os.makedirs(os.path.dirname(target), exist_ok=True)
@@ -444,9 +545,11 @@ class StudyTable:
             raise TableError(f"Cannot create the folder of the study table {self.path}: {exc.strerror or exc}.") from exc
         if self.sqlite:
             check_writable(target, self.path, replaced=False)
-            return self._upsert_sqlite(rows)
+            return self._upsert_sqlite(rows, audit, must_exist)
+        trail = audit_path(target)
         with locked(target):
             check_writable(target, self.path)
+            check_writable(trail, audit_path(self.path), what="audit trail", replaced=False)
             header, existing = self._read_raw()
             present = [unescape_cell(h) for h in header]
             names = list(COLUMNS) + [n for n in present if n not in COLUMNS]
@@ -468,25 +571,40 @@ class StudyTable:
             key_of = operator.itemgetter(*[column[k] for k in KEY])
             index = {key_of(r): i for i, r in enumerate(existing)}
             inserted = updated = 0
-            for row in rows:
+            status = column["finding_status"]
+            for number, row in enumerate(rows):
                 text = {k: _text(v) for k, v in row.items()}
-                key = tuple(escape_cell(text.get(k, "")) for k in KEY)
+                plain = tuple(text.get(k, "") for k in KEY)
+                key = tuple(escape_cell(v) for v in plain)
                 position = index.get(key)
                 if position is None:
+                    if must_exist:
+                        raise self._missing(plain)
                     index[key] = len(existing)
                     existing.append([escape_cell(text.get(n, "")) for n in names])
+                    audit.inserted(number, plain, text)
                     inserted += 1
                 else:
                     target_row = existing[position]
+                    if audit.action == "restore" and unescape_cell(target_row[status]).strip().lower() != RETRACTED:
+                        continue
+                    audit.updated(number, plain, text, {k: unescape_cell(target_row[column[k]]) for k in text})
                     for k, v in text.items():
                         target_row[column[k]] = escape_cell(v)
                     updated += 1
-            self._replace(target, [escape_cell(n) for n in names], existing)
+            if must_exist and not audit.entries:
+                return inserted, updated, 0  # nothing changed: the table is not rewritten
+            appended = _append_audit(trail, audit.entries)
+            try:
+                self._replace(target, [escape_cell(n) for n in names], existing)
+            except BaseException:
+                appended.undo()  # the table was not written: neither is its trail
+                raise
         if len(existing) > LARGE_CSV_ROWS and target not in _warned_large:
             _warned_large.add(target)
             log.warning("The CSV study table %s has %d rows: every write rewrites it; a .sqlite table writes in "
                         "constant time (netpet quantify --table study.sqlite).", self.path, len(existing))
-        return inserted, updated
+        return inserted, updated, len(audit.entries)
 
     def _replace(self, target: str, header: List[str], rows: List[List[str]]) -> None:
         def write(temporary: str) -> None:
@@ -499,7 +617,9 @@ class StudyTable:
 
         replace_atomically(target, write, suffix=".csv")
 
-    def _upsert_sqlite(self, rows: List[Dict[str, Any]]) -> Tuple[int, int]:
+    def _upsert_sqlite(self, rows: List[Dict[str, Any]], audit: "_AuditBatch" = None,
+                       must_exist: bool = False) -> Tuple[int, int, int]:
+        audit = audit if audit is not None else _AuditBatch(None, None, "", ())
         names = list(COLUMNS) + sorted({k for r in rows for k in r} - set(COLUMNS))
         try:
             db = sqlite3.connect(self.target, timeout=LOCK_TIMEOUT_S, isolation_level=None)
@@ -522,6 +642,8 @@ class StudyTable:
                         first[_ascii_fold(name)] = name
                     columns = ", ".join(_ident(n) for n in names)
                     db.execute(f"CREATE TABLE lesions ({columns}, PRIMARY KEY ({', '.join(KEY)}))")
+                if AUDIT_TABLE not in tables:
+                    db.execute(f"CREATE TABLE {AUDIT_TABLE} ({', '.join(_ident(c) for c in AUDIT_COLUMNS)})")
                 present = [r[1] for r in db.execute("PRAGMA table_info(lesions)")]
                 missing = [k for k in KEY if k not in present]
                 if missing:
@@ -536,14 +658,27 @@ class StudyTable:
                                              "apart; use one spelling.")
                         db.execute(f"ALTER TABLE lesions ADD COLUMN {_ident(name)}")
                         folded[_ascii_fold(name)] = name
+                where = " AND ".join(f"{k} = ?" for k in KEY)
                 inserted = updated = 0
-                for row in rows:
+                for number, row in enumerate(rows):
                     text = {k: _text(v) for k, v in row.items()}
                     for k in KEY:  # a missing key column is empty text, never NULL (NULLs never conflict)
                         text.setdefault(k, "")
-                    exists = db.execute(f"SELECT 1 FROM lesions WHERE {' AND '.join(f'{k} = ?' for k in KEY)}",
-                                        _key(text)).fetchone()
+                    exists = db.execute(f"SELECT 1 FROM lesions WHERE {where}", _key(text)).fetchone()
                     cols = list(text)
+                    if exists:
+                        # the cells before (a column of the table spelt in another case is the same column)
+                        stored = [folded.get(_ascii_fold(c), c) for c in cols]
+                        old = db.execute(f"SELECT {', '.join(_ident(c) for c in stored)} FROM lesions WHERE {where}",
+                                         _key(text)).fetchone()
+                        before = {c: (v if isinstance(v, str) else _text(v)) for c, v in zip(cols, old)}
+                        if audit.action == "restore" and before.get("finding_status", "").strip().lower() != RETRACTED:
+                            continue
+                        audit.updated(number, _key(text), text, before)
+                    elif must_exist:
+                        raise self._missing(_key(text))
+                    else:
+                        audit.inserted(number, _key(text), text)
                     assignments = ", ".join(f"{_ident(c)} = excluded.{_ident(c)}" for c in cols if c not in KEY)
                     statement = (f"INSERT INTO lesions ({', '.join(_ident(c) for c in cols)}) VALUES "
                                  f"({', '.join('?' for _ in cols)}) ON CONFLICT ({', '.join(KEY)}) DO "
@@ -553,6 +688,9 @@ class StudyTable:
                         updated += 1
                     else:
                         inserted += 1
+                if audit.entries:  # the trail in the same transaction: both land, or neither
+                    db.executemany(f"INSERT INTO {AUDIT_TABLE} VALUES ({', '.join('?' for _ in AUDIT_COLUMNS)})",
+                                   audit.entries)
                 db.execute("COMMIT")
             except BaseException:
                 if db.in_transaction:
@@ -562,4 +700,249 @@ class StudyTable:
                 db.close()
         except sqlite3.DatabaseError as exc:
             raise TableError(f"Cannot write the study table {self.path}: {printable(str(exc))}.") from exc
-        return inserted, updated
+        return inserted, updated, len(audit.entries)
+
+    # -- the audit trail ---------------------------------------------------------------------------
+    @property
+    def audit_file(self) -> str:
+        """Where the trail of a CSV table is kept: ``<table>.audit.csv`` beside the (resolved) table file; an
+        SQLite table keeps it in its own table ``audit``."""
+        return self.target if self.sqlite else audit_path(self.target)
+
+    def audit(self, **where: Any) -> List[Dict[str, str]]:
+        """The audit trail, oldest first: one dict per changed cell with :data:`AUDIT_COLUMNS` (text). Keyword
+        arguments keep the entries whose column equals the value (``audit(patient_id="P1", action="retract")``).
+        A CSV trail whose last line was cut by a crash is read without it (logged).
+
+        Raises
+        ------
+        TableError
+            The trail cannot be read or is not a NETPET audit trail (its header differs), or ``where`` names a
+            column the trail does not have.
+        """
+        unknown = [k for k in where if k not in AUDIT_COLUMNS]
+        if unknown:
+            raise TableError(f"The audit trail has no column {', '.join(unknown)}; its columns: "
+                             f"{', '.join(AUDIT_COLUMNS)}.")
+        entries = self._read_audit_sqlite() if self.sqlite else read_audit_csv(self.audit_file)
+        wanted = {k: _text(v) for k, v in where.items()}
+        return [e for e in entries if all(e[k] == v for k, v in wanted.items())]
+
+    def _read_audit_sqlite(self) -> List[Dict[str, str]]:
+        if not os.path.exists(self.path):
+            return []
+        try:
+            db = sqlite3.connect(self.target, timeout=LOCK_TIMEOUT_S)
+            try:
+                tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+                if AUDIT_TABLE not in tables:
+                    return []
+                cursor = db.execute(f"SELECT {', '.join(_ident(c) for c in AUDIT_COLUMNS)} FROM {AUDIT_TABLE} "
+                                    "ORDER BY rowid")
+                return [dict(zip(AUDIT_COLUMNS, ["" if v is None else v if isinstance(v, str) else _text(v)
+                                                 for v in r])) for r in cursor]
+            finally:
+                db.close()
+        except sqlite3.DatabaseError as exc:
+            raise TableError(f"Cannot read the audit trail of {self.path}: {exc}.") from exc
+
+
+# -- the audit trail ---------------------------------------------------------------------------------
+
+#: the columns of the audit trail: when (UTC, ISO 8601), who, what (action), the finding's key, the column
+#: changed, its old and new value, and why
+AUDIT_COLUMNS: Tuple[str, ...] = ("when", "who", "action") + KEY + ("column", "old", "new", "why")
+AUDIT_ACTIONS: Tuple[str, ...] = ("insert", "update", "retract", "restore", "adjudicate")
+AUDIT_TABLE = "audit"
+#: columns not audited: the time of the last write changes on every export and says nothing of the finding
+UNAUDITED = frozenset({"updated"})
+_AUDIT_HEADER = ("\r\n".join([",".join(AUDIT_COLUMNS), ""])).encode("utf-8")
+_LINE_ESCAPES = str.maketrans({"\\": "\\\\", "\r": "\\r", "\n": "\\n"})
+_LINE_UNESCAPE = re.compile(r"\\(.)", re.S)
+
+
+def audit_path(path: str) -> str:
+    """The audit trail of a CSV table ``path``: ``study.csv`` -> ``study.audit.csv`` (any other name gets
+    ``.audit.csv`` appended)."""
+    return (path[:-4] if path.lower().endswith(".csv") else path) + ".audit.csv"
+
+
+def describe_key(key: Dict[str, Any]) -> str:
+    """A finding's key as the messages name it: ``patient P1, session S1, PET/CT, dotatate, reader R1, lesion L01``."""
+    part = lambda k: printable(_text(key.get(k)))  # noqa: E731
+    lesion = part("lesion_id") or "(none: the session's read)"
+    return (f"patient {part('patient_id')}, session {part('session_id')}, {part('modality')}, {part('tracer')}, "
+            f"reader {part('reader')}, lesion {lesion}")
+
+
+def _utc_now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+class _AuditBatch:
+    """The audit entries of one write (rows of :data:`AUDIT_COLUMNS`, as lists of text): one timestamp for the
+    write, one entry per changed cell (the key and :data:`UNAUDITED` columns are not cells of their own)."""
+
+    def __init__(self, by: Any, why: Any, action: str, whys: Sequence[Any]) -> None:
+        if action and action not in AUDIT_ACTIONS:
+            raise ValueError(f"unknown audit action {action!r}")
+        self.by = _text(by).strip()
+        self.why = _text(why).strip()
+        self.action = action
+        self.whys = [_text(w).strip() for w in whys]
+        self.when = _utc_now()
+        self.entries: List[List[str]] = []
+
+    def _add(self, number: int, key: Sequence[str], action: str, column: str, old: str, new: str) -> None:
+        who = self.by or key[KEY.index("reader")]
+        why = self.whys[number] if number < len(self.whys) and self.whys[number] else self.why
+        self.entries.append([self.when, who, action, *key, column, old, new, why])
+
+    def inserted(self, number: int, key: Sequence[str], text: Dict[str, str]) -> None:
+        action = self.action or "insert"
+        before = len(self.entries)
+        for column, value in text.items():
+            if value != "" and column not in KEY and column not in UNAUDITED:
+                self._add(number, key, action, column, "", value)
+        if len(self.entries) == before:  # a row of its key alone (a session read without findings)
+            self._add(number, key, action, "", "", "")
+
+    def updated(self, number: int, key: Sequence[str], text: Dict[str, str], before: Dict[str, str]) -> None:
+        action = self.action or "update"
+        for column, value in text.items():
+            old = before.get(column) or ""
+            if value != old and column not in KEY and column not in UNAUDITED:
+                self._add(number, key, action, column, old, value)
+
+
+def _audit_cell(text: str) -> str:
+    r"""An audit cell as written: backslash, CR and LF as ``\\``, ``\r``, ``\n`` (so that every entry is one line
+    and a line cut by a crash is recognised), then the table's formula escaping (:func:`escape_cell`)."""
+    return escape_cell(text.translate(_LINE_ESCAPES))
+
+
+def _audit_value(cell: str) -> str:
+    """The inverse of :func:`_audit_cell`."""
+    text = unescape_cell(cell)
+    if "\\" not in text:
+        return text
+    return _LINE_UNESCAPE.sub(lambda m: {"r": "\r", "n": "\n"}.get(m.group(1), m.group(1)), text)
+
+
+class _Appended:
+    """An append to the audit trail that can be taken back while the table's lock is held (the table write
+    that followed it failed)."""
+
+    def __init__(self, path: str, size: int) -> None:
+        self.path, self.size = path, size
+
+    def undo(self) -> None:
+        if self.size < 0:
+            return
+        try:
+            os.truncate(self.path, self.size)
+        except OSError:  # pragma: no cover - the entries stay, marked by no table change
+            log.warning("The audit trail %s keeps entries of a write that failed.", self.path)
+
+
+def _append_audit(path: str, entries: List[List[str]]) -> _Appended:
+    """Append entries to the CSV audit trail ``path`` (the table's lock held): one ``write`` of whole lines,
+    flushed to disk (``fsync``) before the table is replaced. A trail whose last line a crash cut short (no line
+    end) is cut back to its last whole line first (that line belonged to a write that never reached the table,
+    which is replaced only after its trail is on disk). A new trail starts with its header.
+
+    Raises
+    ------
+    TableError
+        The trail is not a NETPET audit trail (another header) or cannot be written.
+    """
+    if not entries:
+        return _Appended(path, -1)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerows([[_audit_cell(c) for c in entry] for entry in entries])
+    data = buffer.getvalue().encode("utf-8")
+    try:
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o666)
+    except OSError as exc:
+        raise TableError(f"Cannot write the audit trail {path}: {exc.strerror or exc}; make its folder writable.") from exc
+    try:
+        size = os.fstat(descriptor).st_size
+        if size:
+            head = os.pread(descriptor, len(_AUDIT_HEADER), 0)
+            if head != _AUDIT_HEADER[:len(head)] or (size >= len(_AUDIT_HEADER) and head != _AUDIT_HEADER):
+                raise TableError(f"{path} is not a NETPET audit trail (its first line is not "
+                                 f"{','.join(AUDIT_COLUMNS)}); move it away, the table was left untouched.")
+            if os.pread(descriptor, 1, size - 1) != b"\n":
+                whole = _last_line_end(descriptor, size)
+                log.warning("The audit trail %s ended in a line cut short by a crash (%d bytes); it was cut back to "
+                            "its last whole line.", path, size - whole)
+                os.ftruncate(descriptor, whole)
+                size = whole
+        if size == 0:
+            data = _AUDIT_HEADER + data
+        view = memoryview(data)
+        while view:
+            written = os.write(descriptor, view)
+            view = view[written:]
+        os.fsync(descriptor)
+    except OSError as exc:
+        raise TableError(f"Cannot write the audit trail {path}: {exc.strerror or exc}; the table was left "
+                         "untouched.") from exc
+    finally:
+        os.close(descriptor)
+    return _Appended(path, size)
+
+
+def _last_line_end(descriptor: int, size: int) -> int:
+    """The size of the file up to and with its last LF (0 when it has none)."""
+    position = size
+    while position > 0:
+        start = max(0, position - 65536)
+        chunk = os.pread(descriptor, position - start, start)
+        found = chunk.rfind(b"\n")
+        if found >= 0:
+            return start + found + 1
+        position = start
+    return 0
+
+
+def read_audit_csv(path: str) -> List[Dict[str, str]]:
+    """The entries of a CSV audit trail (see :meth:`StudyTable.audit`); an absent file is an empty trail.
+
+    Raises
+    ------
+    TableError
+        The file cannot be read, or its header is not :data:`AUDIT_COLUMNS`.
+    """
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        raise TableError(f"Cannot read the audit trail {path}: {exc.strerror or exc}.") from exc
+    if not data:
+        return []
+    if not data.endswith(b"\n"):
+        cut = data.rfind(b"\n") + 1
+        log.warning("The audit trail %s ends in a line cut short by a crash (%d bytes); it is read without it.",
+                    path, len(data) - cut)
+        data = data[:cut]
+    try:
+        lines = list(csv.reader(io.StringIO(data.decode("utf-8-sig"), newline="")))
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise TableError(f"Cannot read the audit trail {path}: {exc}; it was left untouched.") from exc
+    if not lines:
+        return []
+    if [unescape_cell(c) for c in lines[0]] != list(AUDIT_COLUMNS):
+        raise TableError(f"{path} is not a NETPET audit trail (its first line is not {','.join(AUDIT_COLUMNS)}).")
+    out = []
+    for number, line in enumerate(lines[1:], start=2):
+        if not line:
+            continue
+        if len(line) != len(AUDIT_COLUMNS):
+            raise TableError(f"{path} line {number} has {len(line)} fields, not {len(AUDIT_COLUMNS)}; it was not written "
+                             "by NETPET, fix or move the file.")
+        out.append(dict(zip(AUDIT_COLUMNS, [_audit_value(c) for c in line])))
+    return out
