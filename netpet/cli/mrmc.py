@@ -13,7 +13,8 @@ from netpet.cli.common import check_input, check_output_folder, number
 def add_parser(sub) -> None:
     p = sub.add_parser("mrmc", help="multi-reader multi-case ROC of the readers' confidence (Obuchowski-Rockette, DBM)",
                        description="Compares tests (modality + tracer, e.g. PET/CT vs PET/MR with DOTATATE) by the "
-                                   "readers' 5-point confidence: empirical AUC per reader and test, Obuchowski-Rockette "
+                                   "readers' 5-point confidence: empirical AUC per reader and test, "
+                                   "Obuchowski-Rockette "
                                    "analysis with jackknife covariances (or DBM pseudovalues) and Hillis' degrees of "
                                    "freedom, for random readers and cases, fixed readers and fixed cases. Writes "
                                    "mrmc.csv and mrmc.json in --out.")
@@ -26,7 +27,8 @@ def add_parser(sub) -> None:
                    help='the tests to compare, each "<modality> <tracer>" as in the table, e.g. "PET/CT dotatate" '
                         '"PET/MR dotatate" (default: every modality and tracer of the table)')
     p.add_argument("--method", choices=("jackknife", "dbm"), default="jackknife",
-                   help="jackknife: Obuchowski-Rockette with jackknife covariances (default); dbm: Dorfman-Berbaum-Metz "
+                   help="jackknife: Obuchowski-Rockette with jackknife covariances (default); "
+                        "dbm: Dorfman-Berbaum-Metz "
                         "pseudovalue ANOVA (same random-reader result, with its mean squares)")
     p.add_argument("--ci-level", type=number("", 0.5, 1.0, high_open=True), default=0.95,
                    help="confidence level of the intervals, from 0.5 to below 1 (default 0.95)")
@@ -82,8 +84,9 @@ def summary(result) -> str:
     """Per test its reader-averaged AUC, then the random-reader test and each difference with its interval."""
     design = result["design"]
     level = 100 * result["level"]
-    lines = [f"{len(design['readers'])} readers, {design['cases']} {result.get('case_level', '')} cases "
-             f"({design['abnormal']} abnormal, {design['normal']} normal), method {result['method']}".replace("  ", " ")]
+    cases = f"{design['cases']} {result['case_level']} cases" if result.get("case_level") else f"{design['cases']} cases"
+    lines = [f"{len(design['readers'])} readers, {cases} ({design['abnormal']} abnormal, {design['normal']} normal), "
+             f"method {result['method']}"]
     rrrc = result["rrrc"]
     for row in rrrc["tests"]:
         ci = (f"{level:g} % CI {row['ci_low']:.3f}-{row['ci_high']:.3f}" if row["ci_low"] is not None

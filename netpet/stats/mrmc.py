@@ -538,7 +538,8 @@ def _dbm_tests(result: Dict[str, Any], dbm: Dict[str, float], t: int, r: int, k:
             "ddf": ddf, "df": None, "p": _num(float(stats.f.sf(f, t - 1, ddf))) if math.isfinite(f) else None,
             "ms_t": _num(dbm["ms_t"]), "denominator": _num(dbm["ms_tc"]),
             "differences": [{"test_a": tests[a], "test_b": tests[b],
-                             **_t_row(float(auc[a].mean() - auc[b].mean()), se, ddf, level)} for a, b in _pairs(tests)]})
+                             **_t_row(float(auc[a].mean() - auc[b].mean()), se, ddf, level)}
+                            for a, b in _pairs(tests)]})
 
 
 def _warnings(result: Dict[str, Any], t: int, r: int, m: int, n: int, lesion_level: bool) -> List[str]:
@@ -548,7 +549,8 @@ def _warnings(result: Dict[str, Any], t: int, r: int, m: int, n: int, lesion_lev
                    f"alone (Obuchowski-Rockette needs readers to estimate the reader variance).")
     elif r < FEW_READERS:
         out.append(f"Only {r} readers: the random-reader analysis estimates the reader variance from {r} values and "
-                   f"its denominator degrees of freedom are small, so its intervals are wide and unstable (Hillis 2007; "
+                   f"its denominator degrees of freedom are small, so its intervals are wide and unstable "
+                   f"(Hillis 2007; "
                    f"Obuchowski, AJR 2004;182:867-869); read the fixed-reader results as conclusions for these "
                    f"readers only.")
     if min(m, n) < FEW_CASES:
