@@ -19,6 +19,18 @@ from netpet.clinical.netpet_score import EQUAL_RATIO, score_patients
 from netpet.clinical.prrt import prrt_rows
 from netpet.clinical.scores_stats import statistics
 from netpet.clinical.sstr_rads import lesion_rows, scan_rows
+from netpet.errors import NetpetError, printable
+from netpet.schema import clean_label
+
+#: the columns every study-table row needs here
+NEEDED = ("patient_id", "session_id", "modality", "tracer", "reader", "lesion_id")
+#: numeric columns: empty or a finite number >= 0
+_NUMERIC = ("suv_max", "tl_ratio", "liver_suv_mean", "spleen_suv_mean")
+
+
+class ScoresError(NetpetError):
+    """A study-table or correspondence row the reading standards cannot use (one sentence naming it)."""
+
 
 KEYS = ("netpet_scores", "discordant", "sstr_rads_lesions", "sstr_rads_scans", "prrt", "statistics", "warnings")
 
@@ -29,6 +41,52 @@ def _records(rows: Any) -> List[Dict[str, Any]]:
     if hasattr(rows, "to_dict") and hasattr(rows, "columns"):
         rows = rows.to_dict("records")
     return [dict(r) for r in rows]
+
+
+def check_rows(rows: List[Dict[str, Any]], source: str = "the study table") -> None:
+    """Refuse rows the reading standards cannot read, before any work.
+
+    Raises
+    ------
+    ScoresError
+        A missing key column (:data:`NEEDED`), an empty patient, session, tracer or reader, a ``krenning`` that is not
+        a whole number 0-4, or a :data:`_NUMERIC` cell that is not a finite number >= 0; the message names the row
+        (``table_row`` when the row carries one, else its position), the column and the value.
+    """
+    if not rows:
+        raise ScoresError(f"{source} has no rows; there is nothing to score.")
+    missing = [c for c in NEEDED if c not in rows[0]]
+    if missing:
+        raise ScoresError(f"{source} lacks the column(s) {', '.join(missing)}; the reading standards need "
+                          f"{', '.join(NEEDED)}.")
+    for i, row in enumerate(rows):
+        where = clean_label(row.get("table_row")) or f"{source} row {i + 1}"
+        for column in ("patient_id", "session_id", "tracer", "reader"):
+            if not clean_label(row.get(column)):
+                raise ScoresError(f"{where}: column {column} is empty; every finding names its patient, session, "
+                                  "tracer and reader.")
+        value = row.get("krenning")
+        text = "" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value).strip()
+        if text:
+            try:
+                number = float(text)
+            except ValueError:
+                number = float("nan")
+            if not (math.isfinite(number) and number == int(number) and 0 <= number <= 4):
+                raise ScoresError(f"{where}: krenning is {printable(repr(text))}; write a whole number from 0 to 4 "
+                                  "(or leave it empty).")
+        for column in _NUMERIC:
+            value = row.get(column)
+            text = "" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value).strip()
+            if not text:
+                continue
+            try:
+                number = float(text)
+            except ValueError:
+                number = float("nan")
+            if not (math.isfinite(number) and number >= 0):
+                raise ScoresError(f"{where}: {column} is {printable(repr(text))}; write a finite number >= 0 (or leave "
+                                  "it empty).")
 
 
 def json_safe(value: Any) -> Any:
@@ -65,10 +123,13 @@ def study_scores(table_rows: Any, correspondence_rows: Optional[Iterable[Mapping
 
     Raises
     ------
+    ScoresError
+        A row the standards cannot read (:func:`check_rows`).
     ValueError
         ``equal_ratio`` not a finite number >= 1.
     """
     rows = _records(table_rows)
+    check_rows(rows)
     correspondence = _records(correspondence_rows) if correspondence_rows is not None else None
     scored = score_patients(rows, correspondence, equal_ratio)
     warnings: List[str] = list(scored["warnings"])
@@ -79,3 +140,40 @@ def study_scores(table_rows: Any, correspondence_rows: Optional[Iterable[Mapping
     return json_safe({"netpet_scores": scored["scores"], "discordant": scored["discordant"],
                       "sstr_rads_lesions": lesions, "sstr_rads_scans": scans, "prrt": prrt, "statistics": stats,
                       "warnings": warnings})
+
+
+def _cell(value: Any) -> str:
+    from netpet.quant.table import escape_cell
+
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return "" if not math.isfinite(value) else f"{value:.10g}"
+    return escape_cell(str(value))  # a cell a spreadsheet would run as a formula gets a leading quote
+
+
+def write_rows(path: str, rows: List[Mapping[str, Any]], columns: Iterable[str]) -> None:
+    """Write rows as CSV with ``columns`` in order, atomically (:func:`netpet.quant.table.replace_atomically`);
+    None, NaN and infinity as empty cells, booleans as true/false.
+
+    Raises
+    ------
+    NetpetError
+        The file cannot be written (it is left as it was).
+    """
+    import csv
+
+    from netpet.quant.table import replace_atomically
+
+    columns = list(columns)
+
+    def write(temporary: str) -> None:
+        with open(temporary, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle, lineterminator="\n")
+            writer.writerow(columns)
+            for row in rows:
+                writer.writerow([_cell(row.get(c)) for c in columns])
+
+    replace_atomically(path, write, suffix=".csv", what="scores table", error=NetpetError)
