@@ -55,6 +55,10 @@ def add_parser(sub) -> None:
     p.add_argument("--causes", metavar="FILE",
                    help="a false-findings.csv whose filled-in causes to keep (default: the one in --out, if any)")
     p.add_argument("--no-figures", action="store_true", help="skip the figures (the report has tables only)")
+    p.add_argument("--dicom", metavar="ROOT",
+                   help="the study's DICOM folder tree: the report gains a MIP of every session read (its PET found by "
+                        "the table's series_uid) with the lesions marked, and a thumbnail of every false finding (also "
+                        "PNGs in --out/images)")
     p.add_argument("--json", action="store_true", help="print the results as one JSON object")
     add_pseudonymise(p)
     p.set_defaults(func=cmd_stats)
@@ -89,7 +93,8 @@ def cmd_stats(args: argparse.Namespace) -> int:
                            regions=regions, causes=causes, equivocal=args.equivocal)
     analysis = analyse(study, options, progress=tqdm_progress(not args.json))
     command = "netpet stats " + " ".join(sys.argv[2:]) if sys.argv and sys.argv[0].endswith("netpet") else ""
-    written = write_outputs(analysis, args.out, command, previous_causes=causes, figures_too=not args.no_figures)
+    written = write_outputs(analysis, args.out, command, previous_causes=causes, figures_too=not args.no_figures,
+                            dicom=args.dicom)
     if args.json:
         json.dump(analysis.result, sys.stdout, indent=1)
         sys.stdout.write("\n")

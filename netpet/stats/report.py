@@ -38,6 +38,9 @@ from netpet import __version__
 from netpet.stats.analysis import Analysis, false_finding_key
 from netpet.stats.data import GROUP_KEYS, NOT_SEPARABLE, TIME_POINT
 from netpet.stats.intervals import StatsError
+from netpet.stats.report_sections import (MIN_CLUSTERS, MIN_EVENTS, SMALL_SAMPLE_SOURCES, auc_flags, events_of, extra_sections_html, headline_html,
+                                          interval_warning, krenning_html, krenning_rows, not_estimable, number,
+                                          patient_rows, patient_table_html, reference_indications, warn_mark)
 
 MEASURES = ("sensitivity", "specificity", "ppv", "npv", "accuracy", "lr_pos", "lr_neg")
 TRACER_NAMES = {"dotatate": "68Ga-DOTATATE", "fdg": "18F-FDG"}
@@ -257,6 +260,9 @@ def _ci(m: Optional[Dict[str, Any]], percent: bool = True) -> str:
         reason = (m or {}).get("reason")
         return f"<span title='{html.escape(reason or '')}'>&ndash;</span>"
     scale, unit = (100.0, " %") if percent else (1.0, "")
+    if not_estimable(m) and "bootstrap" in str(m.get("method", "")):
+        return (f"{m['estimate'] * scale:.1f}{unit} (not estimable: zero-width bootstrap interval)" if percent
+                else f"{m['estimate']:.2f} (not estimable: zero-width bootstrap interval)")
     text = f"{m['estimate'] * scale:.1f}{unit}" if percent else f"{m['estimate']:.2f}"
     if m.get("ci_low") is not None:
         text += (f" ({m['ci_low'] * scale:.1f}&ndash;{m['ci_high'] * scale:.1f})" if percent
@@ -264,10 +270,24 @@ def _ci(m: Optional[Dict[str, Any]], percent: bool = True) -> str:
     return text
 
 
-def _table(header: Iterable[str], rows: Iterable[Iterable[str]]) -> str:
+def _table(header: Iterable[str], rows: Iterable[Iterable[str]], css: str = "") -> str:
     head = "".join(f"<th>{h}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    kind = f" class='{css}'" if css else ""
+    return f"<div class='table-wrap'><table{kind}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
+
+
+def _ci_warned(entry: Dict[str, Any], measure: str, interval: Optional[Dict[str, Any]] = None,
+               clustered: bool = False, percent: bool = True) -> str:
+    """An interval with the mark of :func:`netpet.stats.report_sections.interval_warning` when it is unreliable."""
+    m = entry.get(measure) if interval is None else interval
+    if not m or m.get("estimate") is None:
+        return _ci(m, percent)
+    events = events_of(entry, measure) if measure in ("sensitivity", "specificity", "ppv", "npv", "accuracy") else None
+    if measure in ("lr_pos", "lr_neg"):
+        events = min(events_of(entry, "sensitivity") or 0, events_of(entry, "specificity") or 0)
+    reason = interval_warning(entry.get("n_patients"), events, m, clustered)
+    return _ci(m, percent) + warn_mark(reason)
 
 
 def _group_cell(entry: Dict[str, Any]) -> str:
@@ -280,19 +300,45 @@ def _embed(path: str) -> str:
 
 
 STYLE = """
-body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em auto;max-width:1200px;
-color:#222;line-height:1.4;padding:0 1em}
+body{font-family:"DejaVu Sans",system-ui,-apple-system,"Segoe UI",Helvetica,Arial,sans-serif;margin:2em auto;
+max-width:1200px;color:#222;line-height:1.4;padding:0 1em}
 h1{font-size:1.6em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:2em}
-table{border-collapse:collapse;margin:.6em 0 1.2em;font-size:.85em}
-th,td{border:1px solid #ddd;padding:.25em .5em;text-align:left;vertical-align:top}
+.table-wrap{max-width:100%;overflow-x:auto}
+table{border-collapse:collapse;margin:.6em 0 1.2em;font-size:.85em;max-width:100%}
+th,td{border:1px solid #ddd;padding:.25em .5em;text-align:left;vertical-align:top;overflow-wrap:anywhere;
+word-break:normal;hyphens:auto}
 th{background:#f3f3f3}tr:nth-child(even) td{background:#fafafa}
-.note{color:#555;font-size:.9em}tr.not-separable td{background:#fff4e0}
+.note{color:#555;font-size:.9em}tr.not-separable td{background:#fff4e0}tr.discordant td{background:#fdecea}
 figure{margin:1em 0}figcaption{font-size:.85em;color:#444}
-img{max-width:100%}
+img{max-width:100%;height:auto}
+.warn{color:#a05a00;cursor:help}.warn-text{display:none}
+.stard-row{display:flex;flex-wrap:wrap;gap:1em}.stard-figure{margin:.5em 0}svg.stard{max-width:100%;height:auto}
+.mips{display:flex;flex-wrap:wrap;gap:.8em}.mips figure{width:15em;margin:0}
+.thumbs{display:flex;flex-wrap:wrap;gap:.6em}.thumbs figure{width:11em;margin:0}
+ul.headline li{margin:.2em 0}ul.withheld{color:#555;font-size:.9em}
+@page{size:A4;margin:12mm}
+@media print{
+ body{max-width:none;margin:0;padding:0;font-size:9pt}
+ h2{break-before:auto;break-after:avoid;margin-top:1.2em}h3,h4{break-after:avoid}
+ h2#stard,h2#patients,h2#images,h2#false-findings{break-before:page}
+ table{font-size:7pt;width:100%;table-layout:auto}th,td{padding:.15em .25em}
+ thead{display:table-header-group}tr,figure,svg{break-inside:avoid}
+ .table-wrap{overflow:visible}
+ .warn-text{display:inline;font-size:.9em}
+ img{max-height:230mm}
+}
 """
 
 
-def html_report(analysis: Analysis, made: List[Dict[str, str]], command: str = "") -> str:
+def html_report(analysis: Analysis, made: List[Dict[str, str]], command: str = "",
+                images: Optional[Dict[str, Any]] = None) -> str:
+    """The self-contained report (figures and images embedded; see the module docstring).
+
+    ``images`` is :func:`netpet.stats.report_images.session_images`'s result (None: images were not
+    requested, and the report says so).
+    """
+    from netpet.stats.stard import stard_counts, stard_html
+
     r = analysis.result
     inputs, options = r["inputs"], r["options"]
     level_pct = int(round(100 * options["level"]))
@@ -320,6 +366,8 @@ def html_report(analysis: Analysis, made: List[Dict[str, str]], command: str = "
         if patients:
             parts.append(f"<p class='note'>Not read in {html.escape(group)} (no row in the study table, left out of "
                          f"this group): {html.escape(', '.join(patients))}</p>")
+    parts.append(headline_html(r, analysis.units.get("lesion")))
+    parts.append(stard_html(stard_counts(r, analysis.units), rule))
     parts.append(
         "<h2>Methods</h2><p>Units: a patient is positive by the reference standard when any of its lesions is "
         "malignant and positive by a reader when any finding is called positive; a reference lesion without a finding "
@@ -334,7 +382,13 @@ def html_report(analysis: Analysis, made: List[Dict[str, str]], command: str = "
         "ROC: AUC with DeLong's interval, Youden cut-off, paired DeLong test. Agreement: Bland&ndash;Altman, Lin's "
         "concordance correlation, Spearman; Cohen's kappa between readers. ROC and agreement use the findings with a "
         "value of the variable; findings without one (an empty cell, or the volume, mean and TLA of a lesion that is "
-        "not separable, which has no segmented volume) are left out and counted in the tables.</p>")
+        "not separable, which has no segmented volume) are left out and counted in the tables.</p>"
+        f"<p>Small samples: an interval is marked &#9888; when fewer than {MIN_CLUSTERS} patients (the clusters) or "
+        f"fewer than {MIN_EVENTS} units in its denominator stand behind it, as the coverage of binomial and "
+        "clustered intervals is then unreliable; with few patients a cluster-bootstrap or GEE interval can even be "
+        "narrower than the unclustered one. A bootstrap interval of zero width (every resample gives the same value) "
+        f"is reported as not estimable. Sources: {SMALL_SAMPLE_SOURCES}. The thresholds are this report's "
+        "conventions.</p>")
     if inputs.get("time_points"):
         parts.append(
             "<p>Time points: each group is a modality, tracer and reader at one time point "
@@ -359,16 +413,19 @@ def html_report(analysis: Analysis, made: List[Dict[str, str]], command: str = "
             row = [_group_cell(e), str(e["n_units"]), *(_fmt(e[k]) for k in ("tp", "fp", "fn", "tn")),
                    (f"{e['equivocal_findings']} ({e['equivocal_units']})" if e.get("equivocal_findings") is not None
                     else "&ndash;"),
-                   *(_ci(e[m]) for m in ("sensitivity", "specificity", "ppv", "npv", "accuracy")),
-                   _ci(e["lr_pos"], percent=False), _ci(e["lr_neg"], percent=False)]
+                   *(_ci_warned(e, m) for m in ("sensitivity", "specificity", "ppv", "npv", "accuracy")),
+                   _ci_warned(e, "lr_pos", percent=False), _ci_warned(e, "lr_neg", percent=False)]
             if level != "patient":
                 clustered = e.get("clustered") or {}
-                row += [_ci(clustered.get("sensitivity")), _ci(clustered.get("specificity")),
-                        _ci((e.get("gee") or {}).get("sensitivity"))]
+                row += [_ci_warned(e, "sensitivity", clustered.get("sensitivity"), True),
+                        _ci_warned(e, "specificity", clustered.get("specificity"), True),
+                        _ci_warned(e, "sensitivity", (e.get("gee") or {}).get("sensitivity"), True)]
             body.append(row)
-        parts.append(_table(header, body))
+        parts.append(_table(header, body, "accuracy"))
         parts.append(f"<p class='note'>Equivocal findings counted as {html.escape(rule)}"
-                     "; in brackets the units whose call rests on them (an equivocal finding and no positive one).</p>")
+                     "; in brackets the units whose call rests on them (an equivocal finding and no positive one). "
+                     "&#9888; marks an interval that few patients or units make unreliable (the reason in the mark; "
+                     "see Methods).</p>")
         parts.extend(_figure(f) for f in made if f["title"] == f"Forest plot, {level} level")
     # comparisons
     parts.append("<h2>Paired comparisons</h2>")
@@ -386,20 +443,22 @@ def html_report(analysis: Analysis, made: List[Dict[str, str]], command: str = "
                      _fmt(first.get("estimate_a")), _fmt(first.get("estimate_b")), diff,
                      _p(tests.get("mcnemar-exact", {}).get("p_value")), _p(tests.get("mcnemar-chi2", {}).get("p_value")),
                      _p(clustered.get("p_value")) if clustered else "&ndash;",
-                     (f"{100 * clustered['ci_low']:+.1f} to {100 * clustered['ci_high']:+.1f} %"
-                      if clustered and clustered.get("ci_low") is not None else "&ndash;")])
+                     _clustered_difference(clustered)])
     parts.append(_table(["Level", "Measure", "A", "B", "n", "A", "B", "A &minus; B (Tango CI)", "Exact McNemar p",
                          "McNemar &chi;&sup2; p", "Clustered p (Durkalski)", "Clustered CI of A &minus; B"], body))
     # ROC
     parts.append("<h2>ROC analysis (lesion level)</h2>")
+    lesions = analysis.units.get("lesion")
     parts.append(_table(["Group", "Variable", "Malignant", "Benign", "Left out (no value)", "AUC (DeLong CI)",
-                         "Youden cut-off", "Sensitivity", "Specificity"],
+                         "Caveats", "Youden cut-off", "Sensitivity", "Specificity"],
                         [[_group_cell({**e, "group_by": {}}), html.escape(e["variable"]), str(e["n_cases"]),
                           str(e["n_controls"]), _dropped(e),
                           (f"{e['auc']:.3f} ({_fmt(e['ci_low'])}&ndash;{_fmt(e['ci_high'])})" if e["auc"] is not None
                            else f"&ndash; <span class='note'>{html.escape(e.get('reason', ''))}</span>"),
+                          ("; ".join(html.escape(f) for f in auc_flags({**e, "n_patients": _patients_of(lesions, e)},
+                                                                        lesions)) if e["auc"] is not None else ""),
                           _fmt(e["youden_cutoff"], 2), _fmt(e["youden_sensitivity"]), _fmt(e["youden_specificity"])]
-                         for e in r["roc"]]))
+                         for e in r["roc"]], "roc"))
     if r["roc_comparisons"]:
         parts.append(_table(["Variable", "A", "B", "n", "Left out (no value)", "AUC A", "AUC B", "z",
                              "p (paired DeLong)"],
@@ -442,8 +501,15 @@ def html_report(analysis: Analysis, made: List[Dict[str, str]], command: str = "
         from netpet.stats.staging import staging_html  # not at module level: see netpet.stats.analysis.analyse
 
         parts.append(staging_html(staging))
+    parts.append(patient_table_html(patient_rows(analysis.units, staging if (staging or {}).get("available") else None,
+                                                 reference_indications(inputs.get("reference")))))
+    parts.append(krenning_html(krenning_rows(analysis.units.get("lesion"))))
+    parts.append(extra_sections_html(r))
+    from netpet.stats.report_images import images_html
+
+    parts.append(images_html(images))
     # false findings
-    parts.append("<h2>False positives and false negatives (lesion level)</h2>")
+    parts.append("<h2 id='false-findings'>False positives and false negatives (lesion level)</h2>")
     if r["causes"]:
         parts.append(_table(["Kind", "Cause", "Count"],
                             [[html.escape(c["kind"]), html.escape(str(c["cause"])), str(c["count"])] for c in r["causes"]]))
@@ -452,6 +518,30 @@ def html_report(analysis: Analysis, made: List[Dict[str, str]], command: str = "
     parts.append(_false_findings_table(r["false_findings"]))
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def _patients_of(lesions: Optional[Any], entry: Dict[str, Any]) -> Optional[int]:
+    """The patients behind an ROC entry (of its group, lesions found)."""
+    if lesions is None or not len(lesions):
+        return None
+    mask = np.ones(len(lesions), dtype=bool)
+    for key in (*GROUP_KEYS, TIME_POINT):
+        if key in entry and key in lesions:
+            mask &= (lesions[key].astype(str) == str(entry[key])).to_numpy()
+    if "found" in lesions:
+        mask &= lesions["found"].astype(bool).to_numpy()
+    return int(lesions.loc[mask, "patient_id"].nunique())
+
+
+def _clustered_difference(entry: Optional[Dict[str, Any]]) -> str:
+    """The cluster-bootstrap interval of a paired difference; zero width is not estimable; few patients marked."""
+    if not entry or entry.get("ci_low") is None:
+        return "&ndash;"
+    if not_estimable(entry):
+        return "not estimable (zero-width bootstrap interval)" + warn_mark(
+            interval_warning(entry.get("n_patients"), entry.get("n"), entry, True))
+    return (f"{100 * entry['ci_low']:+.1f} to {100 * entry['ci_high']:+.1f} %"
+            + warn_mark(interval_warning(entry.get("n_patients"), entry.get("n"), entry, True)))
 
 
 def _correspondence_section(summary: Dict[str, Any]) -> str:
@@ -494,9 +584,10 @@ def _dropped(entry: Dict[str, Any]) -> str:
     return f"{count} ({apart} not separable)" if apart else str(count)
 
 
+#: the columns of the false findings in the report (the CSV has them all, with the segmentation file)
 FALSE_FINDING_HTML = ("kind", "patient_id", "session_id", "modality", "tracer", "reader", "lesion_id", "region",
-                      "standard", "found", "call", "suv_max", "tl_ratio", "krenning", "segmentation_file",
-                      "segmentation_status", "flags", "warnings", "cause")
+                      "standard", "found", "call", "suv_max", "tl_ratio", "krenning", "segmentation_status", "flags",
+                      "warnings", "cause")
 
 
 def _false_findings_table(rows: Sequence[Dict[str, Any]]) -> str:
@@ -519,12 +610,14 @@ def _false_findings_table(rows: Sequence[Dict[str, Any]]) -> str:
         cells = []
         for c in columns:
             value = row.get(c, "")
-            text = _fmt(value, 2) if isinstance(value, float) else html.escape(str(value if value is not None else ""))
+            text = number(value, 2) if isinstance(value, (int, float)) and not isinstance(value, bool) else html.escape(
+                str(value if value is not None else ""))
             if c == "segmentation_status" and marked:
                 text = f"<strong>&#9888; {text}</strong>"
             cells.append(f"<td>{text}</td>")
         body.append(("<tr class='not-separable'>" if marked else "<tr>") + "".join(cells) + "</tr>")
-    parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>")
+    parts.append(f"<div class='table-wrap'><table class='false-findings'><thead><tr>{head}</tr></thead>"
+                 f"<tbody>{''.join(body)}</tbody></table></div>")
     return "".join(parts)
 
 
@@ -535,8 +628,19 @@ def _figure(made: Dict[str, str]) -> str:
 
 
 def write_outputs(analysis: Analysis, out: str, command: str = "", previous_causes: Optional[Dict] = None,
-                  figures_too: bool = True) -> Dict[str, str]:
-    """Write every output (see module docstring) into ``out``; returns {name: path}."""
+                  figures_too: bool = True, dicom: Optional[str] = None) -> Dict[str, str]:
+    """Write every output (see module docstring) into ``out``; returns {name: path}.
+
+    ``dicom``: the folder tree of the study's DICOM files; when given, the PET of every session read
+    (found by the table's ``series_uid``) is converted to SUV and the report gains MIPs with the
+    lesions marked and thumbnails of every false finding (:mod:`netpet.stats.report_images`), also
+    written as PNG files under ``images/``.
+
+    Raises
+    ------
+    StatsError
+        A ``dicom`` folder that does not exist or holds no DICOM file.
+    """
     import json
 
     os.makedirs(out, exist_ok=True)
@@ -571,11 +675,21 @@ def write_outputs(analysis: Analysis, out: str, command: str = "", previous_caus
             put("false-findings-previous-causes.csv", _csv_bytes(orphans))
     for level, frame in analysis.units.items():
         put(f"units-{level}.csv", frame.to_csv(index=False, lineterminator="\n").encode("utf-8"))
+    from netpet.stats.stard import counts_rows, stard_counts
+
+    put("stard.csv", _csv_bytes(counts_rows(stard_counts(r, analysis.units))))
     made = figures(analysis, os.path.join(out, "figures"), seed=r["options"]["seed"]) if figures_too else []
     for f in made:
         written[f"figures/{os.path.basename(f['png'])}"] = f["png"]
         written[f"figures/{os.path.basename(f['svg'])}"] = f["svg"]
-    put("report.html", html_report(analysis, made, command).encode("utf-8"))
+    images = None
+    if dicom:
+        from netpet.stats.report_images import session_images
+
+        images = session_images(analysis, dicom, os.path.join(out, "images"))
+        for item in images.get("mips", []) + images.get("thumbnails", []):
+            written[f"images/{os.path.basename(item['png'])}"] = item["png"]
+    put("report.html", html_report(analysis, made, command, images).encode("utf-8"))
     return written
 
 
