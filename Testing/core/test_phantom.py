@@ -65,7 +65,8 @@ def test_lesion_free_patient_has_one_reference_row():
     assert reference_rows(patient) == [{"patient_id": "NETPET-005", "lesion_id": "", "region": "", "truth": 0,
                                         "standard": "follow-up", "site": "", "primary": "", "location_session": "",
                                         "center_r": "", "center_a": "", "center_s": "", "diameter_mm": "",
-                                        "time_point": ""}]
+                                        "time_point": "", "indication": "NET work-up", "culprit": 0,
+                                        "sstr_expression": "", "fdg_avid": "", "fdg_only": ""}]
 
 
 def test_patient_mix_covers_the_study_design():

@@ -21,6 +21,9 @@ def add_parser(sub) -> None:
     p.add_argument("--follow-up", action="store_true",
                    help="add a 68Ga-DOTATATE PET/CT follow-up (time point FU1, 90-200 days later) for NET and TIO "
                         "patients: response, stable disease, progression with new lesions, recurrence")
+    p.add_argument("--reading-design", action="store_true",
+                   help="NETPET grades P0-P5 by design, FDG-only lesions, TIO culprits with SSTR-avid decoys "
+                        "(every NET and lesion-free patient gets the FDG PET/CT; see netpet.phantom.reading)")
     p.add_argument("--case", metavar="NAME", help="write one teaching case instead (see --list-cases)")
     p.add_argument("--list-cases", action="store_true", help="list the teaching cases and exit")
     p.add_argument("--jobs", type=JOBS, default=None, help="worker processes (default: all cores)")
@@ -42,8 +45,8 @@ def run(args: argparse.Namespace) -> int:
     progress = _tqdm_progress(True)
     try:
         if args.case:
-            if args.distant_sites or args.follow_up:
-                raise UsageError("--distant-sites and --follow-up apply to the study (--patients), not to a "
+            if args.distant_sites or args.follow_up or args.reading_design:
+                raise UsageError("--distant-sites, --follow-up and --reading-design apply to the study (--patients), not to a "
                                  "teaching case")
             summary = generate_case(args.out, args.case, args.preview, progress)
         else:
@@ -51,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
             modalities = [m.strip().lower() for m in args.modalities.split(",") if m.strip()]
             summary = generate_study(args.out, args.patients, args.seed, tracers, modalities, args.preview,
                                      args.jobs, progress, distant_sites=args.distant_sites,
-                                     follow_up=args.follow_up)
+                                     follow_up=args.follow_up, reading_design=args.reading_design)
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
     sessions = sum(len(p["sessions"]) for p in summary["patients"])
@@ -59,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"wrote {len(summary['patients'])} patients, {sessions} sessions, {lesions} lesions: "
           f"{summary['files']} DICOM files, {summary['bytes'] / 1e6:.0f} MB in {args.out}")
     print(f"truth: {args.out}/truth/lesions.csv, {args.out}/reference_standard.csv, "
-          f"{args.out}/reference_locations.csv, {args.out}/truth/staging.csv, {args.out}/truth/sessions.csv"
+          f"{args.out}/reference_locations.csv, {args.out}/truth/staging.csv, {args.out}/truth/sessions.csv, "
+          f"{args.out}/truth/netpet_scores.csv, {args.out}/truth/readers.csv"
           + (f", {args.out}/truth/follow_up.csv" if summary["parameters"].get("follow_up") else ""))
     return EXIT_OK

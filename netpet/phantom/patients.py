@@ -416,14 +416,18 @@ def make_session(session_id: str, tracer: str, scanner: Scanner, start: dt.datet
 
 
 def make_patient(seed: int, index: int, tracers: Sequence[str] = TRACERS, modalities: Sequence[str] = MODALITIES,
-                 kind: Optional[str] = None, distant_sites: bool = False, follow_up: bool = False) -> Patient:
+                 kind: Optional[str] = None, distant_sites: bool = False, follow_up: bool = False,
+                 reading_design: bool = False) -> Patient:
     """Patient ``index`` (0-based) of the study with this seed.
 
     ``distant_sites``: NET patients get the nodal and distant sites of the study's staging design
     (:func:`netpet.phantom.stages.apply_stage_design`); ``follow_up``: NET and TIO patients get a
     68Ga-DOTATATE PET/CT follow-up time point FU1 (:func:`netpet.phantom.followup.add_follow_up`;
-    needs dotatate and petct among the tracers and modalities). Both draw from their own random
-    streams, so every other draw of the patient stays the same.
+    needs dotatate and petct among the tracers and modalities); ``reading_design``: the NETPET-grade design,
+    FDG-only lesions and TIO decoys of :mod:`netpet.phantom.reading` (the histological grade follows the
+    design's NETPET grade, NET and lesion-free patients get the FDG session). Each draws from its own random
+    streams, so every other draw of the patient stays the same (with ``reading_design`` the grade and FDG
+    session a NET patient is given change what depends on them).
     """
     rng = _rng(seed, index, 1)
     kind = kind or PATIENT_KINDS[index % len(PATIENT_KINDS)]
@@ -431,6 +435,10 @@ def make_patient(seed: int, index: int, tracers: Sequence[str] = TRACERS, modali
     body, height, weight = _body(rng, sex, whole_body=(kind == "TIO"))
     age = int(rng.integers(28, 78))
     grade = str(rng.choice(["G1", "G2", "G3"], p=[0.45, 0.45, 0.10])) if kind == "NET" else None
+    if reading_design and kind == "NET":
+        from netpet.phantom.reading import HISTOLOGY, target_grade
+
+        grade = HISTOLOGY[target_grade(index, kind)]
     lrng = _rng(seed, index, 2)
     liver_suv = 6.8
     lesions: List[Lesion] = []
@@ -444,6 +452,7 @@ def make_patient(seed: int, index: int, tracers: Sequence[str] = TRACERS, modali
         lesion.center = body.p(*lesion.center, organ=lesion.site not in LIMB_SITES)
     _number(lesions, lrng)
     fdg = kind == "TIO" or (grade in ("G2", "G3")) or (kind != "TIO" and lrng.uniform() < 0.3)
+    fdg = fdg or reading_design  # a NETPET grade needs both scans
     start = dt.datetime(2025, 1, 6, 8, 0) + dt.timedelta(days=int(index * 9 + seed % 50))
     sessions = _sessions(seed, index, rng, tracers, modalities, fdg, start, weight)
     myocardium = 1.5 if rng.uniform() < 0.3 else float(rng.uniform(2.5, 8.0))
@@ -457,6 +466,10 @@ def make_patient(seed: int, index: int, tracers: Sequence[str] = TRACERS, modali
         from netpet.phantom.stages import apply_stage_design
 
         apply_stage_design(patient, seed)
+    if reading_design:
+        from netpet.phantom.reading import apply_grade_design
+
+        apply_grade_design(patient, seed)
     if follow_up:
         from netpet.phantom.followup import add_follow_up
 

@@ -8,19 +8,23 @@ Layout under the output folder::
     truth/lesions.csv                         one row per lesion and session (+ time_point with follow-up)
     truth/sessions.csv                        the patient's pose per session (netpet.phantom.poses)
     truth/staging.csv                         N, M and stage group per patient and time point
+    truth/netpet_scores.csv                   the expected NETPET grade per patient (netpet.phantom.reading)
+    truth/readers.csv                         two simulated readers' call and confidence (netpet.phantom.readers)
     truth/follow_up.csv                       with follow-up: what changed per lesion (netpet.phantom.followup)
     truth/truth.json                          everything: study, patients, sessions, lesions
     reference_standard.csv                    patient_id, lesion_id, region, truth, standard, site, primary,
-                                              location (first session), time_point
+                                              location (first session), time_point, indication, culprit,
+                                              sstr_expression, fdg_avid, fdg_only
     reference_locations.csv                   every lesion's location in every session that shows it
     preview/<patient>_<session>.png           with --preview
     README.txt                                what the study is and how it was made
 
 The study is a deterministic function of its parameters: the same seed gives the same bytes
 (UIDs are derived from the seed), however many processes write it. ``distant_sites`` (the staging
-design, :mod:`netpet.phantom.stages`) and ``follow_up`` (time point FU1, :mod:`netpet.phantom.followup`)
-are off by default; without them the DICOM, masks, truth/lesions.csv and truth.json are those of
-earlier versions byte for byte (the new files are added, reference_standard.csv gains columns).
+design, :mod:`netpet.phantom.stages`), ``follow_up`` (time point FU1, :mod:`netpet.phantom.followup`) and
+``reading_design`` (NETPET grades P0-P5, FDG-only lesions, TIO decoys: :mod:`netpet.phantom.reading`) are off by
+default; without them the DICOM, masks, truth/lesions.csv and truth.json are those of earlier versions byte for
+byte (the new files are added, reference_standard.csv gains columns).
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ from netpet import __version__
 from netpet.dicom import radionuclides, writer
 from netpet.dicom.files import default_jobs, process_context
 from netpet.geometry import lps_to_ras
-from netpet.phantom import render
+from netpet.phantom import reading, readers, render
 from netpet.phantom.patients import BASELINE, FOLLOW_UP, MODALITIES, TRACERS, Patient, Session, make_patient
 from netpet.phantom.poses import SESSION_COLUMNS, pose_row
 from netpet.progress import ProgressCallback, report
@@ -59,7 +63,8 @@ LESION_COLUMNS = [
 #: truth/lesions.csv of a study with follow-up: the same, and the session's time point
 LESION_COLUMNS_FOLLOW_UP = LESION_COLUMNS + ["time_point"]
 REFERENCE_COLUMNS = ["patient_id", "lesion_id", "region", "truth", "standard", "site", "primary", "location_session",
-                     "center_r", "center_a", "center_s", "diameter_mm", "time_point"]
+                     "center_r", "center_a", "center_s", "diameter_mm", "time_point", "indication", "culprit",
+                     "sstr_expression", "fdg_avid", "fdg_only"]
 LOCATION_COLUMNS = ["patient_id", "lesion_id", "session_id", "center_r", "center_a", "center_s", "diameter_mm"]
 STAGING_COLUMNS = ["patient_id", "time_point", "primary", "n", "m", "stage_group"]
 #: A lesion is called avid for a tracer when its uptake is at least this multiple of the
@@ -79,6 +84,8 @@ class StudyParameters:
     distant_sites: bool = False
     #: NET and TIO patients get a follow-up time point FU1 (netpet.phantom.followup)
     follow_up: bool = False
+    #: NETPET grades by design, FDG-only lesions and TIO decoys (netpet.phantom.reading)
+    reading_design: bool = False
 
 
 @dataclass
@@ -93,6 +100,8 @@ class PatientResult:
     session_rows: List[Dict[str, Any]] = field(default_factory=list)
     staging_rows: List[Dict[str, Any]] = field(default_factory=list)
     change_rows: List[Dict[str, Any]] = field(default_factory=list)
+    score_rows: List[Dict[str, Any]] = field(default_factory=list)
+    reader_rows: List[Dict[str, Any]] = field(default_factory=list)
     files: int = 0
     bytes: int = 0
 
@@ -267,12 +276,13 @@ def _session(model: render.Model, session: Session, seed: int, out: str, preview
 
 
 def render_patient(patient: Patient, seed: int, out: str, preview: bool, follow_up: bool = False,
-                   extended: bool = False) -> PatientResult:
+                   extended: bool = False, reading_design: bool = False) -> PatientResult:
     """Model, image and write one patient's sessions (runs in a worker process).
 
     ``follow_up``: the study has time points (time_point columns and fields); ``extended``: the
     study uses a new option (distant sites or follow-up), so truth.json carries the patient's
-    primary, staging and follow-up.
+    primary, staging and follow-up; ``reading_design``: the study uses the reading design (truth.json
+    carries the patient's indication and designed NETPET grade).
     """
     models = {BASELINE: render.build_model(patient)}
     for time_point in patient.follow_up:
@@ -292,6 +302,8 @@ def render_patient(patient: Patient, seed: int, out: str, preview: bool, follow_
     result.session_rows = [pose_row(patient, session) for session in patient.sessions]
     result.staging_rows = staging_rows(patient)
     result.change_rows = [row for point in patient.follow_up.values() for row in point.changes]
+    result.score_rows = reading.score_rows(patient, reading_design)
+    result.reader_rows = readers.read(patient, seed, _read_pairs(patient, result.lesion_rows))
     if extended:
         result.summary["primary"] = patient.primary
         result.summary["staging"] = result.staging_rows
@@ -299,7 +311,22 @@ def render_patient(patient: Patient, seed: int, out: str, preview: bool, follow_
             {"time_point": point.time_point, "days_from_baseline": point.days_from_baseline,
              "scenario": point.scenario, "lesions": [_lesion_summary(lesion) for lesion in point.lesions],
              "changes": point.changes} for point in patient.follow_up.values()]
+    if reading_design:
+        result.summary["indication"] = reading.indication_of(patient)
+        result.summary["netpet_grade"] = {k: result.score_rows[0][k] for k in ("designed_grade", "netpet_grade",
+                                                                                 "deciding_lesion")}
     return result
+
+
+def _read_pairs(patient: Patient, lesion_rows: Sequence[Dict[str, Any]]):
+    """(session, lesion) of every truth row (a lesion in a session's field of view), in the rows' order."""
+    sessions = {session.session_id: session for session in patient.sessions}
+    pairs = []
+    for row in lesion_rows:
+        session = sessions[row["session_id"]]
+        lesion = next(les for les in patient.lesions_at(session.time_point) if les.lesion_id == row["lesion_id"])
+        pairs.append((session, lesion))
+    return pairs
 
 
 def _lesion_summary(lesion) -> Dict[str, Any]:
@@ -324,7 +351,8 @@ def reference_rows(patient: Patient, lesion_rows: Sequence[Dict[str, Any]] = (),
     With ``follow_up`` there is one row per lesion and time point at which it is present (a lesion
     new at FU1 has only its FU1 row, one that disappeared only its baseline row; a time point
     without any lesion has the patient row), ``time_point`` naming it; without, ``time_point`` is
-    empty (every time point).
+    empty (every time point). ``indication``, ``culprit``, ``sstr_expression``, ``fdg_avid`` and ``fdg_only``:
+    :mod:`netpet.phantom.reading` (the uptake columns empty on a patient row).
     """
     first: Dict[str, Dict[str, Any]] = {}
     for row in lesion_rows:
@@ -332,13 +360,16 @@ def reference_rows(patient: Patient, lesion_rows: Sequence[Dict[str, Any]] = (),
     # TIO: "TIO" (a primary staging does not apply to, netpet.clinical.staging.NOT_APPLICABLE_PRIMARIES): an empty
     # primary would be staged as an unknown primary, its culprit in a bone read as M1b
     primary = "TIO" if patient.kind == "TIO" else patient.primary
+    indication = reading.indication_of(patient)
     rows = []
     for time_point in (patient.time_points if follow_up else [""]):
         lesions = patient.lesions_at(time_point)
         if not lesions:
             rows.append({"patient_id": patient.patient_id, "lesion_id": "", "region": "", "truth": 0,
                          "standard": FOLLOW_UP, "site": "", "primary": primary, "location_session": "",
-                         "center_r": "", "center_a": "", "center_s": "", "diameter_mm": "", "time_point": time_point})
+                         "center_r": "", "center_a": "", "center_s": "", "diameter_mm": "", "time_point": time_point,
+                         "indication": indication, "culprit": 0, "sstr_expression": "", "fdg_avid": "",
+                         "fdg_only": ""})
         for lesion in lesions:
             seen = first.get(lesion.lesion_id)
             location = {"location_session": seen["session_id"], **{k: seen[k] for k in
@@ -346,7 +377,9 @@ def reference_rows(patient: Patient, lesion_rows: Sequence[Dict[str, Any]] = (),
                 if seen else {k: "" for k in ("location_session", "center_r", "center_a", "center_s", "diameter_mm")}
             rows.append({"patient_id": patient.patient_id, "lesion_id": lesion.lesion_id, "region": lesion.region,
                          "truth": int(lesion.malignant), "standard": lesion.standard, "site": lesion.site,
-                         "primary": primary, **location, "time_point": time_point})
+                         "primary": primary, **location, "time_point": time_point, "indication": indication,
+                         "culprit": reading.culprit(lesion), "sstr_expression": reading.sstr_expression(lesion),
+                         "fdg_avid": reading.fdg_avid(lesion), "fdg_only": reading.fdg_only(lesion)})
     return rows
 
 
@@ -398,7 +431,8 @@ def generate(out: str, patients: Sequence[Patient], parameters: StudyParameters,
     results: Dict[str, PatientResult] = {}
     report(progress, 0.0, f"Writing {len(patients)} synthetic patients")
     extended = parameters.follow_up or parameters.distant_sites
-    work = [(p, parameters.seed, out, parameters.preview, parameters.follow_up, extended) for p in order]
+    work = [(p, parameters.seed, out, parameters.preview, parameters.follow_up, extended, parameters.reading_design)
+            for p in order]
     if jobs == 1 or len(work) == 1:
         for i, job in enumerate(work):
             results[job[0].patient_id] = render_patient(*job)
@@ -411,7 +445,7 @@ def generate(out: str, patients: Sequence[Patient], parameters: StudyParameters,
                 report(progress, (i + 1) / len(work), f"Wrote {result.patient_id}")
     ordered = [results[p.patient_id] for p in patients]
     _write_tables(out, ordered, parameters.follow_up)
-    options = {k: True for k in ("distant_sites", "follow_up") if getattr(parameters, k)}
+    options = {k: True for k in ("distant_sites", "follow_up", "reading_design") if getattr(parameters, k)}
     summary = {
         "netpet_version": __version__,
         "parameters": {"patients": parameters.patients, "seed": parameters.seed, "tracers": list(parameters.tracers),
@@ -445,12 +479,16 @@ def _write_tables(out: str, results: Sequence[PatientResult], follow_up: bool = 
         from netpet.phantom.followup import CHANGE_COLUMNS
 
         _csv(os.path.join(out, "truth", "follow_up.csv"), CHANGE_COLUMNS, rows("change_rows"))
+    _csv(os.path.join(out, "truth", "netpet_scores.csv"), reading.SCORE_COLUMNS, rows("score_rows"))
+    _csv(os.path.join(out, "truth", "readers.csv"), readers.READER_COLUMNS, rows("reader_rows"))
 
 
 def _readme(out: str, summary: Dict[str, Any], extra: str, follow_up: bool = False) -> None:
     p = summary["parameters"]
     options = [name for name, on in (("distant sites (staging design)", p.get("distant_sites")),
-                                     ("follow-up time point FU1", p.get("follow_up"))) if on]
+                                     ("follow-up time point FU1", p.get("follow_up")),
+                                     ("reading design (NETPET grades, FDG-only lesions, TIO decoys)",
+                                      p.get("reading_design"))) if on]
     lines = [
         "NETPET digital reference study",
         "==============================",
@@ -469,6 +507,8 @@ def _readme(out: str, summary: Dict[str, Any], extra: str, follow_up: bool = Fal
         "reference_locations.csv every lesion's location in every session that shows it",
         "truth/sessions.csv  the patient's pose per session (the movement registration must recover)",
         "truth/staging.csv   N, M and stage group of every patient per time point (the staging truth)",
+        "truth/netpet_scores.csv  the expected NETPET grade (P0-P5) of every patient from the true uptake",
+        "truth/readers.csv   two simulated readers' visual call, confidence and anatomic correlate per lesion and session",
     ]
     if follow_up:
         lines.append("truth/follow_up.csv what changed per lesion from baseline to FU1 (scenario, factors, status)")
@@ -486,6 +526,30 @@ def _readme(out: str, summary: Dict[str, Any], extra: str, follow_up: bool = Fal
                             " its baseline row; a time point without any lesion has the patient row (empty"
                             " lesion_id, truth 0)" if follow_up else "empty: the truth applies to every time point"),
         "  A patient without any finding has one row with empty lesion_id and region, truth 0.",
+        "  indication: the patient's (the same on every row): NET staging, NET work-up (a suspected NET; the",
+        "    lesion-free work-ups), TIO localisation (TIO work-ups), follow-up (a known NET restaged); NET patients",
+        "    cycle NET staging, NET staging, follow-up in study order",
+        "  culprit: 1 on the TIO culprit tumour's row (the phosphaturic mesenchymal tumour whose removal cures the",
+        "    osteomalacia), 0 elsewhere; a recurrence at FU1 is a new lesion, not the culprit",
+        "  sstr_expression: 68Ga-DOTATATE object SUV against the liver (6.8) on the Krenning scale, liver +-10 %",
+        "    equal: high (above, Krenning 3-4), moderate (equal, 2), low (below, 1), absent (at most half the liver)",
+        "  fdg_avid: 1 when the FDG object SUV is above the liver's (2.2); fdg_only: 1 for a tumour that is FDG-avid",
+        "    with low or absent SSTR expression (FDG+/SSTR-, dedifferentiated: it makes the patient NETPET P5).",
+        "    Both from the truth (noise-free object uptake); empty on a patient row",
+        "",
+        "truth/netpet_scores.csv columns",
+        "  patient_id, time_point (baseline), netpet_grade (P0-P5: netpet.clinical.netpet_score.netpet_grade on the",
+        "  patient's malignant lesions: Krenning from the true 68Ga-DOTATATE SUV, FDG positive above the liver, T/L",
+        "  of each tracer), deciding_lesion (the lesion ids of that grade, space-separated), indication,",
+        "  designed_grade (the reading design's target, empty without it), reason (the grade's sentence; for an",
+        "  empty grade why: a TIO work-up, or no FDG session). Follow-up time points (DOTATATE only) have no row.",
+        "",
+        "truth/readers.csv columns",
+        "  patient_id, session_id, lesion_id, reader (reader1, reader2), reader_call (positive, equivocal,",
+        "  negative), confidence (1 definitely benign ... 5 definitely malignant), anatomic_correlate (none, lesion,",
+        "  benign): one row per truth lesion, session and reader, from a binormal latent reader model with the",
+        "  Roe & Metz (1997) variance structure (netpet.phantom.readers: uptake conspicuity against the liver,",
+        "  partial volume, the anatomic correlate, reader-specific separation and thresholds; seeded)",
         "",
         "reference_locations.csv columns",
         "  patient_id, lesion_id, session_id, center_r, center_a, center_s (RAS mm of that session), diameter_mm",
@@ -513,12 +577,23 @@ def _readme(out: str, summary: Dict[str, Any], extra: str, follow_up: bool = Fal
             "(with new lesions), mixed; TIO: resected culprit, or recurrence at the resected site (a new lesion).",
             "Lesions keep their ids across time points; new lesions get new ids. See netpet.phantom.followup.",
         ]
+    if p.get("reading_design"):
+        lines += [
+            "",
+            "Reading design (netpet.phantom.reading): NET patients cycle the NETPET grades P1, P5, P3, P2, P4, P3",
+            "(histological grade G1, G3, G2, G2, G3, G2), lesion-free work-ups are P0; every NET and lesion-free",
+            "patient has the FDG PET/CT. P5 patients have an FDG-only lesion (68Ga-DOTATATE 0.3-0.7 x liver, FDG",
+            "2.5-4.5 x liver). TIO patients' culprits sit with SSTR-avid decoys: a physiological uncinate focus, a",
+            "healing rib fracture and a reactive inflammatory node.",
+        ]
     lines.append("")
     for patient in summary["patients"]:
         sessions = ", ".join(s["session_id"] for s in patient["sessions"])
         scenario = "".join(f"; {point['time_point']} day {point['days_from_baseline']}: {point['scenario']}"
                            for point in patient.get("follow_up", []))
-        lines.append(f"{patient['patient_id']}: {patient['description']} ({sessions}){scenario}")
+        grade = patient.get("netpet_grade", {}).get("netpet_grade")
+        grade = f"; NETPET {grade}" if grade else ""
+        lines.append(f"{patient['patient_id']}: {patient['description']} ({sessions}){scenario}{grade}")
     if extra:
         lines += ["", extra]
     with open(os.path.join(out, "README.txt"), "w", encoding="utf-8") as handle:
@@ -527,19 +602,22 @@ def _readme(out: str, summary: Dict[str, Any], extra: str, follow_up: bool = Fal
 
 def study_patients(parameters: StudyParameters) -> List[Patient]:
     return [make_patient(parameters.seed, i, parameters.tracers, parameters.modalities,
-                         distant_sites=parameters.distant_sites, follow_up=parameters.follow_up)
+                         distant_sites=parameters.distant_sites, follow_up=parameters.follow_up,
+                         reading_design=parameters.reading_design)
             for i in range(parameters.patients)]
 
 
 def generate_study(out: str, patients: int = 3, seed: int = 1, tracers: Sequence[str] = TRACERS,
                    modalities: Sequence[str] = MODALITIES, preview: bool = False, jobs: Optional[int] = None,
                    progress: Optional[ProgressCallback] = None, distant_sites: bool = False,
-                   follow_up: bool = False) -> Dict[str, Any]:
+                   follow_up: bool = False, reading_design: bool = False) -> Dict[str, Any]:
     """Generate a digital reference study of ``patients`` patients (see the module docstring).
 
     ``distant_sites``: NET patients get the nodal and distant sites of the staging design
     (:mod:`netpet.phantom.stages`); ``follow_up``: NET and TIO patients get a 68Ga-DOTATATE PET/CT
-    follow-up at time point FU1 (:mod:`netpet.phantom.followup`).
+    follow-up at time point FU1 (:mod:`netpet.phantom.followup`); ``reading_design``: NETPET grades P0-P5 by
+    design, FDG-only lesions and TIO culprits with decoys (:mod:`netpet.phantom.reading`; every NET and lesion-free
+    patient gets the FDG PET/CT).
 
     Raises
     ------
@@ -556,7 +634,7 @@ def generate_study(out: str, patients: int = 3, seed: int = 1, tracers: Sequence
         raise ValueError("the follow-up time point is a 68Ga-DOTATATE PET/CT: include dotatate among the tracers "
                          "and petct among the modalities")
     parameters = StudyParameters(patients, seed, tuple(tracers), tuple(modalities), preview,
-                                 distant_sites=distant_sites, follow_up=follow_up)
+                                 distant_sites=distant_sites, follow_up=follow_up, reading_design=reading_design)
     people = study_patients(parameters)
     if not any(p.sessions for p in people):
         raise ValueError("no session to write: FDG sessions are PET/CT only, choose --modalities petct too")
