@@ -322,3 +322,81 @@ def test_patient_cases_at_several_time_points_are_named_by_time_point():
                                         "confidence"])
     tidy, notes = mrmc_from_units(frame, None, "patient")
     assert sorted(tidy["case"]) == ["P1@FU1", "P1@baseline"] and not notes
+
+
+# -- through the study table: netpet mrmc -----------------------------------------------------------------------------
+
+def reader_study_files(tmp_path):
+    """Six patients (P1-P3 with a malignant lesion, P4-P5 a benign one, P6 none), two readers, DOTATATE PET/CT and
+    PET/MR. Patient confidence = its finding's (one finding each), 1 when read without a finding. P7 (malignant) is
+    read by R1 under PET/CT only."""
+    from Testing.core.test_stats_inputs import finding, write_reference, write_table
+
+    reference = [("P1", "L1", "liver", "1", "histopathology"), ("P2", "L1", "liver", "1", "histopathology"),
+                 ("P3", "L1", "bone", "1", "follow-up"), ("P4", "L1", "pancreas", "0", "follow-up"),
+                 ("P5", "L1", "bone", "0", "follow-up"), ("P6", "", "", "0", "follow-up"),
+                 ("P7", "L1", "liver", "1", "histopathology")]
+    confidences = {  # (reader, modality): P1..P6; None = read, nothing found (confidence 1)
+        ("R1", "PET/CT"): (5, 4, None, 3, None, None), ("R1", "PET/MR"): (5, 5, 3, 2, None, None),
+        ("R2", "PET/CT"): (4, 2, None, 2, None, None), ("R2", "PET/MR"): (5, 3, 2, None, 2, None)}
+    rows = []
+    for (reader, modality), values in confidences.items():
+        for number, value in enumerate(values, start=1):
+            patient = f"P{number}"
+            if value is None:
+                rows.append(finding(patient, "", "", modality, reader=reader, confidence=""))
+            else:
+                rows.append(finding(patient, "L1", "positive", modality, reader=reader, confidence=str(value)))
+    rows.append(finding("P7", "L1", "positive", "PET/CT", reader="R1", confidence="5"))
+    header = ("patient_id", "lesion_id", "region", "truth", "standard")
+    return (write_table(tmp_path / "table.csv", rows),
+            write_reference(tmp_path / "reference.csv", reference, header))
+
+
+def test_netpet_mrmc_on_a_study_table(tmp_path, capsys):
+    import json
+
+    from netpet.cli.main import main
+    from netpet.stats.data import load_study, units_for
+
+    table, reference = reader_study_files(tmp_path)
+    units = units_for(load_study(table, reference))["patient"]
+    if "confidence" not in units.columns:
+        pytest.skip("the units do not carry the readers' confidence yet (netpet.stats.data)")
+    out = tmp_path / "mrmc"
+    code = main(["mrmc", "--table", table, "--reference", reference, "--level", "patient", "--tests",
+                 "PET/CT dotatate", "PET/MR dotatate", "--out", str(out), "--json"])
+    assert code == 0
+    printed_result = json.loads(capsys.readouterr().out)
+    written = json.loads((out / "mrmc.json").read_text())
+    assert written == printed_result and (out / "mrmc.csv").exists()
+    # AUC by hand over the 3 x 3 (abnormal, normal) pairs, ties 1/2:
+    # R1 CT (5,4,1) vs (3,1,1): 3 + 3 + (0 + 1/2 + 1/2) = 7/9; R1 MR (5,5,3) vs (2,1,1): 9/9;
+    # R2 CT (4,2,1) vs (2,1,1): 3 + (1/2 + 1 + 1) + (0 + 1/2 + 1/2) = 6.5/9; R2 MR (5,3,2) vs (1,2,1): 3 + 3 + 2.5 = 8.5/9
+    auc = {(r["test"], r["reader"]): r["auc"] for r in written["auc"]}
+    assert auc == pytest.approx({("PET/CT dotatate", "R1"): 7 / 9, ("PET/MR dotatate", "R1"): 1.0,
+                                 ("PET/CT dotatate", "R2"): 6.5 / 9, ("PET/MR dotatate", "R2"): 8.5 / 9}, abs=1e-12)
+    assert written["design"] == {"tests": ["PET/CT dotatate", "PET/MR dotatate"], "readers": ["R1", "R2"],
+                                 "cases": 6, "abnormal": 3, "normal": 3}
+    assert any(n.startswith("1 of 7 patient cases left out: not read by every reader") for n in written["notes"])
+    assert any("Only 2 readers" in w for w in written["warnings"])
+    # both readers gain exactly 2/9 with PET/MR (7/9 -> 1, 6.5/9 -> 8.5/9): MS(TR) = 0, so Hillis' ddf is infinite
+    # and the fixed-case F test undefined (said so); the wide intervals pass 1 and the result says that too
+    assert written["rrrc"]["ddf_infinite"] and written["rrrc"]["ddf"] is None and written["rrrc"]["p"] is not None
+    assert written["rrfc"]["f"] is None and "MS(TR) = 0" in written["rrfc"]["reason"]
+    assert any("reaches beyond [0, 1]" in w for w in written["warnings"])
+    # the same numbers as the Python API on the adapter's frame
+    frame, _ = mrmc_from_units(units, ["PET/CT dotatate", "PET/MR dotatate"], "patient")
+    api = or_analysis(frame)
+    assert written["rrrc"]["f"] == pytest.approx(api["rrrc"]["f"], rel=1e-12)
+
+
+def test_netpet_mrmc_names_an_unknown_test(tmp_path, capsys):
+    from netpet.cli.main import main
+
+    table, reference = reader_study_files(tmp_path)
+    code = main(["mrmc", "--table", table, "--reference", reference, "--tests", "PET/CT fdg", "--out",
+                 str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 3 and "no test 'PET/CT fdg'" in err and "PET/CT dotatate, PET/MR dotatate" in err
+    assert len(err.strip().splitlines()) == 1

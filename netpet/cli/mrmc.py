@@ -80,25 +80,29 @@ def _write_json(path: str, payload) -> None:
     replace_atomically(path, write, suffix=".json", what="MRMC result", error=NetpetError)
 
 
+def _fmt(value, spec: str = ".3f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
 def summary(result) -> str:
     """Per test its reader-averaged AUC, then the random-reader test and each difference with its interval."""
     design = result["design"]
-    level = 100 * result["level"]
-    cases = f"{design['cases']} {result['case_level']} cases" if result.get("case_level") else f"{design['cases']} cases"
-    lines = [f"{len(design['readers'])} readers, {cases} ({design['abnormal']} abnormal, {design['normal']} normal), "
-             f"method {result['method']}"]
+    level = f"{100 * result['level']:g} %"
+    kind = f" {result['case_level']}" if result.get("case_level") else ""
+    lines = [f"{len(design['readers'])} readers, {design['cases']}{kind} cases ({design['abnormal']} abnormal, "
+             f"{design['normal']} normal), method {result['method']}"]
     rrrc = result["rrrc"]
     for row in rrrc["tests"]:
-        ci = (f"{level:g} % CI {row['ci_low']:.3f}-{row['ci_high']:.3f}" if row["ci_low"] is not None
+        ci = (f"{level} CI {_fmt(row['ci_low'])} to {_fmt(row['ci_high'])}" if row["ci_low"] is not None
               else "no interval")
         lines.append(f"  {row['test']}: AUC {row['estimate']:.3f} ({ci}, random readers and cases)")
     if rrrc.get("f") is not None:
-        lines.append(f"random readers and cases: F = {rrrc['f']:.3f}, df {rrrc['ndf']} and {rrrc['ddf']:.2f}, "
-                     f"p = {rrrc['p']:.4f}")
+        ddf = "infinity" if rrrc.get("ddf_infinite") else _fmt(rrrc["ddf"], ".2f")
+        lines.append(f"random readers and cases: F = {rrrc['f']:.3f}, df {rrrc['ndf']} and {ddf}, "
+                     f"p = {_fmt(rrrc['p'], '.4f')}")
     for d in rrrc["differences"]:
-        if d["ci_low"] is not None:
-            lines.append(f"  {d['test_a']} - {d['test_b']}: {d['estimate']:+.3f} ({level:g} % CI {d['ci_low']:+.3f} "
-                         f"to {d['ci_high']:+.3f})")
+        lines.append(f"  {d['test_a']} - {d['test_b']}: {d['estimate']:+.3f} ({level} CI {_fmt(d['ci_low'], '+.3f')} "
+                     f"to {_fmt(d['ci_high'], '+.3f')})")
     frrc = result["frrc"]
     if frrc.get("p") is not None:
         stat = f"F = {frrc['f']:.3f}" if frrc.get("f") is not None else f"chi-square = {frrc['chisq']:.3f}"
@@ -106,4 +110,6 @@ def summary(result) -> str:
     rrfc = result["rrfc"]
     if rrfc.get("p") is not None:
         lines.append(f"fixed cases: F = {rrfc['f']:.3f}, p = {rrfc['p']:.4f}")
+    elif rrfc.get("reason"):
+        lines.append(f"fixed cases: {rrfc['reason']}")
     return "\n".join(lines)

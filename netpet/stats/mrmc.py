@@ -87,6 +87,9 @@ FEW_READERS = 4
 FEW_CASES = 10
 #: random-reader denominator degrees of freedom below this: warning (wide t quantiles)
 FEW_DDF = 10.0
+#: a mean square below this is the floating-point rounding of an exact 0 (AUC rounding errors are ~1e-16, their
+#: squares ~1e-32; a true mean square of AUCs, in steps of 1/(2mn), is far above it for any study size)
+ROUNDING = 1e-20
 
 REFERENCES = (
     "Obuchowski NA, Rockette HE. Hypothesis testing of diagnostic accuracy for multiple readers and multiple tests: "
@@ -266,7 +269,12 @@ def _mean_squares(auc: np.ndarray) -> Dict[str, float]:
     ms_r = t * float(((by_reader - grand) ** 2).sum()) / (r - 1) if r > 1 else math.nan
     inter = auc - by_test[:, None] - by_reader[None, :] + grand
     ms_tr = float((inter ** 2).sum()) / ((t - 1) * (r - 1)) if t > 1 and r > 1 else math.nan
-    return {"ms_t": ms_t, "ms_r": ms_r, "ms_tr": ms_tr}
+    return {"ms_t": _exact_zero(ms_t), "ms_r": _exact_zero(ms_r), "ms_tr": _exact_zero(ms_tr)}
+
+
+def _exact_zero(value: float) -> float:
+    """0 for a mean square that is only rounding (see :data:`ROUNDING`)."""
+    return 0.0 if abs(value) < ROUNDING else value
 
 
 def _dbm_mean_squares(auc: np.ndarray, jack: np.ndarray) -> Dict[str, float]:
@@ -294,7 +302,7 @@ def _dbm_mean_squares(auc: np.ndarray, jack: np.ndarray) -> Dict[str, float]:
         out["ms_trc"] = float((resid ** 2).sum()) / ((t - 1) * (r - 1) * (k - 1))
     else:
         out["ms_trc"] = math.nan
-    return out
+    return {key: _exact_zero(value) for key, value in out.items()}
 
 
 # -- helpers for the inference ----------------------------------------------------------------------
@@ -310,6 +318,13 @@ def _t_row(estimate: float, se: float, df: float, level: float) -> Dict[str, Opt
         q, p = float(stats.t.isf((1.0 - level) / 2.0, df)), 2.0 * float(stats.t.sf(abs(estimate / se), df))
     return {"estimate": estimate, "se": se, "df": _num(df), "statistic": estimate / se, "p": p,
             "ci_low": estimate - q * se, "ci_high": estimate + q * se}
+
+
+def _f_sf(f: float, ndf: float, ddf: float) -> float:
+    """Upper tail of F(ndf, ddf); with infinite ddf that of chi-square(ndf) / ndf."""
+    if math.isinf(ddf):
+        return float(stats.chi2.sf(f * ndf, ndf))
+    return float(stats.f.sf(f, ndf, ddf))
 
 
 def _num(value: float) -> Optional[float]:
@@ -435,9 +450,12 @@ def _rrrc(auc, ms, comp, per_test, tests, level) -> Dict[str, Any]:
         den = ms["ms_tr"] + r * max(comp["cov2"] - comp["cov3"], 0.0)
         ddf = _satterthwaite(den, ms["ms_tr"], (t - 1) * (r - 1))
         f = ms["ms_t"] / den if den > 0 else math.nan
-        p = float(stats.f.sf(f, t - 1, ddf)) if math.isfinite(f) else math.nan
-        out.update({"f": _num(f), "ndf": t - 1, "ddf": _num(ddf), "p": _num(p), "ms_t": _num(ms["ms_t"]),
-                    "denominator": _num(den)})
+        p = float(_f_sf(f, t - 1, ddf)) if math.isfinite(f) else math.nan
+        out.update({"f": _num(f), "ndf": t - 1, "ddf": _num(ddf), "ddf_infinite": math.isinf(ddf), "p": _num(p),
+                    "ms_t": _num(ms["ms_t"]), "denominator": _num(den)})
+        if math.isinf(ddf):
+            out["note"] = ("MS(TR) = 0 (every reader's difference between the tests is the same): infinite denominator "
+                           "degrees of freedom, the F test is a chi-square test")
         se = math.sqrt(2.0 / r * den) if den >= 0 else math.nan
         out["differences"] = [{"test_a": tests[a], "test_b": tests[b],
                                **_t_row(float(auc[a].mean() - auc[b].mean()), se, ddf, level)}
@@ -500,12 +518,15 @@ def _rrfc(auc, ms, per_test, tests, level) -> Dict[str, Any]:
         ddf = (t - 1) * (r - 1)
         f = ms["ms_t"] / ms["ms_tr"] if ms["ms_tr"] > 0 else math.nan
         out.update({"f": _num(f), "ndf": t - 1, "ddf": ddf,
-                    "p": _num(float(stats.f.sf(f, t - 1, ddf))) if math.isfinite(f) else None,
+                    "p": _num(float(_f_sf(f, t - 1, ddf))) if math.isfinite(f) else None,
                     "ms_t": _num(ms["ms_t"]), "denominator": _num(ms["ms_tr"])})
         se = math.sqrt(2.0 * ms["ms_tr"] / r)
         out["differences"] = [{"test_a": tests[a], "test_b": tests[b],
                                **_t_row(float(auc[a].mean() - auc[b].mean()), se, ddf, level)}
                               for a, b in _pairs(tests)]
+        if not math.isfinite(f):
+            out["reason"] = ("MS(TR) = 0: every reader's difference between the tests is the same, so the fixed-case F "
+                             "test is undefined")
     else:
         out.update({"reason": "needs at least two tests and two readers", "differences": []})
     rows = []
@@ -527,15 +548,16 @@ def _dbm_tests(result: Dict[str, Any], dbm: Dict[str, float], t: int, r: int, k:
         den = dbm["ms_tr"] + max(dbm["ms_tc"] - dbm["ms_trc"], 0.0)
         ddf = _satterthwaite(den, dbm["ms_tr"], (t - 1) * (r - 1))
         f = dbm["ms_t"] / den if den > 0 else math.nan
-        result["rrrc"].update({"f": _num(f), "ddf": _num(ddf), "ms_t": _num(dbm["ms_t"]), "denominator": _num(den),
-                               "p": _num(float(stats.f.sf(f, t - 1, ddf))) if math.isfinite(f) else None})
+        result["rrrc"].update({"f": _num(f), "ddf": _num(ddf), "ddf_infinite": math.isinf(ddf),
+                               "ms_t": _num(dbm["ms_t"]), "denominator": _num(den),
+                               "p": _num(float(_f_sf(f, t - 1, ddf))) if math.isfinite(f) else None})
     if t > 1:
         ddf = (t - 1) * (k - 1)
         f = dbm["ms_t"] / dbm["ms_tc"] if dbm["ms_tc"] > 0 else math.nan
         se = math.sqrt(2.0 * dbm["ms_tc"] / (r * k))
         result["frrc"].update({
             "analysis": "fixed readers, random cases (DBM F test)", "chisq": None, "f": _num(f), "ndf": t - 1,
-            "ddf": ddf, "df": None, "p": _num(float(stats.f.sf(f, t - 1, ddf))) if math.isfinite(f) else None,
+            "ddf": ddf, "df": None, "p": _num(float(_f_sf(f, t - 1, ddf))) if math.isfinite(f) else None,
             "ms_t": _num(dbm["ms_t"]), "denominator": _num(dbm["ms_tc"]),
             "differences": [{"test_a": tests[a], "test_b": tests[b],
                              **_t_row(float(auc[a].mean() - auc[b].mean()), se, ddf, level)}
@@ -549,7 +571,7 @@ def _warnings(result: Dict[str, Any], t: int, r: int, m: int, n: int, lesion_lev
                    f"alone (Obuchowski-Rockette needs readers to estimate the reader variance).")
     elif r < FEW_READERS:
         out.append(f"Only {r} readers: the random-reader analysis estimates the reader variance from {r} values and "
-                   f"its denominator degrees of freedom are small, so its intervals are wide and unstable "
+                   f"its denominator degrees of freedom are usually small, so its intervals are wide and unstable "
                    f"(Hillis 2007; "
                    f"Obuchowski, AJR 2004;182:867-869); read the fixed-reader results as conclusions for these "
                    f"readers only.")
@@ -560,6 +582,11 @@ def _warnings(result: Dict[str, Any], t: int, r: int, m: int, n: int, lesion_lev
     if ddf is not None and ddf < FEW_DDF and r >= 2 and t > 1:
         out.append(f"The random-reader test has only {ddf:.1f} denominator degrees of freedom (Hillis 2007): its "
                    f"t and F quantiles are large and the intervals wide.")
+    beyond = [row["test"] for name in ("rrrc", "frrc", "rrfc") for row in result[name]["tests"]
+              if row["ci_low"] is not None and (row["ci_low"] < 0.0 or row["ci_high"] > 1.0)]
+    if beyond:
+        out.append(f"An AUC interval reaches beyond [0, 1] ({', '.join(dict.fromkeys(beyond))}): it is shown "
+                   "unclipped, as RJafroc and MRMCaov report it; the data cannot pin that AUC down.")
     if t < 2:
         out.append("One test only: no comparison of tests; only each test's AUC interval.")
     if lesion_level:
