@@ -372,7 +372,8 @@ def test_netpet_mrmc_on_a_study_table(tmp_path, capsys):
     assert written == printed_result and (out / "mrmc.csv").exists()
     # AUC by hand over the 3 x 3 (abnormal, normal) pairs, ties 1/2:
     # R1 CT (5,4,1) vs (3,1,1): 3 + 3 + (0 + 1/2 + 1/2) = 7/9; R1 MR (5,5,3) vs (2,1,1): 9/9;
-    # R2 CT (4,2,1) vs (2,1,1): 3 + (1/2 + 1 + 1) + (0 + 1/2 + 1/2) = 6.5/9; R2 MR (5,3,2) vs (1,2,1): 3 + 3 + 2.5 = 8.5/9
+    # R2 CT (4,2,1) vs (2,1,1): 3 + (1/2 + 1 + 1) + (0 + 1/2 + 1/2) = 6.5/9;
+    # R2 MR (5,3,2) vs (1,2,1): 3 + 3 + 2.5 = 8.5/9
     auc = {(r["test"], r["reader"]): r["auc"] for r in written["auc"]}
     assert auc == pytest.approx({("PET/CT dotatate", "R1"): 7 / 9, ("PET/MR dotatate", "R1"): 1.0,
                                  ("PET/CT dotatate", "R2"): 6.5 / 9, ("PET/MR dotatate", "R2"): 8.5 / 9}, abs=1e-12)
