@@ -6,7 +6,10 @@ Published values: the Van Dyke et al. (1993) reader study (Testing/reference/mrm
 Chakraborty's RJafrocBook, chapter "Applications using the Obuchowski Rockette method"
 (github.com/dpc10ster/RJafrocBook, docs/10C-OR-AnalysisApplications.md: FOMs, ANOVA, RRRC, FRRC, RRFC), and with
 ``method = "DBM"`` in its DBM chapter (docs/09B-DBM-Analysis-SigTesting.md: pseudovalue mean squares to 7
-significant digits, F, ddf_H and p; the fixed-reader p and interval). Each value below is the printed string; the
+significant digits, F, ddf_H and p; the fixed-reader p and interval); and, as a second implementation, MRMCaov's
+``summary(mrmc(empirical_auc(truth, rating), treatment, reader, case, data = VanDyke))`` in its README
+(github.com/brian-j-smith/MRMCaov, README.md; R's default 7 significant digits). Each value below is the printed
+string; the
 tolerance is half a unit of its last printed digit (:func:`printed`), i.e. every printed digit is reproduced (all
 these tolerances are below 1e-6 absolute: the coarsest, 5e-8, is for 0.5467634).
 """
@@ -160,6 +163,32 @@ def test_random_readers_fixed_cases(result):
         check(tests[test]["ci_low"], low)
         check(tests[test]["ci_high"], high)
         assert tests[test]["df"] == 4
+
+
+def test_mrmcaov_summary_of_the_same_study(result):
+    vc, rrrc = result["variance_components"], result["rrrc"]
+    for value, text in ((vc["var_r"], "0.0015349993"), (vc["var_tr"], "0.0002004025"), (vc["var"], "0.0008022883"),
+                        (vc["cov1"], "0.0003466137"), (vc["r1"], "0.4320314"), (vc["cov2"], "0.0003440748"),
+                        (vc["r2"], "0.4288668"), (vc["cov3"], "0.0002390284"), (vc["r3"], "0.2979333"),
+                        (vc["ms_t"], "0.004796171"), (vc["ms_tr"], "0.0005510306"),
+                        (rrrc["denominator"], "0.001076263"), (rrrc["f"], "4.456319"), (rrrc["ddf"], "15.25967"),
+                        (rrrc["p"], "0.05166569")):
+        check(value, text)
+    d = rrrc["differences"][0]
+    for key, text in (("estimate", "-0.04380032"), ("se", "0.02074862"), ("df", "15.25967"),
+                      ("ci_low", "-0.0879594986"), ("ci_high", "0.0003588544"), ("statistic", "-2.110999"),
+                      ("p", "0.05166569")):
+        check(d[key], text)
+    per_test = {row["test"]: row for row in result["per_test"]}
+    tests = {row["test"]: row for row in rrrc["tests"]}
+    for test, values in (("0", ("0.8970370", "0.003082629", "0.0004839618", "0.03317360", "12.74465", "0.8252236",
+                                "0.9688505")),
+                         ("1", ("0.9408374", "0.001304602", "0.0002041879", "0.02156637", "12.71019", "0.8941378",
+                                "0.9875369"))):
+        got = (tests[test]["estimate"], per_test[test]["ms_r"], per_test[test]["cov2"], tests[test]["se"],
+               tests[test]["df"], tests[test]["ci_low"], tests[test]["ci_high"])
+        for value, text in zip(got, values):
+            check(value, text)
 
 
 def test_dbm_pseudovalue_analysis(dbm):
