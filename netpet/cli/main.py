@@ -141,6 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_suv)
 
     from netpet.cli import demo, followup, match, phantom, quant, stats
+    from netpet.cli import reading as reading_cli
     from netpet.cli import scores as scores_cli
     from netpet.cli import mrmc as mrmc_cli
     from netpet.cli import sr as sr_cli
@@ -151,6 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     phantom.add_parser(sub)
     demo.add_parser(sub)
     followup.add_parser(sub)
+    reading_cli.add_parsers(sub)
     scores_cli.add_parser(sub)
     mrmc_cli.add_parser(sub)
     sr_cli.add_parser(sub)
