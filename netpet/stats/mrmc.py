@@ -32,7 +32,7 @@ statistic ``F = MS(T) / (MS(TR) + r max(Cov2 - Cov3, 0))`` with ``t - 1`` and
 (Hillis 2007; Hillis SL, Berbaum KS, Metz CE, Acad Radiol 2008;15:647-661); the interval of the
 difference of two tests' reader-averaged AUCs is ``d +- t(ddf) sqrt(2/r (MS(TR) + r max(Cov2 - Cov3,
 0)))``; the interval of one test's AUC uses that test's data only: ``MS(R)_i + r max(Cov2_i, 0)``
-with its own Satterthwaite degrees of freedom (Hillis 2007, section 5.3; Hillis et al. 2008).
+with its own Satterthwaite degrees of freedom (Hillis 2007; Hillis et al. 2008).
 
 Fixed readers, random cases (the conclusion holds for these readers only): chi-square
 ``(t-1) MS(T) / (Var - Cov1 + (r-1) max(Cov2 - Cov3, 0))`` with ``t - 1`` degrees of freedom, normal
@@ -45,9 +45,10 @@ Dorfman-Berbaum-Metz (DBM) analysis
 Dorfman DD, Berbaum KS, Metz CE, Invest Radiol 1992;27:723-731: an ANOVA of the jackknife
 pseudovalues ``Y_ijk = K AUC_ij - (K-1) AUC_ij(-k)``, centred so that their mean over cases is the
 AUC (as RJafroc does). With Hillis' denominator ``MS(TR) + max(MS(TC) - MS(TRC), 0)`` and degrees of
-freedom ``(...)^2 / (MS(TR)^2 / ((t-1)(r-1)))`` (Hillis SL, Stat Med 2005;24:1579-1607; Hillis 2007)
-DBM gives the same F, degrees of freedom, p value and intervals as OR with the jackknife: the
-pseudovalue mean squares are K times the OR ones (``MS(TC) - MS(TRC) = K r (Cov2 - Cov3)``). The
+freedom ``(...)^2 / (MS(TR)^2 / ((t-1)(r-1)))`` (Hillis SL, Obuchowski NA, Schartz KM, Berbaum KS,
+Stat Med 2005;24:1579-1607; Hillis 2007) DBM gives the same F, degrees of freedom, p value and
+intervals as OR with the jackknife: the pseudovalues' MS(T), MS(R), MS(TR) are K times the OR ones and
+``MS(TC) - MS(TRC) = K r (Cov2 - Cov3)``. The
 ``dbm`` method reports the pseudovalue mean squares besides; its fixed-reader test is DBM's
 ``F = MS(T) / MS(TC)`` with ``t - 1`` and ``(t-1)(K-1)`` degrees of freedom.
 
@@ -55,8 +56,8 @@ Small studies
 -------------
 The random-reader degrees of freedom grow with the number of readers; with few readers ``ddf`` is
 small and the intervals wide, and the reader variance components are estimated from few values
-(Hillis 2007, section 6; Obuchowski NA, AJR 2004;182:867-869 on the number of readers a reader study
-needs). A result with fewer than :data:`FEW_READERS` readers, fewer than :data:`FEW_CASES` normal or
+(Hillis 2007; Obuchowski NA, AJR 2004;182:867-869 on the number of readers a reader study needs).
+A result with fewer than :data:`FEW_READERS` readers, fewer than :data:`FEW_CASES` normal or
 abnormal cases, or ``ddf`` below :data:`FEW_DDF` carries a warning saying so. Lesions of one patient
 are not independent cases; at lesion level the jackknife treats them as such (Obuchowski NA,
 Biometrics 1997;53:567-578 on clustered ROC data), and the result says so.
@@ -428,7 +429,6 @@ def or_analysis(frame: pd.DataFrame, method: str = "jackknife", level: float = 0
         "warnings": [],
         "references": list(REFERENCES),
     }
-    alpha_text = f"{100 * (1 - level):g} %"
     result["rrrc"] = _rrrc(auc, ms, comp, per_test, tests, level)
     result["frrc"] = _frrc(auc, comp, per_test, per_reader, tests, readers, level, k)
     result["rrfc"] = _rrfc(auc, ms, per_test, tests, level)
@@ -439,7 +439,7 @@ def or_analysis(frame: pd.DataFrame, method: str = "jackknife", level: float = 0
     result["warnings"] = _warnings(result, t, r, m, n, lesion_level)
     for warning in result["warnings"]:
         log.info("MRMC: %s", warning)
-    result["significance_level"] = alpha_text
+    result["alpha"] = 1.0 - level
     return result
 
 
