@@ -164,3 +164,19 @@ def test_statistics_between_modalities():
     result = statistics([], scans[:1] + scans[2:3])
     mods = [a for a in result["agreement"] if a["comparison"] == "modalities"]
     assert mods[0]["kappa"] is None and "kappa needs at least 2" in mods[0]["reason"]
+
+
+def test_proposal_against_reader_impression():
+    # 3 scans of r1: (proposed, reader) = (5, 5), (4, 5), (3A, 3A). Linear weights over 10 categories, w = 1 -
+    # |i-j|/9; 4 (index 8) vs 5 (index 9): w = 8/9. Observed (1 + 8/9 + 1)/3 = 26/27.
+    # Marginals proposed: 5 (9), 4 (8), 3A (4); reader: 5 (9) twice, 3A (4) once. Expected = sum p_i q_j w_ij:
+    # proposed 5: 1/3 x [2/3 x 1 + 1/3 x (1 - 5/9)] = 1/3 x [2/3 + 4/27] = 1/3 x 22/27
+    # proposed 4: 1/3 x [2/3 x 8/9 + 1/3 x (1 - 4/9)] = 1/3 x [16/27 + 5/27] = 1/3 x 21/27
+    # proposed 3A: 1/3 x [2/3 x (1 - 5/9) + 1/3 x 1] = 1/3 x [8/27 + 9/27] = 1/3 x 17/27
+    # sum = 60/81 = 20/27. kappa = (26/27 - 20/27) / (1 - 20/27) = 6/7
+    scans = [{"patient_id": p, "session_id": "D1", "modality": "PET/CT", "tracer": "dotatate", "reader": "r1",
+              "time_point": "baseline", "proposed": a, "reader_impression": b, "final": b}
+             for p, a, b in (("A", "5", "5"), ("B", "4", "5"), ("C", "3A", "3A"))]
+    rows = [a for a in statistics([], scans)["agreement"] if a["comparison"] == "proposal-reader"]
+    assert len(rows) == 1 and rows[0]["n_patients"] == 3
+    assert rows[0]["kappa"] == pytest.approx(6 / 7, abs=1e-12)

@@ -59,13 +59,14 @@ def cmd_scores(args: argparse.Namespace) -> int:
         check_input(args.correspondence, "The correspondence")
         correspondence = read_correspondence(args.correspondence).to_dict("records")
     check_output_folder(args.out)
+    table = StudyTable(args.table)
     try:
-        rows = StudyTable(args.table).read()
+        rows = table.read()
     except TableError as exc:
         raise ScoresError(str(exc)) from None
+    label, offset = ("row", 1) if table.sqlite else ("line", 2)  # a CSV's header is line 1
     for i, row in enumerate(rows):
-        row["table_row"] = f"{args.table} {'row' if StudyTable(args.table).sqlite else 'line'} " \
-                           f"{i + (1 if StudyTable(args.table).sqlite else 2)}"
+        row["table_row"] = f"{args.table} {label} {i + offset}"
     result = study_scores(rows, correspondence, args.equal_ratio if args.equal_ratio is not None else EQUAL_RATIO)
     os.makedirs(args.out, exist_ok=True)
     tables = (("netpet-scores.csv", result["netpet_scores"], SCORE_COLUMNS),

@@ -17,8 +17,10 @@ Criteria applied (each reported True/False/None and named in the statement)
    expression of all target lesions on planar scintigraphy at least that of normal liver [from memory]) and of the
    EANM/IAEA/SNMMI practical guidance (Zaknun JJ et al., Eur J Nucl Med Mol Imaging 2013;40:800-816 [from memory]).
 2. ``uptake_gt_liver``: every target lesion has uptake above the liver (Krenning >= 3). On PET, which shows more
-   than planar scintigraphy, the NANETS/SNMMI procedure standard (Hope TA et al., J Nucl Med 2019;60:937-943 [from
-   memory]) reads sufficient expression as uptake above the liver; NETPET reports both and states which holds.
+   than planar scintigraphy, the NANETS/SNMMI documents on 177Lu-DOTATATE (procedure standard, Hope TA et al., J Nucl
+   Med 2019;60:937-943, patient screening; consensus statement on patient selection, Hope TA et al., J Nucl Med
+   2020;61:222-227) read sufficient expression as uptake above the normal liver [the exact wording from memory];
+   NETPET reports both criteria and states which holds.
 3. ``no_fdg_discordance``: no FDG-positive lesion without SSTR expression (NETPET grade P5, Chan et al.,
    Theranostics 2017;7:1149-1158: such disease would not be reached by PRRT); None when the patient has no FDG read
    at that time point (the statement says it was not assessed).
@@ -133,7 +135,7 @@ def prrt_summary(rows: Sequence[Mapping[str, Any]], discordant: Optional[Sequenc
             head = f"Meets the imaging criteria for PRRT: {lesions_text} with uptake {level}"
         else:
             head = (f"Meets the planar criterion (uptake at least equal to the liver, Krenning >= 2; NETTER-1, Zaknun "
-                    f"2013) but not the PET criterion of uptake above the liver (Hope 2019): lesion"
+                    f"2013) but not the PET criterion of uptake above the liver (Hope 2019, 2020): lesion"
                     f"{'s' if len(at_liver) > 1 else ''} {', '.join(at_liver)} at liver level")
         out["meets_criteria"] = (None if no_disc is None else True) if gt else False
         out["statement"] = f"{head}; {fdg_text} ({DECISION_AID})."

@@ -12,7 +12,10 @@ Agreement rows (:data:`AGREEMENT_COLUMNS`): Cohen's kappa with linear disagreeme
 Wald interval), over the patients graded by both readings:
 
 * ``readers``: two readers, same modality and time point (every pair of readers);
-* ``modalities``: two SSTR PET modalities (e.g. PET/CT and PET/MR), same reader and time point.
+* ``modalities``: two SSTR PET modalities (e.g. PET/CT and PET/MR), same reader and time point;
+* ``proposal-reader`` (measure ``sstr_rads_impression`` only): the software's proposed scan impression against the
+  reader's own (the scans where the reader gave categories), per modality, tracer, reader and time point: how often
+  the reader confirms the proposal.
 
 A patient with no grade in either reading is left out of that comparison (``n_patients`` counts the pairs used). A
 patient read twice in one group (two sessions of one modality at a time point) gives its first session (sorted by
@@ -156,4 +159,29 @@ def statistics(scores: Sequence[Mapping[str, Any]], scans: Sequence[Mapping[str,
     """
     warnings = warnings if warnings is not None else []
     units = _units(scores, scans, warnings)
-    return {"distribution": distributions(units), "agreement": agreement(units)}
+    return {"distribution": distributions(units), "agreement": agreement(units) + proposal_agreement(scans)}
+
+
+def proposal_agreement(scans: Sequence[Mapping[str, Any]]) -> List[Dict[str, Any]]:
+    """Weighted kappa of the proposed against the reader's SSTR-RADS scan impression per modality, tracer, reader
+    and time point (module docstring), over the scans with both."""
+    groups: Dict[Tuple[str, ...], List[Mapping[str, Any]]] = {}
+    for row in scans:
+        groups.setdefault((row["modality"], row["tracer"], row["reader"], row["time_point"]), []).append(row)
+    out = []
+    for (modality, tracer, reader, time_point), rows in sorted(groups.items()):
+        both = [r for r in rows if r.get("proposed") and r.get("reader_impression")]
+        row: Dict[str, Any] = {"measure": "sstr_rads_impression", "comparison": "proposal-reader", "a": "proposed",
+                               "b": "reader", "modality": modality, "reader": reader, "time_point": time_point,
+                               "n_patients": len({r["patient_id"] for r in both})}
+        if len(both) < 2:
+            row.update(kappa=None, se=None, ci_low=None, ci_high=None, observed_agreement=None, weights="linear",
+                       reason=f"{len(both)} scan{'s' if len(both) != 1 else ''} with both a proposed and a reader's "
+                              "impression; kappa needs at least 2")
+        else:
+            result = kappa([r["proposed"] for r in both], [r["reader_impression"] for r in both], SSTR_RADS_CATEGORIES)
+            row.update({k: result.get(k) for k in ("kappa", "se", "ci_low", "ci_high", "observed_agreement",
+                                                   "weights")})
+            row["reason"] = result.get("reason", "")
+        out.append(row)
+    return out
