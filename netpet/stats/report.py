@@ -28,6 +28,7 @@ import csv
 import datetime as dt
 import html
 import io
+import logging
 import os
 import tempfile
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
@@ -41,6 +42,8 @@ from netpet.stats.intervals import StatsError
 from netpet.stats.report_sections import (MIN_CLUSTERS, MIN_EVENTS, SMALL_SAMPLE_SOURCES, auc_flags, events_of, extra_sections_html, headline_html,
                                           interval_warning, krenning_html, krenning_rows, not_estimable, number,
                                           patient_rows, patient_table_html, reference_indications, warn_mark)
+
+log = logging.getLogger(__name__)
 
 MEASURES = ("sensitivity", "specificity", "ppv", "npv", "accuracy", "lr_pos", "lr_neg")
 TRACER_NAMES = {"dotatate": "68Ga-DOTATATE", "fdg": "18F-FDG"}
@@ -128,7 +131,56 @@ def _group_name(group: Dict[str, Any]) -> str:
     return name + "".join(f" [{k} {v}]" for k, v in extra.items())
 
 
+def text_overlaps(figure) -> List[Tuple[str, str]]:
+    """The pairs of texts of ``figure`` whose drawn boxes overlap (titles, axis and tick labels, legend entries,
+    annotations): each pair by their strings. Only texts that are drawn count (visible, non-empty, inside the figure).
+    """
+    from itertools import combinations
+
+    from matplotlib.text import Text
+
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    page = figure.bbox
+    boxes = []
+    for text in figure.findobj(Text):
+        if not text.get_visible() or not text.get_text().strip():
+            continue
+        box = text.get_window_extent(renderer)
+        if box.width <= 0 or box.height <= 0 or box.x1 < page.x0 or box.x0 > page.x1 or box.y1 < page.y0 \
+                or box.y0 > page.y1:
+            continue
+        boxes.append((text.get_text(), box))
+    pairs = []
+    for (a, box_a), (b, box_b) in combinations(boxes, 2):
+        width = min(box_a.x1, box_b.x1) - max(box_a.x0, box_b.x0)
+        height = min(box_a.y1, box_b.y1) - max(box_a.y0, box_b.y0)
+        if width > 0.5 and height > 0.5:  # half a pixel: touching edges are no overlap
+            pairs.append((a, b))
+    return pairs
+
+
+def _declutter(figure) -> None:
+    """Rotate the tick labels of every axis whose labels overlap, then shrink the texts that still do."""
+    if not text_overlaps(figure):
+        return
+    for ax in figure.axes:
+        for label in ax.get_xticklabels():
+            label.set_rotation(45)
+            label.set_horizontalalignment("right")
+    for _ in range(4):
+        pairs = text_overlaps(figure)
+        if not pairs:
+            return
+        crowded = {t for pair in pairs for t in pair}
+        for text in figure.findobj(lambda artist: hasattr(artist, "get_text") and hasattr(artist, "set_fontsize")):
+            if text.get_text() in crowded:
+                text.set_fontsize(max(text.get_fontsize() * 0.85, 5))
+    log.warning("figure %s: texts still overlap after decluttering: %s", figure.get_label(), text_overlaps(figure)[:3])
+
+
 def _save(figure, folder: str, name: str) -> Dict[str, str]:
+    _declutter(figure)
     paths = {}
     for suffix in ("png", "svg"):
         buffer = io.BytesIO()
@@ -157,7 +209,7 @@ def figures(analysis: Analysis, folder: str, band_replicates: int = 300, seed: i
         rows = [e for e in result["accuracy"] if e["level"] == level and e.get("tp") is not None]
         if not rows:
             continue
-        fig, axes = plt.subplots(1, 2, figsize=(10, 0.45 * len(rows) + 1.4), sharey=True)
+        fig, axes = plt.subplots(1, 2, figsize=(10, 0.45 * len(rows) + 1.6), sharey=True, layout="constrained")
         labels = [_group_name(e) for e in rows]
         y = np.arange(len(rows))[::-1]
         for ax, measure in zip(axes, ("sensitivity", "specificity")):
@@ -188,7 +240,7 @@ def figures(analysis: Analysis, folder: str, band_replicates: int = 300, seed: i
         by_variable.setdefault(variable, []).append((group_key, scores, truth))
     auc = {(tuple(e[k] for k in (*GROUP_KEYS, TIME_POINT) if k in e), e["variable"]): e for e in result["roc"]}
     for variable, curves in by_variable.items():
-        fig, ax = plt.subplots(figsize=(5.5, 5.2))
+        fig, ax = plt.subplots(figsize=(5.5, 5.2), layout="constrained")
         for number, (group_key, scores, truth) in enumerate(curves):
             curve = roc.roc_curve(scores, truth)
             color = f"C{number % 10}"
@@ -217,7 +269,7 @@ def figures(analysis: Analysis, folder: str, band_replicates: int = 300, seed: i
             continue
         x, y = both[f"{variable}_a"].to_numpy(float), both[f"{variable}_b"].to_numpy(float)
         mean, diff = (x + y) / 2.0, x - y
-        fig, ax = plt.subplots(figsize=(6.5, 4.5))
+        fig, ax = plt.subplots(figsize=(6.5, 4.5), layout="constrained")
         for number, region in enumerate(sorted(both["region"].unique())):
             mask = (both["region"] == region).to_numpy()
             ax.scatter(mean[mask], diff[mask], s=18, color=f"C{number % 10}", label=region or "(no region)")
@@ -263,10 +315,10 @@ def _ci(m: Optional[Dict[str, Any]], percent: bool = True) -> str:
     if not_estimable(m) and "bootstrap" in str(m.get("method", "")):
         return (f"{m['estimate'] * scale:.1f}{unit} (not estimable: zero-width bootstrap interval)" if percent
                 else f"{m['estimate']:.2f} (not estimable: zero-width bootstrap interval)")
-    text = f"{m['estimate'] * scale:.1f}{unit}" if percent else f"{m['estimate']:.2f}"
+    text = f"{m['estimate'] * scale:.1f}{unit}" if percent else number(m["estimate"])
     if m.get("ci_low") is not None:
         text += (f" ({m['ci_low'] * scale:.1f}&ndash;{m['ci_high'] * scale:.1f})" if percent
-                 else f" ({m['ci_low']:.2f}&ndash;{m['ci_high']:.2f})")
+                 else f" ({number(m['ci_low'])}&ndash;{number(m['ci_high'])})")
     return text
 
 

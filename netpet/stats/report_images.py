@@ -40,9 +40,9 @@ from netpet.stats.intervals import StatsError
 
 log = logging.getLogger(__name__)
 
-#: colours of the results (Wong 2011): true positive blue, false positive vermilion, false negative orange, true
-#: negative grey
-KIND_COLOURS = {"TP": "#0072B2", "FP": "#D55E00", "FN": "#E69F00", "TN": "#7f7f7f"}
+#: colours of the results (Wong 2011): true positive bluish green, false positive vermilion, false negative blue,
+#: true negative grey
+KIND_COLOURS = {"TP": "#009E73", "FP": "#D55E00", "FN": "#0072B2", "TN": "#7f7f7f"}
 KIND_NAMES = {"TP": "true positive", "FP": "false positive", "FN": "false negative", "TN": "true negative"}
 #: the half side of a thumbnail, mm
 THUMB_HALF_MM = 40.0
@@ -135,7 +135,7 @@ def _place_labels(points: Sequence[Tuple[float, float]], size: Tuple[float, floa
         for distance in (1.0, 1.8, 2.6, 3.4):
             for dx, dy in ((1, 1), (1, -1), (-1, 1), (-1, -1), (1, 0), (-1, 0), (0, 1), (0, -1)):
                 cx, cy = x + dx * distance * width, y + dy * distance * height
-                if all(abs(cx - px) >= width and abs(cy - py) >= height for px, py in placed):
+                if all(abs(cx - px) >= width or abs(cy - py) >= height for px, py in placed):
                     chosen = (cx, cy)
                     break
             if chosen:
@@ -354,8 +354,8 @@ def images_html(images: Optional[Mapping[str, Any]]) -> str:
                      "thumbnail of every false finding.</p>")
         return "".join(parts)
     parts.append("<p class='note'>Coronal maximum-intensity projections of the SUV PET (inverted grey, radiological "
-                 "orientation); rings: <span style='color:#0072B2'>true positive</span>, "
-                 "<span style='color:#D55E00'>false positive</span>, <span style='color:#E69F00'>false negative"
+                 "orientation); rings: <span style='color:#009E73'>true positive</span>, "
+                 "<span style='color:#D55E00'>false positive</span>, <span style='color:#0072B2'>false negative"
                  "</span>, <span style='color:#7f7f7f'>true negative</span>; the numbers are those of the table under "
                  f"each image. DICOM: <code>{html.escape(str(images.get('root', '')))}</code>.</p>")
     parts.append("<div class='mips'>")
