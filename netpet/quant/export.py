@@ -87,12 +87,13 @@ def finding_uid(series_uid: str, reader: str, lesion_id: str) -> str:
     """The tracking UID of a finding: the same for the same PET series, reader and lesion id, in every SEG
     and SR written of it (PS3.3 C.8.20.4: a Tracking UID identifies one finding across instances).
 
-    A ``2.25.`` UID (PS3.5 B.2) from a SHA-512 digest of the three values (pydicom's ``generate_uid``
-    with entropy sources), so no identifying value can be read from it.
+    The ``2.25.`` form of a name-based UUID (PS3.5 B.2; RFC 4122 version 5, SHA-1 of the three values),
+    so no identifying value can be read from it.
     """
-    from pydicom.uid import generate_uid
+    import uuid
 
-    return str(generate_uid(prefix=None, entropy_srcs=["netpet-finding", str(series_uid), str(reader), str(lesion_id)]))
+    name = "\x00".join(["netpet-finding", str(series_uid), str(reader), str(lesion_id)])
+    return f"2.25.{uuid.uuid5(uuid.NAMESPACE_OID, name).int}"
 
 
 def _creator_name(reader: Optional[str]) -> Optional[str]:

@@ -371,10 +371,11 @@ def referenced_segment(seg, number: int):
 
 
 def _device_uid() -> str:
-    """NETPET's device observer UID: the same for every report of one NETPET version."""
-    from pydicom.uid import generate_uid
+    """NETPET's device observer UID: the same for every report of one NETPET version (the ``2.25.`` form of a
+    name-based UUID, PS3.5 B.2)."""
+    import uuid
 
-    return str(generate_uid(prefix=None, entropy_srcs=["netpet-device", __version__]))
+    return f"2.25.{uuid.uuid5(uuid.NAMESPACE_OID, 'netpet-device-' + __version__).int}"
 
 
 # -- the study table's sessions ------------------------------------------------------------------------------
@@ -532,6 +533,22 @@ def seg_from_nrrd(group: SessionRows, table: str, record, path: str, pseudonymis
 
 # -- writing -----------------------------------------------------------------------------------------------------
 
+class _TablePatient:
+    """A pseudonymiser for the SR and SEG of a pseudonymised table's session: the patient is named by the table's
+    pseudonym (the table may name the patient by another id than the DICOM PatientID, a manifest's id, which the
+    table no longer holds), dates are shifted as for the original id when the DICOM PatientID is it (else as for
+    the DICOM PatientID, the only original at hand), identifying attributes emptied as
+    :meth:`netpet.privacy.Pseudonymiser.dataset` does."""
+
+    def __init__(self, pseudonymiser, pseudonym: str) -> None:
+        self.pseudonymiser, self.pseudonym = pseudonymiser, pseudonym
+
+    def dataset(self, ds, patient_id) -> None:
+        self.pseudonymiser.dataset(ds, patient_id)
+        ds.PatientID = self.pseudonym
+        ds.PatientName = self.pseudonym
+
+
 def write_session(group: SessionRows, index, table: str, out_dir: str, pseudonymiser=None) -> Dict[str, Any]:
     """Write the SR of one session and reader into ``out_dir`` (and its SEG when the session has none).
 
@@ -545,7 +562,12 @@ def write_session(group: SessionRows, index, table: str, out_dir: str, pseudonym
     import highdicom as hd
     import pydicom
 
+    for row in group.rows:  # every cell codable before any file is written
+        measurements(row, where_row(table, row))
+        evaluations(row, where_row(table, row))
     record = find_pet(index, group, table, pseudonymiser)
+    if pseudonymiser is not None:
+        pseudonymiser = _TablePatient(pseudonymiser, group.patient_id)
     seg_path = existing_seg_path(group, table)
     written = seg_path is None
     if written:
@@ -633,5 +655,5 @@ def write_reports(table: str, dicom_root: str, out_dir: str, patient: Optional[s
             except NetpetError as exc:
                 errors.append(str(exc))
     for message in warnings:
-        log.warning("%s", message)
+        log.info("%s", message)
     return {"reports": reports, "errors": errors, "warnings": warnings}
