@@ -204,3 +204,12 @@ def test_krenning_from_call_and_tl_from_suv():
     # a DOTATATE call equivocal reads as Krenning 2: SSTR positive; with FDG negative -> P1
     rows = [_sstr("P", "L1", "", "", call="equivocal"), _fdg("P", "L1", "equivocal", 1.0)]
     assert score_patients(rows)["scores"][0]["grade"] == "P1"  # FDG equivocal is FDG negative
+
+
+def test_other_tracers_are_named_in_a_warning():
+    rows = [_sstr("P", "L1", 3, 4.0), _fdg("P", "L1", "negative", 1.0),
+            dict(_fdg("P", "L1", "positive", 5.0, session="C1"), tracer="choline")]
+    result = score_patients(rows)
+    # the choline finding does not count: L1 stays SSTR+/FDG- -> P1
+    assert result["scores"][0]["grade"] == "P1"
+    assert result["warnings"] == ["1 finding of tracer choline (neither SSTR PET nor FDG) left out of the NETPET score"]

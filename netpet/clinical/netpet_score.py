@@ -411,6 +411,11 @@ def score_patients(rows: Iterable[Mapping[str, Any]], correspondence_rows: Optio
         warnings.append(f"{len(retracted)} retracted finding{'' if len(retracted) == 1 else 's'} left out of the NETPET "
                         "score")
     active = [r for r in rows if not is_retracted(r)]
+    others = sorted({clean_label(r.get("tracer")) or "(empty)" for r in active if not tracer_kind(r.get("tracer"))})
+    if others:
+        n = sum(1 for r in active if not tracer_kind(r.get("tracer")))
+        warnings.append(f"{n} finding{'' if n == 1 else 's'} of tracer {', '.join(others)} (neither SSTR PET nor FDG) "
+                        "left out of the NETPET score")
     tracks = track_map(correspondence_rows)
     linked_by = "correspondence" if tracks is not None else "lesion_id"
     scores: List[Dict[str, Any]] = []
