@@ -42,7 +42,7 @@ def cmd_mrmc(args: argparse.Namespace) -> int:
 
     from netpet.clinical.followup import write_table
     from netpet.stats.data import load_study, units_for
-    from netpet.stats.mrmc import mrmc_from_units, or_analysis, result_rows
+    from netpet.stats.mrmc import result_rows, study_mrmc
 
     check_input(args.table, "The study table")
     check_input(args.reference, "The reference standard")
@@ -50,11 +50,7 @@ def cmd_mrmc(args: argparse.Namespace) -> int:
         check_input(args.correspondence, "The correspondence table")
     check_output_folder(args.out)
     study = load_study(args.table, args.reference, correspondence=args.correspondence)
-    units = units_for(study)[args.level]
-    frame, notes = mrmc_from_units(units, args.tests, args.level)
-    result = or_analysis(frame, args.method, args.ci_level, lesion_level=args.level == "lesion")
-    result["case_level"] = args.level
-    result["notes"] = list(study.warnings) + notes
+    result = study_mrmc(units_for(study), args.level, args.tests, args.method, args.ci_level, study.warnings)
     os.makedirs(args.out, exist_ok=True)
     write_table(os.path.join(args.out, "mrmc.csv"), pd.DataFrame(result_rows(result)))
     _write_json(os.path.join(args.out, "mrmc.json"), result)

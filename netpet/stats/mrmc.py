@@ -736,3 +736,35 @@ def mrmc_from_units(units: pd.DataFrame, tests: Optional[Sequence[str]] = None,
                          "analysis has nothing to analyse.")
     out = out.rename(columns={"confidence": "score"})[["reader", "test", "case", "truth", "score"]]
     return out.reset_index(drop=True), notes
+
+
+def study_mrmc(units: Dict[str, pd.DataFrame], level: str = "patient", tests: Optional[Sequence[str]] = None,
+               method: str = "jackknife", ci_level: float = 0.95, notes: Sequence[str] = ()) -> Dict[str, Any]:
+    """The MRMC analysis of a study's units in one call (``netpet mrmc``, ``netpet stats``, StudyStats).
+
+    Parameters
+    ----------
+    units : dict of pandas.DataFrame
+        :func:`netpet.stats.data.units_for` of the study (the ``level`` entry is used).
+    level : {"patient", "lesion"}
+        The case (default patient: the independent unit the methods assume).
+    tests, method, ci_level
+        As :func:`mrmc_from_units` and :func:`or_analysis`.
+    notes : sequence of str
+        Sentences to carry in front of the analysis' own notes (e.g. the study's warnings).
+
+    Returns
+    -------
+    dict
+        :func:`or_analysis`'s result with ``case_level`` and ``notes`` (readers and cases left out, and why).
+
+    Raises
+    ------
+    StatsError
+        As :func:`mrmc_from_units` and :func:`or_analysis` (a design that cannot be analysed).
+    """
+    frame, own = mrmc_from_units(units[level], tests, level)
+    result = or_analysis(frame, method, ci_level, lesion_level=level == "lesion")
+    result["case_level"] = level
+    result["notes"] = list(notes) + own
+    return result
