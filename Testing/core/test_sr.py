@@ -22,6 +22,7 @@ Warnings of dciodvfy accepted (and asserted to be the only ones):
 from __future__ import annotations
 
 import csv
+import json
 import os
 import re
 import shutil
@@ -247,6 +248,20 @@ def test_bad_input_is_one_sentence(study, tmp_path, capsys):
                    "is '7'; give a whole number from 1 to 5 (1 definitely benign; 2 probably benign; 3 indeterminate; 4 "
                    "probably malignant; 5 definitely malignant), or leave it empty."]
     assert [n for n in sorted(os.listdir(tmp_path / "o")) if n.endswith(".dcm")] == ["P1_S1_R1_sr.dcm"]
+    # every finding of a session retracted: said, no SR, not an error
+    for row in data:
+        if row["reader"] == "R2":
+            row.update(finding_status="retracted", confidence="4")
+    with open(table, "w", newline="", encoding="utf-8") as handle:
+        out = csv.DictWriter(handle, fieldnames=list(data[0]))
+        out.writeheader()
+        out.writerows(data)
+    assert main(["sr", "--table", str(table), "--dicom", str(root / "dicom"), "--out", str(tmp_path / "o2"), "--json",
+                 "--reader", "R2"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"reports": [], "errors": [], "warnings": [
+        "patient P1 session S1 reader R2: 2 retracted finding(s) left out of the report",
+        "patient P1 session S1 reader R2: no active finding (a session read without findings, or every finding "
+        "retracted), so no SR: a measurement report needs a finding to measure"]}
     # the DICOM folder without the session's PET
     (tmp_path / "empty").mkdir()
     assert main(["sr", "--table", str(table), "--dicom", str(tmp_path / "empty"), "--out", str(tmp_path / "o"),
@@ -286,4 +301,5 @@ def test_pseudonymised_table_gives_pseudonymised_sr(study, tmp_path):
         ds = pydicom.dcmread(tmp_path / "o" / name)
         assert ds.PatientID == pseudonym and str(ds.PatientName) == pseudonym  # the table's patient, not the DICOM one
         assert ds.PatientBirthDate == "" and ds.PatientIdentityRemoved == "YES"
-        assert "Test" not in str(ds) and "19610402" not in str(ds)
+        assert "Test" not in str(ds) and "19610402" not in str(ds) and pet.PatientID not in str(ds)
+        assert ds.StudyDate != pet.StudyDate and ds.StudyInstanceUID == pet.StudyInstanceUID  # shifted; UIDs kept

@@ -617,7 +617,8 @@ def write_reports(table: str, dicom_root: str, out_dir: str, patient: Optional[s
     -------
     dict
         {"reports": [per session, see :func:`write_session`], "errors": [sentences], "warnings": [sentences]}.
-        A session that cannot be reported is an error sentence, the others are written.
+        A session that cannot be reported is an error sentence, the others are written; retracted findings left
+        out and sessions without an active finding (no SR) are warnings.
 
     Raises
     ------
@@ -640,10 +641,10 @@ def write_reports(table: str, dicom_root: str, out_dir: str, patient: Optional[s
         if group.retracted:
             warnings.append(f"patient {printable(group.patient_id)} session {printable(group.session_id)} reader "
                             f"{printable(group.reader)}: {group.retracted} retracted finding(s) left out of the report")
-        if not group.rows:
-            errors.append(f"patient {printable(group.patient_id)} session {printable(group.session_id)} reader "
-                          f"{printable(group.reader)}: no active finding (a session read without findings, or every "
-                          "finding retracted): there is no segment to reference, no SR was written")
+        if not group.rows:  # nothing to measure or reference: said, not an error
+            warnings.append(f"patient {printable(group.patient_id)} session {printable(group.session_id)} reader "
+                            f"{printable(group.reader)}: no active finding (a session read without findings, or every "
+                            "finding retracted), so no SR: a measurement report needs a finding to measure")
             continue
         todo.append(group)
     if todo:
