@@ -52,7 +52,7 @@ its history, in the table (:func:`netpet.schema.is_retracted`; every analysis le
   appended to, under the table's own lock, in one ``write`` flushed to disk (``fsync``) *before* the table is
   replaced; if replacing the table fails in the process the append is taken back (the file cut to its size
   before). Its cells follow the table's formula escaping, and a backslash, CR or LF inside a value is written
-  ``\\``, ``\r``, ``\n``, so that every entry is exactly one line: a line cut short by a crash (a power loss in
+  as a backslash followed by itself, ``r`` or ``n``, so that every entry is exactly one line: a line cut short by a crash (a power loss in
   the middle of an append, which happens before the table is replaced) has no line end, is skipped by the reader
   and cut off by the next writer. What a crash can leave is therefore a trail that records a write the table did
   not receive (a power loss between the trail's flush and the table's rename), never a change without its entry.
@@ -882,10 +882,14 @@ def _append_audit(path: str, entries: List[List[str]]) -> _Appended:
         if size == 0:
             data = _AUDIT_HEADER + data
         view = memoryview(data)
-        while view:
-            written = os.write(descriptor, view)
-            view = view[written:]
-        os.fsync(descriptor)
+        try:
+            while view:
+                written = os.write(descriptor, view)
+                view = view[written:]
+            os.fsync(descriptor)
+        except BaseException:  # an error or interrupt in this process: the append is taken back whole
+            os.ftruncate(descriptor, size)
+            raise
     except OSError as exc:
         raise TableError(f"Cannot write the audit trail {path}: {exc.strerror or exc}; the table was left "
                          "untouched.") from exc
