@@ -45,51 +45,16 @@ def add_parser(sub) -> None:
 
 
 def cmd_scores(args: argparse.Namespace) -> int:
-    from netpet.clinical.netpet_score import DISCORDANT_COLUMNS, EQUAL_RATIO, SCORE_COLUMNS
-    from netpet.clinical.prrt import PRRT_COLUMNS
-    from netpet.clinical.scores import ScoresError, study_scores, write_rows
-    from netpet.clinical.sstr_rads import LESION_COLUMNS, SCAN_COLUMNS
-    from netpet.quant.table import StudyTable, TableError, replace_atomically
+    from netpet.clinical.netpet_score import EQUAL_RATIO
+    from netpet.clinical.scores import read_table_scores, write_scores
 
     check_input(args.table, "The study table")
-    correspondence = None
     if args.correspondence:
-        from netpet.match.correspondence import read_correspondence
-
         check_input(args.correspondence, "The correspondence")
-        correspondence = read_correspondence(args.correspondence).to_dict("records")
     check_output_folder(args.out)
-    table = StudyTable(args.table)
-    try:
-        rows = table.read()
-    except TableError as exc:
-        raise ScoresError(str(exc)) from None
-    label, offset = ("row", 1) if table.sqlite else ("line", 2)  # a CSV's header is line 1
-    for i, row in enumerate(rows):
-        row["table_row"] = f"{args.table} {label} {i + offset}"
-    result = study_scores(rows, correspondence, args.equal_ratio if args.equal_ratio is not None else EQUAL_RATIO)
-    os.makedirs(args.out, exist_ok=True)
-    tables = (("netpet-scores.csv", result["netpet_scores"], SCORE_COLUMNS),
-              ("fdg-sstr-discordant.csv", result["discordant"], DISCORDANT_COLUMNS),
-              ("sstr-rads-lesions.csv", result["sstr_rads_lesions"], LESION_COLUMNS),
-              ("sstr-rads-scans.csv", result["sstr_rads_scans"], SCAN_COLUMNS),
-              ("prrt-summary.csv", result["prrt"], PRRT_COLUMNS))
-    written = {}
-    for name, items, columns in tables:
-        path = os.path.join(args.out, name)
-        write_rows(path, items, columns)
-        written[name] = path
-    path = os.path.join(args.out, "scores.json")
-    text = json.dumps(result, indent=1, allow_nan=False)
-
-    def write(temporary: str) -> None:
-        with open(temporary, "w", encoding="utf-8") as handle:
-            handle.write(text + "\n")
-
-    from netpet.errors import NetpetError
-
-    replace_atomically(path, write, suffix=".json", what="scores file", error=NetpetError)
-    written["scores.json"] = path
+    result = read_table_scores(args.table, args.correspondence,
+                               args.equal_ratio if args.equal_ratio is not None else EQUAL_RATIO)
+    written = write_scores(result, args.out)
     if args.json:
         json.dump({"outputs": written, **result}, sys.stdout, indent=1)
         sys.stdout.write("\n")

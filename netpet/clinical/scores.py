@@ -177,3 +177,79 @@ def write_rows(path: str, rows: List[Mapping[str, Any]], columns: Iterable[str])
                 writer.writerow([_cell(row.get(c)) for c in columns])
 
     replace_atomically(path, write, suffix=".csv", what="scores table", error=NetpetError)
+
+
+#: the files :func:`write_scores` writes, with the result key and the columns of each CSV
+def _outputs():
+    from netpet.clinical.netpet_score import DISCORDANT_COLUMNS, SCORE_COLUMNS
+    from netpet.clinical.prrt import PRRT_COLUMNS
+    from netpet.clinical.sstr_rads import LESION_COLUMNS, SCAN_COLUMNS
+
+    return (("netpet-scores.csv", "netpet_scores", SCORE_COLUMNS),
+            ("fdg-sstr-discordant.csv", "discordant", DISCORDANT_COLUMNS),
+            ("sstr-rads-lesions.csv", "sstr_rads_lesions", LESION_COLUMNS),
+            ("sstr-rads-scans.csv", "sstr_rads_scans", SCAN_COLUMNS),
+            ("prrt-summary.csv", "prrt", PRRT_COLUMNS))
+
+
+def read_table_scores(table_path: str, correspondence_path: Optional[str] = None,
+                      equal_ratio: float = EQUAL_RATIO) -> Dict[str, Any]:
+    """:func:`study_scores` of a study-table file (CSV or SQLite), each row named by its file and line in messages,
+    with ``netpet match``'s correspondence file when given (``netpet scores``, ``netpet stats``, StudyStats).
+
+    Raises
+    ------
+    ScoresError
+        The table cannot be read, or a row the standards cannot read.
+    netpet.match.correspondence errors
+        A correspondence file that is not ``netpet match``'s.
+    """
+    from netpet.quant.table import StudyTable, TableError
+
+    correspondence = None
+    if correspondence_path:
+        from netpet.match.correspondence import read_correspondence
+
+        correspondence = read_correspondence(correspondence_path).to_dict("records")
+    table = StudyTable(table_path)
+    try:
+        rows = table.read()
+    except TableError as exc:
+        raise ScoresError(str(exc)) from None
+    label, offset = ("row", 1) if table.sqlite else ("line", 2)  # a CSV's header is line 1
+    for i, row in enumerate(rows):
+        row["table_row"] = f"{table_path} {label} {i + offset}"
+    return study_scores(rows, correspondence, equal_ratio)
+
+
+def write_scores(result: Mapping[str, Any], out: str) -> Dict[str, str]:
+    """Write :func:`study_scores`'s result into the folder ``out``: ``netpet-scores.csv``, ``fdg-sstr-discordant.csv``,
+    ``sstr-rads-lesions.csv``, ``sstr-rads-scans.csv``, ``prrt-summary.csv`` and ``scores.json``, each atomically.
+    Returns {file name: path}.
+
+    Raises
+    ------
+    NetpetError
+        A file cannot be written (it is left as it was).
+    """
+    import json
+    import os
+
+    from netpet.quant.table import replace_atomically
+
+    os.makedirs(out, exist_ok=True)
+    written = {}
+    for name, key, columns in _outputs():
+        path = os.path.join(out, name)
+        write_rows(path, result[key], columns)
+        written[name] = path
+    path = os.path.join(out, "scores.json")
+    text = json.dumps(result, indent=1, allow_nan=False)
+
+    def write(temporary: str) -> None:
+        with open(temporary, "w", encoding="utf-8") as handle:
+            handle.write(text + "\n")
+
+    replace_atomically(path, write, suffix=".json", what="scores file", error=NetpetError)
+    written["scores.json"] = path
+    return written
