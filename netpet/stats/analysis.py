@@ -42,8 +42,9 @@ import pandas as pd
 
 from netpet.errors import printable
 from netpet.stats import agreement, cluster, roc
-from netpet.stats.data import (GROUP_KEYS, LEVELS, MADE_STANDARDS, QUALITY_COLUMNS, TIME_POINT, Study, check_equivocal,
-                               not_separable, units_for)
+from netpet.stats.data import (ENDPOINT_ANY, ENDPOINT_REFERENCES, ENDPOINTS, GROUP_KEYS, INDICATIONS, LEVELS,
+                               MADE_STANDARDS, QUALITY_COLUMNS, TIME_POINT, Study, check_equivocal, not_separable,
+                               units_for)
 from netpet.stats.intervals import CI_METHODS, Measure, StatsError, accuracy_measures
 from netpet.stats.paired import PairedCounts, durkalski, mcnemar_chi2, mcnemar_exact, tango_interval
 
@@ -192,6 +193,65 @@ def accuracy_table(units: Dict[str, pd.DataFrame], options: StatsOptions, weight
                 out.append(entry)
                 continue
             out.append(_accuracy_entry(level, group, part, options, weights))
+    return out
+
+
+# -- endpoints per indication ------------------------------------------------------------------------
+
+#: the patient-level rule of a reference standard without indications (the methods text says it)
+PLAIN_ENDPOINT = ("Any positive finding: a patient is called positive when any of its findings is called positive, "
+                  "wherever it lies; a patient with disease counts as a true positive then even when the positive "
+                  "call falls on a benign lesion (the reference standard names no indications, so no endpoint per "
+                  "indication applies).")
+
+
+def endpoint_methods(study: Study, options: StatsOptions) -> Dict[str, Any]:
+    """The Methods text of the patient-level endpoints: which rule applies, each indication's definition, the
+    literature, the call source and the equivocal rule (``result['methods']['endpoints']``)."""
+    applied = bool(study.reference.indications)
+    present = ([i for i in INDICATIONS if i in set(study.reference.patients["indication"])] if applied else [])
+    source = ("the reader's visual call (reader_call)" if study.call_source == "reader"
+              else "the SUV rule's call (call)")
+    return {
+        "applied": applied,
+        "indications": present,
+        "definitions": ([{"indication": i, "definition": ENDPOINTS[i]} for i in INDICATIONS] if applied
+                        else [{"indication": None, "definition": PLAIN_ENDPOINT}]),
+        "references": list(ENDPOINT_REFERENCES) if applied else [],
+        "call_source": study.call_source,
+        "text": (f"Each finding's call is {source}; equivocal calls count as {options.equivocal}. Retracted findings "
+                 f"({study.retracted}) are excluded from every analysis. "
+                 + ("The patient-level endpoint depends on the indication the reference standard gives each patient "
+                    f"(here: {', '.join(present)}); lesion and region levels are unchanged (a region is positive when "
+                    "any finding in it is)." if applied else PLAIN_ENDPOINT)),
+    }
+
+
+def endpoint_table(patients: pd.DataFrame, options: StatsOptions, weights: "_Weights",
+                   keys: Sequence[str] = GROUP_KEYS,
+                   order: Optional[Callable[[Tuple[str, ...]], Any]] = None) -> List[Dict[str, Any]]:
+    """The patient-level accuracy per group and indication under each indication's endpoint.
+
+    Each entry is an accuracy entry (:func:`accuracy_table`) with ``indication``, ``endpoint`` (the
+    indication's definition) and ``positive_elsewhere_only``: patients with disease called negative by
+    the endpoint although a finding of theirs is called positive (for TIO localisation: the culprit
+    missed, a decoy called positive)."""
+    if "indication" not in patients or not len(patients):
+        return []
+    out = []
+    grouped = list(patients.groupby([*keys, "indication"], sort=True))
+    if order is not None:
+        grouped.sort(key=lambda item: (order(item[0][:-1]), INDICATIONS.index(item[0][-1])))
+    else:
+        grouped.sort(key=lambda item: (item[0][:-1], INDICATIONS.index(item[0][-1])))
+    for key, part in grouped:
+        group = {**dict(zip(keys, key[:-1])), "group_by": {}}
+        entry = _accuracy_entry("patient", group, part, options, weights)
+        elsewhere = (part["truth"] == 1) & (part["call"] == 0) & (part["any_positive"] == 1)
+        entry.update({"indication": key[-1], "endpoint": ENDPOINTS[key[-1]],
+                      "positive_elsewhere_only": int(elsewhere.sum()),
+                      "judged_by_any_positive": int((part["endpoint"] == ENDPOINT_ANY).sum())})
+        out.append(entry)
     return out
 
 
@@ -601,6 +661,10 @@ def analyse(study: Study, options: Optional[StatsOptions] = None,
         "false_findings": falses.to_dict("records"),
         "causes": cause_tally(falses),
     }
+    result["methods"] = {"endpoints": endpoint_methods(study, options)}
+    if study.reference.indications:
+        result["endpoints"] = endpoint_table(units["patient"], options, weights, keys,
+                                             study.group_order if study.timed else None)
     if study.timed:
         result["inputs"]["time_points"] = list(study.time_points)
     if study.correspondence is not None:

@@ -61,10 +61,47 @@ set aside (NaN) even when the table holds numbers there, so no analysis uses the
 reads as NaN or infinity, or as a number larger than :data:`SCORE_LIMIT`, is refused with its row
 and column (the mark of a damaged conversion upstream); an empty cell or other text is no value.
 
+The reader's own reading (issue 14; columns of :data:`netpet.schema.READER_COLUMNS`): a finding
+whose ``finding_status`` is ``retracted`` stays in the table and is excluded from every analysis
+(counted in a warning and in :attr:`Study.retracted`; a lesion whose only finding was retracted
+is a lesion without a finding, a negative call). ``reader_call`` (positive, equivocal, negative)
+and ``confidence`` (1 definitely benign ... 5 definitely malignant) are checked per row (a bad cell
+is refused with its row and column) and carried by the units: a lesion carries its finding's
+confidence; a patient (and a region) the highest confidence of its findings, the score of the
+most suspicious finding as in patient-level reader ROC studies; a unit without a finding has
+confidence 1 (definitely benign: nothing was reported there); a finding without a recorded
+confidence has none (NaN). The call source (``call_source``) chooses each finding's call: the
+SUV rule's ``call`` (default) or the reader's ``reader_call`` (then every active finding must have
+one: the findings without are refused with their count and first rows, as no call can be guessed;
+the ``call`` column is then not read). Equivocal counts as the ``equivocal`` rule says either way.
+
+Indications and endpoints (optional reference-standard columns): ``indication`` is the patient's
+(one of :data:`INDICATIONS`, case and spacing ignored, ``localization`` read as ``localisation``;
+on any row of the patient, never two different; empty is NET staging) and ``culprit`` (1/0) marks
+the lesion of a TIO localisation patient whose resection cures the osteomalacia (exactly one, with
+truth 1). A file with a ``culprit`` column or at least one recognised indication declares
+indications and every patient is judged by its indication's endpoint (:data:`ENDPOINTS`); a file
+whose ``indication`` column holds other labels only (e.g. ``NET``, ``TIO`` of an earlier study)
+keeps it as a plain column with a note, and the patient rule stays any positive finding. The
+endpoints: a patient with disease is a true positive only when a lesion that makes it so is
+called positive: its culprit for TIO localisation (El-Maouche et al., J Clin Endocrinol Metab
+2016;101:3575-3581 and Bhavani et al., Clin Endocrinol 2016;84:134-140 count a patient as
+localised only when the culprit is; a positive focus elsewhere is a false localisation), any of
+its malignant lesions for NET staging, NET work-up and follow-up (detection with localisation,
+the localisation-ROC convention of Starr et al., Radiology 1975;116:533-538: a positive call on a
+benign lesion does not detect the disease; it is a false-positive finding at lesion level). A
+patient without disease is a false positive when any finding is called positive. A patient whose
+disease the reference gives only by a patient or region row is judged by any positive finding,
+and a TIO patient at a time point without a culprit row (resected) by the NET staging rule.
+Follow-up is detection of the disease present at the time point, judged as staging; response
+categories are the follow-up module's. Lesion and region levels are the same for every
+indication.
+
 Units of analysis, per group (modality, tracer, reader and the user's group-by columns):
 
 * patient: every patient with at least one row in the group; truth = any malignant lesion (or
-  the patient row); call = any positive finding (equivocal findings count as the rule says);
+  the patient row); call = any positive finding (equivocal findings count as the rule says), or
+  the endpoint of its indication when the reference standard names indications (above);
 * lesion: every reference lesion of those patients; a lesion without a finding in the group is a
   negative call there;
 * region: every (patient, region) of those patients over the study's regions (all regions the
@@ -133,6 +170,57 @@ MADE_STANDARDS = (UNMATCHED_STANDARD, ABSENT_STANDARD)
 CALL_SOURCES = ("suv", "reader")
 #: the confidence of a unit without a finding: 1, definitely benign (nothing was reported there)
 NO_FINDING_CONFIDENCE = 1
+#: the reference standard's patient-level ``indication`` values (case and spacing ignored; see :data:`ENDPOINTS`)
+NET_STAGING, NET_WORKUP, TIO_LOCALISATION, FOLLOW_UP = "NET staging", "NET work-up", "TIO localisation", "follow-up"
+INDICATIONS = (NET_STAGING, NET_WORKUP, TIO_LOCALISATION, FOLLOW_UP)
+#: spellings read as each indication (lower case, single spaces)
+_INDICATION_NAMES = {
+    "net staging": NET_STAGING, "net work-up": NET_WORKUP, "net workup": NET_WORKUP, "net work up": NET_WORKUP,
+    "tio localisation": TIO_LOCALISATION, "tio localization": TIO_LOCALISATION, "follow-up": FOLLOW_UP,
+    "follow up": FOLLOW_UP, "followup": FOLLOW_UP,
+}
+#: the patient-level endpoint applied to each patient (``endpoint`` column of the patient units)
+ENDPOINT_ANY = "any positive finding"
+ENDPOINT_MALIGNANT = "a malignant lesion called positive"
+ENDPOINT_CULPRIT = "the culprit called positive"
+#: the definition of each indication's patient-level endpoint (printed in the report's Methods; see the module
+#: docstring for the reasons and the literature)
+ENDPOINTS = {
+    NET_STAGING: (
+        "Patient-level detection with localisation: a patient with disease counts as a true positive only when at "
+        "least one of its malignant reference lesions is called positive; a patient with disease whose positive calls "
+        "all fall on benign lesions or places without disease is a false negative (those calls are false-positive "
+        "findings at lesion level); a patient without disease is a false positive when any finding is called "
+        "positive, else a true negative. A patient whose disease the reference standard gives without a lesion (a "
+        "patient or region row only) is judged by any positive finding, as no lesion can be checked."),
+    NET_WORKUP: (
+        "As NET staging: the work-up asks whether the scan shows the disease the reference standard proves, so a "
+        "positive call counts for a patient with disease only when it falls on a malignant lesion."),
+    TIO_LOCALISATION: (
+        "Localisation of the culprit tumour (the one whose resection cures the osteomalacia): the patient is found "
+        "(true positive) only when the culprit lesion is called positive. A positive call elsewhere with the culprit "
+        "missed is a false-positive finding at lesion level and leaves the patient a false negative for "
+        "localisation. At a time point where the culprit has no reference row (resected), the NET staging rule "
+        "applies."),
+    FOLLOW_UP: (
+        "Detection of the disease present at the time point (residual, recurrent or new lesions by the reference "
+        "standard's rows for that time point), judged as NET staging at each time point; response categories "
+        "(progression against an earlier scan) are the follow-up module's (netpet followup), not this endpoint."),
+}
+#: the literature behind :data:`ENDPOINTS`
+ENDPOINT_REFERENCES = (
+    "Starr SJ, Metz CE, Lusted LB, Goodenough DJ. Visual detection and localization of radiographic images. "
+    "Radiology 1975;116:533-538 (a detection counts only with the right location: the localisation ROC paradigm).",
+    "Bossuyt PM, Reitsma JB, Bruns DE, et al. STARD 2015: an updated list of essential items for reporting diagnostic "
+    "accuracy studies. BMJ 2015;351:h5527 (the target condition and the positivity rule are stated per analysis).",
+    "El-Maouche D, Sadowski SM, Papadakis GZ, et al. 68Ga-DOTATATE for tumor localization in tumor-induced "
+    "osteomalacia. J Clin Endocrinol Metab 2016;101:3575-3581 (outcome: the tumour localised, per patient).",
+    "Bhavani N, Reena Asirvatham A, Kallur K, et al. Utility of gallium-68 DOTANOC PET/CT in the localization of "
+    "tumour-induced osteomalacia. Clin Endocrinol (Oxf) 2016;84:134-140 (a positive focus not confirmed at surgery "
+    "is no localisation).",
+    "Hou G, Zhang Y, Liu Y, et al. Head-to-head comparison of 68Ga-DOTA-TATE and 68Ga-DOTA-JR11 PET/CT in patients "
+    "with tumor-induced osteomalacia. Front Oncol 2022;12:811209 (the culprit among several suspicious foci).",
+)
 #: the order of reader calls when a patient's or region's findings are summarised (the strongest call wins)
 _READER_CALL_RANK = {"": 0, "negative": 1, "equivocal": 2, "positive": 3}
 
@@ -197,6 +285,11 @@ class Reference:
     #: (patient, region, time point) -> truth of the region rows; (patient, time point) -> truth of the patient rows
     region_rows_at: Dict[Tuple[str, str, str], int] = field(default_factory=dict)
     patient_rows_at: Dict[Tuple[str, str], int] = field(default_factory=dict)
+    #: True when the file names indications (:data:`INDICATIONS`) or culprits: the patient-level endpoint is then
+    #: the indication's (:data:`ENDPOINTS`); False: any positive finding, as before
+    indications: bool = False
+    #: what the reader of the file noticed without refusing (e.g. an indication column of other values)
+    notes: List[str] = field(default_factory=list)
 
     def at(self, time_point: str) -> "Reference":
         """The reference standard at one time point of the study table.
@@ -209,7 +302,7 @@ class Reference:
         lesions = self.lesions
         if not self.timed:
             return Reference(self.path, lesions.drop(columns=[TIME_POINT]), self.patients, self.region_rows,
-                             self.extra_columns)
+                             self.extra_columns, indications=self.indications)
         lesions = lesions[lesions[TIME_POINT].isin(("", time_point))].drop(columns=[TIME_POINT]).reset_index(drop=True)
         malignant = set(lesions.loc[lesions["truth"] == 1, "patient_id"])
         regions = {(p, r): t for (p, r, when), t in self.region_rows_at.items() if when in ("", time_point)}
@@ -218,7 +311,7 @@ class Reference:
         patients = self.patients.copy()
         patients["truth"] = [max(int(p in malignant), rows.get(p, 0)) for p in patients["patient_id"]]
         patients["explicit"] = [p in rows for p in patients["patient_id"]]
-        return Reference(self.path, lesions, patients, regions, self.extra_columns)
+        return Reference(self.path, lesions, patients, regions, self.extra_columns, indications=self.indications)
 
     def map_patients(self, patient_ids: Callable[[str], str]) -> None:
         """Apply ``patient_ids`` (a pseudonymiser) to every patient id, in place."""
@@ -347,8 +440,101 @@ def read_reference(path: str) -> Reference:
                                  for pid in patient_frame["patient_id"]]
     if "primary" in extras:  # the primary is the patient's: given on any of its rows (also a patient row)
         patient_frame["primary"] = [primaries.get(pid, (0, ""))[1] for pid in patient_frame["patient_id"]]
+    declared, notes = _indications(path, rows, extras, lesion_frame, patient_frame)
     return Reference(path, lesion_frame, patient_frame, {(p, r): v[1] for (p, r, _), v in regions.items()}, extras,
-                     timed, {k: v[1] for k, v in regions.items()}, {k: v[1] for k, v in patients.items()})
+                     timed, {k: v[1] for k, v in regions.items()}, {k: v[1] for k, v in patients.items()},
+                     declared, notes)
+
+
+def _indication_name(value: str) -> Optional[str]:
+    """The indication a cell names (:data:`INDICATIONS`), '' for an empty cell, None for other text."""
+    text = " ".join((value or "").split()).lower()
+    if not text:
+        return ""
+    return _INDICATION_NAMES.get(text)
+
+
+def _indications(path: str, rows: List[Dict[str, str]], extras: Sequence[str], lesions: pd.DataFrame,
+                 patients: pd.DataFrame) -> Tuple[bool, List[str]]:
+    """Read the ``indication`` and ``culprit`` columns into ``lesions`` and ``patients`` (in place).
+
+    The file declares indications when it has a ``culprit`` column or an ``indication`` column with at
+    least one of :data:`INDICATIONS`; then every patient has one (empty: NET staging), written on every
+    lesion row too, and ``culprit`` is 0/1 per lesion. An ``indication`` column of other values only (an
+    earlier study's free labels such as NET, TIO) stays a plain column, with a note.
+
+    Returns
+    -------
+    (bool, list of str)
+        Whether the file declares indications; the notes.
+
+    Raises
+    ------
+    StatsError
+        Another value beside recognised ones, two indications of one patient, a culprit cell that is not
+        1/0, a culprit that is benign or outside a TIO localisation patient, a TIO localisation patient
+        without exactly one culprit lesion: each naming the file, the row or patient, and what to do.
+    """
+    has_indication, has_culprit = "indication" in extras, "culprit" in extras
+    if has_culprit and not has_indication:
+        extras.append("indication")  # every patient NET staging: a column to group by like a written one
+    names = [(_indication_name(r.get("indication", "")) if has_indication else "") for r in rows]
+    if not has_culprit and not any(names):
+        given = sorted({r.get("indication", "") for r in rows} - {""}) if has_indication else []
+        if given:
+            return False, [f"The reference standard {path} has an indication column with other values than "
+                           f"{', '.join(INDICATIONS)} ({printable(', '.join(given[:5]))}): it is read as a plain column "
+                           "(for --group-by) and every patient is judged by any positive finding; write one of those "
+                           "four to apply the endpoint of each indication."]
+        if not has_culprit:
+            return False, []
+    of_patient: Dict[str, Tuple[int, str]] = {}
+    culprits: Dict[str, Dict[str, int]] = {}
+    culprit_cells: Dict[Tuple[str, str], int] = {}
+    for i, (row, name) in enumerate(zip(rows, names)):
+        line, patient = i + 2, row["patient_id"]
+        where = f"{path} row {line}"
+        if name is None:
+            raise StatsError(f"{where}: column indication is {printable(row['indication'])}; write one of "
+                             f"{', '.join(INDICATIONS)} (empty is NET staging).")
+        if name:
+            first = of_patient.setdefault(patient, (line, name))
+            if first[1] != name:
+                raise StatsError(f"{where}: column indication is {name} but row {first[0]} gives patient "
+                                 f"{printable(patient)} the indication {first[1]}; a patient has one indication: write "
+                                 "it alike on every row (or on one).")
+        if has_culprit and (row.get("culprit") or "").strip():
+            value = parse_truth(row["culprit"], where, "culprit")
+            if value and not row["lesion_id"]:
+                raise StatsError(f"{where}: column culprit is 1 on a row without lesion_id; the culprit is a lesion: "
+                                 "give its lesion_id.")
+            if value and parse_truth(row["truth"], where) != 1:
+                raise StatsError(f"{where}: column culprit is 1 but truth is {printable(row['truth'])}; the culprit "
+                                 "tumour is the lesion whose resection cured the osteomalacia: its truth is 1.")
+            culprit_cells[(patient, row["lesion_id"])] = max(value, culprit_cells.get((patient, row["lesion_id"]), 0))
+            if value:
+                culprits.setdefault(patient, {}).setdefault(row["lesion_id"], line)
+    indication_of = {p: of_patient.get(p, (0, NET_STAGING))[1] for p in patients["patient_id"]}
+    for patient, lesion_lines in culprits.items():
+        if indication_of.get(patient) != TIO_LOCALISATION:
+            raise StatsError(f"{path} row {min(lesion_lines.values())}: lesion {printable(next(iter(lesion_lines)))} "
+                             f"of patient {printable(patient)} is marked culprit but the patient's indication is "
+                             f"{indication_of.get(patient)}; the culprit marks the tumour of a TIO localisation: set "
+                             "the indication to TIO localisation, or culprit to 0.")
+    for patient, indication in indication_of.items():
+        found = culprits.get(patient, {})
+        if indication == TIO_LOCALISATION and len(found) != 1:
+            detail = (f"lesions {printable(', '.join(found))} are all marked culprit" if found
+                      else "no lesion is marked culprit (column culprit 1)" if has_culprit
+                      else "the file has no culprit column")
+            raise StatsError(f"{path}: patient {printable(patient)} has the indication TIO localisation but {detail}; "
+                             "a TIO localisation patient has exactly one culprit lesion with truth 1 (culprit 1 on its "
+                             "row).")
+    patients["indication"] = [indication_of[p] for p in patients["patient_id"]]
+    lesions["indication"] = [indication_of.get(p, NET_STAGING) for p in lesions["patient_id"]]
+    lesions["culprit"] = [culprit_cells.get((p, lesion), 0) for p, lesion in zip(lesions["patient_id"],
+                                                                                 lesions["lesion_id"])]
+    return True, []
 
 
 def _constant(values: Iterable[str]) -> Optional[str]:
@@ -945,6 +1131,7 @@ def load_study(table_path: str, reference_path: str, group_by: Sequence[str] = (
     if not_read:
         warnings.append(f"{len(not_read)} patient(s) of the reference standard have no row in the study table "
                         f"(not read in any group): {', '.join(not_read[:10])}{' ...' if len(not_read) > 10 else ''}")
+    warnings[:0] = reference.notes
     return Study(table_path, reference, findings, reads, region_list, list(group_by), warnings, time_points, summary,
                  call_source, int(len(withdrawn)))
 
@@ -1151,7 +1338,15 @@ def lesion_units(study: Study, equivocal: str = "negative") -> pd.DataFrame:
 
 
 def patient_units(study: Study, lesions: Optional[pd.DataFrame] = None) -> pd.DataFrame:
-    """One row per (group, patient read in the group): truth and call (any positive finding).
+    """One row per (group, patient read in the group): truth and call under the patient's endpoint.
+
+    Without indications in the reference standard (:attr:`Reference.indications` False) the call is
+    any positive finding, as before. With them each patient's call follows its indication's endpoint
+    (:data:`ENDPOINTS`): for a patient with disease, a malignant lesion called positive (NET staging,
+    NET work-up, follow-up) or the culprit called positive (TIO localisation); for a patient without
+    disease, any positive finding. ``any_positive`` keeps the plain rule's call and ``endpoint`` names
+    the rule applied. ``equivocal`` says whether the call rests on equivocal findings among the
+    lesions the endpoint looks at; ``equivocal_findings`` counts all of the patient's.
 
     With several time points the truth is the patient's at the group's time point (disease or
     recurrence present then): the patient level is detection per time point."""
@@ -1160,8 +1355,32 @@ def patient_units(study: Study, lesions: Optional[pd.DataFrame] = None) -> pd.Da
     parts = [reads.merge(reference.patients[["patient_id", "truth"]], on="patient_id", how="left")
              for reads, reference in _per_time_point(study, _read_patients(study))]
     units = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
-    units["call"] = _any_positive(lesions, units, ["patient_id", *keys])
-    units["equivocal_findings"], units["equivocal"] = _equivocal_counts(lesions, units, ["patient_id", *keys])
+    unit_keys = ["patient_id", *keys]
+    units["any_positive"] = _any_positive(lesions, units, unit_keys)
+    units["equivocal_findings"], units["equivocal"] = _equivocal_counts(lesions, units, unit_keys)
+    if study.reference.indications:
+        indication = dict(zip(study.reference.patients["patient_id"], study.reference.patients["indication"]))
+        units["indication"] = units["patient_id"].map(indication).fillna(NET_STAGING)
+        index = pd.MultiIndex.from_frame(units[unit_keys])
+        malignant = lesions[lesions["truth"] == 1]
+        culprit = malignant[malignant["culprit"] == 1]
+        has_malignant = malignant.groupby(unit_keys).size().reindex(index).fillna(0).to_numpy() > 0
+        has_culprit = culprit.groupby(unit_keys).size().reindex(index).fillna(0).to_numpy() > 0
+        truth = units["truth"].to_numpy() == 1
+        tio = (units["indication"] == TIO_LOCALISATION).to_numpy()
+        units["endpoint"] = np.where(truth & tio & has_culprit, ENDPOINT_CULPRIT,
+                                     np.where(truth & has_malignant, ENDPOINT_MALIGNANT, ENDPOINT_ANY))
+        units["call"] = units["any_positive"]
+        for endpoint, part in ((ENDPOINT_MALIGNANT, malignant), (ENDPOINT_CULPRIT, culprit)):
+            where = (units["endpoint"] == endpoint).to_numpy()
+            if where.any():
+                units.loc[where, "call"] = _any_positive(part, units[where], unit_keys)
+                units.loc[where, "equivocal"] = _equivocal_counts(part, units[where], unit_keys)[1]
+    else:
+        units["endpoint"] = ENDPOINT_ANY
+        units["call"] = units["any_positive"]
+    first = [*unit_keys, "truth", "call"]
+    units = units[[*first, *[c for c in units.columns if c not in first]]].copy()
     units["confidence"], units["reader_call"] = _reader_summary(lesions, units, ["patient_id", *keys])
     for column in study.group_by:
         units[column] = _group_value(study, column, units, "patient")
