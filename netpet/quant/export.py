@@ -96,22 +96,28 @@ def finding_uid(series_uid: str, reader: str, lesion_id: str) -> str:
     return f"2.25.{uuid.uuid5(uuid.NAMESPACE_OID, name).int}"
 
 
-def _creator_name(reader: Optional[str]) -> Optional[str]:
-    """The reader id as the SEG's ContentCreatorName (PS3.3 C.10.9 Content Identification: a PN of at most
-    64 characters per component group, one value), or None without a reader.
+def person_name(reader: Optional[str]) -> Optional[str]:
+    """The reader id as a DICOM person name (PN), or None without a reader: the SEG's ContentCreatorName and the
+    SR's Person Observer Name.
+
+    An id without ``^`` is written as a family name with a trailing ``^`` (``R1`` as ``R1^``): PS3.5 6.2.1 reads a
+    value without the delimiter as the retired ACR-NEMA form, and the trailing delimiter marks one component meant
+    as the whole name; the id reads back as the name's family name (``PersonName.family_name``). An id with ``^``
+    is taken as the reader wrote it (family^given...).
 
     Raises
     ------
     ExportError
-        A reader id longer than 64 characters or holding a backslash (DICOM's value separator).
+        A reader id longer than 64 characters (a PN component group's limit) or holding a backslash (DICOM's value
+        separator).
     """
     if not reader:
         return None
     text = str(reader)
-    if len(text) > 64 or "\\" in text:
-        raise ExportError(f"The reader id {printable(text)!r} cannot be the DICOM SEG's ContentCreatorName (a person "
-                          "name of at most 64 characters without a backslash); shorten it or write it without one.")
-    return text
+    if len(text) > 63 or "\\" in text:
+        raise ExportError(f"The reader id {printable(text)!r} cannot be a DICOM person name (at most 63 characters "
+                          "and no backslash); shorten it or write it without one.")
+    return text if "^" in text else text + "^"
 
 
 def _ijk_to_lps(volume: SUVVolume) -> np.ndarray:
@@ -207,7 +213,7 @@ def write_dicom_seg(path: str, source_paths: Sequence[str], volume: SUVVolume, l
     merged and atomic (see the module docstring): with ``keep_existing`` (default) the segments of
     an existing SEG at ``path`` whose labels are not in ``lesions`` are kept (with their
     descriptions and tracking UIDs), and the new instance joins the existing SEG's series. The reader
-    is the SEG's ContentCreatorName; a segment's TrackingUID is :func:`finding_uid` of the PET series,
+    is the SEG's ContentCreatorName (:func:`person_name`); a segment's TrackingUID is :func:`finding_uid` of the PET series,
     the reader and the lesion id (the same finding keeps its UID in every SEG and SR written of it).
 
     Raises
@@ -221,7 +227,7 @@ def write_dicom_seg(path: str, source_paths: Sequence[str], volume: SUVVolume, l
     from pydicom.sr.codedict import codes
 
     _check_ids(lesions)
-    creator = _creator_name(reader)
+    creator = person_name(reader)
     sources = [pydicom.dcmread(p) for p in source_paths]
     normal = np.asarray(volume.direction, dtype=float).reshape(3, 3)[:, 2]
     origin = np.asarray(volume.origin, dtype=float)

@@ -32,7 +32,8 @@ Concepts DICOM has no code for are coded in the private scheme ``99NETPET`` (PS3
 designators beginning with ``99`` are private), declared in the SR's Coding Scheme Identification
 Sequence (:data:`PRIVATE_CODES` lists them all).
 
-The observer context names the reader (Person Observer Name = the reader id) and NETPET as the
+The observer context names the reader (Person Observer Name: the reader id as a person name,
+:func:`netpet.quant.export.person_name`, ``R1`` written ``R1^``) and NETPET as the
 device observer (its name and version). Retracted findings (``finding_status`` retracted) are left
 out of the report and counted in the result. The SR's patient and study modules are those of the
 PET (PS3.3 C.7.1.1); with a pseudonymiser (:class:`netpet.privacy.Pseudonymiser`) the patient is
@@ -56,6 +57,7 @@ import numpy as np
 
 from netpet import __version__, schema
 from netpet.errors import NetpetError, printable
+from netpet.quant.export import ExportError, person_name
 from netpet.quant.table import check_writable, replace_atomically
 
 log = logging.getLogger(__name__)
@@ -200,7 +202,7 @@ def measurements(row: Mapping[str, Any], where: str = "the row") -> List[Any]:
     if tla is not None:
         name = _code(TLG) if str(row.get("tracer", "")).strip().lower() == "fdg" else _private("TLA")
         # SUV x ml: (g/ml) x ml, written in UCUM as the SUV unit times ml
-        tla_unit = (f"{unit[0]}.ml", "UCUM", f"{unit[2]} times milliliter")
+        tla_unit = (f"{unit[0]}.ml", "UCUM", f"{quantity[2]} times milliliter")
         out.append(hd.sr.Measurement(name=name, value=tla, unit=_code(tla_unit)))
     ratio = _number(row, "tl_ratio", where)
     if ratio is not None:
@@ -313,7 +315,7 @@ def build_report(rows: Sequence[Mapping[str, Any]], pet: Sequence[Any], seg: Any
         ))
     observer = hd.sr.ObserverContext(
         observer_type=hd.sr.CodedConcept("121006", "DCM", "Person"),
-        observer_identifying_attributes=hd.sr.PersonObserverIdentifyingAttributes(name=reader))
+        observer_identifying_attributes=hd.sr.PersonObserverIdentifyingAttributes(name=person_name(reader)))
     device = hd.sr.ObserverContext(
         observer_type=hd.sr.CodedConcept("121007", "DCM", "Device"),
         observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
@@ -483,7 +485,7 @@ def seg_from_nrrd(group: SessionRows, table: str, record, path: str, pseudonymis
     """
     import slicerio
 
-    from netpet.quant.export import ExportError, write_dicom_seg
+    from netpet.quant.export import write_dicom_seg
     from netpet.quant.segment import lesion_from_mask
     from netpet.quant.volume import SUVVolume
 
