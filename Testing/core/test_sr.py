@@ -300,3 +300,17 @@ def test_pseudonymised_table_gives_pseudonymised_sr(study, tmp_path):
         assert ds.PatientBirthDate == "" and ds.PatientIdentityRemoved == "YES"
         assert "Test" not in str(ds) and "19610402" not in str(ds) and pet.PatientID not in str(ds)
         assert ds.StudyDate != pet.StudyDate and ds.StudyInstanceUID == pet.StudyInstanceUID  # shifted; UIDs kept
+    # a plain table with a key: pseudonymised SR, and a pseudonymised SEG instead of the plain one beside the table
+    assert main(["sr", "--table", str(root / "table.csv"), "--dicom", str(root / "dicom"), "--out", str(tmp_path / "p"),
+                 "--reader", "R1", "--pseudonymise", str(key)]) == 0
+    names = sorted(n for n in os.listdir(tmp_path / "p") if n.endswith(".dcm"))
+    assert names == [f"{pseudonym}_S1_R1_seg.dcm", f"{pseudonym}_S1_R1_sr.dcm"]
+    seg = pydicom.dcmread(tmp_path / "p" / names[0])
+    sr = pydicom.dcmread(tmp_path / "p" / names[1])
+    for ds in (seg, sr):
+        assert ds.PatientID == pseudonym and ds.PatientBirthDate == "" and "Test" not in str(ds)
+        assert ds.StudyDate == pydicom.dcmread(tmp_path / "o" / f"{pseudonym}_S1_R1_sr.dcm").StudyDate
+    assert sorted(str(s.SegmentLabel) for s in seg.SegmentSequence) == ["L1", "L2"]  # L3 is retracted
+    referenced = {i.ReferencedSOPSequence[0].ReferencedSOPInstanceUID for i in _items(sr.ContentSequence)
+                  if i.ValueType == "IMAGE" and i.ConceptNameCodeSequence[0].CodeValue == "121191"}
+    assert referenced == {seg.SOPInstanceUID}

@@ -422,9 +422,10 @@ def session_rows(rows: Iterable[Mapping[str, Any]], patient: Optional[str] = Non
 # -- the PET, the SEG -------------------------------------------------------------------------------------------
 
 def find_pet(index, group: SessionRows, table: str, pseudonymiser=None):
-    """The PET series record of a session in an index of the DICOM tree, found by the rows' ``series_uid``
-    (with a pseudonymiser: the series whose pseudonymised UID it is); of several copies, the one whose PatientID is
-    the rows' patient id (the table's patient id may be the manifest's, not the DICOM PatientID).
+    """The PET series record of a session in an index of the DICOM tree, found by the rows' ``series_uid``, and
+    whether the table names it by its own UID (True) or, with a pseudonymiser, by its pseudonymised UID (False: a
+    table written with ``--pseudonymise``); of several copies, the one whose PatientID is the rows' patient id (the
+    table's patient id may be the manifest's, not the DICOM PatientID).
 
     Raises
     ------
@@ -442,14 +443,13 @@ def find_pet(index, group: SessionRows, table: str, pseudonymiser=None):
                       f"({', '.join(printable(u) for u in uids if u)}{' and empty cells' if '' in uids else ''}); a "
                       "session is one PET series: correct the series_uid cells or give the rows their own session ids.")
     uid = uids[0]
-    found = []
-    for record in index.pet_series():
-        series = pseudonymiser.uid(record.series_uid) if pseudonymiser is not None else record.series_uid
-        if series == uid:
-            found.append(record)
+    found = [r for r in index.pet_series() if r.series_uid == uid]  # a table written without pseudonyms
+    plain = bool(found)
+    if not found and pseudonymiser is not None:  # a pseudonymised table names the series by its pseudonymised UID
+        found = [r for r in index.pet_series() if pseudonymiser.uid(r.series_uid) == uid]
     if len(found) > 1:  # an original beside a pseudonymised copy: the one of the table's patient id
-        found = [r for r in found if (pseudonymiser.patient(r.patient_id) if pseudonymiser is not None
-                                      else r.patient_id) == group.patient_id] or found
+        found = [r for r in found if (r.patient_id if plain else pseudonymiser.patient(r.patient_id))
+                 == group.patient_id] or found
     if not found:
         hint = (" (the table's patient ids are pseudonyms: give --pseudonymise with the study's key)"
                 if group.patient_id.startswith("PSN-") and pseudonymiser is None else "")
@@ -459,7 +459,7 @@ def find_pet(index, group: SessionRows, table: str, pseudonymiser=None):
         raise SRError(f"{where}: the PET series {printable(uid)} appears {len(found)} times under "
                       f"{printable(index.root)} (patients {', '.join(printable(r.patient_id) for r in found)}); give a "
                       "folder that holds one copy.")
-    return found[0]
+    return found[0], plain
 
 
 def existing_seg_path(group: SessionRows, table: str) -> Optional[str]:
@@ -536,23 +536,63 @@ def seg_from_nrrd(group: SessionRows, table: str, record, path: str, pseudonymis
 # -- writing -----------------------------------------------------------------------------------------------------
 
 class _TablePatient:
-    """A pseudonymiser for the SR and SEG of a pseudonymised table's session: the patient is named by the table's
-    pseudonym (the table may name the patient by another id than the DICOM PatientID, a manifest's id, which the
-    table no longer holds), dates are shifted as for the original id when the DICOM PatientID is it (else as for
-    the DICOM PatientID, the only original at hand), identifying attributes emptied as
+    """The pseudonymiser of one session's SR and SEG: the patient is named by ``pseudonym``, dates are shifted by
+    ``days`` (the table's shift), identifying attributes emptied or removed as
     :meth:`netpet.privacy.Pseudonymiser.dataset` does."""
 
-    def __init__(self, pseudonymiser, pseudonym: str) -> None:
-        self.pseudonymiser, self.pseudonym = pseudonymiser, pseudonym
+    def __init__(self, pseudonymiser, pseudonym: str, days: int) -> None:
+        import copy
 
-    def dataset(self, ds, patient_id) -> None:
-        self.pseudonymiser.dataset(ds, patient_id)
+        self.keyed = copy.copy(pseudonymiser)
+        self.keyed.shift_days = lambda patient_id: days  # the table's shift, whatever id the SEG writer passes
+        self.pseudonym = pseudonym
+
+    def dataset(self, ds, patient_id=None) -> None:
+        self.keyed.dataset(ds, self.pseudonym)
         ds.PatientID = self.pseudonym
         ds.PatientName = self.pseudonym
 
 
+def _table_shift(pseudonymiser, group: SessionRows, record, plain: bool, pet) -> int:
+    """The days the table's dates of this patient were shifted back: those of the table's patient id for a plain
+    table; for a pseudonymised table those of the DICOM PatientID when its pseudonym is the table's, else (the
+    manifest named the patient by another id, which the table no longer holds) the difference between the PET's
+    SeriesDate and the date of the rows' shifted ``suv_reference_time`` (the scan's time: the same day), so that
+    the SR's dates agree with the table's.
+
+    Raises
+    ------
+    SRError
+        A pseudonymised table whose shift cannot be found that way (no dates to compare).
+    """
+    import datetime as _dt
+
+    from netpet.privacy import MAX_SHIFT_DAYS
+
+    if plain:
+        return pseudonymiser.shift_days(group.patient_id)
+    if pseudonymiser.patient(record.patient_id) == group.patient_id:
+        return pseudonymiser.shift_days(record.patient_id)
+    shifted = sorted({str(r.get("suv_reference_time") or "")[:10] for r in group.rows} - {""})
+    real = str(pet[0].get("SeriesDate") or pet[0].get("AcquisitionDate") or "") if pet else ""
+    try:
+        days = (_dt.datetime.strptime(real, "%Y%m%d").date() - _dt.date.fromisoformat(shifted[0])).days
+    except (ValueError, IndexError):
+        days = 0
+    if len(shifted) != 1 or not 1 <= days <= MAX_SHIFT_DAYS:
+        raise SRError(f"patient {printable(group.patient_id)} session {printable(group.session_id)} reader "
+                      f"{printable(group.reader)}: the table is pseudonymised under another id than the PET's PatientID "
+                      "and its suv_reference_time does not tell by how many days its dates were shifted; write the SR "
+                      "from a table quantified without --pseudonymise, with --pseudonymise here.")
+    return days
+
+
 def write_session(group: SessionRows, index, table: str, out_dir: str, pseudonymiser=None) -> Dict[str, Any]:
-    """Write the SR of one session and reader into ``out_dir`` (and its SEG when the session has none).
+    """Write the SR of one session and reader into ``out_dir`` (and its SEG when the session has none, or, with a
+    pseudonymiser, when its SEG carries the patient's identity).
+
+    With a pseudonymiser the SR and SEG name the patient by the pseudonym (the table's, or the one of the table's
+    patient id for a table written without pseudonyms), and so do their file names.
 
     Returns {"patient_id", "session_id", "reader", "sr", "seg", "seg_written", "findings", "retracted"}.
 
@@ -567,13 +607,22 @@ def write_session(group: SessionRows, index, table: str, out_dir: str, pseudonym
     for row in group.rows:  # every cell codable before any file is written
         measurements(row, where_row(table, row))
         evaluations(row, where_row(table, row))
-    record = find_pet(index, group, table, pseudonymiser)
+    record, plain = find_pet(index, group, table, pseudonymiser)
+    pet = [pydicom.dcmread(p, stop_before_pixels=True) for p in record.files]
+    name = group.name
     if pseudonymiser is not None:
-        pseudonymiser = _TablePatient(pseudonymiser, group.patient_id)
+        pseudonym = pseudonymiser.patient(group.patient_id) if plain else group.patient_id
+        days = _table_shift(pseudonymiser, group, record, plain, pet)
+        pseudonymiser = _TablePatient(pseudonymiser, pseudonym, days)
+        name = schema.segmentation_file_name(pseudonym, group.session_id, group.reader)[:-len(".seg.nrrd")]
     seg_path = existing_seg_path(group, table)
+    if seg_path is not None and pseudonymiser is not None:  # a SEG with the patient's identity is not referenced
+        if str(pydicom.dcmread(seg_path, stop_before_pixels=True, specific_tags=["PatientIdentityRemoved"])
+               .get("PatientIdentityRemoved", "")).upper() != "YES":
+            seg_path = None
     written = seg_path is None
     if written:
-        seg_path = seg_from_nrrd(group, table, record, os.path.join(out_dir, group.name + "_seg.dcm"), pseudonymiser)
+        seg_path = seg_from_nrrd(group, table, record, os.path.join(out_dir, name + "_seg.dcm"), pseudonymiser)
     try:
         seg = hd.seg.segread(seg_path)
     except Exception as exc:  # noqa: BLE001 - pydicom/highdicom raise many kinds on a damaged file
@@ -583,13 +632,13 @@ def write_session(group: SessionRows, index, table: str, out_dir: str, pseudonym
     if referenced != {record.series_uid}:
         raise SRError(f"The DICOM SEG {seg_path} references the series {', '.join(sorted(referenced)) or 'none'}, not the "
                       f"session's PET {record.series_uid}; move it away so that netpet sr writes one from the .seg.nrrd.")
-    pet = [pydicom.dcmread(p, stop_before_pixels=True) for p in record.files]
     sr = build_report(group.rows, pet, seg, group.reader, table)
     if pseudonymiser is not None:
-        pseudonymiser.dataset(sr, record.patient_id)
-    path = os.path.join(out_dir, group.name + "_sr.dcm")
+        pseudonymiser.dataset(sr)
+    path = os.path.join(out_dir, name + "_sr.dcm")
     check_writable(os.path.realpath(path), path, "DICOM SR", SRError)
-    replace_atomically(os.path.realpath(path), lambda temporary: sr.save_as(temporary), suffix=".dcm", what="DICOM SR", error=SRError)
+    replace_atomically(os.path.realpath(path), lambda temporary: sr.save_as(temporary), suffix=".dcm", what="DICOM SR",
+                       error=SRError)
     log.info("%s: %d findings, %d retracted left out%s", path, len(group.rows), group.retracted,
              f"; SEG written: {seg_path}" if written else "")
     return {"patient_id": group.patient_id, "session_id": group.session_id, "reader": group.reader, "sr": path,
