@@ -37,7 +37,8 @@ NETPET grade by design (:data:`GRADE_DESIGN`)
     * P2, P3, P4: one deciding lesion (the largest malignant lesion) dual-positive with FDG to SSTR
       lesion-to-liver ratios of about 0.3, 1 and 3 (FDG well below, like, well above the SSTR
       intensity); every other FDG-avid lesion SSTR-positive (at least 1.3 x the liver) with an FDG/SSTR
-      ratio and an FDG uptake at most 0.8 x the deciding lesion's, else FDG-negative;
+      ratio and an FDG uptake at most 0.8 x the deciding lesion's and a ratio at most 0.6 (clearly P2), else
+      FDG-negative;
     * P5: the deciding lesion FDG-only (dedifferentiated): 68Ga-DOTATATE 0.3-0.7 x the liver, FDG
       2.5-4.5 x the liver; the patient's other lesions as drawn, except that an FDG-avid lesion near
       the liver on SSTR (0.8-1.3 x) is made FDG-negative (no lesion is ambiguous between dual-positive
@@ -88,6 +89,9 @@ HISTOLOGY = {"P1": "G1", "P2": "G2", "P3": "G2", "P4": "G3", "P5": "G3"}
 #: against netpet_score's bands (< 0.77 P2, 0.77-1.3 P3, > 1.3 P4); P5 SSTR T/L < 0.9 is Krenning 1 or less.
 DECIDING_UPTAKE = {"P2": ((4.5, 6.0), (1.4, 1.8)), "P3": ((2.0, 2.6), (0.9, 1.1)), "P4": ((1.5, 1.9), (4.5, 6.0)),
                    "P5": ((0.3, 0.7), (2.5, 4.5))}
+#: largest avidity index of the other FDG-avid lesions of a P2-P4 patient: 20 % below netpet_score's P2/P3 bound
+#: (1 / 1.3 = 0.77)
+OTHER_INDEX = 0.6
 #: the benign look-alikes every TIO patient gets with the reading design
 TIO_DECOYS = (("uncinate", "physiological uncinate process uptake"), ("fracture", "healing rib fracture"),
               ("inflammation", "reactive inflammatory node"))
@@ -198,9 +202,10 @@ def apply_grade_design(patient: Patient, seed: int) -> None:
             if 0.8 < sstr < 1.3:
                 lesion.suv["fdg"] = _fdg_negative(rng, lesion)
             continue
-        # an FDG-avid lesion of a dual-positive patient: clearly SSTR-positive, FDG/liver at least 1.3 and at most
-        # 0.8 x the deciding lesion's FDG/SSTR ratio and 0.8 x its FDG/liver; else FDG-negative
-        ceiling = 0.8 * min(limit * sstr, deciding.suv["fdg"] / liver_f)
+        # an FDG-avid lesion of a dual-positive patient: clearly SSTR-positive, FDG/liver at least 1.3, an avidity
+        # index (FDG/SSTR) at most 0.8 x the deciding lesion's and at most OTHER_INDEX (clearly P2), and FDG/liver at
+        # most 0.8 x the deciding lesion's; else FDG-negative
+        ceiling = min(0.8 * limit * sstr, OTHER_INDEX * sstr, 0.8 * deciding.suv["fdg"] / liver_f)
         if sstr < 1.3 or ceiling <= 1.4 or fdg < 1.3:
             lesion.suv["fdg"] = _fdg_negative(rng, lesion)
         elif fdg > ceiling:
