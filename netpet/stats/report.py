@@ -636,12 +636,6 @@ def _dropped(entry: Dict[str, Any]) -> str:
     return f"{count} ({apart} not separable)" if apart else str(count)
 
 
-#: the columns of the false findings in the report (the CSV has them all, with the segmentation file)
-FALSE_FINDING_HTML = ("kind", "patient_id", "session_id", "modality", "tracer", "reader", "lesion_id", "region",
-                      "standard", "found", "call", "suv_max", "tl_ratio", "krenning", "segmentation_status", "flags",
-                      "warnings", "cause")
-
-
 def _false_findings_table(rows: Sequence[Dict[str, Any]]) -> str:
     """The false findings with their quality; findings that are not separable are marked."""
     apart = [str(row.get("segmentation_status") or "").strip().lower().replace("-", " ") == NOT_SEPARABLE
@@ -651,23 +645,32 @@ def _false_findings_table(rows: Sequence[Dict[str, Any]]) -> str:
         parts.append(f"<p class='note'>{sum(apart)} of these findings are <strong>not separable</strong> (marked): no "
                      "volume could be segmented; their SUVmax and SUVpeak are the local uptake at the click, and they "
                      "have no volume, SUVmean or TLA.</p>")
-    columns = list(FALSE_FINDING_HTML)
-    if any(row.get(TIME_POINT) for row in rows):
-        columns.insert(columns.index("reader") + 1, TIME_POINT)
-    if any("finding_id" in row for row in rows):  # joined by a correspondence table: the reader's own id too
-        columns.insert(columns.index("lesion_id") + 1, "finding_id")
-    head = "".join(f"<th>{c}</th>" for c in columns)
+    # grouped cells keep the table within a printed page: which finding, where, the call and values, its quality
+    timed = any(row.get(TIME_POINT) for row in rows)
+    matched = any("finding_id" in row for row in rows)  # joined by a correspondence table: the reader's own id too
+    head = "".join(f"<th>{h}</th>" for h in ("Kind", "Finding", *([TIME_POINT] if timed else []),
+                                              *(["finding_id"] if matched else []), "Region (standard)", "Call",
+                                              "SUVmax, T/L, Krenning", "Segmentation", "Warnings", "Cause"))
     body = []
     for row, marked in zip(rows, apart):
-        cells = []
-        for c in columns:
-            value = row.get(c, "")
-            text = number(value, 2) if isinstance(value, (int, float)) and not isinstance(value, bool) else html.escape(
-                str(value if value is not None else ""))
-            if c == "segmentation_status" and marked:
-                text = f"<strong>&#9888; {text}</strong>"
-            cells.append(f"<td>{text}</td>")
-        body.append(("<tr class='not-separable'>" if marked else "<tr>") + "".join(cells) + "</tr>")
+        def get(column: str) -> str:
+            value = row.get(column, "")
+            return "" if value is None else html.escape(str(value))
+
+        finding = (f"{get('patient_id')} {get('session_id')}<br>{get('modality')} {get('tracer')} {get('reader')}"
+                   f"<br>lesion {get('lesion_id')}")
+        values = ", ".join(number(row.get(c), 2) for c in ("suv_max", "tl_ratio", "krenning"))
+        status = get("segmentation_status")
+        if marked:
+            status = f"<strong>&#9888; {status}</strong>"
+        flags = get("flags").replace(";", "; ")
+        cells = [get("kind"), finding, *([get(TIME_POINT)] if timed else []), *([get("finding_id")] if matched else []),
+                 f"{get('region')} ({get('standard')})",
+                 f"{get('call') or '&ndash;'}<br><span class='note'>found: {get('found')}</span>", values,
+                 f"{status}<br><span class='note'>{flags}</span>", get("warnings").replace(" | ", "<br>"),
+                 get("cause")]
+        body.append(("<tr class='not-separable'>" if marked else "<tr>")
+                    + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     parts.append(f"<div class='table-wrap'><table class='false-findings'><thead><tr>{head}</tr></thead>"
                  f"<tbody>{''.join(body)}</tbody></table></div>")
     return "".join(parts)
