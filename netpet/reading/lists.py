@@ -39,6 +39,7 @@ platform and Python version that keeps version 2 string seeding, Python 3.2 on):
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import random
@@ -81,25 +82,46 @@ def sessions_from_rows(rows: Iterable[Mapping[str, Any]]) -> List[Dict[str, str]
 
 
 def sessions_from_manifest(path: str) -> List[Dict[str, str]]:
-    """The sessions of a quantification manifest (:func:`netpet.quant.pipeline.read_manifest`): one per distinct
-    patient and session id (or series UID, or series path where no session id is given), modality and tracer;
-    only :data:`IDENTITY_COLUMNS` are kept (seeds, lesion ids and regions are not).
+    """The sessions of a manifest CSV (UTF-8): a quantification manifest of ``netpet quantify`` or a plain list of
+    sessions, with ``patient_id`` and, per row, one of ``session_id``, ``series_uid`` or ``series`` (a path,
+    relative to the manifest). One session per distinct patient and session id (or series UID, or series path),
+    modality and tracer; only :data:`IDENTITY_COLUMNS` are kept (seeds, lesion ids, regions, readers are not).
 
     Raises
     ------
     ReadingError
-        A row without patient_id or without any of session_id, series_uid, series (the row is named).
-    netpet.errors.NetpetError
-        The manifest cannot be read (:func:`~netpet.quant.pipeline.read_manifest`).
+        No such file, a folder, text that is not UTF-8 CSV, no ``patient_id`` column, or a row without patient_id
+        or without any of session_id, series_uid, series (the line is named).
     """
-    from netpet.quant.pipeline import read_manifest
-
+    shown = printable(path)
+    if not os.path.exists(path):
+        raise ReadingError(f"The manifest {shown} does not exist.")
+    if os.path.isdir(path):
+        raise ReadingError(f"The manifest {shown} is a folder; give the CSV file.")
+    try:
+        with open(path, "rb") as handle:
+            text = handle.read().decode("utf-8-sig")
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        header = reader.fieldnames or []
+        lines = [(reader.line_num, row) for row in reader]
+    except UnicodeDecodeError as exc:
+        raise ReadingError(f"The manifest {shown} is not UTF-8 text (byte {exc.start}); save it as CSV UTF-8.") from None
+    except csv.Error as exc:
+        raise ReadingError(f"The manifest {shown} is not a readable CSV ({exc}).") from None
+    if "patient_id" not in header:
+        raise ReadingError(f"The manifest {shown} has no patient_id column; it needs patient_id and one of session_id, "
+                           "series_uid or series.")
+    base = os.path.dirname(os.path.abspath(path))
     sessions: Dict[Tuple[str, ...], Dict[str, str]] = {}
-    for row in read_manifest(path):
-        identity = {k: schema.clean_label(row.values.get(k)) for k in IDENTITY_COLUMNS}
+    for number, row in lines:
+        identity = {k: schema.clean_label(row.get(k)) for k in IDENTITY_COLUMNS}
+        if not any(identity.values()):
+            continue  # a blank line
         if not identity["patient_id"] or not (identity["session_id"] or identity["series_uid"] or identity["series"]):
-            raise ReadingError(f"The manifest {printable(path)} line {row.number}: a session needs patient_id and one "
-                               "of session_id, series_uid or series; fill them in.")
+            raise ReadingError(f"The manifest {shown} line {number}: a session needs patient_id and one of session_id, "
+                               "series_uid or series; fill them in.")
+        if identity["series"] and not os.path.isabs(identity["series"]):
+            identity["series"] = os.path.normpath(os.path.join(base, identity["series"]))
         held = sessions.setdefault(_session_key(identity), identity)
         for k, v in identity.items():
             if v and not held.get(k):
