@@ -314,3 +314,36 @@ def test_pseudonymised_table_gives_pseudonymised_sr(study, tmp_path):
     referenced = {i.ReferencedSOPSequence[0].ReferencedSOPInstanceUID for i in _items(sr.ContentSequence)
                   if i.ValueType == "IMAGE" and i.ConceptNameCodeSequence[0].CodeValue == "121191"}
     assert referenced == {seg.SOPInstanceUID}
+
+
+@pytest.mark.parametrize("suv_type", ["bw", "lbm", "lbmjanma", "bsa", "ibw"])
+def test_every_suv_type_is_coded_and_valid(study, tmp_path, suv_type):
+    """The SUV quantity and unit follow the table's suv_type (PS3.16 CID 7180 and CID 85), the TLA is Total Lesion
+    Glycolysis for FDG only; each SR passes dciodvfy (the unit codes longer than 16 characters are LongCodeValue)."""
+    from netpet.quant.sr import SUV_CODES
+
+    root, _ = study
+    with open(root / "table.csv", newline="", encoding="utf-8") as handle:
+        data = [r for r in csv.DictReader(handle) if r["reader"] == "R1"]
+    for row in data:
+        row.update(suv_type=suv_type, tracer="fdg" if suv_type == "bw" else row["tracer"])
+        row["segmentation_file"] = os.path.relpath(root / row["segmentation_file"], tmp_path)
+    table = tmp_path / "table.csv"
+    with open(table, "w", newline="", encoding="utf-8") as handle:
+        out = csv.DictWriter(handle, fieldnames=list(data[0]))
+        out.writeheader()
+        out.writerows(data)
+    assert main(["sr", "--table", str(table), "--dicom", str(root / "dicom"), "--out", str(tmp_path / "o")]) == 0
+    path = tmp_path / "o" / "P1_S1_R1_sr.dcm"
+    lines = [line for line in _dciodvfy(path).splitlines() if line.startswith(("Error", "Warning"))]
+    assert all(any(p.match(line) for p in ACCEPTED_WARNINGS) for line in lines), lines
+    quantity, unit = SUV_CODES[suv_type]
+    for group in _groups(pydicom.dcmread(path)).values():
+        nums = [i for i in group.ContentSequence if i.ValueType == "NUM"]
+        suvs = [i for i in nums if i.ConceptNameCodeSequence[0].CodeValue == quantity[0]]
+        assert len(suvs) == 3
+        for item in suvs:
+            code = item.MeasuredValueSequence[0].MeasurementUnitsCodeSequence[0]
+            assert code.get("CodeValue", code.get("LongCodeValue")) == unit[0]
+        names = {i.ConceptNameCodeSequence[0].CodeValue for i in nums}
+        assert ("126033" in names) == (suv_type == "bw") and ("TLA" in names) == (suv_type != "bw")
