@@ -102,6 +102,8 @@ def _table(path: str, write: bool = True):
     table = StudyTable(path)
     if write:
         table.check()
+    else:
+        table.columns()  # a file that is not a study table is refused here too
     return table
 
 
