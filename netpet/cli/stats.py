@@ -53,7 +53,10 @@ def add_parser(sub) -> None:
                         "(the reader's visual call, reader_call; every active finding needs one, equivocal counts as "
                         "--equivocal says); retracted findings are left out either way")
     p.add_argument("--causes", metavar="FILE",
-                   help="a false-findings.csv whose filled-in causes to keep (default: the one in --out, if any)")
+                   help="a false-findings.csv whose filled-in causes to keep (default: the one in --out, if any): the "
+                        "free-text cause, and each cause_code the reader confirmed (cause_confirmed yes, or a code "
+                        "changed from proposed_cause); codes: PHYS, INFL, BONE, PVE, LOWSSTR, MOTION, MRAC, URINE, "
+                        "OTHER")
     p.add_argument("--no-figures", action="store_true", help="skip the figures (the report has tables only)")
     p.add_argument("--dicom", metavar="ROOT",
                    help="the study's DICOM folder tree: the report gains a MIP of every session read (its PET found by "
@@ -65,7 +68,8 @@ def add_parser(sub) -> None:
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
-    from netpet.stats.analysis import StatsOptions, analyse
+    from netpet.stats.analysis import StatsOptions, analyse, false_finding_key
+    from netpet.stats.causes import read_cause_codes
     from netpet.stats.data import load_study
     from netpet.stats.report import read_causes, write_outputs
 
@@ -85,12 +89,15 @@ def cmd_stats(args: argparse.Namespace) -> int:
         check_input(args.causes, "--causes")
     keyed = pseudonymiser(args)
     causes = read_causes(causes_path)
+    # the reader's confirmed cause codes (cause_code, cause_confirmed) of the same file
+    codes = read_cause_codes(causes_path, false_finding_key)
     if keyed is not None:  # causes written against archive ids follow the pseudonyms (a pseudonym is kept)
         causes = {(key[0], keyed.patient(key[1]), *key[2:]): cause for key, cause in causes.items()}
+        codes = {(key[0], keyed.patient(key[1]), *key[2:]): code for key, code in codes.items()}
     study = load_study(args.table, args.reference, group_by, regions, patient_ids=keyed.patient if keyed else None,
                        correspondence=args.correspondence, call_source=args.call_source)
     options = StatsOptions(ci=args.ci, level=args.level, bootstrap=args.bootstrap, seed=args.seed, group_by=group_by,
-                           regions=regions, causes=causes, equivocal=args.equivocal)
+                           regions=regions, causes=causes, equivocal=args.equivocal, cause_codes=codes)
     analysis = analyse(study, options, progress=tqdm_progress(not args.json))
     command = "netpet stats " + " ".join(sys.argv[2:]) if sys.argv and sys.argv[0].endswith("netpet") else ""
     written = write_outputs(analysis, args.out, command, previous_causes=causes, figures_too=not args.no_figures,

@@ -45,6 +45,8 @@ from netpet.stats import agreement, cluster, roc
 from netpet.stats.data import (ENDPOINT_ANY, ENDPOINT_REFERENCES, ENDPOINTS, GROUP_KEYS, INDICATIONS, LEVELS,
                                MADE_STANDARDS, QUALITY_COLUMNS, TIME_POINT, Study, check_equivocal, not_separable,
                                units_for)
+from netpet.stats.causes import CAUSE_COLUMNS, CAUSE_REFERENCES, DEFAULT_FWHM_MM, annotate, cause_list, \
+    level_false_findings, tally
 from netpet.stats.intervals import CI_METHODS, Measure, StatsError, accuracy_measures
 from netpet.stats.paired import PairedCounts, durkalski, mcnemar_chi2, mcnemar_exact, tango_interval
 
@@ -84,6 +86,9 @@ class StatsOptions:
     agreement_variables: Sequence[str] = AGREEMENT_VARIABLES
     causes: Dict[Tuple[str, ...], str] = field(default_factory=dict)
     equivocal: str = "negative"
+    #: the reader's confirmed cause codes of a previous false-findings list ({key: (code, True)},
+    #: :func:`netpet.stats.causes.read_cause_codes`)
+    cause_codes: Dict[Tuple[str, ...], Tuple[str, bool]] = field(default_factory=dict)
 
     def check(self) -> None:
         if self.ci not in CI_METHODS:
@@ -490,9 +495,12 @@ MATCH_COLUMNS = ("finding_id", "match_status")
 
 
 def false_finding_columns(timed: bool = False, matched: bool = False) -> Tuple[str, ...]:
-    """:data:`FALSE_FINDING_COLUMNS`, with ``time_point`` after ``reader`` when the study has time points and
+    """:data:`FALSE_FINDING_COLUMNS` with the coded cause (:data:`netpet.stats.causes.CAUSE_COLUMNS`) before
+    ``segmentation_file``, with ``time_point`` after ``reader`` when the study has time points and
     :data:`MATCH_COLUMNS` after ``lesion_id`` when a correspondence table joined the findings."""
     columns = list(FALSE_FINDING_COLUMNS)
+    at = columns.index("segmentation_file")  # the coded cause before the quality columns (the free-text cause last)
+    columns[at:at] = CAUSE_COLUMNS
     if matched:
         at = columns.index("lesion_id") + 1
         columns[at:at] = MATCH_COLUMNS
@@ -520,7 +528,10 @@ def false_findings(lesions: pd.DataFrame, options: StatsOptions, timed: bool = F
         shows which rule made it false), ``segmentation_status``, ``flags`` and ``warnings`` its
         quality columns (empty when the study table lacks them or there is no finding); with
         ``matched``, ``lesion_id`` is the reference lesion (or an unmatched finding's track) and
-        ``finding_id`` the reader's own id of the finding.
+        ``finding_id`` the reader's own id of the finding. ``proposed_cause`` and ``proposed_reason``
+        are the software's proposal (:func:`netpet.stats.causes.propose`), ``cause_code`` the code
+        counted (the reader's confirmed one from ``options.cause_codes``, else the proposal) and
+        ``cause_confirmed`` yes/no.
     """
     wrong = lesions[(lesions["truth"] == 1) & (lesions["call"] == 0) | (lesions["truth"] == 0) & (lesions["call"] == 1)]
     columns = false_finding_columns(timed, matched)
@@ -540,6 +551,7 @@ def false_findings(lesions: pd.DataFrame, options: StatsOptions, timed: bool = F
         if not cause and isinstance(table_cause, str):
             cause = table_cause
         row["cause"] = cause or ""
+        annotate(row, unit, options.cause_codes, false_finding_key(row))
         rows.append(row)
     frame = pd.DataFrame(rows, columns=list(columns))
     order = ["kind", "modality", "tracer", "reader", *([TIME_POINT] if timed else []), "patient_id", "lesion_id"]
@@ -661,7 +673,17 @@ def analyse(study: Study, options: Optional[StatsOptions] = None,
         "false_findings": falses.to_dict("records"),
         "causes": cause_tally(falses),
     }
-    result["methods"] = {"endpoints": endpoint_methods(study, options)}
+    levels = level_false_findings(units, falses, keys)
+    result["false_findings_by_level"] = levels
+    result["cause_tally"] = tally(falses, levels, keys)
+    result["cause_codes"] = cause_list()
+    result["methods"] = {"endpoints": endpoint_methods(study, options),
+                         "causes": {"codes": cause_list(), "references": list(CAUSE_REFERENCES),
+                                    "default_fwhm_mm": DEFAULT_FWHM_MM,
+                                    "confirmed": int(sum(r["cause_confirmed"] == "yes"
+                                                         for r in result["false_findings"])),
+                                    "proposed_only": int(sum(r["cause_confirmed"] != "yes"
+                                                             for r in result["false_findings"]))}}
     if study.reference.indications:
         result["endpoints"] = endpoint_table(units["patient"], options, weights, keys,
                                              study.group_order if study.timed else None)

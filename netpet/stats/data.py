@@ -168,6 +168,8 @@ ABSENT_STANDARD = "not present at this time point by the reference standard (net
 MADE_STANDARDS = (UNMATCHED_STANDARD, ABSENT_STANDARD)
 #: where a finding's call comes from: the SUV rule's ``call`` column (default) or the reader's visual ``reader_call``
 CALL_SOURCES = ("suv", "reader")
+#: the study table's columns carried to the lesion units for the coded causes of false findings (netpet.stats.causes)
+CAUSE_TABLE_COLUMNS = ("lesion_type", "longest_diameter_mm", "fwhm_mm", "site")
 #: the confidence of a unit without a finding: 1, definitely benign (nothing was reported there)
 NO_FINDING_CONFIDENCE = 1
 #: the reference standard's patient-level ``indication`` values (case and spacing ignored; see :data:`ENDPOINTS`)
@@ -1317,7 +1319,11 @@ def lesion_units(study: Study, equivocal: str = "negative") -> pd.DataFrame:
             *[c for c in ("segmentation_file", "cause", "finding_id", "match_status") if c in study.findings],
             *[c for c in study.group_by if c in study.findings and c not in lesions and c != "region"
               and c not in QUALITY_COLUMNS]]
-    found = study.findings[keep]
+    # the table's columns the coded causes read (netpet.stats.causes); named table_<column> when the reference
+    # standard has a column of that name too
+    for_causes = [c for c in CAUSE_TABLE_COLUMNS if c in study.findings and c not in keep]
+    found = study.findings[list(dict.fromkeys(keep + for_causes))]
+    found = found.rename(columns={c: f"table_{c}" for c in for_causes if c in lesions.columns})
     units = units.merge(found, on=["patient_id", "lesion_id", *keys], how="left")
     units["found"] = units["finding_call"].notna()
     units["finding_call"] = units["finding_call"].fillna("")
