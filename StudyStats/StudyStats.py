@@ -37,8 +37,22 @@ EquivocalRule = LabelledChoice("EquivocalRule", [
     ("positive", _("As positive (sensitivity analysis)")),
 ])
 EQUIVOCAL_RULES = EquivocalRule.keys()
+#: the finding's call the accuracy counts, by key (netpet.stats.data.CALL_SOURCES) with their labels
+CallSource = LabelledChoice("CallSource", [
+    ("suv", _("The SUV rule's call (liver threshold)")),
+    ("reader", _("The reader's visual call")),
+])
+CALL_SOURCES = CallSource.keys()
+#: the case of the multi-reader multi-case ROC analysis, by key (netpet.stats.mrmc.study_mrmc) with their labels
+MRMCLevel = LabelledChoice("MRMCLevel", [
+    ("patient", _("Patient (the independent unit)")),
+    ("lesion", _("Lesion (correlated within a patient)")),
+])
+MRMC_LEVELS = MRMCLevel.keys()
 #: cluster-bootstrap replicates: limits of the panel's spin box (a test keeps the .ui equal)
 BOOTSTRAP_RANGE = (0, 100000)
+#: the reading-list seed: limits of the panel's spin box (a test keeps the .ui equal)
+READING_SEED_RANGE = (0, 2147483647)
 GROUP_COLORS = ((0.12, 0.47, 0.71), (1.0, 0.5, 0.05), (0.17, 0.63, 0.17), (0.84, 0.15, 0.16), (0.58, 0.4, 0.74),
                 (0.55, 0.34, 0.29))
 ACCURACY_COLUMNS = ("level", "modality", "tracer", "reader", "group_by", "n_units", "tp", "fp", "fn", "tn",
@@ -87,6 +101,10 @@ class StudyStatsParameterNode:
     correspondencePath - the correspondence table (netpet match): findings matched to reference lesions by
         location; empty: the table's lesion ids must be the reference standard's
     patientID, sessionA, sessionB - the patient and the two sessions whose matched lesions are shown side by side
+    callSource - which call of a finding counts: the SUV rule's (suv) or the reader's visual call (reader)
+    readers - comma-separated reader ids (reading lists, adjudication; empty: every reader of the table)
+    readingSeed - the seed of the randomised reading order
+    mrmcLevel - the case of the MRMC ROC analysis: patient or lesion
     accuracyTable - the accuracy table node
     comparisonsTable - the paired comparisons table node
     stagingTable - per patient and group: N, M and stage group from the findings and from the reference
@@ -109,6 +127,10 @@ class StudyStatsParameterNode:
     patientID: str = ""
     sessionA: str = ""
     sessionB: str = ""
+    callSource: CallSource = CallSource["suv"]
+    readers: str = ""
+    readingSeed: Annotated[int, WithinRange(0, 2147483647)] = 1
+    mrmcLevel: MRMCLevel = MRMCLevel["patient"]
     accuracyTable: slicer.vtkMRMLTableNode
     comparisonsTable: slicer.vtkMRMLTableNode
     stagingTable: slicer.vtkMRMLTableNode
@@ -141,6 +163,10 @@ class StudyStatsWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidget, V
         self.ui.followUpButton.connect("clicked(bool)", self.onFollowUpButton)
         self.ui.listPairsButton.connect("clicked(bool)", self.onListPairsButton)
         self.ui.showPairButton.connect("clicked(bool)", self.onShowPairButton)
+        self.ui.scoresButton.connect("clicked(bool)", self.onScoresButton)
+        self.ui.mrmcButton.connect("clicked(bool)", self.onMRMCButton)
+        self.ui.readingListsButton.connect("clicked(bool)", self.onReadingListsButton)
+        self.ui.adjudicationButton.connect("clicked(bool)", self.onAdjudicationButton)
         self.initializeParameterNode()
 
     def onRunButton(self):
@@ -157,7 +183,8 @@ class StudyStatsWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidget, V
                                         pathText(p.outputFolder), p.ciMethod.key,
                                         [c.strip() for c in p.groupBy.split(",") if c.strip()], p.bootstrap,
                                         progress=progress, equivocal=p.equivocal.key,
-                                        correspondencePath=pathText(p.correspondencePath))
+                                        correspondencePath=pathText(p.correspondencePath),
+                                        callSource=p.callSource.key)
             if progress.cancelled:
                 self.ui.statusLabel.text = _("Cancelled; nothing was written.")
                 return
@@ -222,6 +249,47 @@ class StudyStatsWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidget, V
             shown = self.logic.showPair(self._pairs[index], pathText(self._parameterNode.studyTablePath))
             self.ui.statusLabel.text = "\n".join(shown["notes"]) or _("Left: session a; right: session b.")
 
+    def _readers(self):
+        return [r.strip() for r in self._parameterNode.readers.split(",") if r.strip()]
+
+    def _showTable(self, tableNode):
+        slicer.app.layoutManager().setLayout(slicer.vtkMRMLLayoutNode.SlicerLayoutFourUpTableView)
+        slicer.app.applicationLogic().GetSelectionNode().SetActiveTableID(tableNode.GetID())
+        slicer.app.applicationLogic().PropagateTableSelection()
+
+    def onScoresButton(self):
+        with slicer.util.tryWithErrorDisplay(_("The reading standards could not be computed."), waitCursor=True):
+            p = self._parameterNode
+            out = self.logic.readingStandards(pathText(p.studyTablePath), pathText(p.correspondencePath),
+                                              pathText(p.outputFolder))
+            self._showTable(out["tables"]["netpet_scores"])
+            self.ui.statusLabel.text = _("Reading standards: ") + out["folder"] + "".join(
+                "\n" + w for w in out["result"]["warnings"])
+
+    def onMRMCButton(self):
+        with slicer.util.tryWithErrorDisplay(_("The multi-reader analysis could not be computed."), waitCursor=True):
+            p = self._parameterNode
+            out = self.logic.mrmcAnalysis(pathText(p.studyTablePath), pathText(p.referencePath),
+                                          pathText(p.correspondencePath), level=p.mrmcLevel.key,
+                                          outputFolder=pathText(p.outputFolder))
+            self._showTable(out["table"])
+            self.ui.statusLabel.text = out["summary"] + "".join(
+                "\n" + w for w in out["result"]["notes"] + out["result"]["warnings"])
+
+    def onReadingListsButton(self):
+        with slicer.util.tryWithErrorDisplay(_("The reading lists could not be written."), waitCursor=True):
+            p = self._parameterNode
+            out = self.logic.readingLists(pathText(p.studyTablePath), self._readers(), p.readingSeed,
+                                          pathText(p.outputFolder))
+            self.ui.statusLabel.text = _("Reading lists: ") + ", ".join(out["files"])
+
+    def onAdjudicationButton(self):
+        with slicer.util.tryWithErrorDisplay(_("The adjudication list could not be written."), waitCursor=True):
+            p = self._parameterNode
+            out = self.logic.adjudicationList(pathText(p.studyTablePath), self._readers(),
+                                              pathText(p.correspondencePath), pathText(p.outputFolder))
+            self.ui.statusLabel.text = _("Findings to adjudicate: ") + f"{out['count']} ({out['path']})"
+
     def onReportButton(self):
         import qt
 
@@ -245,12 +313,13 @@ class StudyStatsLogic(ScriptedLoadableModuleLogic):
         return StudyStatsParameterNode(super().getParameterNode())
 
     def run(self, studyTablePath, referencePath, outputFolder, ciMethod="wilson", groupBy=(), bootstrap=2000,
-            seed=1, progress=None, figures=True, equivocal="negative", correspondencePath=""):
+            seed=1, progress=None, figures=True, equivocal="negative", correspondencePath="", callSource="suv"):
         """Compute everything, write the outputs (CSV, figures, report.html) and build the nodes.
 
         ``equivocal`` says how equivocal calls count ("negative", the protocol's default, or "positive").
         ``correspondencePath``: the correspondence table of :meth:`matchLesions` (``netpet match``); empty when
-        the table's lesion ids are the reference standard's.
+        the table's lesion ids are the reference standard's. ``callSource``: which call of a finding counts, the SUV
+        rule's ("suv") or the reader's visual call ("reader").
         Returns {"result": the JSON-ready result, "report": path, "tables": {...}, "charts": {...}}.
         """
         from netpet.stats import StatsOptions, analyse, load_study, write_outputs
@@ -267,7 +336,7 @@ class StudyStatsLogic(ScriptedLoadableModuleLogic):
         if not outputFolder:
             outputFolder = os.path.join(os.path.dirname(os.path.abspath(studyTablePath)), "statistics")
         study = load_study(studyTablePath, referencePath, list(groupBy),
-                           correspondence=pathText(correspondencePath) or None)
+                           correspondence=pathText(correspondencePath) or None, call_source=callSource)
         causes = read_causes(os.path.join(outputFolder, "false-findings.csv"))
         options = StatsOptions(ci=ciMethod, bootstrap=bootstrap, seed=seed, group_by=list(groupBy), causes=causes,
                                equivocal=equivocal)
@@ -457,6 +526,102 @@ class StudyStatsLogic(ScriptedLoadableModuleLogic):
             name = os.path.splitext(os.path.basename(path))[0]
             transformNode = slicer.mrmlScene.GetFirstNodeByName(name) or matching.loadRegistration(path, name)
         return matching.showSideBySide(pair, pets[0], pets[1], transformBToA=transformNode)
+
+    # -- reading standards and reader studies ------------------------------------------------------------------
+    @staticmethod
+    def _folder(studyTablePath, outputFolder, name):
+        return os.path.join(pathText(outputFolder) or os.path.dirname(os.path.abspath(pathText(studyTablePath))), name)
+
+    def readingStandards(self, studyTablePath, correspondencePath="", outputFolder=""):
+        """The reading standards of the study table (``netpet scores``): NETPET grade per patient, FDG+/SSTR-
+        lesions, SSTR-RADS 1.0 per finding and scan (proposal beside the reader's category), PRRT summary (a
+        decision aid). Files in ``outputFolder/reading-standards`` (default beside the study table) and table
+        nodes. Returns {"result", "folder", "files", "tables": {"netpet_scores", "discordant", "sstr_rads_scans",
+        "sstr_rads_lesions", "prrt"}}."""
+        from netpet.clinical.netpet_score import DISCORDANT_COLUMNS, SCORE_COLUMNS
+        from netpet.clinical.prrt import PRRT_COLUMNS
+        from netpet.clinical.scores import read_table_scores, write_scores
+        from netpet.clinical.sstr_rads import LESION_COLUMNS, SCAN_COLUMNS
+
+        studyTablePath = pathText(studyTablePath)
+        if not studyTablePath:
+            raise ValueError("No study table is chosen; choose the study table (.csv or .sqlite).")
+        result = read_table_scores(studyTablePath, pathText(correspondencePath) or None)
+        folder = self._folder(studyTablePath, outputFolder, "reading-standards")
+        files = write_scores(result, folder)
+        made = (("netpet_scores", SCORE_COLUMNS, "NETPET score"), ("discordant", DISCORDANT_COLUMNS, "FDG+ SSTR- lesions"),
+                ("sstr_rads_scans", SCAN_COLUMNS, "SSTR-RADS scans"), ("sstr_rads_lesions", LESION_COLUMNS,
+                                                                       "SSTR-RADS findings"),
+                ("prrt", PRRT_COLUMNS, "PRRT summary"))
+        tables = {key: nodes.tableNodeFromRows(result[key], list(columns), f"StudyStats {title}")
+                  for key, columns, title in made}
+        return {"result": result, "folder": folder, "files": files, "tables": tables}
+
+    def mrmcAnalysis(self, studyTablePath, referencePath, correspondencePath="", level="patient", tests=None,
+                     method="jackknife", outputFolder=""):
+        """Multi-reader multi-case ROC of the readers' confidence (``netpet mrmc``: Obuchowski-Rockette with
+        jackknife covariances or DBM, Hillis df). ``mrmc.csv`` and ``mrmc.json`` in ``outputFolder/mrmc`` and a
+        table node. Returns {"result", "summary", "folder", "table"}."""
+        import json
+
+        import pandas as pd
+
+        from netpet.cli.mrmc import summary
+        from netpet.clinical.followup import write_table
+        from netpet.stats.data import load_study, units_for
+        from netpet.stats.mrmc import result_rows, study_mrmc
+
+        studyTablePath, referencePath = pathText(studyTablePath), pathText(referencePath)
+        if not studyTablePath or not referencePath:
+            raise ValueError("Choose the study table and the reference standard first.")
+        study = load_study(studyTablePath, referencePath, correspondence=pathText(correspondencePath) or None)
+        result = study_mrmc(units_for(study), level, tests, method, notes=study.warnings)
+        folder = self._folder(studyTablePath, outputFolder, "mrmc")
+        os.makedirs(folder, exist_ok=True)
+        rows = result_rows(result)
+        write_table(os.path.join(folder, "mrmc.csv"), pd.DataFrame(rows))
+        with open(os.path.join(folder, "mrmc.json"), "w", encoding="utf-8") as handle:
+            json.dump(result, handle, indent=1)
+        columns = list(rows[0]) if rows else ["analysis", "quantity"]
+        table = nodes.tableNodeFromRows(rows, columns, "StudyStats MRMC",
+                                        numeric={c for c in columns if rows and isinstance(rows[0].get(c), float)})
+        return {"result": result, "summary": summary(result), "folder": folder, "table": table}
+
+    def readingLists(self, studyTablePath, readers, seed=1, outputFolder=""):
+        """Blinded reading lists (``netpet reading-list``): per reader the table's sessions in a seeded random order,
+        in rounds with a washout, nothing of any result, in ``outputFolder/reading-lists``. Returns {"folder", "files"
+        (one per reader), "record" (the design, as reading-lists.json)}."""
+        from netpet.quant.table import StudyTable
+        from netpet.reading.lists import sessions_from_rows, write_reading_lists
+
+        studyTablePath = pathText(studyTablePath)
+        if not studyTablePath:
+            raise ValueError("No study table is chosen; choose the study table whose sessions are to be read.")
+        readers = [r for r in (readers or []) if str(r).strip()]
+        if not readers:
+            raise ValueError("No reader is given; write the reader ids, separated by commas.")
+        folder = self._folder(studyTablePath, outputFolder, "reading-lists")
+        record = write_reading_lists(sessions_from_rows(StudyTable(studyTablePath).read()), readers, int(seed), folder,
+                                     source=studyTablePath)
+        return {"folder": folder, "files": [os.path.join(folder, r["file"]) for r in record["readers"]],
+                "record": record}
+
+    def adjudicationList(self, studyTablePath, readers, correspondencePath="", outputFolder=""):
+        """The findings where the readers disagree (``netpet adjudicate``): ``adjudication.csv`` for the adjudicator
+        to fill. Returns {"path", "count"}."""
+        from netpet.quant.table import StudyTable
+        from netpet.reading.adjudication import disagreements, write_adjudication_list
+
+        studyTablePath = pathText(studyTablePath)
+        if not studyTablePath:
+            raise ValueError("No study table is chosen; choose the study table the readers wrote.")
+        rows = StudyTable(studyTablePath).read()
+        readers = [r for r in (readers or []) if str(r).strip()] or sorted({r["reader"] for r in rows if r.get("reader")})
+        items = disagreements(rows, readers, pathText(correspondencePath) or None)
+        path = os.path.join(self._folder(studyTablePath, outputFolder, "adjudication"), "adjudication.csv")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        write_adjudication_list(items, readers, path)
+        return {"path": path, "count": len(items)}
 
     @staticmethod
     def falseFindingsTableNode(result, tableNode=None):

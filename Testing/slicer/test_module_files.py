@@ -47,7 +47,8 @@ RANGED = {"QSpinBox": int, "QSlider": int, "QDoubleSpinBox": float, "ctkSliderWi
 RANGE_CONSTANTS = {("NETPETReader", "suvWindowMax"): "SUV_WINDOW_MAX_RANGE",
                    ("NETPETReader", "fusionOpacity"): "OPACITY_RANGE",
                    ("SUVQuant", "backgroundDiameterMm"): "BACKGROUND_DIAMETER_RANGE_MM",
-                   ("StudyStats", "bootstrap"): "BOOTSTRAP_RANGE"}
+                   ("StudyStats", "bootstrap"): "BOOTSTRAP_RANGE",
+                   ("StudyStats", "readingSeed"): "READING_SEED_RANGE"}
 
 
 def _ui(module):
@@ -110,9 +111,12 @@ def test_combo_boxes_show_labels_and_store_the_core_keys(mrml, name):
 
     from netpet.dicom.suv.record import SUV_TYPES
     from netpet.quant.segment import METHODS
+    from netpet.stats.data import CALL_SOURCES
     from netpet.stats.intervals import CI_METHODS
+    from netpet.stats.mrmc import CASE_LEVELS
 
-    core = {"SUVType": SUV_TYPES, "Method": METHODS, "CIMethod": CI_METHODS, "EquivocalRule": ("negative", "positive")}
+    core = {"SUVType": SUV_TYPES, "Method": METHODS, "CIMethod": CI_METHODS, "EquivocalRule": ("negative", "positive"),
+            "CallSource": CALL_SOURCES, "MRMCLevel": CASE_LEVELS}
     module = importlib.import_module(name)
     fields = _fields(name)
     combos = [parameter for _w, (cls, parameter, _p) in _ui(name).items() if cls == "QComboBox" and parameter]

@@ -634,6 +634,10 @@ def result_rows(result: Dict[str, Any]) -> List[Dict[str, Any]]:
 
 # -- from StudyStats units ------------------------------------------------------------------------------
 
+#: the cases an MRMC analysis of study units can take: a patient (the independent unit) or a reference lesion
+CASE_LEVELS: Tuple[str, ...] = ("patient", "lesion")
+
+
 def test_label(modality: Any, tracer: Any) -> str:
     """The name of a test: its modality and tracer, e.g. ``PET/CT dotatate``."""
     return f"{modality} {tracer}".strip()
@@ -676,7 +680,7 @@ def mrmc_from_units(units: pd.DataFrame, tests: Optional[Sequence[str]] = None,
         An unknown level, units without a ``confidence`` column, a test that the units do not hold,
         fewer than one reader reading every test, or no case left.
     """
-    if level not in ("lesion", "patient"):
+    if level not in CASE_LEVELS:
         raise StatsError(f"Unknown MRMC level {level!r}; choose lesion or patient.")
     needed = ["patient_id", "modality", "tracer", "reader", "truth", "confidence"] + (["lesion_id"] if level == "lesion"
                                                                                     else [])
