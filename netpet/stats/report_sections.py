@@ -158,14 +158,14 @@ def auc_flags(entry: Mapping[str, Any], lesions: Optional[pd.DataFrame] = None) 
     if auc is None:
         return [entry.get("reason") or "not computed"]
     if auc < 0.5:
-        flags.append(f"AUC {auc:.2f} is below 0.5 (worse than chance): the variable runs the other way in these "
-                     "lesions, which says more about the benign lesions measured than about discrimination")
+        flags.append(f"AUC {auc:.2f} below 0.5 (worse than chance): a property of the lesions measured, not "
+                     "discrimination")
     for truth, name in ((0, "benign"), (1, "malignant")):
         column, kinds = class_kinds(lesions, entry, entry.get("variable", ""), truth)
         count = entry.get("n_controls" if truth == 0 else "n_cases")
         if len(kinds) == 1 and (count or 0) >= 1:
-            flags.append(f"every {name} lesion is of one kind ({column} {kinds[0]}, n = {count}): the AUC measures "
-                         f"the separation from that kind only")
+            flags.append(f"every {name} lesion is of one kind ({column} {kinds[0]}, n = {count}): separation from "
+                         "that kind only")
     for key, name in (("n_cases", "malignant"), ("n_controls", "benign")):
         if entry.get(key) is not None and entry[key] < MIN_EVENTS:
             flags.append(f"only {entry[key]} {name} lesion{'s' if entry[key] != 1 else ''}")
