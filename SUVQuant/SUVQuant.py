@@ -41,6 +41,20 @@ Method = LabelledChoice("Method", [
     ("gradient", _("Gradient: watershed at the steepest edge")),
 ])
 METHODS = Method.keys()
+#: the reader's own reading of a finding (issue 14), keys as netpet.reading.findings.FORM_CHOICES ("unset": not recorded)
+ReaderCall = LabelledChoice("ReaderCall", [
+    ("unset", _("Not recorded")), ("positive", _("Positive")), ("equivocal", _("Equivocal")), ("negative", _("Negative")),
+])
+Confidence = LabelledChoice("Confidence", [
+    ("unset", _("Not recorded")), ("1", _("1: definitely benign")), ("2", _("2: probably benign")),
+    ("3", _("3: indeterminate")), ("4", _("4: probably malignant")), ("5", _("5: definitely malignant")),
+])
+AnatomicCorrelate = LabelledChoice("AnatomicCorrelate", [
+    ("unset", _("Not recorded")), ("none", _("No correlate on CT/MR")), ("lesion", _("A lesion on CT/MR")),
+    ("benign", _("A benign lesion on CT/MR")),
+])
+SSTRRADS = LabelledChoice("SSTRRADS", [("unset", _("Not recorded"))] + [
+    (category, f"SSTR-RADS {category}") for category in ("1A", "1B", "2A", "2B", "3A", "3B", "3C", "3D", "4", "5")])
 #: diameter (mm) of the sphere at a reader-placed background point: default and accepted range (as the core's manifest)
 BACKGROUND_DIAMETER_MM = 20.0
 BACKGROUND_DIAMETER_RANGE_MM = (4.0, 60.0)
@@ -135,6 +149,11 @@ class SUVQuantParameterNode:
     reader - the reader's id in the study table
     studyTablePath - the study-wide table (.csv or .sqlite)
     dicomSeg - also export DICOM SEG
+    readingLesionID - the lesion id of the finding the reader records, retracts or restores
+    readerCall, confidence, anatomicCorrelate, sstrRads - the reader's own reading of that finding (beside the
+        SUV rule's call): visual call, confidence of malignancy 1-5, anatomic correlate, SSTR-RADS 1.0
+    readingWhy - why (kept in the study table's audit trail)
+    retractionReason - why the finding is withdrawn (required to retract)
 
     The method is a LabelledChoice enum (labels in the combo box, keys in the scene); the diameter declares
     its range with WithinRange, which Slicer's spin-box connector sets on the widget (-inf..inf without
@@ -156,6 +175,13 @@ class SUVQuantParameterNode:
     timePoint: str = ""
     daysFromBaseline: str = ""
     dicomSeg: bool = False
+    readingLesionID: str = ""
+    readerCall: ReaderCall = ReaderCall["unset"]
+    confidence: Confidence = Confidence["unset"]
+    anatomicCorrelate: AnatomicCorrelate = AnatomicCorrelate["unset"]
+    sstrRads: SSTRRADS = SSTRRADS["unset"]
+    readingWhy: str = ""
+    retractionReason: str = ""
 
 
 #
@@ -192,6 +218,10 @@ class SUVQuantWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidget, VTK
         self.ui.reviewRefreshButton.connect("clicked(bool)", self.onReviewRefresh)
         self._reviewTargets = []
         self.ui.editButton.connect("clicked(bool)", self.onEditButton)
+        self.ui.loadReadingButton.connect("clicked(bool)", self.onLoadReading)
+        self.ui.recordReadingButton.connect("clicked(bool)", self.onRecordReading)
+        self.ui.retractButton.connect("clicked(bool)", self.onRetract)
+        self.ui.restoreButton.connect("clicked(bool)", self.onRestore)
         self.initializeParameterNode()
 
     def onParameterNodeSet(self):
@@ -332,6 +362,46 @@ class SUVQuantWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidget, VTK
             self.ui.statusLabel.text = "\n".join([_("{patient} {session}: {lesion}, {call}").format(
                 patient=target["patient_id"], session=target["session_id"], lesion=target["lesion_id"] or _("no finding"),
                 call=review.row.get("call") or _("no call"))] + review.messages)
+
+
+    # -- the reader's own reading (issue 14) ------------------------------------------------------------
+    def _readingTarget(self):
+        p = self._parameterNode
+        return {"studyTablePath": _path(p.studyTablePath), "petNode": p.petVolume, "reader": p.reader,
+                "lesionID": p.readingLesionID.strip(), "sessionID": p.sessionID.strip() or None}
+
+    def onLoadReading(self):
+        """Show the finding's recorded reading in the form (the reader's own row only: the blinded view)."""
+        with slicer.util.tryWithErrorDisplay(_("Reading the finding failed."), waitCursor=True):
+            p = self._parameterNode
+            reading = self.logic.readingOf(**self._readingTarget())
+            p.readerCall, p.confidence = ReaderCall[reading["readerCall"]], Confidence[reading["confidence"]]
+            p.anatomicCorrelate, p.sstrRads = AnatomicCorrelate[reading["anatomicCorrelate"]], SSTRRADS[reading["sstrRads"]]
+            self.ui.statusLabel.text = reading["summary"]
+
+    def onRecordReading(self):
+        with slicer.util.tryWithErrorDisplay(_("Recording the reading failed; the study table was left as it was."),
+                                             waitCursor=True):
+            p = self._parameterNode
+            written = self.logic.recordReading(**self._readingTarget(), call=p.readerCall, confidence=p.confidence,
+                                               correlate=p.anatomicCorrelate, sstrRads=p.sstrRads,
+                                               why=p.readingWhy.strip() or None)
+            self.ui.statusLabel.text = (_("{n} change(s) recorded in the audit trail.").format(n=written) if written
+                                        else _("The finding already held this reading; nothing was written."))
+
+    def onRetract(self):
+        with slicer.util.tryWithErrorDisplay(_("Retracting the finding failed; the study table was left as it was."),
+                                             waitCursor=True):
+            written = self.logic.retractFinding(**self._readingTarget(), reason=self._parameterNode.retractionReason)
+            self.ui.statusLabel.text = (_("The finding is retracted: kept in the table, counted by no analysis.")
+                                        if written else _("The finding was retracted already for this reason."))
+
+    def onRestore(self):
+        with slicer.util.tryWithErrorDisplay(_("Restoring the finding failed; the study table was left as it was."),
+                                             waitCursor=True):
+            written = self.logic.restoreFinding(**self._readingTarget(), why=self._parameterNode.readingWhy.strip() or None)
+            self.ui.statusLabel.text = (_("The finding is restored.") if written
+                                        else _("The finding is not retracted; nothing was written."))
 
 
 def lesionLabelsFromPoints(pointsNode):
@@ -967,6 +1037,148 @@ class SUVQuantLogic(ScriptedLoadableModuleLogic):
         inserted, updated = table.upsert(stamped)
         return {"inserted": inserted, "updated": updated, "path": studyTablePath, "segmentation_file": relative,
                 "session_id": sessionID, "warnings": warnings}
+
+    # -- the reader's own reading (issue 14) ------------------------------------------------------------
+    def readingKey(self, studyTablePath, petNode, reader, sessionID=None, patientID=None):
+        """The key columns of this PET's findings by ``reader`` as the export writes them (patient, session,
+        modality, tracer, reader): the same rules as :meth:`exportToStudyTable`, so a reading lands in the
+        exported rows.
+
+        Raises
+        ------
+        ValueError
+            No table path, no PET node, an empty reader, or no session id (a volume without DICOM identity).
+        """
+        from netpet import schema
+
+        if not studyTablePath:
+            raise ValueError("Choose the study table file (.csv or .sqlite) first.")
+        reader = schema.clean_label(reader)
+        if not reader:
+            raise ValueError("Give the reader's id (it is part of every row's key).")
+        session = self.session(petNode, patientID=patientID)
+        sessionID, _warning = self.sessionIDFor(petNode, studyTablePath, sessionID, patientID=session.patient_id)
+        if not sessionID:
+            raise ValueError(f"{petNode.GetName()} carries no DICOM study, so no session id can be derived; give the "
+                             "session id.")
+        return {"patient_id": session.patient_id, "session_id": sessionID, "modality": session.modality,
+                "tracer": session.tracer, "reader": reader}
+
+    def blindedFindings(self, studyTablePath, petNode, reader, sessionID=None, patientID=None):
+        """The rows the reader may see while reading this PET's session: their own rows of the session only
+        (``netpet.reading.findings.blinded_rows``; nothing of other readers, other sessions or the consensus)."""
+        from netpet.quant.table import StudyTable
+        from netpet.reading.findings import blinded_rows
+
+        key = self.readingKey(studyTablePath, petNode, reader, sessionID, patientID)
+        rows = StudyTable(studyTablePath).read() if os.path.exists(studyTablePath) else []
+        return blinded_rows(rows, key["reader"], key["patient_id"], key["session_id"], key["modality"], key["tracer"])
+
+    def _readingRow(self, studyTablePath, petNode, reader, lesionID, sessionID=None, patientID=None):
+        from netpet.reading.findings import find_finding
+
+        key = self.readingKey(studyTablePath, petNode, reader, sessionID, patientID)
+        if not str(lesionID or "").strip():
+            raise ValueError("Give the lesion id of the finding (as in the study table, e.g. L01).")
+        rows = self.blindedFindings(studyTablePath, petNode, reader, sessionID, patientID)
+        try:
+            return find_finding(rows, key["patient_id"], key["session_id"], key["reader"], str(lesionID).strip(),
+                                key["modality"], key["tracer"], where=f"The study table {studyTablePath}")
+        except ValueError as exc:
+            raise ValueError(f"{exc} Export the lesion first.") if "has no finding" in str(exc) else exc
+
+    def readingOf(self, studyTablePath, petNode, reader, lesionID, sessionID=None, patientID=None):
+        """The reader's recorded reading of one finding as form keys ({"readerCall", "confidence",
+        "anatomicCorrelate", "sstrRads"}: "unset" for not recorded), its ``row`` (the reader's own) and a
+        ``summary`` sentence: the SUV rule's call, the status and, where NETPET proposes one, the SSTR-RADS
+        category proposed from the row with its reason (``netpet.clinical.sstr_rads.propose``).
+
+        Raises
+        ------
+        ValueError
+            No such finding of this reader in this session (the sentence names the key and the reader's lesions).
+        """
+        from netpet import schema
+        from netpet.reading.findings import form_key
+
+        row = self._readingRow(studyTablePath, petNode, reader, lesionID, sessionID, patientID)
+        parts = [f"{row['lesion_id']}: SUV rule call {row.get('call') or 'none'}"]
+        if schema.is_retracted(row):
+            parts.append(f"retracted ({row.get('retraction_reason') or 'no reason given'})")
+        try:
+            from netpet.clinical.sstr_rads import propose
+
+            category, reason = propose(row)
+            if category:
+                parts.append(f"SSTR-RADS proposed {category}: {reason}")
+        except ImportError:  # pragma: no cover - a core without the SSTR-RADS rules
+            pass
+        confidence = schema.check_confidence(row.get("confidence"))
+        return {"readerCall": form_key(row.get("reader_call")), "confidence": form_key(confidence),
+                "anatomicCorrelate": form_key(row.get("anatomic_correlate")), "sstrRads": form_key(row.get("sstr_rads")),
+                "row": row, "summary": "; ".join(parts) + "."}
+
+    def recordReading(self, studyTablePath, petNode, reader, lesionID, call=None, confidence=None, correlate=None,
+                      sstrRads=None, why=None, by=None, sessionID=None, patientID=None):
+        """Write the reader's call, confidence (1-5), anatomic correlate and SSTR-RADS category of one finding of this
+        PET's session into the study table, through the same checks and table code as ``netpet record``: only the
+        values given change (None leaves a cell; a form's "unset" or '' clears it), every change in the audit trail
+        with ``by`` (default: the reader) and ``why``. Returns the audit entries written (0: nothing changed).
+
+        Raises
+        ------
+        ValueError
+            No such finding of this reader in this session, no value given, or a value outside its scale.
+        TableError
+            The table cannot be written (left untouched).
+        """
+        from netpet import schema
+        from netpet.quant.table import StudyTable
+        from netpet.reading.findings import form_value, reader_values, record_reading
+
+        row = self._readingRow(studyTablePath, petNode, reader, lesionID, sessionID, patientID)
+        try:
+            values = reader_values(form_value(call), form_value(confidence), form_value(correlate), form_value(sstrRads))
+        except schema.SchemaError as exc:
+            raise ValueError(str(exc)) from exc
+        return record_reading(StudyTable(studyTablePath), row, values, by=by, why=why)
+
+    def retractFinding(self, studyTablePath, petNode, reader, lesionID, reason, by=None, sessionID=None, patientID=None):
+        """Retract one finding of this PET's session (kept in the table, counted by no analysis), with the reason
+        (required), as ``netpet retract``. Returns the audit entries written (0: retracted already for it).
+
+        Raises
+        ------
+        ValueError
+            No reason, or no such finding of this reader in this session.
+        TableError
+            The table cannot be written (left untouched).
+        """
+        from netpet.quant.table import StudyTable
+        from netpet.reading.findings import retract_finding
+
+        if not str(reason or "").strip():
+            raise ValueError("Say why the finding is retracted (a reason is required).")
+        row = self._readingRow(studyTablePath, petNode, reader, lesionID, sessionID, patientID)
+        return retract_finding(StudyTable(studyTablePath), row, reason, by=by)
+
+    def restoreFinding(self, studyTablePath, petNode, reader, lesionID, why=None, by=None, sessionID=None,
+                       patientID=None):
+        """Undo the retraction of one finding, as ``netpet restore``; returns the audit entries written (0: it was
+        not retracted).
+
+        Raises
+        ------
+        ValueError
+            No such finding of this reader in this session.
+        TableError
+            The table cannot be written (left untouched).
+        """
+        from netpet.quant.table import StudyTable
+        from netpet.reading.findings import restore_finding
+
+        row = self._readingRow(studyTablePath, petNode, reader, lesionID, sessionID, patientID)
+        return restore_finding(StudyTable(studyTablePath), row, why=why, by=by)
 
     @staticmethod
     def _attribute(node, key):

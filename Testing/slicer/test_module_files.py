@@ -114,9 +114,11 @@ def test_combo_boxes_show_labels_and_store_the_core_keys(mrml, name):
     from netpet.stats.data import CALL_SOURCES
     from netpet.stats.intervals import CI_METHODS
     from netpet.stats.mrmc import CASE_LEVELS
+    from netpet.reading.findings import FORM_CHOICES
 
     core = {"SUVType": SUV_TYPES, "Method": METHODS, "CIMethod": CI_METHODS, "EquivocalRule": ("negative", "positive"),
             "CallSource": CALL_SOURCES, "MRMCLevel": CASE_LEVELS}
+    core.update(FORM_CHOICES)  # the reading form's choices (issue 14): "unset" is an empty cell
     module = importlib.import_module(name)
     fields = _fields(name)
     combos = [parameter for _w, (cls, parameter, _p) in _ui(name).items() if cls == "QComboBox" and parameter]

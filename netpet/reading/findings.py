@@ -29,6 +29,31 @@ READER_FIELDS = {"call": "reader_call", "confidence": "confidence", "correlate":
                  "sstr_rads": "sstr_rads"}
 
 
+#: the key a reading form (SUVQuant, the browser app) stores for "not recorded" (an empty cell in the table)
+NOT_RECORDED = "unset"
+#: the choices of a reading form by the name of its choice list: the keys it stores, :data:`NOT_RECORDED` first
+FORM_CHOICES = {
+    "ReaderCall": (NOT_RECORDED,) + schema.READER_CALLS,
+    "Confidence": (NOT_RECORDED,) + tuple(str(k) for k in schema.CONFIDENCE_SCALE),
+    "AnatomicCorrelate": (NOT_RECORDED,) + schema.ANATOMIC_CORRELATES,
+    "SSTRRADS": (NOT_RECORDED,) + schema.SSTR_RADS_CATEGORIES,
+}
+
+
+def form_value(key: Any) -> Any:
+    """A form's stored key as a value for :func:`reader_values`: '' for :data:`NOT_RECORDED`, None for None."""
+    if key is None:
+        return None
+    key = getattr(key, "key", key)
+    return "" if key == NOT_RECORDED else key
+
+
+def form_key(value: Any) -> str:
+    """A table cell as a form's key: :data:`NOT_RECORDED` for an empty cell."""
+    text = schema.clean_label(value)
+    return text or NOT_RECORDED
+
+
 class ReadingError(NetpetError, ValueError):
     """A reader-study request that cannot be done as asked (the message names the finding or value)."""
 
