@@ -159,7 +159,8 @@ def test_reader_confirmation_round_trip(tmp_path):
             for r in again["false_findings"]}
     assert kept[("P2", "L2")] == ("BONE", "INFL", "yes") and kept[("P1", "L1")] == ("PHYS", "PHYS", "yes")
     assert kept[("P4", "L1")] == ("URINE", "OTHER", "yes") and kept[("P1", "L2")] == ("PVE", "PVE", "no")
-    patients = {r["patient_id"]: (r["cause_codes"], r["confirmed"]) for r in again["false_findings_by_level"]["patient"]}
+    patients = {r["patient_id"]: (r["cause_codes"], r["confirmed"])
+                for r in again["false_findings_by_level"]["patient"]}
     # P2: LOWSSTR (unconfirmed) and INFL (confirmed): not all confirmed; P4 OTHER confirmed
     assert patients == {"P1": ("PVE; PHYS", False), "P2": ("LOWSSTR; INFL", False), "P4": ("OTHER", True)}
     assert _tally(again, "lesion")[(FP, "INFL")] == (1, 1) and (FP, "BONE") not in _tally(again, "lesion")

@@ -4,10 +4,13 @@ exact integers (no tolerance), confidences exact small integers."""
 
 from __future__ import annotations
 
+import csv
+import json
 import math
 
 import pytest
 
+from netpet.cli.main import main
 from netpet.stats.analysis import StatsOptions, analyse
 from netpet.stats.data import load_study, units_for
 from netpet.stats.intervals import StatsError
@@ -151,3 +154,39 @@ def test_call_source_reader_does_not_read_the_suv_call(tmp_path):
     study = load_study(table, reference, call_source="reader")
     lesions = units_for(study)["lesion"].set_index(["patient_id", "lesion_id"])
     assert lesions.loc[("P1", "L1"), "call"] == 1 and lesions.loc[("P1", "L1"), "suv_call"] == ""
+
+
+def test_cli_call_source_and_confirmed_causes(tmp_path, capsys):
+    table, reference = reader_study(tmp_path)
+    out = tmp_path / "out"
+    base = ["stats", table, "--reference", reference, "--out", str(out), "--bootstrap", "0", "--no-figures", "--json"]
+    assert main([*base, "--call-source", "reader"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["options"]["call_source"] == "reader" and result["inputs"]["retracted_findings"] == 1
+    assert result["methods"]["endpoints"]["call_source"] == "reader"
+    # the reader's calls: lesion TP 1, FP 1, FN 1, TN 1 (test_call_source_reader)
+    lesion = next(e for e in result["accuracy"] if e["level"] == "lesion" and not e["group_by"])
+    assert [lesion[k] for k in ("tp", "fp", "fn", "tn")] == [1, 1, 1, 1]
+    # the reader confirms a cause in the written list; the next run keeps it
+    path = out / "false-findings.csv"
+    with open(path, newline="") as handle:
+        reader = csv.DictReader(handle)
+        columns, rows = reader.fieldnames, list(reader)
+    assert {"cause_code", "proposed_cause", "proposed_reason", "cause_confirmed"} <= set(columns)
+    # P2 L1 (benign, reader positive): the false positive; no rule applies (region pancreas, no site): OTHER
+    row = next(r for r in rows if r["patient_id"] == "P2")
+    assert (row["kind"], row["proposed_cause"], row["cause_confirmed"]) == ("false positive", "OTHER", "no")
+    row["cause_code"] = "PHYS"
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    assert main([*base, "--call-source", "reader"]) == 0
+    again = json.loads(capsys.readouterr().out)
+    kept = next(r for r in again["false_findings"] if r["patient_id"] == "P2")
+    assert (kept["cause_code"], kept["cause_confirmed"], kept["proposed_cause"]) == ("PHYS", "yes", "OTHER")
+    # refusal: one sentence, exit code 3 (bad input)
+    table, reference = reader_study(tmp_path, r1={"reader_call": ""})
+    assert main(["stats", table, "--reference", reference, "--out", str(tmp_path / "o"), "--call-source",
+                 "reader"]) == 3
+    assert "--call-source reader: 1 finding(s) have no reader_call" in capsys.readouterr().err

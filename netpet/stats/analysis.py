@@ -21,6 +21,21 @@ units whose call rests on them. ROC and agreement use only findings with a value
 findings without one (empty, or a volume-based value of a lesion that is not separable) are left
 out and counted per analysis (``n_dropped``, ``dropped_not_separable``).
 
+Reader studies and endpoints (issue 14): the findings' calls come from the study's call source
+(the SUV rule, or the reader's visual call; ``options.call_source`` of the result); retracted findings
+are in no analysis (``inputs.retracted_findings``). With indications in the reference standard the
+patient level follows each indication's endpoint (:data:`netpet.stats.data.ENDPOINTS`): the result's
+``endpoints`` gives the patient-level accuracy per group and indication, and
+``methods.endpoints`` the definitions, their literature and the rules in force (always present:
+without indications it states the any-positive-finding rule).
+
+Coded causes (:mod:`netpet.stats.causes`): each false finding carries ``proposed_cause``,
+``proposed_reason``, ``cause_code`` and ``cause_confirmed``; ``false_findings_by_level`` lists the
+patient- and region-level false findings with the codes within them; ``cause_tally`` counts per
+level, group, kind and code (``count``, ``confirmed``); ``cause_codes`` and ``methods.causes`` give
+the list, its literature, the default FWHM and how many codes the reader confirmed. The free-text
+``causes`` tally is unchanged.
+
 Staging (:mod:`netpet.stats.staging`): per patient and group the N and M categories and the stage
 group from the findings and from the reference standard, their accuracy, and their agreement between
 modalities and tracers; it needs the reference standard's ``primary`` and/or ``site`` columns. The

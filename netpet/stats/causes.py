@@ -76,8 +76,8 @@ CAUSES: Tuple[Cause, ...] = (
           "Uptake of the normal tissue at a known site read as a lesion, or a lesion read as such uptake: uncinate "
           "process of the pancreas, accessory spleen (splenule), adrenal glands, pituitary, brown fat."),
     Cause(INFLAMMATION, "inflammation",
-          "Uptake of inflammatory or infectious tissue (activated leucocytes express somatostatin receptors and take up "
-          "FDG): reactive lymph nodes, granulomatous disease, -itis of an organ."),
+          "Uptake of inflammatory or infectious tissue (activated leucocytes express somatostatin receptors and take "
+          "up FDG): reactive lymph nodes, granulomatous disease, -itis of an organ."),
     Cause(BONE_CHANGE, "fracture or degenerative change",
           "Bone remodelling: a healing fracture, degenerative change (osteophytes, arthrosis), a haemangioma or "
           "fibrous dysplasia."),

@@ -333,7 +333,10 @@ def read_reference(path: str) -> Reference:
         Missing file or columns, an unreadable truth, a duplicated key or conflicting truths (two
         rows of a lesion, region or patient whose time points overlap: the same time point, or one
         of them empty), a ``primary`` that differs within a patient, each naming the file, the row
-        (line number) and the column.
+        (line number) and the column; an ``indication`` or ``culprit`` the module docstring does not
+        allow (another indication beside recognised ones, two of one patient, a culprit that is not
+        1/0, benign, outside a TIO localisation patient, or not exactly one per TIO localisation
+        patient).
     """
     header, rows = _read_csv(path, "reference standard", REFERENCE_REQUIRED,
                              f"give the CSV with columns {', '.join(REFERENCE_REQUIRED)}",
@@ -485,9 +488,9 @@ def _indications(path: str, rows: List[Dict[str, str]], extras: Sequence[str], l
         given = sorted({r.get("indication", "") for r in rows} - {""}) if has_indication else []
         if given:
             return False, [f"The reference standard {path} has an indication column with other values than "
-                           f"{', '.join(INDICATIONS)} ({printable(', '.join(given[:5]))}): it is read as a plain column "
-                           "(for --group-by) and every patient is judged by any positive finding; write one of those "
-                           "four to apply the endpoint of each indication."]
+                           f"{', '.join(INDICATIONS)} ({printable(', '.join(given[:5]))}): it is read as a plain "
+                           "column (for --group-by) and every patient is judged by any positive finding; write one of "
+                           "those four to apply the endpoint of each indication."]
         if not has_culprit:
             return False, []
     of_patient: Dict[str, Tuple[int, str]] = {}
@@ -904,7 +907,11 @@ def load_study(table_path: str, reference_path: str, group_by: Sequence[str] = (
         named), a score (:data:`SCORES`) that is not a finite number of at most
         :data:`SCORE_LIMIT` (inf, NaN, text; the row and column named), the same lesion found in
         two sessions of one group, a group-by column that neither file has (or that is a location
-        column or ``time_point``), a bad correspondence table (:func:`read_correspondence`).
+        column or ``time_point``), a bad correspondence table (:func:`read_correspondence`), a
+        ``finding_status``, ``reader_call`` or ``confidence`` cell out of its range (row and column
+        named), an unknown ``call_source``, and with ``call_source="reader"`` active findings without
+        a ``reader_call`` (their count and first rows); a bad ``indication`` or ``culprit``
+        (:func:`read_reference`).
     """
     if call_source not in CALL_SOURCES:
         raise StatsError(f"Unknown --call-source {call_source!r}; choose suv (the SUV rule's call column) or reader "
