@@ -193,3 +193,22 @@ def test_figure_texts_do_not_overlap(hand_built, tmp_path):
     finally:
         report._save = original
     assert seen and all(pairs == [] for _, pairs in seen), seen
+
+
+def test_endpoints_per_indication_and_cause_codes(tmp_path):
+    """The per-indication endpoints of netpet.stats.analysis in the report: TIO patients T1 (culprit missed, decoy
+    called positive: FN, positive elsewhere), T2 (culprit found: TP), T3 (nothing found: FN), counted by hand from
+    Testing/core/test_stats_endpoints.py's study; the Methods name each indication's endpoint; the proposed cause of
+    each false finding is shown as not confirmed."""
+    from Testing.core.test_stats_endpoints import study_files
+
+    analysis = analyse(load_study(*study_files(tmp_path)), StatsOptions(bootstrap=0))
+    page = html_report(analysis, [])
+    assert "Patient level per indication" in page and "<strong>TIO localisation</strong>" in page
+    section = page[page.index("Patient level per indication"):]
+    tio = re.search(r"<tr><td>[^<]*</td><td>TIO localisation</td>(.*?)</tr>", section).group(1)
+    cells = re.findall(r"<td>(.*?)</td>", tio)
+    assert cells[:5] == ["3", "1", "0", "2", "0"] and cells[-1] == "1"  # n, TP, FP, FN, TN; positive elsewhere
+    rows = patient_rows(analysis.units)
+    assert {r["patient"]: r["indication"] for r in rows}["T2"] == "TIO localisation"  # normalised spelling
+    assert "(proposed, not confirmed)" in page and "<th>Code</th>" in page

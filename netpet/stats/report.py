@@ -441,6 +441,7 @@ def html_report(analysis: Analysis, made: List[Dict[str, str]], command: str = "
         "narrower than the unclustered one. A bootstrap interval of zero width (every resample gives the same value) "
         f"is reported as not estimable. Sources: {SMALL_SAMPLE_SOURCES}. The thresholds are this report's "
         "conventions.</p>")
+    parts.append(_endpoint_methods((r.get("methods") or {}).get("endpoints")))
     if inputs.get("time_points"):
         parts.append(
             "<p>Time points: each group is a modality, tracer and reader at one time point "
@@ -479,6 +480,8 @@ def html_report(analysis: Analysis, made: List[Dict[str, str]], command: str = "
                      "&#9888; marks an interval that few patients or units make unreliable (the reason in the mark; "
                      "see Methods).</p>")
         parts.extend(_figure(f) for f in made if f["title"] == f"Forest plot, {level} level")
+        if level == "patient" and r.get("endpoints"):
+            parts.append(_endpoint_table(r["endpoints"]))
     # comparisons
     parts.append("<h2>Paired comparisons</h2>")
     compared = {}
@@ -567,9 +570,59 @@ def html_report(analysis: Analysis, made: List[Dict[str, str]], command: str = "
                             [[html.escape(c["kind"]), html.escape(str(c["cause"])), str(c["count"])] for c in r["causes"]]))
     parts.append("<p class='note'>Fill in the <code>cause</code> column of <code>false-findings.csv</code>; the next "
                  "run keeps it and tallies it here.</p>")
+    parts.append(_cause_codes((r.get("methods") or {}).get("causes")))
     parts.append(_false_findings_table(r["false_findings"]))
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def _cause_codes(methods: Optional[Dict[str, Any]]) -> str:
+    """The fixed list of cause codes with their definitions and sources (netpet.stats.causes), and how many causes
+    are confirmed."""
+    if not methods or not methods.get("codes"):
+        return ""
+    rows = [[html.escape(str(c.get("code", ""))), html.escape(str(c.get("name", ""))),
+             html.escape(str(c.get("definition", "")))] for c in methods["codes"]]
+    text = (f"<p class='note'>Coded causes: {number(methods.get('confirmed'))} confirmed by a reader, "
+            f"{number(methods.get('proposed_only'))} proposed only (the proposal's reason is given; a reader confirms "
+            "it in <code>false-findings.csv</code>).</p>")
+    references = methods.get("references") or []
+    sources = ("<p class='note'>Sources: " + "; ".join(html.escape(str(x)) for x in references) + "</p>"
+               if references else "")
+    return text + _table(["Code", "Cause", "Definition"], rows, "cause-codes") + sources
+
+
+def _endpoint_methods(methods: Optional[Dict[str, Any]]) -> str:
+    """The Methods paragraph of the patient-level endpoints (netpet.stats.analysis.endpoint_methods)."""
+    if not methods or not methods.get("text"):
+        return ""
+    parts = [f"<p>{html.escape(methods['text'])}</p>"]
+    definitions = [d for d in methods.get("definitions") or [] if d.get("indication")]
+    if definitions:
+        parts.append("<ul class='endpoints'>" + "".join(
+            f"<li><strong>{html.escape(d['indication'])}</strong>: {html.escape(d['definition'])}</li>"
+            for d in definitions) + "</ul>")
+    references = methods.get("references") or []
+    if references:
+        parts.append("<p class='note'>Endpoint references: " + "; ".join(html.escape(str(x)) for x in references)
+                     + "</p>")
+    return "".join(parts)
+
+
+def _endpoint_table(entries: Sequence[Dict[str, Any]]) -> str:
+    """Patient-level accuracy per group and indication, each under its indication's endpoint."""
+    body = []
+    for e in entries:
+        body.append([_group_cell({**e, "group_by": {}}), html.escape(str(e.get("indication", ""))),
+                     str(e["n_units"]), *(number(e[k]) for k in ("tp", "fp", "fn", "tn")),
+                     *(_ci_warned(e, m) for m in ("sensitivity", "specificity", "ppv", "npv")),
+                     number(e.get("positive_elsewhere_only"))])
+    return ("<h3>Patient level per indication</h3>"
+            "<p class='note'>Each patient under the endpoint of its indication (Methods); the last column counts the "
+            "patients with disease called negative by the endpoint although another finding of theirs is called "
+            "positive (for TIO localisation: the culprit missed, a decoy called positive).</p>"
+            + _table(["Group", "Indication", "n", "TP", "FP", "FN", "TN", "Sensitivity", "Specificity", "PPV", "NPV",
+                      "Positive elsewhere only"], body, "endpoints"))
 
 
 def _patients_of(lesions: Optional[Any], entry: Dict[str, Any]) -> Optional[int]:
@@ -636,6 +689,22 @@ def _dropped(entry: Dict[str, Any]) -> str:
     return f"{count} ({apart} not separable)" if apart else str(count)
 
 
+def _cause_cell(row: Dict[str, Any]) -> str:
+    """The cause of a false finding: the reader's, else the code proposed (marked as not confirmed), with its
+    reason when the analysis gives one."""
+    cause = str(row.get("cause") or "").strip()
+    code = str(row.get("cause_code") or "").strip()
+    confirmed = str(row.get("cause_confirmed") or "").strip() == "yes"
+    reason = str(row.get("proposed_reason") or "").strip()
+    if cause and (confirmed or not code):
+        return html.escape(cause) + (f" <span class='note'>({html.escape(code)})</span>" if code and code != cause
+                                     else "")
+    if code:
+        text = f"{html.escape(code)} <span class='note'>(proposed, not confirmed)</span>"
+        return text + (f"<br><span class='note'>{html.escape(reason)}</span>" if reason else "")
+    return html.escape(cause)
+
+
 def _false_findings_table(rows: Sequence[Dict[str, Any]]) -> str:
     """The false findings with their quality; findings that are not separable are marked."""
     apart = [str(row.get("segmentation_status") or "").strip().lower().replace("-", " ") == NOT_SEPARABLE
@@ -668,7 +737,7 @@ def _false_findings_table(rows: Sequence[Dict[str, Any]]) -> str:
                  f"{get('region')} ({get('standard')})",
                  f"{get('call') or '&ndash;'}<br><span class='note'>found: {get('found')}</span>", values,
                  f"{status}<br><span class='note'>{flags}</span>", get("warnings").replace(" | ", "<br>"),
-                 get("cause")]
+                 _cause_cell(row)]
         body.append(("<tr class='not-separable'>" if marked else "<tr>")
                     + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     parts.append(f"<div class='table-wrap'><table class='false-findings'><thead><tr>{head}</tr></thead>"

@@ -277,6 +277,14 @@ def _krenning(values: Iterable[Any]) -> Optional[int]:
     return int(numbers.max()) if len(numbers) else None
 
 
+def _indication(unit: Mapping[str, Any], indications: Optional[Mapping[str, str]]) -> str:
+    """The unit's indication as the analysis normalised it, else as the reference standard writes it."""
+    value = unit.get("indication")
+    if isinstance(value, str) and value.strip():
+        return value
+    return (indications or {}).get(unit["patient_id"], "")
+
+
 def patient_rows(units: Mapping[str, pd.DataFrame], staging: Optional[Mapping[str, Any]] = None,
                  indications: Optional[Mapping[str, str]] = None) -> List[Dict[str, Any]]:
     """One row per patient and group read: truth, call, lesion TP/FP/FN/TN, stage, highest Krenning score."""
@@ -293,7 +301,7 @@ def patient_rows(units: Mapping[str, pd.DataFrame], staging: Optional[Mapping[st
     for unit in patients.sort_values(["patient_id", *keys]).to_dict("records"):
         key = tuple(str(unit[k]) for k in keys)
         row: Dict[str, Any] = {"patient": unit["patient_id"],
-                               "indication": (indications or {}).get(unit["patient_id"], unit.get("indication", "")),
+                               "indication": _indication(unit, indications),
                                "group": " ".join(key[:3]) + (f" at {key[3]}" if len(key) > 3 else ""),
                                "truth": "disease" if int(unit["truth"]) else "no disease",
                                "call": "positive" if int(unit["call"]) else "negative"}
@@ -335,7 +343,8 @@ def patient_table_html(rows: Sequence[Mapping[str, Any]]) -> str:
                     + "".join(f"<td>{number(row.get(k))}</td>" for k, _ in columns) + "</tr>")
     return ("<h2 id='patients'>Patients</h2>"
             "<p class='note'>One row per patient and group read. Reference: disease present by the reference standard "
-            "(at the group's time point); call: any finding called positive; lesion counts against the reference "
+            "(at the group's time point); call: the patient's call under its endpoint (any finding called positive; for "
+            "TIO localisation the culprit called positive; see Methods); lesion counts against the reference "
             "lesions; Krenning max: the highest Krenning score of the patient's findings in the group. Rows whose call "
             "disagrees with the reference are shaded.</p>"
             f"<div class='table-wrap'><table class='patients'><thead><tr>{head}</tr></thead>"
