@@ -18,8 +18,7 @@ from netpet.clinical.netpet_score import EQUAL_RATIO, netpet_grade
 from netpet.phantom.patients import make_patient
 from netpet.phantom import readers as R
 from netpet.phantom.reading import (
-    DECIDING_UPTAKE, GRADE_DESIGN, HISTOLOGY, INDICATIONS, LIVER, fdg_only, grade_lesions, indication_of, score_rows,
-    sstr_expression,
+    DECIDING_UPTAKE, HISTOLOGY, INDICATIONS, LIVER, fdg_only, indication_of, score_rows, sstr_expression,
 )
 from netpet.phantom.study import REFERENCE_COLUMNS, StudyParameters, _csv, generate, reference_rows
 
@@ -114,7 +113,8 @@ def test_tio_culprit_decoys_and_indications(tmp_path):
         culprits = [r for r in mine if r["culprit"] == 1]
         assert len(culprits) == 1 and culprits[0]["truth"] == 1 and culprits[0]["time_point"] == "baseline"
         kinds = {les.lesion_id: les for les in patient.lesions}
-        decoys = [kinds[r["lesion_id"]] for r in mine if r["lesion_id"] and r["truth"] == 0 and r["time_point"] == "baseline"]
+        decoys = [kinds[r["lesion_id"]] for r in mine
+                  if r["lesion_id"] and r["truth"] == 0 and r["time_point"] == "baseline"]
         assert {d.kind for d in decoys} >= {"physiological uncinate process uptake", "healing rib fracture",
                                             "reactive inflammatory node"}
         for decoy in decoys:  # SSTR-avid: at least 4.5 (uncinate 9-14), within the culprit's range

@@ -15,9 +15,11 @@ reading lesion ``c`` in session ``s`` forms the latent value
     z = mu_r(c, s) + C_c + TC_cs + RC_rc + E_rcs,
 
 with independent normal random effects: the lesion (case) ``C`` (variance 0.3), lesion x session ``TC`` (0.3,
-the session plays the part of the modality), reader x lesion ``RC`` (0.2) and the residual ``E`` (0.2); the
-four sum to 1, the unit scale of the model, and case 0.3 / reader x case 0.2 are the "HH" configuration's
-(iMRMC ``sim.gRoeMetz.config`` defaults). Fixed part:
+the session plays the part of the modality), reader x lesion ``RC`` (0.2) and the residual ``E`` (0.2). Case 0.3
+and reader x case 0.2 are the Roe-Metz "HH" configuration as iMRMC's ``sim.gRoeMetz.config`` gives it by
+default; the session x case and residual variances are NETPET's choice, so that the four sum to 1, the unit
+scale of the model (the thresholds and separations below are in its units). Roe and Metz's reader effect
+(a shift of all of one reader's values) is each reader's own set of thresholds here. Fixed part:
 
     mu_r = d_r * truth + b_r * u + shift(anatomic correlate),
 
@@ -128,7 +130,8 @@ def category_probabilities(means: Sequence[float], thresholds: Sequence[float]) 
     return np.diff(cumulative, axis=1)
 
 
-def expected_auc(positive_means: Sequence[float], negative_means: Sequence[float], thresholds: Sequence[float]) -> float:
+def expected_auc(positive_means: Sequence[float], negative_means: Sequence[float],
+                 thresholds: Sequence[float]) -> float:
     """Expected area under the empirical ROC curve of 5-point confidences (ties count one half) over every pair of
     a positive and a negative lesion-session, whose latent values are independent given their means."""
     pos = category_probabilities(positive_means, thresholds)

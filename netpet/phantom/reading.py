@@ -18,7 +18,7 @@ SSTR expression and FDG avidity (columns ``sstr_expression``, ``fdg_avid``, ``fd
     Nucl Med 1993;20:716): ``high`` above the liver (Krenning 3-4), ``moderate`` equal to it (2), ``low`` below
     it (1), ``absent`` at or below half of it (NETPET's convention: a liver lesion reads photopenic, one elsewhere
     at most faint). ``fdg_avid`` 1 when the FDG uptake is above the liver's; ``fdg_only`` 1 for an FDG-avid
-    lesion with ``low`` or ``absent`` SSTR expression: the FDG+/SSTR- (dedifferentiated) lesion that makes a
+    tumour with ``low`` or ``absent`` SSTR expression: the FDG+/SSTR- (dedifferentiated) lesion that makes a
     patient NETPET P5 (:mod:`netpet.clinical.netpet_score`: SSTR positive is Krenning 2-4).
 
 With the study option ``reading_design`` (``netpet phantom --reading-design``):
@@ -30,8 +30,9 @@ NETPET grade by design (:data:`GRADE_DESIGN`)
     grade follows the target (:data:`HISTOLOGY`: P1 G1, P2 and P3 G2, P4 and P5 G3; FDG avidity rises with
     grade and Ki-67, Zhang P et al., Contrast Media Mol Imaging 2018:2340389; dedifferentiated FDG+/SSTR-
     disease in G2/G3, Chan 2017). The patient's lesions keep their draws, then the uptake that decides the
-    grade is set (see :func:`apply_grade_design`), with margins of at least 20 % around every threshold of
-    the grade so that the expected grade does not hinge on rounding:
+    grade is set (see :func:`apply_grade_design`), with margins of at least 15 % around every threshold of
+    :mod:`netpet.clinical.netpet_score` (SSTR positive from 0.9 x the liver; avidity index FDG T/L over SSTR T/L
+    below 0.77 P2, above 1.3 P4) so that the expected grade does not hinge on rounding or on measurement:
 
     * P1: every malignant lesion FDG-negative (FDG at its tissue's background, at most the liver's);
     * P2, P3, P4: one deciding lesion (the largest malignant lesion) dual-positive with FDG to SSTR
@@ -52,16 +53,17 @@ TIO decoys
     RadioGraphics 2015;35:500) and a reactive inflammatory node; the fracture and the node take 68Ga-DOTATATE
     SUV 4.5-8, in the culprit's range (SUVmax 7.2 +- 4.3).
 
-Everything new is drawn from the patient's own stream ``(seed, patient, 8)``; without the option nothing
-changes.
+Everything new is drawn from the patient's own stream ``(seed, patient, 8)``; the option also sets the NET
+patient's histological grade and the FDG session, so the lesions drawn after them differ from the study without
+it. Without the option nothing changes.
 
 The expected NETPET grade of each patient (``truth/netpet_scores.csv``) is computed by
-:func:`netpet.clinical.netpet_score.netpet_grade` from the true uptake (see :func:`expected_grades`).
+:func:`netpet.clinical.netpet_score.netpet_grade` from the true uptake (see :func:`score_rows`).
 """
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 

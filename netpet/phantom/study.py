@@ -508,7 +508,8 @@ def _readme(out: str, summary: Dict[str, Any], extra: str, follow_up: bool = Fal
         "truth/sessions.csv  the patient's pose per session (the movement registration must recover)",
         "truth/staging.csv   N, M and stage group of every patient per time point (the staging truth)",
         "truth/netpet_scores.csv  the expected NETPET grade (P0-P5) of every patient from the true uptake",
-        "truth/readers.csv   two simulated readers' visual call, confidence and anatomic correlate per lesion and session",
+        "truth/readers.csv   two simulated readers' visual call, confidence and anatomic correlate per lesion"
+        " and session",
     ]
     if follow_up:
         lines.append("truth/follow_up.csv what changed per lesion from baseline to FU1 (scenario, factors, status)")
