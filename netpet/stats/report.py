@@ -11,12 +11,20 @@
                                      (``segmentation_status``, ``flags``, ``warnings``) and a ``cause``
                                      column to fill in (causes already given there are kept on the next run)
 ``causes.csv``                      the tally of causes
+``stard.csv``                       the counts of the STARD 2015 flow diagrams per level and group
+                                     (:mod:`netpet.stats.stard`)
 ``staging-patients.csv``,           per group and patient: N, M, stage group from the findings and the reference;
 ``staging-accuracy.csv``            per group: correct N, M, N and M, stage group with intervals (when the
                                      reference standard gives ``primary`` and/or ``site``; :mod:`netpet.stats.staging`)
 ``units-patient.csv`` ...           the units analysed, for audit
 ``figures/*.png``, ``figures/*.svg`` ROC with bootstrap band, Bland-Altman, forest plots
-``report.html``                     everything above in one file (figures embedded)
+``images/*.png``                    with ``dicom``: a coronal MIP per session with the lesions marked and a
+                                     thumbnail of every false finding (:mod:`netpet.stats.report_images`)
+``report.html``                     everything above in one file (figures and images embedded): key results
+                                     (only what the data support), STARD flows, accuracy with small-sample
+                                     marks, per-patient table, staging, Krenning, the sections other modules
+                                     add (:mod:`netpet.stats.report_sections`), images, false findings; a
+                                     print stylesheet for A4
 
 Every file is written to a temporary name and renamed, so a crash leaves the previous one.
 """
@@ -339,6 +347,11 @@ def _ci_warned(entry: Dict[str, Any], measure: str, interval: Optional[Dict[str,
     if measure in ("lr_pos", "lr_neg"):
         events = min(events_of(entry, "sensitivity") or 0, events_of(entry, "specificity") or 0)
     reason = interval_warning(entry.get("n_patients"), events, m, clustered)
+    naive = entry.get(measure) if clustered else None
+    if reason and naive and naive.get("ci_low") is not None and m.get("ci_low") is not None \
+            and m["ci_high"] - m["ci_low"] < naive["ci_high"] - naive["ci_low"] - 1e-12:
+        reason += (f"; narrower than the unclustered {naive.get('method', '')} interval, which few clusters cannot "
+                   "justify")
     return _ci(m, percent) + warn_mark(reason)
 
 
