@@ -933,10 +933,13 @@ def read_audit_csv(path: str) -> List[Dict[str, str]]:
         log.warning("The audit trail %s ends in a line cut short by a crash (%d bytes); it is read without it.",
                     path, len(data) - cut)
         data = data[:cut]
+    previous = csv.field_size_limit(FIELD_SIZE_LIMIT)  # (cells of any length, as the table's)
     try:
         lines = list(csv.reader(io.StringIO(data.decode("utf-8-sig"), newline="")))
     except (UnicodeDecodeError, csv.Error) as exc:
         raise TableError(f"Cannot read the audit trail {path}: {exc}; it was left untouched.") from exc
+    finally:
+        csv.field_size_limit(previous)
     if not lines:
         return []
     if [unescape_cell(c) for c in lines[0]] != list(AUDIT_COLUMNS):
