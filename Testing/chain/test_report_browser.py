@@ -93,7 +93,8 @@ def test_report_in_chromium(rendered, tmp_path):
                 const bad = [];
                 for (const svg of document.querySelectorAll('svg.stard')) {
                     const frame = svg.getBoundingClientRect();
-                    const boxes = [...svg.querySelectorAll('text')].map(t => [t.textContent, t.getBoundingClientRect()]);
+                    const boxes = [...svg.querySelectorAll('text')]
+                        .map(t => [t.textContent, t.getBoundingClientRect()]);
                     for (const [name, b] of boxes) {
                         if (b.left < frame.left - 0.5 || b.right > frame.right + 0.5) bad.push(['outside', name]);
                     }

@@ -47,9 +47,10 @@ from netpet import __version__
 from netpet.stats.analysis import Analysis, false_finding_key
 from netpet.stats.data import GROUP_KEYS, NOT_SEPARABLE, TIME_POINT
 from netpet.stats.intervals import StatsError
-from netpet.stats.report_sections import (MIN_CLUSTERS, MIN_EVENTS, SMALL_SAMPLE_SOURCES, auc_flags, events_of, extra_sections_html, headline_html,
-                                          interval_warning, krenning_html, krenning_rows, not_estimable, number,
-                                          patient_rows, patient_table_html, reference_indications, warn_mark)
+from netpet.stats.report_sections import (MIN_CLUSTERS, MIN_EVENTS, SMALL_SAMPLE_SOURCES, auc_flags, events_of,
+                                          extra_sections_html, headline_html, interval_warning, krenning_html,
+                                          krenning_rows, not_estimable, number, patient_rows, patient_table_html,
+                                          reference_indications, warn_mark)
 
 log = logging.getLogger(__name__)
 
@@ -378,7 +379,8 @@ figure{margin:1em 0}figcaption{font-size:.85em;color:#444}
 img{max-width:100%;height:auto}
 .warn{color:#a05a00;cursor:help}.warn-text{display:none}
 .stard-row{display:flex;flex-wrap:wrap;gap:1em}.stard-figure{margin:.5em 0}svg.stard{max-width:100%;height:auto}
-.mips{display:flex;flex-wrap:wrap;gap:.8em}.mips figure{width:15em;margin:0}
+.mips{display:flex;flex-wrap:wrap;gap:.8em}.mips figure{width:22em;margin:0}
+table.legend{font-size:.75em}table.legend td,table.legend th{overflow-wrap:normal;word-break:keep-all}
 .thumbs{display:flex;flex-wrap:wrap;gap:.6em}.thumbs figure{width:11em;margin:0}
 ul.headline li{margin:.2em 0}ul.withheld{color:#555;font-size:.9em}
 @page{size:A4;margin:12mm}
@@ -391,6 +393,7 @@ ul.headline li{margin:.2em 0}ul.withheld{color:#555;font-size:.9em}
  .table-wrap{overflow:visible}
  .warn-text{display:inline;font-size:.9em}
  img{max-height:230mm}
+ .mips figure{width:48%}.thumbs figure{width:23%}
 }
 """
 

@@ -110,7 +110,7 @@ def _save(figure, path: str) -> None:
     from netpet.stats.report import _atomic_write
 
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100, metadata={"Software": None})
+    figure.savefig(buffer, format="png", dpi=130, metadata={"Software": None})
     _atomic_write(path, buffer.getvalue())
 
 

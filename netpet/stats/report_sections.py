@@ -343,8 +343,8 @@ def patient_table_html(rows: Sequence[Mapping[str, Any]]) -> str:
                     + "".join(f"<td>{number(row.get(k))}</td>" for k, _ in columns) + "</tr>")
     return ("<h2 id='patients'>Patients</h2>"
             "<p class='note'>One row per patient and group read. Reference: disease present by the reference standard "
-            "(at the group's time point); call: the patient's call under its endpoint (any finding called positive; for "
-            "TIO localisation the culprit called positive; see Methods); lesion counts against the reference "
+            "(at the group's time point); call: the patient's call under its endpoint (any finding called positive; "
+            "for TIO localisation the culprit called positive; see Methods); lesion counts against the reference "
             "lesions; Krenning max: the highest Krenning score of the patient's findings in the group. Rows whose call "
             "disagrees with the reference are shaded.</p>"
             f"<div class='table-wrap'><table class='patients'><thead><tr>{head}</tr></thead>"
@@ -383,8 +383,8 @@ def krenning_html(rows: Sequence[Mapping[str, Any]]) -> str:
         r["group"], r["reference"], r["lesions"], *(r[f"krenning_{s}"] for s in range(5)), r["no_score"])) + "</tr>"
         for r in rows)
     return ("<h2 id='krenning'>Krenning scores</h2>"
-            "<p class='note'>Found lesions per Krenning score (0 none; 1 below the liver; 2 equal to the liver; 3 above "
-            "the liver; 4 above the spleen: Krenning et al., Eur J Nucl Med 1993, as "
+            "<p class='note'>Found lesions per Krenning score (0 none; 1 below the liver; 2 equal to the liver; 3 "
+            "above the liver; 4 above the spleen: Krenning et al., Eur J Nucl Med 1993, as "
             "<code>netpet.quant.classify.krenning_score</code> reads it), per group and reference class.</p>"
             "<div class='table-wrap'><table><thead><tr>" + "".join(f"<th>{h}</th>" for h in header)
             + f"</tr></thead><tbody>{body}</tbody></table></div>")

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import html
 import logging
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional
 
 import pandas as pd
 
@@ -141,7 +141,8 @@ def stard_counts(result: Mapping[str, Any], units: Mapping[str, pd.DataFrame]) -
         retracted = _retracted(result, group)
         found = frame["found"].astype(bool) if "found" in frame else pd.Series(True, index=frame.index)
         entry = {"group": group, "label": group_label(group), "eligible": lesions_total + made,
-                 "made": made, "excluded": excluded, "retracted": retracted, "read": int(len(frame)), "not_found": int((~found).sum()),
+                 "made": made, "excluded": excluded, "retracted": retracted, "read": int(len(frame)),
+                 "not_found": int((~found).sum()),
                  **_cells(frame)}
         out["lesion"].append(entry)
     return out
