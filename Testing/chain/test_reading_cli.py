@@ -180,3 +180,22 @@ def test_adjudication_round_trip(table, tmp_path, capsys):
     assert len(entries) == 15 and {e["who"] for e in entries} == {"Dr A"}
     assert entries[0]["why"] == ("R1 L02: call positive, reader_call (none), confidence (none); R2 L02: call negative, "
                                  "reader_call (none), confidence (none) (adjudication.csv)")
+
+
+def test_reading_list_from_a_dicom_folder_keys_sessions_as_quantify_does(tmp_path, capsys):
+    from netpet import schema
+    from netpet.dicom import dro, writer
+    from netpet.dicom.index import index_tree
+
+    for name in ("a", "b"):
+        datasets, _ = dro.build(dro.Case(seed=f"reading-{name}", shape=(4, 8, 8)))
+        writer.save_datasets(datasets, str(tmp_path / "dicom" / name), prefix="PT")
+    records = index_tree(str(tmp_path / "dicom"), jobs=1).pet_series()
+    assert main(["reading-list", "--index", str(tmp_path / "dicom"), "--readers", "R1", "--seed", "3", "--jobs", "1",
+                 "--out", str(tmp_path / "lists")]) == 0
+    capsys.readouterr()
+    with open(tmp_path / "lists" / "reading-list-R1.csv", newline="") as handle:
+        listed = list(csv.DictReader(handle))
+    assert sorted((r["patient_id"], r["session_id"], r["series_uid"]) for r in listed) == sorted(
+        (x.patient_id, schema.record_session_id(x), x.series_uid) for x in records)
+    assert len(listed) == len(records) == 2

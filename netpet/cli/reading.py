@@ -7,7 +7,8 @@ import argparse
 import json
 import sys
 
-from netpet.cli.common import EXIT_OK, EXIT_PARTIAL, UsageError, check_input, check_output, check_output_folder, count
+from netpet.cli.common import (EXIT_OK, EXIT_PARTIAL, JOBS, UsageError, check_input, check_output, check_output_folder,
+                               count)
 
 
 def _key_options(p: argparse.ArgumentParser) -> None:
@@ -66,7 +67,10 @@ def add_parsers(sub) -> None:
                                    "nothing of any result.")
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--table", metavar="T", help="the sessions of this study table")
-    source.add_argument("--manifest", metavar="CSV", help="the sessions of this quantification manifest")
+    source.add_argument("--manifest", metavar="CSV", help="the sessions of this manifest (patient_id and session_id, "
+                                                          "series_uid or series per row; netpet quantify's will do)")
+    source.add_argument("--index", metavar="DIR", help="the PET series of this DICOM folder, one session each (ids "
+                                                       "derived as netpet quantify derives them)")
     p.add_argument("--readers", required=True, metavar="R1,R2", help="the readers, comma-separated")
     p.add_argument("--seed", required=True, type=count(0, "a seed"), help="the random seed (write it in the protocol)")
     p.add_argument("--out", required=True, metavar="DIR", help="folder for reading-list-<reader>.csv and "
@@ -75,6 +79,7 @@ def add_parsers(sub) -> None:
                    help=f"least number of other sessions between two sessions of a patient (default {DEFAULT_MIN_GAP})")
     p.add_argument("--washout-days", type=count(0, "a number of days"), default=DEFAULT_WASHOUT_DAYS,
                    help=f"days between the rounds (default {DEFAULT_WASHOUT_DAYS})")
+    p.add_argument("--jobs", type=JOBS, default=None, help="worker processes indexing --index (default: all cores)")
     p.add_argument("--json", action="store_true", help="print the record as JSON")
     p.set_defaults(func=cmd_reading_list)
 
@@ -198,6 +203,12 @@ def cmd_reading_list(args: argparse.Namespace) -> int:
     check_output_folder(args.out)
     if args.table:
         sessions, source = sessions_from_rows(_table(args.table, write=False).read()), args.table
+    elif args.index:
+        from netpet.dicom.index import index_tree
+        from netpet.reading.lists import sessions_from_index
+
+        check_input(args.index, "The DICOM folder", folder=True)
+        sessions, source = sessions_from_index(index_tree(args.index, jobs=args.jobs)), args.index
     else:
         check_input(args.manifest, "The manifest")
         sessions, source = sessions_from_manifest(args.manifest), args.manifest

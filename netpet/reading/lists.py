@@ -129,6 +129,21 @@ def sessions_from_manifest(path: str) -> List[Dict[str, str]]:
     return sorted(sessions.values(), key=_session_key)
 
 
+def sessions_from_index(index: Any) -> List[Dict[str, str]]:
+    """The sessions of a DICOM index (:func:`netpet.dicom.index.index_tree`): one per PET series, keyed as
+    ``netpet quantify`` and SUVQuant key it (:func:`netpet.schema.record_session_id`: the derived session id,
+    modality label and tracer), with its patient id and series UID."""
+    sessions: Dict[Tuple[str, ...], Dict[str, str]] = {}
+    for record in index.pet_series():
+        identity = {k: "" for k in IDENTITY_COLUMNS}
+        identity.update({"patient_id": schema.clean_label(record.patient_id), "session_id": schema.record_session_id(record),
+                         "modality": schema.record_modality(record), "tracer": schema.record_tracer(record),
+                         "series_uid": schema.clean_label(record.series_uid),
+                         "dicom_patient_id": schema.clean_label(record.patient_id)})
+        sessions.setdefault(_session_key(identity), identity)
+    return sorted(sessions.values(), key=_session_key)
+
+
 def _rng(seed: int, reader: str) -> random.Random:
     return random.Random(f"netpet-reading:{seed}:{reader}")
 
