@@ -190,3 +190,32 @@ def test_cli_call_source_and_confirmed_causes(tmp_path, capsys):
     assert main(["stats", table, "--reference", reference, "--out", str(tmp_path / "o"), "--call-source",
                  "reader"]) == 3
     assert "--call-source reader: 1 finding(s) have no reader_call" in capsys.readouterr().err
+
+
+def test_a_retracted_finding_with_a_correspondence_row(tmp_path):
+    from Testing.core.test_stats_correspondence import (CORR_HEADER, CORRESPONDENCE, REF_HEADER, REFERENCE as CORR_REF,
+                                                        TABLE, TABLE_COLUMNS, _counts, _write)
+
+    def files(status_of_a03, indication=False):
+        table = [(*row, status_of_a03 if row[5] == "A03" else "") for row in TABLE]
+        header, reference = REF_HEADER, CORR_REF
+        if indication:
+            header, reference = (*REF_HEADER, "indication"), [(*r, "NET staging") for r in CORR_REF]
+        return (_write(tmp_path / "table.csv", (*TABLE_COLUMNS, "finding_status"), table),
+                _write(tmp_path / "reference.csv", header, reference),
+                _write(tmp_path / "corr.csv", CORR_HEADER, CORRESPONDENCE))
+
+    table, reference, corr = files("")
+    result = analyse(load_study(table, reference, correspondence=corr), StatsOptions(bootstrap=0)).result
+    # PET/CT lesions: L1, L2 TP; the unmatched A03 (track X01 of P1) and C01 (X01 of P3) FP; P2 L1 FN; L3 TN
+    assert _counts(result, "lesion", "PET/CT") == [2, 2, 1, 1]
+    table, reference, corr = files("retracted")
+    study = load_study(table, reference, correspondence=corr)  # A03's correspondence row is skipped, not refused
+    result = analyse(study, StatsOptions(bootstrap=0)).result
+    # A03 retracted: P1 has no track X01 any more; P3's X01 stays the one false positive
+    assert _counts(result, "lesion", "PET/CT") == [2, 1, 1, 1] and study.retracted == 1
+    # with indications, the lesion made for an unmatched finding is of its patient's indication and no culprit
+    table, reference, corr = files("", indication=True)
+    lesions = units_for(load_study(table, reference, correspondence=corr))["lesion"]
+    made = lesions[lesions["lesion_id"] == "X01"]
+    assert len(made) and set(made["indication"]) == {"NET staging"} and set(made["culprit"]) == {0}

@@ -539,6 +539,11 @@ def _indications(path: str, rows: List[Dict[str, str]], extras: Sequence[str], l
     lesions["indication"] = [indication_of.get(p, NET_STAGING) for p in lesions["patient_id"]]
     lesions["culprit"] = [culprit_cells.get((p, lesion), 0) for p, lesion in zip(lesions["patient_id"],
                                                                                  lesions["lesion_id"])]
+    if "culprit" not in extras:
+        extras.append("culprit")  # a column of every lesion (0 without the file's column): made lesions copy it
+    # the patient-level value of culprit, as for other extra columns: constant within the patient, else None (varies)
+    per_patient = lesions.groupby("patient_id")["culprit"].agg(lambda v: v.iloc[0] if v.nunique() == 1 else None)
+    patients["culprit"] = [per_patient.get(p, 0) for p in patients["patient_id"]]
     return True, []
 
 
@@ -999,6 +1004,12 @@ def load_study(table_path: str, reference_path: str, group_by: Sequence[str] = (
         if made:
             reference.lesions = pd.concat([reference.lesions, *made], ignore_index=True)
             reference.timed = reference.timed or timed
+            if reference.indications:  # the made lesions are of their patient's indication, never a culprit
+                indication = dict(zip(reference.patients["patient_id"], reference.patients["indication"]))
+                reference.lesions["indication"] = reference.lesions["patient_id"].map(indication).fillna(NET_STAGING)
+                made_rows = reference.lesions["standard"].isin(MADE_STANDARDS).to_numpy()
+                culprit = pd.to_numeric(reference.lesions["culprit"], errors="coerce").fillna(0).astype(int)
+                reference.lesions["culprit"] = np.where(made_rows, 0, culprit)
         warning = _ambiguity_warning(summary)
         if warning:
             warnings.append(warning)
