@@ -100,7 +100,11 @@ class SUVQuant(ScriptedLoadableModule):
             "lesion id applies to that lesion, a single other point to all lesions), or 'Normal-bone background "
             "(CT)', which measures normal bone from the session's CT around every lesion that has no background "
             "point of its own (check it for bone lesions on PET/CT). Review mode reopens any finding of the study "
-            "table (by patient, session, reader and lesion) with its PET and CT or MR, and shows its warnings.") + documentationLink("suvquant-lesions-references-measurements-the-study-table")
+            "table (by patient, session, reader and lesion) with its PET and CT or MR, and shows its warnings. 'Reader's reading "
+            "of a finding' records your own visual call, confidence of malignancy (1-5), anatomic correlate and "
+            "SSTR-RADS category of an exported lesion (NETPET's SSTR-RADS proposal is shown beside it), or retracts "
+            "it with a reason (the row stays, no analysis counts it); it shows and changes only your own rows of the "
+            "session, and every change goes into the study table's audit trail.") + documentationLink("suvquant-lesions-references-measurements-the-study-table")
         self.parent.acknowledgementText = _("Please cite NETPET. Segmentation defaults and their accuracy: see the "
                                             "project README.")
         if getattr(slicer, "app", None) is not None:

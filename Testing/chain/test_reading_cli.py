@@ -144,13 +144,15 @@ def test_reading_lists_from_the_table_and_a_manifest(table, tmp_path, capsys):
     assert (record["seed"], record["min_gap"], record["washout_days"]) == (42, 3, 28)
     manifest = tmp_path / "sessions.csv"
     manifest.write_text("patient_id,session_id,series\nA,CT,dicom/A/ct\nA,MR,dicom/A/mr\nB,CT,dicom/B/ct\n")
-    assert main(["reading-list", "--manifest", str(manifest), "--readers", "R9", "--seed", "1", "--gap", "0",
+    assert main(["reading-list", "--manifest", str(manifest), "--readers", "R9", "--seed", "1", "--gap", "1",
                  "--washout-days", "14", "--out", str(tmp_path / "m"), "--json"]) == 0
     record = json.loads(capsys.readouterr().out)
     assert record["readers"][0]["sessions"] == 3 and record["readers"][0]["rounds"] == 2
     with open(tmp_path / "m" / "reading-list-R9.csv", newline="") as handle:
         listed = list(csv.DictReader(handle))
     assert [r["round"] for r in listed] == ["1", "1", "2"] and listed[2]["not_before_day"] == "14"
+    assert [r["patient_id"] for r in listed] == ["A", "B", "A"]  # never back to back where it can be avoided
+    assert record["readers"][0]["gap_shortfalls"] == 0 and record["readers"][0]["least_gap"] == 1
     assert main(["reading-list", "--table", table, "--manifest", str(manifest), "--readers", "R1", "--seed", "1",
                  "--out", str(out)]) == 2
 

@@ -180,6 +180,8 @@ def test_a_foreign_or_read_only_trail_is_refused_and_the_table_left_untouched(tm
     try:
         with pytest.raises(TableError, match=r"^The audit trail .*study.audit.csv is read-only"):
             table.upsert([row(lesion="L02")])
+        with pytest.raises(TableError, match=r"^The audit trail .*study.audit.csv is read-only"):
+            table.check()  # refused before any work, as a read-only table is
         assert path.read_bytes() == before and trail_path.read_bytes() == saved
     finally:
         os.chmod(trail_path, 0o644)

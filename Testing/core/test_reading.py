@@ -143,8 +143,9 @@ def test_few_patients_the_gap_is_the_best_possible_and_the_shortfall_said():
     assert best == 2
     assert summary["least_gap"] == 2 and summary["gap_shortfalls"] == 3
     assert all(b - a - 1 == 2 for a, b in _positions(rows).values())
-    one, summary = lists.reading_order(lists.sessions_from_rows(study_rows(1)), "R1", seed=1, min_gap=0)
-    assert summary["least_gap"] == 0 and len(one) == 2  # a patient alone: back to back, but in two rounds
+    one, summary = lists.reading_order(lists.sessions_from_rows(study_rows(1)), "R1", seed=1)
+    assert summary["least_gap"] == 0 and summary["gap_shortfalls"] == 1 and len(one) == 2  # a patient alone: back to
+    # back (unavoidable, and said), but in two rounds
     assert [r["round"] for r in one] == [1, 2]
     single = [s for s in sessions if s["modality"] == "PET/CT"]
     assert lists.reading_order(single, "R1", seed=1)[1]["least_gap"] is None
@@ -198,6 +199,8 @@ def test_reading_list_refusals(tmp_path, readers, message):
     with pytest.raises(ReadingError) as error:
         lists.write_reading_lists(lists.sessions_from_rows(study_rows(2)), readers, 1, str(tmp_path / "out"))
     assert str(error.value) == message
+    with pytest.raises(ReadingError, match="give a gap of at least 1"):
+        lists.reading_order(lists.sessions_from_rows(study_rows(2)), "R1", seed=1, min_gap=0)
     with pytest.raises(ReadingError, match="There are no sessions to read in study.csv"):
         lists.write_reading_lists([], ["R1"], 1, str(tmp_path / "out"), source="study.csv")
 

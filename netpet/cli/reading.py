@@ -75,8 +75,9 @@ def add_parsers(sub) -> None:
     p.add_argument("--seed", required=True, type=count(0, "a seed"), help="the random seed (write it in the protocol)")
     p.add_argument("--out", required=True, metavar="DIR", help="folder for reading-list-<reader>.csv and "
                                                                "reading-lists.json")
-    p.add_argument("--gap", type=count(0, "a number of sessions"), default=DEFAULT_MIN_GAP,
-                   help=f"least number of other sessions between two sessions of a patient (default {DEFAULT_MIN_GAP})")
+    p.add_argument("--gap", type=count(1, "a number of sessions"), default=DEFAULT_MIN_GAP,
+                   help="least number of other sessions between two sessions of a patient, at least 1 (default "
+                        f"{DEFAULT_MIN_GAP}; kept wherever the number of patients allows, the shortfalls reported)")
     p.add_argument("--washout-days", type=count(0, "a number of days"), default=DEFAULT_WASHOUT_DAYS,
                    help=f"days between the rounds (default {DEFAULT_WASHOUT_DAYS})")
     p.add_argument("--jobs", type=JOBS, default=None, help="worker processes indexing --index (default: all cores)")

@@ -58,6 +58,9 @@ its history, in the table (:func:`netpet.schema.is_retracted`; every analysis le
   not receive (a power loss between the trail's flush and the table's rename), never a change without its entry.
 * SQLite: the table ``audit`` of the same database, written in the write's own transaction.
 
+A table written before NETPET kept a trail starts its trail at its next write: its older rows have no ``insert``
+entries, and the first change of a cell records the value it had.
+
 Cost: one more append and ``fsync`` per CSV write (``benchmarks/bench_table.py``; see the README's table).
 """
 
@@ -360,6 +363,8 @@ class StudyTable:
         """Refuse, before any work, a file that is not a study table or that cannot be written (reads the
         header, or the SQLite schema, only: constant cost)."""
         check_writable(self.target, self.path, replaced=not self.sqlite)
+        if not self.sqlite:
+            check_writable(audit_path(self.target), audit_path(self.path), what="audit trail", replaced=False)
         if self.sqlite:
             self.columns()
         else:

@@ -28,7 +28,8 @@ platform and Python version that keeps version 2 string seeding, Python 3.2 on):
    order; the i-th patient's sessions, in a fixed order of modality and tracer, rotated by i): as many patients
    are read PET/CT first as PET/MR first, so any order effect falls on both modalities alike.
 3. **Order within a round**: random, under a minimum gap: two sessions of one patient have at least
-   ``min_gap`` other sessions between them (default :data:`DEFAULT_MIN_GAP`, a NETPET choice: the rounds keep
+   ``min_gap`` other sessions between them (at least 1: never back to back where it can be avoided; default
+   :data:`DEFAULT_MIN_GAP`, a NETPET choice: the rounds keep
    them apart already; the gap matters where a reader ignores the washout and reads on into the next round, and
    at the boundary of two rounds). Each next session is drawn at random among those that keep the gap; when none
    can (few patients), the one read longest ago is taken, and the list says how often the gap was not kept
@@ -204,8 +205,10 @@ def reading_order(sessions: Sequence[Mapping[str, Any]], reader: str, seed: int,
     reader = schema.clean_label(reader)
     if not reader:
         raise ReadingError("A reading list needs a reader id; one of --readers is empty.")
-    if min_gap < 0 or washout_days < 0:
-        raise ReadingError(f"The gap ({min_gap}) and the washout ({washout_days} days) cannot be negative.")
+    if min_gap < 1 or washout_days < 0:
+        raise ReadingError(f"The gap is {min_gap} and the washout {washout_days} days; give a gap of at least 1 (two "
+                           "sessions of a patient are never read back to back where it can be avoided) and a washout "
+                           "of 0 days or more.")
     cleaned = [{k: schema.clean_label(s.get(k)) for k in IDENTITY_COLUMNS} for s in sessions]
     keys = [_session_key(s) for s in cleaned]
     if len(set(keys)) != len(keys):
