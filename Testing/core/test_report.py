@@ -212,3 +212,19 @@ def test_endpoints_per_indication_and_cause_codes(tmp_path):
     rows = patient_rows(analysis.units)
     assert {r["patient"]: r["indication"] for r in rows}["T2"] == "TIO localisation"  # normalised spelling
     assert "(proposed, not confirmed)" in page and "<th>Code</th>" in page
+
+
+def test_images_refused_or_explained(hand_built, tmp_path):
+    """--dicom: a path that is no folder, or a folder without DICOM, is refused in one sentence; without the option
+    the report says images were not requested."""
+    from netpet.stats.intervals import StatsError
+    from netpet.stats.report_images import images_html, session_images
+
+    with pytest.raises(StatsError, match="is not a folder"):
+        session_images(hand_built, str(tmp_path / "absent"), str(tmp_path / "images"))
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("not DICOM")
+    with pytest.raises(StatsError, match="DICOM"):
+        session_images(hand_built, str(tmp_path / "empty"), str(tmp_path / "images"))
+    assert "Images were not requested" in images_html(None)
+    assert "Images were not requested" in html_report(hand_built, [])

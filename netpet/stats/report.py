@@ -783,6 +783,10 @@ def write_outputs(analysis: Analysis, out: str, command: str = "", previous_caus
     """
     import json
 
+    if dicom:
+        from netpet.stats.report_images import check_dicom_root
+
+        check_dicom_root(dicom)  # before any file is written
     os.makedirs(out, exist_ok=True)
     r = analysis.result
     written: Dict[str, str] = {}

@@ -205,6 +205,19 @@ def _embed(path: str) -> str:
         return "data:image/png;base64," + base64.b64encode(handle.read()).decode("ascii")
 
 
+def check_dicom_root(dicom_root: str) -> None:
+    """Refuse a ``--dicom`` that is not a folder (before any output is written).
+
+    Raises
+    ------
+    StatsError
+        Naming the path and what to give.
+    """
+    if not os.path.isdir(dicom_root):
+        raise StatsError(f"--dicom {printable(dicom_root)} is not a folder; give the folder tree of the study's DICOM "
+                         "files (the one netpet index reads).")
+
+
 def session_images(analysis: Any, dicom_root: str, folder: str) -> Dict[str, Any]:
     """MIPs and false-finding thumbnails of every session read (see the module docstring).
 
@@ -238,11 +251,9 @@ def session_images(analysis: Any, dicom_root: str, folder: str) -> Dict[str, Any
     from netpet.dicom.index import index_tree
     from netpet.stats.data import read_table
 
-    if not os.path.isdir(dicom_root):
-        raise StatsError(f"--dicom {printable(dicom_root)} is not a folder; give the folder tree of the study's DICOM "
-                         "files (the one netpet index reads).")
+    check_dicom_root(dicom_root)
     try:
-        index = index_tree(dicom_root, jobs=1)
+        index = index_tree(dicom_root)
     except NetpetError as exc:
         raise StatsError(f"--dicom {printable(dicom_root)}: {exc}") from exc
     if not index.all_series():
@@ -265,9 +276,10 @@ def session_images(analysis: Any, dicom_root: str, folder: str) -> Dict[str, Any
             out["notes"].append(f"{name}: the study table gives no series_uid for this session: no image.")
             continue
         if uid not in cache:
+            log.info("report images: converting the PET of %s (series %s)", name, uid)
             try:
                 record = index.series(uid)
-                cache[uid] = convert_to_suv(record, jobs=1).image
+                cache[uid] = convert_to_suv(record).image
             except NetpetError as exc:
                 cache[uid] = str(exc)
         image = cache[uid]
@@ -382,4 +394,4 @@ def images_html(images: Optional[Mapping[str, Any]]) -> str:
     return "".join(parts)
 
 
-__all__ = ["session_images", "images_html", "lesion_places", "mip_figure", "thumbnail_figure", "KIND_COLOURS"]
+__all__ = ["check_dicom_root", "session_images", "images_html", "lesion_places", "mip_figure", "thumbnail_figure", "KIND_COLOURS"]
