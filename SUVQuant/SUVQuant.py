@@ -1475,4 +1475,13 @@ class SUVQuantTest(ScriptedLoadableModuleTest):
         summary = logic.exportToStudyTable(result["rows"], os.path.join(folder, "study.csv"), pet,
                                            result["segmentation"])
         self.assertEqual(summary["inserted"], len(result["rows"]))
+        # the reader's reading of the first lesion, and its retraction, land in the study table's audit trail
+        from netpet.quant.table import StudyTable
+
+        table = os.path.join(folder, "study.csv")
+        lesionID = result["rows"][0]["lesion_id"]
+        self.assertEqual(logic.recordReading(table, pet, "reader1", lesionID, call="positive", confidence="5"), 2)
+        self.assertEqual(logic.retractFinding(table, pet, "reader1", lesionID, "test retraction"), 2)
+        self.assertEqual([e["action"] for e in StudyTable(table).audit(lesion_id=lesionID)][-4:],
+                         ["update", "update", "retract", "retract"])
         self.delayDisplay("Test passed")
