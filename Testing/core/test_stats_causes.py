@@ -189,3 +189,15 @@ def test_a_list_without_cause_codes_or_no_list_gives_none(tmp_path):
                     "uncinate\n")
     assert read_cause_codes(str(path), false_finding_key) == {}
     assert read_cause_codes(str(tmp_path / "none.csv"), false_finding_key) == {}
+
+
+def test_a_confirmed_code_of_a_finding_no_longer_false_is_returned(tmp_path):
+    table, reference = causes_study(tmp_path)
+    study = load_study(table, reference)
+    # a confirmation for P3 L1, a true positive in this study (e.g. written when it was read negative)
+    key = ("false negative", "P3", "PET/CT", "dotatate", "R1", "L1")
+    result = analyse(study, StatsOptions(bootstrap=0, cause_codes={key: ("PVE", True)})).result
+    assert result["previous_cause_codes"] == [{"kind": "false negative", "patient_id": "P3", "modality": "PET/CT",
+                                               "tracer": "dotatate", "reader": "R1", "lesion_id": "L1",
+                                               "cause_code": "PVE"}]
+    assert "previous_cause_codes" not in analyse(study, StatsOptions(bootstrap=0)).result

@@ -33,8 +33,10 @@ Coded causes (:mod:`netpet.stats.causes`): each false finding carries ``proposed
 ``proposed_reason``, ``cause_code`` and ``cause_confirmed``; ``false_findings_by_level`` lists the
 patient- and region-level false findings with the codes within them; ``cause_tally`` counts per
 level, group, kind and code (``count``, ``confirmed``); ``cause_codes`` and ``methods.causes`` give
-the list, its literature, the default FWHM and how many codes the reader confirmed. The free-text
-``causes`` tally is unchanged.
+the list, its literature, the default FWHM and how many codes the reader confirmed;
+``previous_cause_codes`` (only when there are any) the confirmed codes given in ``options.cause_codes``
+whose findings are no longer false, so that no confirmation is lost. The free-text ``causes`` tally
+is unchanged.
 
 Staging (:mod:`netpet.stats.staging`): per patient and group the N and M categories and the stage
 group from the findings and from the reference standard, their accuracy, and their agreement between
@@ -692,6 +694,11 @@ def analyse(study: Study, options: Optional[StatsOptions] = None,
     result["false_findings_by_level"] = levels
     result["cause_tally"] = tally(falses, levels, keys)
     result["cause_codes"] = cause_list()
+    current = {false_finding_key(row) for row in result["false_findings"]}
+    orphans = [{**dict(zip(("kind", "patient_id", "modality", "tracer", "reader", "lesion_id", TIME_POINT), key)),
+                "cause_code": code} for key, (code, _) in options.cause_codes.items() if key not in current]
+    if orphans:  # confirmed codes of findings that are no longer false: returned, for the outputs to keep
+        result["previous_cause_codes"] = orphans
     result["methods"] = {"endpoints": endpoint_methods(study, options),
                          "causes": {"codes": cause_list(), "references": list(CAUSE_REFERENCES),
                                     "default_fwhm_mm": DEFAULT_FWHM_MM,
