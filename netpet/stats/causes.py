@@ -373,7 +373,9 @@ def read_cause_codes(path: str, key) -> Dict[Tuple[str, ...], Tuple[str, bool]]:
 def annotate(row: Dict[str, Any], unit: Mapping[str, Any], confirmed: Mapping[Tuple[str, ...], Tuple[str, bool]],
              key: Tuple[str, ...]) -> None:
     """Fill :data:`CAUSE_COLUMNS` of a false-finding row (in place) from its unit and the reader's codes."""
-    code, reason = propose({**unit, **{k: v for k, v in row.items() if v not in ("", None)}})
+    # the row's cells first (its call as written), the unit's other columns (site, diameter, fwhm_mm ...) behind
+    merged = {**unit, **{k: v for k, v in row.items() if v not in ("", None)}, "call": row.get("call", "")}
+    code, reason = propose(merged)
     row["proposed_cause"], row["proposed_reason"] = code, reason
     kept = confirmed.get(key)
     if kept:
