@@ -228,3 +228,15 @@ def test_images_refused_or_explained(hand_built, tmp_path):
         session_images(hand_built, str(tmp_path / "empty"), str(tmp_path / "images"))
     assert "Images were not requested" in images_html(None)
     assert "Images were not requested" in html_report(hand_built, [])
+
+
+def test_wide_generic_tables_are_cut_into_parts():
+    """A result table of 20 columns becomes two tables of at most 12 columns, each repeating the 2 naming columns:
+    2 + 10 and 2 + 8 columns."""
+    row = {f"c{i:02d}": i for i in range(20)}
+    text = html_section("Wide", [row, row])
+    tables = re.findall(r"<table>.*?</table>", text)
+    assert len(tables) == 2
+    heads = [re.findall(r"<th[^>]*>([^<]*)</th>", t) for t in tables]
+    assert [len(h) for h in heads] == [12, 10] and all(h[:2] == ["c00", "c01"] for h in heads)
+    assert "Part 2 of 2" in text

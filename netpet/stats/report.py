@@ -372,7 +372,7 @@ h1{font-size:1.6em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-to
 .table-wrap{max-width:100%;overflow-x:auto}
 table{border-collapse:collapse;margin:.6em 0 1.2em;font-size:.85em;max-width:100%}
 th,td{border:1px solid #ddd;padding:.25em .5em;text-align:left;vertical-align:top;overflow-wrap:anywhere;
-word-break:normal;hyphens:auto}
+word-break:normal;hyphens:auto;min-width:3.5em}
 th{background:#f3f3f3}tr:nth-child(even) td{background:#fafafa}
 .note{color:#555;font-size:.9em}tr.not-separable td{background:#fff4e0}tr.discordant td{background:#fdecea}
 figure{margin:1em 0}figcaption{font-size:.85em;color:#444}
@@ -380,7 +380,7 @@ img{max-width:100%;height:auto}
 .warn{color:#a05a00;cursor:help}.warn-text{display:none}
 .stard-row{display:flex;flex-wrap:wrap;gap:1em}.stard-figure{margin:.5em 0}svg.stard{max-width:100%;height:auto}
 .mips{display:flex;flex-wrap:wrap;gap:.8em}.mips figure{width:22em;margin:0}
-table.legend{font-size:.75em}table.legend td,table.legend th{overflow-wrap:normal;word-break:keep-all}
+th.long{min-width:18em}table.legend{font-size:.75em}table.legend td,table.legend th{overflow-wrap:normal;word-break:keep-all}
 .thumbs{display:flex;flex-wrap:wrap;gap:.6em}.thumbs figure{width:11em;margin:0}
 ul.headline li{margin:.2em 0}ul.withheld{color:#555;font-size:.9em}
 @page{size:A4;margin:12mm}
@@ -393,7 +393,7 @@ ul.headline li{margin:.2em 0}ul.withheld{color:#555;font-size:.9em}
  .table-wrap{overflow:visible}
  .warn-text{display:inline;font-size:.9em}
  img{max-height:230mm}
- .mips figure{width:48%}.thumbs figure{width:23%}
+ .mips figure{width:48%}.thumbs figure{width:23%}th.long{min-width:11em}
 }
 """
 

@@ -39,6 +39,9 @@ MIN_EVENTS = 5
 #: the denominator of each proportion over the cells tp, fp, fn, tn
 DENOMINATORS = {"sensitivity": ("tp", "fn"), "specificity": ("fp", "tn"), "ppv": ("tp", "fp"), "npv": ("fn", "tn"),
                 "accuracy": ("tp", "fp", "fn", "tn")}
+#: a generic table wider than this is cut into parts (each repeating the first KEY_COLUMNS columns)
+MAX_COLUMNS = 12
+KEY_COLUMNS = 2
 #: the reference-standard columns that name the kind of a lesion, most specific first
 KIND_COLUMNS = ("site", "lesion_type", "region")
 SMALL_SAMPLE_SOURCES = ("Brown, Cai &amp; DasGupta, Stat Sci 2001 (coverage of binomial intervals at small n); "
@@ -426,10 +429,24 @@ def html_section(title: str, rows: Optional[Sequence[Mapping[str, Any]]], column
     if note:
         parts.append(f"<p class='note'>{note}</p>")
     if rows:
-        head = "".join(f"<th>{html.escape(str(c).replace('_', ' '))}</th>" for c in columns)
-        body = "".join("<tr>" + "".join(f"<td>{cell(row.get(c))}</td>" for c in columns) + "</tr>" for row in rows)
-        parts.append(f"<div class='table-wrap'><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-                     "</div>")
+        # a column of long text (a reason, a definition) gets a minimum width so that it does not wrap a word a line
+        long = {c for c in columns if max((len(str(row.get(c) or "")) for row in rows), default=0) > 60}
+        # a wide table is cut into tables of at most MAX_COLUMNS columns, each repeating the first KEY_COLUMNS (which
+        # name the row), so that every part fits a printed page
+        columns = list(columns)
+        keys, rest = columns[:KEY_COLUMNS], columns[KEY_COLUMNS:]
+        step = MAX_COLUMNS - len(keys)
+        chunks = [columns] if len(columns) <= MAX_COLUMNS else [keys + rest[i:i + step]
+                                                                 for i in range(0, len(rest), step)]
+        for number_, part in enumerate(chunks, start=1):
+            head = "".join(("<th class='long'>" if c in long else "<th>") + html.escape(str(c).replace("_", " "))
+                           + "</th>" for c in part)
+            body = "".join("<tr>" + "".join(f"<td>{cell(row.get(c))}</td>" for c in part) + "</tr>" for row in rows)
+            caption = (f"<caption class='note'>Part {number_} of {len(chunks)} (columns "
+                       f"{', '.join(html.escape(str(c)) for c in part[len(keys):][:1])} to "
+                       f"{html.escape(str(part[-1]))})</caption>" if len(chunks) > 1 else "")
+            parts.append(f"<div class='table-wrap'><table>{caption}<thead><tr>{head}</tr></thead><tbody>{body}"
+                         "</tbody></table></div>")
     return "".join(parts)
 
 
@@ -466,6 +483,10 @@ EXTRA_SECTIONS = (
     (("scores", "prrt"), "PRRT summary per patient",
      "A decision aid, not a decision: the Krenning distribution, the lowest-scoring target lesion, tumour-to-liver "
      "and tumour-to-spleen ratios, and the criteria applied."),
+    (("scores", "sstr_rads_lesions"), "SSTR-RADS 1.0 per lesion",
+     "The category the software proposes from uptake, site and the anatomical correlate, and the reader's."),
+    (("scores", "statistics", "distribution"), "Scores per group", None),
+    (("scores", "statistics", "agreement"), "Agreement of the scores between readers and modalities", None),
     (("cause_tally",), "Causes of false findings (coded)", None),
 )
 
@@ -486,6 +507,9 @@ def extra_sections_html(result: Mapping[str, Any]) -> str:
         rows = _at(result, path)
         if isinstance(rows, (list, tuple)) and rows:
             parts.append(html_section(title, rows, note=note))
+    notes = _at(result, ("scores", "warnings"))
+    if isinstance(notes, (list, tuple)) and notes:
+        parts.append("".join(f"<p class='note'>Scores: {html.escape(str(n))}</p>" for n in notes))
     mrmc = result.get("mrmc")
     if isinstance(mrmc, Mapping) and mrmc:
         parts.append(mapping_section("Multi-reader multi-case ROC", mrmc))
