@@ -102,6 +102,7 @@ def test_stard_svg_boxes_hold_their_text(hand_built):
 def test_integers_print_as_integers(hand_built):
     assert number(3.0) == "3" and number(3) == "3" and number(0.0) == "0"
     assert number(2.5) == "2.50" and number(2.456, 1) == "2.5"
+    assert number(0.8133) == "0.813" and number(0.0012345) == "0.00123" and number(-0.0004) == "&minus;0.0004"
     assert number(None) == number(float("nan")) == number("") == "&ndash;"
     page = html_report(hand_built, [])
     assert not re.search(r">\s*[0-4]\.00\s*<", page), "a Krenning score or count printed with decimals"

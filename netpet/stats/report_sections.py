@@ -52,8 +52,9 @@ SMALL_SAMPLE_SOURCES = ("Brown, Cai &amp; DasGupta, Stat Sci 2001 (coverage of b
 # -- numbers -----------------------------------------------------------------------------------------
 
 def number(value: Any, digits: int = 2) -> str:
-    """A number as text: integers (also integral floats, e.g. a Krenning score read as 3.0) without decimals,
-    others with ``digits`` decimals; None, NaN and empty as an en dash. HTML-escaped."""
+    """A number as text: integers (also integral floats, e.g. a Krenning score read as 3.0) without decimals;
+    others of magnitude 1 or more with ``digits`` decimals, smaller ones with three significant digits (a variance
+    of 0.0012 never prints as "0.00"); None, NaN and empty as an en dash. HTML-escaped."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return "&ndash;"
     if isinstance(value, (bool, np.bool_)):
@@ -63,9 +64,12 @@ def number(value: Any, digits: int = 2) -> str:
     if isinstance(value, (float, np.floating)):
         if not math.isfinite(float(value)):
             return "&ndash;"
-        if float(value).is_integer() and abs(value) < 1e15:
+        value = float(value)
+        if value.is_integer() and abs(value) < 1e15:
             return str(int(value))
-        return f"{float(value):.{digits}f}"
+        if abs(value) >= 1.0:
+            return f"{value:.{digits}f}"
+        return f"{value:.3g}".replace("-", "&minus;") if value < 0 else f"{value:.3g}"
     return html.escape(str(value))
 
 
