@@ -260,6 +260,17 @@ def test_disagreements_through_the_correspondence_table(tmp_path):
         ("D", "call R1 equivocal, R2 negative; reader_call R1 equivocal, R2 negative"),
     ]
     assert (items[2]["R1.lesion_id"], items[2]["R2.lesion_id"]) == ("L03", "L04")
+    # two findings of one reader confirmed to one lesion: both shown, and listed for the adjudicator
+    rows = [r for r in table.read() if not (r["reader"] == "R1" and r["lesion_id"] == "L02")]
+    rows.append(finding(reader="R1", lesion="L02b", call="negative", reader_call="negative", confidence=2))
+    with open(path, "a", newline="") as handle:
+        csv.DictWriter(handle, COLUMNS).writerow({**{c: "" for c in COLUMNS}, **finding(reader="R1", lesion="L02b"),
+                                                  "reference_lesion_id": "A", "status": "confirmed"})
+    double = next(i for i in adjudication.disagreements(rows, ["R1", "R2"], str(path)) if i["finding_id"] == "A")
+    assert (double["R1.lesion_id"], double["R1.reader_call"], double["disagreement"]) == (
+        "L01 + L02b", "positive + negative",
+        "R1 reported it more than once; call R1 positive + negative, R2 positive; reader_call R1 positive + negative, "
+        "R2 positive")
 
 
 def test_adjudication_round_trip(tmp_path):

@@ -52,7 +52,8 @@ def corresponding(rows: Iterable[Mapping[str, Any]], readers: Sequence[str],
                   correspondence: Optional[str] = None) -> Dict[Tuple[str, ...], Dict[str, Dict[str, str]]]:
     """{(patient, session, modality, tracer, finding id): {reader: row}} of the readers' active findings (module
     docstring), with the way they correspond in the key's last element: the shared lesion id, the reference
-    lesion id, or ``<reader>:<lesion id>`` for a finding of one reader alone."""
+    lesion id, or ``<reader>:<lesion id>`` for a finding of one reader alone. Two findings of one reader that
+    correspond to one lesion are shown together (ids and values joined by `` + ``) and listed as a disagreement."""
     ids = _correspondence_ids(correspondence) if correspondence else None
     groups: Dict[Tuple[str, ...], Dict[str, Dict[str, str]]] = {}
     wanted = set(readers)
@@ -66,7 +67,13 @@ def corresponding(rows: Iterable[Mapping[str, Any]], readers: Sequence[str],
             finding = lesion
         else:
             finding = ids.get(session + (reader, lesion)) or f"{reader}:{lesion}"
-        groups.setdefault(session + (finding,), {})[reader] = dict(row)
+        group = groups.setdefault(session + (finding,), {})
+        if reader in group:  # two findings of one reader correspond to one lesion (both confirmed to it): both shown
+            held = group[reader]
+            group[reader] = {**held, **{c: f"{held.get(c) or '(none)'} + {row.get(c) or '(none)'}"
+                                        for c in ("lesion_id", "call", "reader_call", "confidence")}}
+        else:
+            group[reader] = dict(row)
     return groups
 
 
@@ -98,6 +105,9 @@ def disagreements(rows: Iterable[Mapping[str, Any]], readers: Sequence[str], cor
         present = [r for r in readers if r in by_reader]
         if len(present) < len(readers):
             reasons.append(f"reported by {', '.join(present)} only")
+        several = [r for r in present if " + " in by_reader[r].get("lesion_id", "")]
+        if several:
+            reasons.append(f"{', '.join(several)} reported it more than once")
         for column in ("call", "reader_call"):
             values = {r: _value(by_reader.get(r), column) for r in present}
             if len(set(values.values())) > 1:
