@@ -118,6 +118,17 @@ def test_bad_input_is_one_sentence_with_its_exit_code(table, tmp_path, capsys, a
     assert (StudyTable(table).read(), StudyTable(table).audit()) == before
 
 
+def test_an_ambiguous_finding_names_the_choices_exit_4(tmp_path, capsys):
+    path = str(tmp_path / "study.csv")
+    StudyTable(path).upsert([finding(), {**finding(), "tracer": "fdg"}])
+    code = main(["record", "--table", path, *KEY[:-1], "L01", "--call", "positive"])
+    assert _one_line_error(capsys, 4, code) == (
+        f"The study table {path} has 2 findings patient P1, session CT1, reader R1, lesion L01 (modality and tracer: "
+        "PET/CT dotatate, PET/CT fdg); give the modality and the tracer too.")
+    assert main(["record", "--table", path, *KEY[:-1], "L01", "--tracer", "fdg", "--call", "positive"]) == 0
+    assert [r["reader_call"] for r in StudyTable(path).read()] == ["", "positive"]
+
+
 def test_retract_needs_why_and_a_missing_or_foreign_table_is_refused(tmp_path, capsys):
     assert main(["retract", "--table", "x.csv", *KEY]) == 2
     assert "the following arguments are required: --why" in capsys.readouterr().err

@@ -17,7 +17,7 @@ import logging
 from typing import Any, Dict, Iterable, List, Mapping, Optional
 
 from netpet import schema
-from netpet.errors import NetpetError, printable
+from netpet.errors import AmbiguousInputError, NetpetError, printable
 from netpet.quant.table import KEY, StudyTable, describe_key
 
 log = logging.getLogger(__name__)
@@ -58,6 +58,11 @@ class ReadingError(NetpetError, ValueError):
     """A reader-study request that cannot be done as asked (the message names the finding or value)."""
 
 
+class AmbiguousFinding(AmbiguousInputError, ReadingError):
+    """Several findings fit the ids given (they differ in modality or tracer); the message names them and the
+    options that choose one (exit code 4 on the command line)."""
+
+
 def _choices(values: Iterable[str], limit: int = 8) -> str:
     values = sorted({printable(v) for v in values})
     shown = ", ".join(values[:limit])
@@ -71,8 +76,8 @@ def find_finding(rows: Iterable[Mapping[str, Any]], patient_id: str, session_id:
     Raises
     ------
     ReadingError
-        No such finding (the sentence names the key and what the table holds there), or several that differ
-        in modality or tracer (it names them: give ``modality`` and ``tracer``).
+        No such finding (the sentence names the key and what the table holds there); :class:`AmbiguousFinding`
+        when several differ in modality or tracer (it names them: give ``modality`` and ``tracer``).
     """
     wanted = {"patient_id": patient_id, "session_id": session_id, "reader": reader, "lesion_id": lesion_id,
               "modality": modality, "tracer": tracer}
@@ -95,7 +100,7 @@ def find_finding(rows: Iterable[Mapping[str, Any]], patient_id: str, session_id:
         raise ReadingError(f"{where} has no finding {text}; reader {printable(reader)}'s lesions in this session: "
                            f"{_choices(r.get('lesion_id', '') or '(session read)' for r in readers)}.")
     kinds = _choices(f"{r.get('modality')} {r.get('tracer')}" for r in found)
-    raise ReadingError(f"{where} has {len(found)} findings {text} (modality and tracer: {kinds}); give the modality "
+    raise AmbiguousFinding(f"{where} has {len(found)} findings {text} (modality and tracer: {kinds}); give the modality "
                        "and the tracer too.")
 
 
