@@ -160,6 +160,20 @@ def test_sqlite_trail_is_a_table_written_in_the_same_transaction(tmp_path, monke
     assert table.read()[0]["suv_max"] == "1.0" and len(table.audit()) == 1
 
 
+def test_a_foreign_sqlite_audit_table_is_refused(tmp_path):
+    path = tmp_path / "study.sqlite"
+    StudyTable(str(path)).upsert([row()])
+    with sqlite3.connect(path) as db:
+        db.execute("DROP TABLE audit")
+        db.execute("CREATE TABLE audit (event, stamp)")
+    before = StudyTable(str(path)).read()
+    with pytest.raises(TableError) as error:
+        StudyTable(str(path)).upsert([row(lesion="L02")])
+    assert str(error.value) == (f"{path} holds a table 'audit' that is not NETPET's audit trail (its columns are not "
+                                f"{', '.join(AUDIT_COLUMNS)}); rename it, the table was left untouched.")
+    assert StudyTable(str(path)).read() == before
+
+
 def test_a_foreign_or_read_only_trail_is_refused_and_the_table_left_untouched(tmp_path):
     path = tmp_path / "study.csv"
     table = StudyTable(str(path))

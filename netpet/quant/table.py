@@ -653,6 +653,10 @@ class StudyTable:
                     db.execute(f"CREATE TABLE lesions ({columns}, PRIMARY KEY ({', '.join(KEY)}))")
                 if AUDIT_TABLE not in tables:
                     db.execute(f"CREATE TABLE {AUDIT_TABLE} ({', '.join(_ident(c) for c in AUDIT_COLUMNS)})")
+                elif [r[1] for r in db.execute(f"PRAGMA table_info({AUDIT_TABLE})")] != list(AUDIT_COLUMNS):
+                    raise TableError(f"{self.path} holds a table '{AUDIT_TABLE}' that is not NETPET's audit trail (its "
+                                     f"columns are not {', '.join(AUDIT_COLUMNS)}); rename it, the table was left "
+                                     "untouched.")
                 present = [r[1] for r in db.execute("PRAGMA table_info(lesions)")]
                 missing = [k for k in KEY if k not in present]
                 if missing:
