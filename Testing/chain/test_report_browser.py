@@ -65,6 +65,15 @@ def rendered(tmp_path_factory):
     out = folder / "out"
     assert main(["stats", str(folder / "table.csv"), "--reference", str(study / "reference_standard.csv"),
                  "--out", str(out), "--bootstrap", "100", "--dicom", str(study / "dicom")]) == 0
+    # the same study's report with the sections the lead wires in (the reading standards' results): generic tables
+    from netpet.clinical.scores import study_scores
+    from netpet.stats import StatsOptions, analyse, load_study
+    from netpet.stats.report import html_report
+
+    analysis = analyse(load_study(str(folder / "table.csv"), str(study / "reference_standard.csv")),
+                       StatsOptions(bootstrap=0))
+    analysis.result["scores"] = study_scores([{k: str(v) for k, v in r.items()} for r in rows])
+    (folder / "with-scores.html").write_text(html_report(analysis, []), encoding="utf-8")
     return sync_api, out, rows
 
 
@@ -137,6 +146,25 @@ def test_report_in_chromium(rendered, tmp_path):
     pages = len(re.findall(rb"/Type\s*/Page(?!s)", pdf))
     assert pages >= 8, pages  # data, key results, STARD, accuracy, ROC, patients, images, false findings
     assert (tmp_path / "report-print.png").stat().st_size > 0
+
+
+def test_sections_of_other_modules_fit_the_page(rendered):
+    """The NETPET score, SSTR-RADS and PRRT tables (netpet.clinical.scores.study_scores of the same table) rendered by
+    the generic section renderer stay within the A4 print width too."""
+    sync_api, out, _ = rendered
+    page_path = out.parent / "with-scores.html"
+    assert "SSTR-RADS 1.0 per scan" in page_path.read_text()
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = browser.new_page(viewport={"width": A4_CONTENT_PX, "height": 1100})
+            page.emulate_media(media="print")
+            page.goto(page_path.as_uri())
+            widths = page.evaluate("""() => [document.documentElement.scrollWidth,
+                [...document.querySelectorAll('table')].map(t => Math.ceil(t.getBoundingClientRect().right))]""")
+        finally:
+            browser.close()
+    assert widths[0] <= A4_CONTENT_PX and max(widths[1]) <= A4_CONTENT_PX, widths
 
 
 def test_images_are_files_too(rendered):
