@@ -352,7 +352,8 @@ def reference_rows(patient: Patient, lesion_rows: Sequence[Dict[str, Any]] = (),
     new at FU1 has only its FU1 row, one that disappeared only its baseline row; a time point
     without any lesion has the patient row), ``time_point`` naming it; without, ``time_point`` is
     empty (every time point). ``indication``, ``culprit``, ``sstr_expression``, ``fdg_avid`` and ``fdg_only``:
-    :mod:`netpet.phantom.reading` (the uptake columns empty on a patient row).
+    :mod:`netpet.phantom.reading` (the uptake columns empty on a patient row; ``fdg_avid`` and ``fdg_only``
+    empty at a follow-up time point, which has no FDG scan).
     """
     first: Dict[str, Dict[str, Any]] = {}
     for row in lesion_rows:
@@ -364,6 +365,9 @@ def reference_rows(patient: Patient, lesion_rows: Sequence[Dict[str, Any]] = (),
     rows = []
     for time_point in (patient.time_points if follow_up else [""]):
         lesions = patient.lesions_at(time_point)
+        # FDG is imaged at baseline only (a follow-up time point is a 68Ga-DOTATATE PET/CT): empty after it
+        fdg_columns = (lambda lesion: {"fdg_avid": reading.fdg_avid(lesion), "fdg_only": reading.fdg_only(lesion)}) \
+            if time_point in ("", BASELINE) else (lambda lesion: {"fdg_avid": "", "fdg_only": ""})
         if not lesions:
             rows.append({"patient_id": patient.patient_id, "lesion_id": "", "region": "", "truth": 0,
                          "standard": FOLLOW_UP, "site": "", "primary": primary, "location_session": "",
@@ -379,7 +383,7 @@ def reference_rows(patient: Patient, lesion_rows: Sequence[Dict[str, Any]] = (),
                          "truth": int(lesion.malignant), "standard": lesion.standard, "site": lesion.site,
                          "primary": primary, **location, "time_point": time_point, "indication": indication,
                          "culprit": reading.culprit(lesion), "sstr_expression": reading.sstr_expression(lesion),
-                         "fdg_avid": reading.fdg_avid(lesion), "fdg_only": reading.fdg_only(lesion)})
+                         **fdg_columns(lesion)})
     return rows
 
 
@@ -536,7 +540,8 @@ def _readme(out: str, summary: Dict[str, Any], extra: str, follow_up: bool = Fal
         "    equal: high (above, Krenning 3-4), moderate (equal, 2), low (below, 1), absent (at most half the liver)",
         "  fdg_avid: 1 when the FDG object SUV is above the liver's (2.2); fdg_only: 1 for a tumour that is FDG-avid",
         "    with low or absent SSTR expression (FDG+/SSTR-, dedifferentiated: it makes the patient NETPET P5).",
-        "    Both from the truth (noise-free object uptake); empty on a patient row",
+        "    Both from the truth (noise-free object uptake); empty on a patient row, and fdg_avid and fdg_only at",
+        "    a follow-up time point (68Ga-DOTATATE only)",
         "",
         "truth/netpet_scores.csv columns",
         "  patient_id, time_point (baseline), netpet_grade (P0-P5: netpet.clinical.netpet_score.netpet_grade on the",
