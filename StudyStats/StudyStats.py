@@ -261,7 +261,7 @@ class StudyStatsWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidget, V
         with slicer.util.tryWithErrorDisplay(_("The reading standards could not be computed."), waitCursor=True):
             p = self._parameterNode
             out = self.logic.readingStandards(pathText(p.studyTablePath), pathText(p.correspondencePath),
-                                              pathText(p.outputFolder))
+                                              pathText(p.outputFolder), pathText(p.referencePath))
             self._showTable(out["tables"]["netpet_scores"])
             self.ui.statusLabel.text = _("Reading standards: ") + out["folder"] + "".join(
                 "\n" + w for w in out["result"]["warnings"])
@@ -532,10 +532,11 @@ class StudyStatsLogic(ScriptedLoadableModuleLogic):
     def _folder(studyTablePath, outputFolder, name):
         return os.path.join(pathText(outputFolder) or os.path.dirname(os.path.abspath(pathText(studyTablePath))), name)
 
-    def readingStandards(self, studyTablePath, correspondencePath="", outputFolder=""):
+    def readingStandards(self, studyTablePath, correspondencePath="", outputFolder="", referencePath=""):
         """The reading standards of the study table (``netpet scores``): NETPET grade per patient, FDG+/SSTR-
         lesions, SSTR-RADS 1.0 per finding and scan (proposal beside the reader's category), PRRT summary (a
-        decision aid). Files in ``outputFolder/reading-standards`` (default beside the study table) and table
+        decision aid); with ``referencePath``, TIO localisation patients are not graded. Files in
+        ``outputFolder/reading-standards`` (default beside the study table) and table
         nodes. Returns {"result", "folder", "files", "tables": {"netpet_scores", "discordant", "sstr_rads_scans",
         "sstr_rads_lesions", "prrt"}}."""
         from netpet.clinical.netpet_score import DISCORDANT_COLUMNS, SCORE_COLUMNS
@@ -546,7 +547,8 @@ class StudyStatsLogic(ScriptedLoadableModuleLogic):
         studyTablePath = pathText(studyTablePath)
         if not studyTablePath:
             raise ValueError("No study table is chosen; choose the study table (.csv or .sqlite).")
-        result = read_table_scores(studyTablePath, pathText(correspondencePath) or None)
+        result = read_table_scores(studyTablePath, pathText(correspondencePath) or None,
+                                   reference_path=pathText(referencePath) or None)
         folder = self._folder(studyTablePath, outputFolder, "reading-standards")
         files = write_scores(result, folder)
         made = (("netpet_scores", SCORE_COLUMNS, "NETPET score"), ("discordant", DISCORDANT_COLUMNS, "FDG+ SSTR- lesions"),

@@ -213,3 +213,31 @@ def test_other_tracers_are_named_in_a_warning():
     # the choline finding does not count: L1 stays SSTR+/FDG- -> P1
     assert result["scores"][0]["grade"] == "P1"
     assert result["warnings"] == ["1 finding of tracer choline (neither SSTR PET nor FDG) left out of the NETPET score"]
+
+
+def test_a_p2_to_p4_grade_on_a_small_lesion_is_flagged_uncertain():
+    from netpet.clinical.scores import study_scores
+
+    rows = [
+        # A = 2.0 / 4.0 = 0.5 -> P2, but the DOTATATE finding is flagged partial-volume: uncertain-avidity
+        _sstr("S", "L1", 4, 4.0, flags="embedded;partial-volume"), _fdg("S", "L1", "positive", 2.0),
+        # the same grade on findings without the flags: no flag
+        _sstr("B", "L1", 4, 4.0, flags="embedded"), _fdg("B", "L1", "positive", 2.0),
+        # P1 on a small lesion: the avidity index plays no part, no flag
+        _sstr("P", "L1", 3, 4.0, flags="partial-volume"), _fdg("P", "L1", "negative", 0.9, flags="not-separable"),
+        # P4 whose FDG finding is not separable: flagged
+        _sstr("N", "L1", 3, 2.0), _fdg("N", "L1", "positive", 6.0, flags="not-separable;organ-sized"),
+    ]
+    scores = _by_patient(score_patients(rows))
+    assert scores[("S", "r1", "PET/CT")]["grade"] == "P2"
+    assert scores[("S", "r1", "PET/CT")]["flags"] == "uncertain-avidity"
+    assert "lesion L1: DOTATATE partial-volume" in scores[("S", "r1", "PET/CT")]["reason"]
+    assert scores[("B", "r1", "PET/CT")]["flags"] == ""
+    assert (scores[("P", "r1", "PET/CT")]["grade"], scores[("P", "r1", "PET/CT")]["flags"]) == ("P1", "")
+    assert (scores[("N", "r1", "PET/CT")]["grade"], scores[("N", "r1", "PET/CT")]["flags"]) == ("P4", "uncertain-avidity")
+    # a TIO localisation patient is not graded (the grade is one of neuroendocrine neoplasms), with the reason
+    result = study_scores(rows, indications={"S": "TIO localisation", "B": "NET staging"})
+    graded = {s["patient_id"]: s for s in result["netpet_scores"]}
+    assert graded["S"]["grade"] == "" and graded["S"]["reason"].startswith("not graded: the patient's indication is TIO")
+    assert "(the findings would read P2)" in graded["S"]["reason"]
+    assert graded["B"]["grade"] == "P2"

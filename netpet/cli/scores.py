@@ -37,6 +37,9 @@ def add_parser(sub) -> None:
     p.add_argument("--correspondence", metavar="C",
                    help="the correspondence CSV of netpet match (DOTATATE and FDG findings linked by track_id); "
                         "without it, findings of the two sessions correspond by a shared lesion_id")
+    p.add_argument("--reference", metavar="R",
+                   help="the reference standard CSV: its indication column leaves TIO localisation patients ungraded "
+                        "(the NETPET grade is defined for NET)")
     p.add_argument("--out", required=True, metavar="DIR", help="folder for the CSV files and scores.json")
     p.add_argument("--equal-ratio", type=number("", 1.0), default=None, metavar="R",
                    help="NETPET P3 band: FDG T/L over DOTATATE T/L within 1/R to R is equal avidity (default 1.3)")
@@ -51,9 +54,11 @@ def cmd_scores(args: argparse.Namespace) -> int:
     check_input(args.table, "The study table")
     if args.correspondence:
         check_input(args.correspondence, "The correspondence")
+    if args.reference:
+        check_input(args.reference, "The reference standard")
     check_output_folder(args.out)
     result = read_table_scores(args.table, args.correspondence,
-                               args.equal_ratio if args.equal_ratio is not None else EQUAL_RATIO)
+                               args.equal_ratio if args.equal_ratio is not None else EQUAL_RATIO, args.reference)
     written = write_scores(result, args.out)
     if args.json:
         json.dump({"outputs": written, **result}, sys.stdout, indent=1)

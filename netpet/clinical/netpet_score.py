@@ -45,6 +45,11 @@ sqrt(2) x 0.10) = 1.32, rounded. This is NETPET's operationalisation of a visual
 paper; the band is a parameter. A dual-positive lesion without a T/L on either scan cannot be placed in P2-P4: the
 patient's grade is then withheld (None, with the reason) unless a P5 lesion decides it anyway.
 
+A P2-P4 grade whose deciding lesion is flagged ``partial-volume`` or ``not-separable`` on either scan
+(:data:`UNCERTAIN_FLAGS`) carries the flag ``uncertain-avidity`` and says why: a small lesion's SUVmax recovers only
+part of its uptake, by an amount that depends on its background, so the two tracers' T/L ratios are not biased alike
+and the avidity index drifts (toward 1 for a lesion hot on DOTATATE and faint on FDG).
+
 Lesions of the two sessions correspond through a correspondence table (``netpet match``; a finding's
 ``track_id``, else its ``reference_lesion_id``), or, without one, by a shared ``lesion_id``. Findings that the
 reader marks as not tumour (``lesion_type`` physiological uptake or benign, ``anatomic_correlate`` benign, or an
@@ -297,8 +302,13 @@ def netpet_grade(lesions: Iterable[Any], equal_ratio: float = EQUAL_RATIO) -> Ne
 SCORE_COLUMNS: Tuple[str, ...] = (
     "patient_id", "reader", "time_point", "modality", "sstr_session", "fdg_session", "fdg_modality", "grade",
     "deciding_lesions", "reason", "n_lesions", "n_sstr_positive", "n_fdg_positive", "n_discordant", "n_excluded",
-    "linked_by",
+    "linked_by", "flags",
 )
+#: segmentation flags of a finding (netpet.quant.pipeline) that make its T/L ratio, hence the avidity index of a P2-P4
+#: grade, uncertain: ``partial-volume`` (a lesion below 2 x FWHM: its SUVmax recovers only part of its uptake, by an
+#: amount that depends on the background, so FDG and SSTR T/L are not biased alike; Soret, Bacharach, Buvat, J Nucl
+#: Med 2007;48:932-945) and ``not-separable`` (no segmented lesion: the uptake at the click only)
+UNCERTAIN_FLAGS = ("partial-volume", "not-separable")
 DISCORDANT_COLUMNS: Tuple[str, ...] = (
     "patient_id", "reader", "time_point", "modality", "sstr_session", "fdg_session", "track_id", "sstr_lesion_id",
     "fdg_lesion_id", "krenning", "fdg_suv_max", "fdg_tl_ratio", "sstr_suv_max", "sstr_tl_ratio", "region", "reason",
@@ -454,12 +464,17 @@ def score_patients(rows: Iterable[Mapping[str, Any]], correspondence_rows: Optio
             reason = result.reason
             if excluded:
                 reason += f" Not tumour by the reader, left out: {', '.join(excluded)}."
+            flags = _uncertain(result, sstr, fdg)
+            if flags:
+                reason += (f" Uncertain between P2 and P4: the avidity index rests on {'; '.join(flags)} (partial volume "
+                           "biases the two tracers' T/L ratios differently).")
             scores.append(dict(base, modality=modality, sstr_session=session, fdg_session=fdg_session,
                                fdg_modality=fdg_modality, grade=result.grade or "",
                                deciding_lesions=";".join(result.deciding), reason=reason, n_lesions=len(pairs),
                                n_sstr_positive=sum(p.sstr_positive for p in pairs),
                                n_fdg_positive=sum(p.fdg_positive for p in pairs),
-                               n_discordant=len(result.discordant), n_excluded=len(excluded)))
+                               n_discordant=len(result.discordant), n_excluded=len(excluded),
+                               flags="uncertain-avidity" if flags else ""))
             by_track = {p.track_id: p for p in pairs}
             for g in result.lesions:
                 if g.grade != "P5":
@@ -479,6 +494,23 @@ def score_patients(rows: Iterable[Mapping[str, Any]], correspondence_rows: Optio
     return {"scores": scores, "discordant": discordant, "warnings": warnings}
 
 
+def _uncertain(result: NetpetGrade, sstr: Mapping[str, Mapping[str, Any]],
+               fdg: Mapping[str, Mapping[str, Any]]) -> List[str]:
+    """The deciding findings of a P2-P4 grade whose segmentation flags (:data:`UNCERTAIN_FLAGS`) make the avidity
+    index uncertain, as 'lesion T: DOTATATE partial-volume' phrases; none for other grades."""
+    if result.grade not in ("P2", "P3", "P4"):
+        return []
+    found = []
+    for track in result.deciding:
+        for tracer, rows in (("DOTATATE", sstr), ("FDG", fdg)):
+            row = rows.get(track)
+            flags = {f.strip() for f in clean_label((row or {}).get("flags")).split(";")}
+            hit = [f for f in UNCERTAIN_FLAGS if f in flags]
+            if hit:
+                found.append(f"lesion {track}: {tracer} {', '.join(hit)}")
+    return found
+
+
 def _opt(value: Optional[float]) -> Any:
     return "" if value is None else value
 
@@ -487,4 +519,4 @@ def _empty(base: Dict[str, Any], modality: str, sstr_session: str, fdg_session: 
            reason: str) -> Dict[str, Any]:
     return dict(base, modality=modality, sstr_session=sstr_session, fdg_session=fdg_session, fdg_modality=fdg_modality,
                 grade="", deciding_lesions="", reason=reason, n_lesions=0, n_sstr_positive=0, n_fdg_positive=0,
-                n_discordant=0, n_excluded=0)
+                n_discordant=0, n_excluded=0, flags="")

@@ -102,8 +102,13 @@ def json_safe(value: Any) -> Any:
     return value
 
 
+#: the indication whose patients get no NETPET grade: the grade is defined for neuroendocrine neoplasms (Chan et al.
+#: 2017), and a TIO culprit is a phosphaturic mesenchymal tumour, not a NET
+NOT_GRADED_INDICATIONS = ("TIO localisation",)
+
+
 def study_scores(table_rows: Any, correspondence_rows: Optional[Iterable[Mapping[str, Any]]] = None,
-                 equal_ratio: float = EQUAL_RATIO) -> Dict[str, Any]:
+                 equal_ratio: float = EQUAL_RATIO, indications: Optional[Mapping[str, str]] = None) -> Dict[str, Any]:
     """Every reading standard of a study table (module docstring).
 
     Parameters
@@ -114,6 +119,9 @@ def study_scores(table_rows: Any, correspondence_rows: Optional[Iterable[Mapping
         ``netpet match``'s correspondence table; without it, DOTATATE and FDG findings correspond by ``lesion_id``.
     equal_ratio : float
         The NETPET P3 band (:data:`netpet.clinical.netpet_score.EQUAL_RATIO`).
+    indications : mapping, optional
+        {patient_id: indication} from the reference standard (:data:`netpet.stats.data.INDICATIONS`); a patient of
+        :data:`NOT_GRADED_INDICATIONS` gets no NETPET grade, with the reason.
 
     Returns
     -------
@@ -133,6 +141,13 @@ def study_scores(table_rows: Any, correspondence_rows: Optional[Iterable[Mapping
     correspondence = _records(correspondence_rows) if correspondence_rows is not None else None
     scored = score_patients(rows, correspondence, equal_ratio)
     warnings: List[str] = list(scored["warnings"])
+    for score in scored["scores"]:
+        indication = (indications or {}).get(score["patient_id"], "")
+        if indication in NOT_GRADED_INDICATIONS:
+            found = f" (the findings would read {score['grade']})" if score["grade"] else ""
+            score["grade"] = ""
+            score["reason"] = (f"not graded: the patient's indication is {indication}, and the NETPET grade is defined "
+                               f"for neuroendocrine neoplasms (Chan et al. 2017){found}")
     lesions = lesion_rows(rows, warnings)
     scans = scan_rows(lesions)
     prrt = prrt_rows(rows, scored["scores"], scored["discordant"])
@@ -193,9 +208,10 @@ def _outputs():
 
 
 def read_table_scores(table_path: str, correspondence_path: Optional[str] = None,
-                      equal_ratio: float = EQUAL_RATIO) -> Dict[str, Any]:
+                      equal_ratio: float = EQUAL_RATIO, reference_path: Optional[str] = None) -> Dict[str, Any]:
     """:func:`study_scores` of a study-table file (CSV or SQLite), each row named by its file and line in messages,
-    with ``netpet match``'s correspondence file when given (``netpet scores``, ``netpet stats``, StudyStats).
+    with ``netpet match``'s correspondence file when given (``netpet scores``, ``netpet stats``, StudyStats), and the
+    patients' indications from the reference standard when given (its ``indication`` column).
 
     Raises
     ------
@@ -219,7 +235,14 @@ def read_table_scores(table_path: str, correspondence_path: Optional[str] = None
     label, offset = ("row", 1) if table.sqlite else ("line", 2)  # a CSV's header is line 1
     for i, row in enumerate(rows):
         row["table_row"] = f"{table_path} {label} {i + offset}"
-    return study_scores(rows, correspondence, equal_ratio)
+    indications = None
+    if reference_path:
+        from netpet.stats.data import read_reference
+
+        reference = read_reference(reference_path)
+        if reference.indications:
+            indications = dict(zip(reference.patients["patient_id"], reference.patients["indication"]))
+    return study_scores(rows, correspondence, equal_ratio, indications)
 
 
 def write_scores(result: Mapping[str, Any], out: str) -> Dict[str, str]:
