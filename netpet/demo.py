@@ -43,6 +43,12 @@ from netpet.progress import ProgressCallback, report
 
 #: Demo SUVs of the reference objects must match the truth to within this (int16 storage: 6e-5 SUV).
 TOLERANCE = 1e-3
+#: The demo's two readers (the digital reference study's simulated readers, truth/readers.csv). Both click every
+#: truth lesion (the first at its centre, the second CLICK_JITTER_MM off it, in a random direction) and record their
+#: own visual call, confidence and anatomical correlate.
+READERS = ("reader1", "reader2")
+#: how far the second reader's click lies from the lesion's centre (mm): under half a PET voxel (4 mm) to a voxel
+CLICK_JITTER_MM = 2.0
 #: The liver reference of a session must match the truth within this fraction: the noise of a
 #: 3 cm sphere mean (about 14 % per voxel over ~100 correlated voxels) stays well below 5 %.
 LIVER_TOLERANCE = 0.05
@@ -146,6 +152,7 @@ def _quantify(out: str, study_dir: str, summary_: Dict[str, Any], progress: Opti
     # the reader's own ids, as Slicer numbers points: C01, C02 ... in the order the lesions were clicked (a random
     # order per session), never the reference standard's ids; netpet match finds which lesion each one is
     rng = np.random.default_rng(seed)
+    jitter = np.random.default_rng(seed + 1000)
     reader_ids: Dict[Any, str] = {}
     clicks = []
     for patient in summary_["patients"]:
@@ -160,23 +167,28 @@ def _quantify(out: str, study_dir: str, summary_: Dict[str, Any], progress: Opti
         writer = csv.writer(handle)
         writer.writerow(["patient_id", "session_id", "series", "reader", "lesion_id", "seed_r", "seed_a", "seed_s", "region",
                          "time_point", "days_from_baseline"])
-        for patient in summary_["patients"]:
-            for session in patient["sessions"]:
-                writer.writerow([patient["patient_id"], session["session_id"],
-                                 os.path.join("study", "dicom", patient["patient_id"], session["session_id"], "PET"),
-                                 "demo-reader", "", "", "", "", "", *times[(patient["patient_id"], session["session_id"])]])
-        for finding, row in clicks:
-            writer.writerow([row["patient_id"], row["session_id"],
-                             os.path.join("study", "dicom", row["patient_id"], row["session_id"], "PET"), "demo-reader",
-                             finding, row["center_r"], row["center_a"], row["center_s"], row["region"],
-                             *times[(row["patient_id"], row["session_id"])]])
+        for reader in READERS:
+            for patient in summary_["patients"]:
+                for session in patient["sessions"]:
+                    writer.writerow([patient["patient_id"], session["session_id"],
+                                     os.path.join("study", "dicom", patient["patient_id"], session["session_id"], "PET"),
+                                     reader, "", "", "", "", "", *times[(patient["patient_id"], session["session_id"])]])
+            for finding, row in clicks:
+                centre = np.array([float(row["center_r"]), float(row["center_a"]), float(row["center_s"])])
+                if reader != READERS[0]:  # the second reader clicks near the centre, not on it
+                    step = jitter.normal(size=3)
+                    centre = centre + CLICK_JITTER_MM * step / np.linalg.norm(step)
+                writer.writerow([row["patient_id"], row["session_id"],
+                                 os.path.join("study", "dicom", row["patient_id"], row["session_id"], "PET"), reader,
+                                 finding, *(f"{v:.2f}" for v in centre), row["region"],
+                                 *times[(row["patient_id"], row["session_id"])]])
     table = os.path.join(out, "study-table.csv")
     if os.path.exists(table):
         os.remove(table)
     summary = run_manifest(manifest, table, progress=lambda f, m: report(progress, 0.9 + 0.05 * f, m) or False)
     truth = {(r["patient_id"], r["session_id"], r["lesion_id"]): r for r in lesions}
     with open(table, newline="", encoding="utf-8") as handle:
-        rows = [r for r in csv.DictReader(handle) if r["lesion_id"]]
+        rows = [r for r in csv.DictReader(handle) if r["lesion_id"] and r["reader"] == READERS[0]]
     records = []
     cache: Dict[str, Any] = {}
     for row in rows:
@@ -198,7 +210,8 @@ def _quantify(out: str, study_dir: str, summary_: Dict[str, Any], progress: Opti
     strata = summarize(records)
     return {"table": table, "rows": len(rows), "skipped": summary["errors"], "strata": strata,
             "reader_ids": {"|".join(k): v for k, v in reader_ids.items()},
-            "strata_text": format_summary(strata, "every lesion clicked at its centre, per stratum"),
+            "strata_text": format_summary(strata, f"{READERS[0]}: every lesion clicked at its centre, per stratum"),
+            "readers": list(READERS),
             "floods": [r["lesion"] for r in records if r["flood"]]}
 
 
@@ -358,6 +371,127 @@ def _follow_up(out: str, study_dir: str, table: str, correspondence: str) -> Dic
             "warnings": list(result.warnings)}
 
 
+def _record_readings(study_dir: str, table: str, reader_ids: Dict[str, str]) -> Dict[str, Any]:
+    """Each reader's own reading of every finding (the study's simulated readers, truth/readers.csv: visual call,
+    5-point confidence, anatomical correlate) written into the study table as ``netpet record`` and SUVQuant write
+    it: through the table, with the audit trail (who, when, what, why)."""
+    import csv
+
+    from netpet.quant.table import StudyTable
+    from netpet.schema import KEY
+
+    path = os.path.join(study_dir, "truth", "readers.csv")
+    with open(path, newline="", encoding="utf-8") as handle:
+        readings = list(csv.DictReader(handle))
+    finding_of = {(k.split("|")[0], k.split("|")[1], truth): k.split("|")[2] for k, truth in reader_ids.items()}
+    study = StudyTable(table)
+    rows = {(r["patient_id"], r["session_id"], r["reader"], r["lesion_id"]): r for r in study.read() if r["lesion_id"]}
+    written, unread = 0, []
+    for reader in READERS:
+        updates = []
+        for reading in (r for r in readings if r["reader"] == reader):
+            finding = finding_of.get((reading["patient_id"], reading["session_id"], reading["lesion_id"]))
+            row = rows.get((reading["patient_id"], reading["session_id"], reader, finding)) if finding else None
+            if row is None:
+                unread.append(f"{reader} {reading['patient_id']} {reading['session_id']} {reading['lesion_id']}")
+                continue
+            updates.append({**{k: row[k] for k in KEY}, "reader_call": reading["reader_call"],
+                            "confidence": reading["confidence"], "anatomic_correlate": reading["anatomic_correlate"]})
+        study.upsert(updates, by=reader, why="the reader's reading (netpet demo: the study's simulated reader, "
+                                             "truth/readers.csv)")
+        written += len(updates)
+    return {"findings": written, "not_in_table": unread, "audit_entries": len(study.audit())}
+
+
+def _reading_standards(out: str, study_dir: str, table: str, correspondence: str) -> Dict[str, Any]:
+    """The reading standards of the demo's table (``netpet scores``): NETPET grade per patient, reader and DOTATATE
+    modality against the study's expected grade (truth/netpet_scores.csv, from the true uptake), FDG+/SSTR- lesions,
+    SSTR-RADS 1.0 and the PRRT summary."""
+    import csv
+
+    from netpet.clinical.scores import read_table_scores, write_scores
+
+    result = read_table_scores(table, correspondence, reference_path=os.path.join(study_dir, "reference_standard.csv"))
+    folder = os.path.join(out, "reading-standards")
+    write_scores(result, folder)
+    with open(os.path.join(study_dir, "truth", "netpet_scores.csv"), newline="", encoding="utf-8") as handle:
+        expected = {(r["patient_id"], r["time_point"] or "baseline"): r["netpet_grade"] for r in csv.DictReader(handle)}
+    checked, differ, uncertain = 0, [], 0
+    for score in result["netpet_scores"]:
+        want = expected.get((score["patient_id"], score["time_point"] or "baseline"))
+        if want is None:
+            continue
+        checked += 1
+        uncertain += bool(score.get("flags"))
+        if (score["grade"] or "") != want:
+            flag = f" [{score['flags']}]" if score.get("flags") else ""
+            differ.append(f"{score['patient_id']} {score['reader']} {score['modality']}: {score['grade'] or 'no grade'}"
+                          f"{flag} (expected {want or 'no grade'}; {score['reason']})")
+    grades: Dict[str, int] = {}
+    for score in result["netpet_scores"]:
+        grades[score["grade"] or "no grade"] = grades.get(score["grade"] or "no grade", 0) + 1
+    eligible = sum(1 for p in result["prrt"] if p.get("meets_criteria") is True)
+    return {"folder": folder, "grades": dict(sorted(grades.items())), "grades_checked": checked,
+            "grades_differ": differ, "grades_uncertain": uncertain,
+            "grades_differ_certain": sum(1 for line in differ if "[uncertain-avidity]" not in line), "discordant_lesions": len(result["discordant"]),
+            "sstr_rads_scans": len(result["sstr_rads_scans"]), "prrt_summaries": len(result["prrt"]),
+            "prrt_meeting_criteria": eligible, "warnings": list(result["warnings"])}
+
+
+def _reader_study(out: str, study_dir: str, table: str, correspondence: str, seed: int) -> Dict[str, Any]:
+    """The reader-study tools on the demo's two readers: the multi-reader multi-case ROC of their confidence
+    (patients as cases, DOTATATE PET/CT vs PET/MR: ``netpet mrmc``), blinded reading lists (``netpet
+    reading-list``) and the findings where the readers disagree, for adjudication (``netpet adjudicate``)."""
+    from netpet.quant.table import StudyTable
+    from netpet.reading.adjudication import disagreements, write_adjudication_list
+    from netpet.reading.lists import sessions_from_rows, write_reading_lists
+    from netpet.stats.data import load_study, units_for
+    from netpet.stats.mrmc import study_mrmc
+
+    from netpet.stats.intervals import StatsError
+
+    study = load_study(table, os.path.join(study_dir, "reference_standard.csv"), correspondence=correspondence)
+    units = units_for(study)
+    analyses = {}
+    for level in ("patient", "lesion"):  # a small study may lack patients without malignancy: then lesions only
+        try:
+            mrmc = study_mrmc(units, level, ["PET/CT dotatate", "PET/MR dotatate"])
+        except StatsError as exc:
+            analyses[level] = {"level": level, "not_analysed": str(exc)}
+            continue
+        rrrc = mrmc["rrrc"]
+        analyses[level] = {
+            "level": level, "f": rrrc.get("f"), "ddf": rrrc.get("ddf"), "p": rrrc.get("p"),
+            "tests": [{"test": t["test"], "auc": t["estimate"], "ci_low": t["ci_low"], "ci_high": t["ci_high"]}
+                      for t in rrrc["tests"]],
+            "differences": [{k: d.get(k) for k in ("test_a", "test_b", "estimate", "ci_low", "ci_high")}
+                            for d in rrrc["differences"]],
+            "design": mrmc["design"], "notes": mrmc["notes"], "warnings": mrmc["warnings"]}
+    rows = StudyTable(table).read()
+    lists = write_reading_lists(sessions_from_rows(rows), list(READERS), seed, os.path.join(out, "reading-lists"),
+                                source=table)
+    items = disagreements(rows, list(READERS), correspondence)
+    path = os.path.join(out, "adjudication.csv")
+    write_adjudication_list(items, list(READERS), path)
+    return {"mrmc": analyses,
+            "reading_lists": [os.path.join(out, "reading-lists", r["file"]) for r in lists["readers"]],
+            "adjudication": {"file": path, "findings": len(items)}}
+
+
+def _structured_reports(out: str, study_dir: str, table: str) -> Dict[str, Any]:
+    """DICOM SR (TID 1500) with the SEG it references, per session and reader (``netpet sr``), for the study's first
+    patient (about 4 s per report on 2 cores; ``netpet sr`` writes them for every patient)."""
+    from netpet.quant.sr import write_reports
+
+    from netpet.quant.table import StudyTable
+
+    folder = os.path.join(out, "dicom-sr")
+    patient = min(r["patient_id"] for r in StudyTable(table).read())
+    result = write_reports(table, os.path.join(study_dir, "dicom"), folder, patient=patient, jobs=1)
+    return {"folder": folder, "patient": patient, "reports": len(result["reports"]), "errors": list(result["errors"]),
+            "warnings": list(result["warnings"])}
+
+
 def run(out: str, patients: int = 5, seed: int = 1, progress: Optional[ProgressCallback] = None) -> Dict[str, Any]:
     """Run the demo into ``out``; return its report (also written to ``out/demo-report.json``)."""
     os.makedirs(out, exist_ok=True)
@@ -370,21 +504,28 @@ def run(out: str, patients: int = 5, seed: int = 1, progress: Optional[ProgressC
     quantification = _quantify(out, study_dir, summary, progress, seed)
     report(progress, 0.95, "Checking SUV on vendor-shaped reference objects")
     objects = _check_reference_objects(out)
+    quantification["reading"] = _record_readings(study_dir, quantification["table"], quantification["reader_ids"])
     registration = _register(out, study_dir, quantification["table"], index, progress)
     report(progress, 0.965, "Matching the findings to the reference lesions")
     matching = _match(out, study_dir, quantification["table"], quantification["reader_ids"])
     correspondence = matching["registration"]["file"]
     statistics = _statistics(out, study_dir, quantification["table"], progress, correspondence)
     follow = _follow_up(out, study_dir, quantification["table"], correspondence)
+    report(progress, 0.99, "Reading standards, reader study, DICOM SR")
+    standards = _reading_standards(out, study_dir, quantification["table"], correspondence)
+    reader_study = _reader_study(out, study_dir, quantification["table"], correspondence, seed)
+    structured = _structured_reports(out, study_dir, quantification["table"])
     result = {
         "study": study_dir, "patients": patients, "seed": seed, "files": summary["files"],
         "index": describe(index), "sessions": sessions, "quantification": quantification, "reference_objects": objects,
         "registration": registration, "matching": matching, "statistics": statistics, "follow_up": follow,
+        "reading_standards": standards, "reader_study": reader_study, "structured_reports": structured,
         # the exit code says whether the checks of correctness held: SUV, reference objects, every registration
         # accepted, the reference standard's staging equal to the staging truth; matching and follow-up are
         # accuracy figures (a lesion segmented off its centre may be missed), printed against the truth
         "all_ok": (all(s["liver_ok"] for s in sessions) and all(o["ok"] for o in objects)
-                   and registration["refused"] == 0 and not statistics["staging_truth_disagreements"]),
+                   and registration["refused"] == 0 and not statistics["staging_truth_disagreements"]
+                   and not structured["errors"]),
     }
     with open(os.path.join(out, "demo-report.json"), "w", encoding="utf-8") as handle:
         json.dump(result, handle, indent=1, default=str)

@@ -94,6 +94,56 @@ def run(args: argparse.Namespace) -> int:
             days = f"{float(p['days']):.0f}" if p["days"] not in ("", None) else "?"
             print(f"  {p['patient_id']} day {days} ({p['scenario']}): new {p['new']} [{p['new_true']}], "
                   f"disappeared {p['disappeared']} [{p['disappeared_true']}], SSTR tumour volume {change}")
+    reading = result["quantification"].get("reading") or {}
+    if reading:
+        print()
+        print(f"Readers' own reading (netpet record: visual call, confidence 1-5, anatomical correlate of "
+              f"{', '.join(result['quantification']['readers'])}): {reading['findings']} findings recorded, "
+              f"{reading['audit_entries']} audit-trail entries")
+    rs = result.get("reading_standards") or {}
+    if rs:
+        print()
+        print("Reading standards (netpet scores)")
+        print(f"  NETPET grade per patient, reader and DOTATATE modality: "
+              f"{', '.join(f'{k} {v}' for k, v in rs['grades'].items())}; equal to the expected grade (true uptake) "
+              f"in {rs['grades_checked'] - len(rs['grades_differ'])} of {rs['grades_checked']} "
+              f"({rs['grades_uncertain']} flagged uncertain-avidity: a deciding lesion under partial volume; "
+              f"{rs['grades_differ_certain']} differences among the others)")
+        for line in rs["grades_differ"]:
+            print(f"    differs: {line}")
+        print(f"  FDG+/SSTR- lesions {rs['discordant_lesions']}; SSTR-RADS scan impressions {rs['sstr_rads_scans']}; "
+              f"PRRT summaries {rs['prrt_summaries']} ({rs['prrt_meeting_criteria']} meet the imaging criteria, "
+              f"a decision aid); files in {rs['folder']}")
+    rd = result.get("reader_study") or {}
+    if rd:
+        print()
+        print("Reader study (netpet mrmc: Obuchowski-Rockette with jackknife covariances and Hillis df, the readers' "
+              "confidence, DOTATATE PET/CT vs PET/MR)")
+        for m in rd["mrmc"].values():
+            if "not_analysed" in m:
+                print(f"  {m['level']}s as cases: not analysed: {m['not_analysed']}")
+                continue
+            d = m["design"]
+            print(f"  {m['level']}s as cases: {len(d['readers'])} readers, {d['cases']} cases ({d['abnormal']} with "
+                  f"and {d['normal']} without malignancy)")
+            for t in m["tests"]:
+                low = "-" if t["ci_low"] is None else f"{t['ci_low']:.3f}"
+                high = "-" if t["ci_high"] is None else f"{t['ci_high']:.3f}"
+                print(f"    {t['test']}: AUC {t['auc']:.3f} (95 % CI {low} to {high})")
+            for diff in m["differences"]:
+                p_text = "n/a" if m["p"] is None else f"{m['p']:.3f}"
+                print(f"    {diff['test_a']} - {diff['test_b']}: {diff['estimate']:+.3f}, p = {p_text}")
+            for note in m["notes"] + m["warnings"]:
+                print(f"    note: {note}")
+        print(f"  blinded reading lists: {', '.join(rd['reading_lists'])}")
+        print(f"  findings where the readers disagree (for adjudication): {rd['adjudication']['findings']} in "
+              f"{rd['adjudication']['file']}")
+    sr = result.get("structured_reports") or {}
+    if sr:
+        print()
+        print(f"DICOM SR (TID 1500) with SEG per session and reader of {sr['patient']} (netpet sr): {sr['reports']} in "
+              f"{sr['folder']}"
+              + "".join(f"\n  error: {e}" for e in sr["errors"]))
     print(f"\n{result['files']} DICOM files in {result['study']}; previews in {result['study']}/preview; "
           f"checks in {args.out}/demo-report.json")
     print(f"Study report: {st['report']}")
