@@ -332,10 +332,11 @@ def _ci(m: Optional[Dict[str, Any]], percent: bool = True) -> str:
 
 
 def _table(header: Iterable[str], rows: Iterable[Iterable[str]], css: str = "") -> str:
-    head = "".join(f"<th>{h}</th>" for h in header)
+    header = list(header)
+    head = f"<thead><tr>{''.join(f'<th>{h}</th>' for h in header)}</tr></thead>" if any(header) else ""
     body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
     kind = f" class='{css}'" if css else ""
-    return f"<div class='table-wrap'><table{kind}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
+    return f"<div class='table-wrap'><table{kind}>{head}<tbody>{body}</tbody></table></div>"
 
 
 def _ci_warned(entry: Dict[str, Any], measure: str, interval: Optional[Dict[str, Any]] = None,
