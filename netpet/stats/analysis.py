@@ -715,6 +715,11 @@ def analyse(study: Study, options: Optional[StatsOptions] = None,
         result["correspondence"] = study.correspondence
     if staging.get("available"):
         result["staging"] = staging
+    from netpet.stats.reading import reader_study, reading_standards
+
+    report(0.98, "Reading standards and reader study")
+    result["scores"] = reading_standards(study)
+    result["mrmc"] = reader_study(units)
     report(1.0, "Statistics done")
     return Analysis(_clean(result), units, falses, curves, plots, _clean(staging))
 

@@ -574,6 +574,10 @@ class Study:
     call_source: str = "suv"
     #: the number of retracted findings of the table (kept there, excluded here)
     retracted: int = 0
+    #: the correspondence file read (None without one) and the pseudonymiser of the patient ids (None without one):
+    #: the reading standards (:mod:`netpet.clinical.scores`) re-read the table's rows with both
+    correspondence_path: Optional[str] = None
+    patient_ids: Optional[Callable[[str], str]] = None
 
     @property
     def timed(self) -> bool:
@@ -1153,7 +1157,7 @@ def load_study(table_path: str, reference_path: str, group_by: Sequence[str] = (
                         f"(not read in any group): {', '.join(not_read[:10])}{' ...' if len(not_read) > 10 else ''}")
     warnings[:0] = reference.notes
     return Study(table_path, reference, findings, reads, region_list, list(group_by), warnings, time_points, summary,
-                 call_source, int(len(withdrawn)))
+                 call_source, int(len(withdrawn)), correspondence, patient_ids)
 
 
 def _drop_retracted(findings: pd.DataFrame) -> Tuple[pd.DataFrame, pd.DataFrame]:
