@@ -323,6 +323,8 @@ class StudyStatsLogic(ScriptedLoadableModuleLogic):
         Returns {"result": the JSON-ready result, "report": path, "tables": {...}, "charts": {...}}.
         """
         from netpet.stats import StatsOptions, analyse, load_study, write_outputs
+        from netpet.stats.analysis import false_finding_key
+        from netpet.stats.causes import read_cause_codes
         from netpet.stats.report import read_causes
 
         studyTablePath, referencePath, outputFolder = (pathText(v) for v in (studyTablePath, referencePath,
@@ -338,8 +340,10 @@ class StudyStatsLogic(ScriptedLoadableModuleLogic):
         study = load_study(studyTablePath, referencePath, list(groupBy),
                            correspondence=pathText(correspondencePath) or None, call_source=callSource)
         causes = read_causes(os.path.join(outputFolder, "false-findings.csv"))
+        # the reader's confirmed cause codes of the same file (cause_code, cause_confirmed)
+        codes = read_cause_codes(os.path.join(outputFolder, "false-findings.csv"), false_finding_key)
         options = StatsOptions(ci=ciMethod, bootstrap=bootstrap, seed=seed, group_by=list(groupBy), causes=causes,
-                               equivocal=equivocal)
+                               equivocal=equivocal, cause_codes=codes)
         analysis = analyse(study, options, progress=progress)
         written = write_outputs(analysis, outputFolder, "StudyStats (3D Slicer)", previous_causes=causes,
                                 figures_too=figures)

@@ -288,15 +288,19 @@ def _statistics(out: str, study_dir: str, table: str, progress: Optional[Progres
     import csv
 
     from netpet.stats import StatsOptions, analyse, load_study, write_outputs
+    from netpet.stats.analysis import false_finding_key
+    from netpet.stats.causes import read_cause_codes
     from netpet.stats.report import read_causes
     from netpet.stats.staging import staging_lines
 
     folder = os.path.join(out, "statistics")
     study = load_study(table, os.path.join(study_dir, "reference_standard.csv"), correspondence=correspondence)
     causes = read_causes(os.path.join(folder, "false-findings.csv"))
-    analysis = analyse(study, StatsOptions(causes=causes),
+    codes = read_cause_codes(os.path.join(folder, "false-findings.csv"), false_finding_key)
+    analysis = analyse(study, StatsOptions(causes=causes, cause_codes=codes),
                        progress=lambda f, m: report(progress, 0.97 + 0.02 * f, m) or False)
-    written = write_outputs(analysis, folder, "netpet demo", previous_causes=causes)
+    written = write_outputs(analysis, folder, "netpet demo", previous_causes=causes,
+                            dicom=os.path.join(study_dir, "dicom"))
     staging = analysis.result.get("staging") or {}
     with open(os.path.join(study_dir, "truth", "staging.csv"), newline="", encoding="utf-8") as handle:
         truth = {(r["patient_id"], r["time_point"]): r for r in csv.DictReader(handle)}
