@@ -130,6 +130,9 @@ def test_tio_culprit_decoys_and_indications(tmp_path):
 
 def test_reader_model_reproducible_and_coherent():
     patient = make_patient(1, 1, distant_sites=True, **DESIGN)
+    assert patient == make_patient(1, 1, distant_sites=True, **DESIGN)  # the design is a function of the seed
+    assert [les.suv for les in make_patient(2, 1, distant_sites=True, **DESIGN).lesions] != \
+        [les.suv for les in patient.lesions]
     pairs = _pairs(patient)
     first, again, other = R.read(patient, 1, pairs), R.read(patient, 1, pairs), R.read(patient, 2, pairs)
     assert first == again and first != other
