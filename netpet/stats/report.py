@@ -169,8 +169,9 @@ def text_overlaps(figure) -> List[Tuple[str, str]]:
     return pairs
 
 
-def _declutter(figure) -> None:
-    """Rotate the tick labels of every axis whose labels overlap, then shrink the texts that still do."""
+def _declutter(figure, name: str = "") -> None:
+    """Rotate the tick labels of every axis whose labels overlap, then shrink the texts that still do, then move tick
+    labels away from their axes (an x and a y tick label meeting at an axes' corner); log what still overlaps."""
     if not text_overlaps(figure):
         return
     for ax in figure.axes:
@@ -185,11 +186,18 @@ def _declutter(figure) -> None:
         for text in figure.findobj(lambda artist: hasattr(artist, "get_text") and hasattr(artist, "set_fontsize")):
             if text.get_text() in crowded:
                 text.set_fontsize(max(text.get_fontsize() * 0.85, 5))
-    log.warning("figure %s: texts still overlap after decluttering: %s", figure.get_label(), text_overlaps(figure)[:3])
+    for pad in (6.0, 10.0):
+        if not text_overlaps(figure):
+            return
+        for ax in figure.axes:
+            ax.tick_params(axis="both", pad=pad)
+    left = text_overlaps(figure)
+    if left:
+        log.warning("figure %s: texts still overlap after decluttering: %s", name or figure.get_label(), left[:3])
 
 
 def _save(figure, folder: str, name: str) -> Dict[str, str]:
-    _declutter(figure)
+    _declutter(figure, name)
     paths = {}
     for suffix in ("png", "svg"):
         buffer = io.BytesIO()
