@@ -362,13 +362,14 @@ def _follow_up(out: str, study_dir: str, table: str, correspondence: str) -> Dic
     dotatate = result.patients[(result.patients["tracer"] == "dotatate") & (result.patients["modality"] == "PET/CT")]
     for row in dotatate[dotatate["time_point"] == "FU1"].to_dict("records"):
         truth = expected.get(row["patient_id"], {"new": 0, "disappeared": 0})
-        patients.append({"patient_id": row["patient_id"], "days": row["days_from_baseline"],
+        patients.append({"patient_id": row["patient_id"], "reader": row["reader"], "days": row["days_from_baseline"],
                          "new": int(row["n_new"]), "new_true": truth["new"],
                          "disappeared": int(row["n_disappeared"]), "disappeared_true": truth["disappeared"],
                          "sstr_tv_change_pct": row["sstr_tv_change_from_baseline_pct"],
                          "scenario": next((c["scenario"] for c in changes if c["patient_id"] == row["patient_id"]), "")})
     # every patient of the follow-up truth must have been followed (none left out by a failed match or read)
-    followed = {p["patient_id"] for p in patients} == {c["patient_id"] for c in changes if c["time_point"] == "FU1"}
+    followed = all({p["patient_id"] for p in patients if p["reader"] == reader}
+                   == {c["patient_id"] for c in changes if c["time_point"] == "FU1"} for reader in READERS)
     return {"available": True, "folder": folder, "patients": patients, "all_followed": followed,
             "agree": followed and all(p["new"] == p["new_true"] and p["disappeared"] == p["disappeared_true"]
                                       for p in patients),

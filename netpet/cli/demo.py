@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
             change = p["sstr_tv_change_pct"]
             change = f"{float(change):+.0f} %" if change not in ("", None) and change == change else "n/a"
             days = f"{float(p['days']):.0f}" if p["days"] not in ("", None) else "?"
-            print(f"  {p['patient_id']} day {days} ({p['scenario']}): new {p['new']} [{p['new_true']}], "
+            print(f"  {p['patient_id']} {p['reader']} day {days} ({p['scenario']}): new {p['new']} [{p['new_true']}], "
                   f"disappeared {p['disappeared']} [{p['disappeared_true']}], SSTR tumour volume {change}")
     reading = result["quantification"].get("reading") or {}
     if reading:
