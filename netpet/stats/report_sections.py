@@ -474,25 +474,83 @@ def mapping_section(title: str, value: Mapping[str, Any], level: int = 2) -> str
     return "".join(parts)
 
 
-#: the result keys other modules add, in report order: (path in the result, title, note)
+#: the result keys other modules add, in report order: (path in the result, title, note, columns shown or None for
+#: every column; the CSV files of netpet scores keep every column)
 EXTRA_SECTIONS = (
     (("scores", "netpet_scores"), "NETPET score per patient",
-     "Dual-tracer NETPET score P0&ndash;P5 (Chan et al., J Nucl Med 2017) from corresponding DOTATATE and FDG "
-     "lesions."),
+     "Dual-tracer NETPET score P0&ndash;P5 (Chan et al., Theranostics 2017;7:1149-1158) from corresponding DOTATATE "
+     "and FDG lesions; <em>uncertain-avidity</em>: a P2&ndash;P4 grade resting on a lesion under partial volume. "
+     "Every column: netpet-scores.csv of netpet scores.",
+     ("patient_id", "reader", "time_point", "modality", "grade", "flags", "deciding_lesions", "reason")),
     (("scores", "discordant"), "FDG-positive, SSTR-negative lesions",
-     "Lesions avid on FDG and not on DOTATATE: the key exclusion of peptide receptor radionuclide therapy."),
+     "Lesions avid on FDG and not on DOTATATE: the key exclusion of peptide receptor radionuclide therapy.",
+     ("patient_id", "reader", "time_point", "modality", "track_id", "krenning", "fdg_suv_max", "fdg_tl_ratio",
+      "region", "reason")),
     (("scores", "sstr_rads_scans"), "SSTR-RADS 1.0 per scan",
-     "Overall scan impression (Werner et al., J Nucl Med 2018): proposed by the software, confirmed or overridden by "
-     "the reader; both kept."),
+     "Overall scan impression (Werner et al., J Nucl Med 2018;59:1085-1091): proposed by the software, confirmed or "
+     "overridden by the reader; both kept.",
+     ("patient_id", "reader", "time_point", "modality", "tracer", "n_findings", "proposed", "reader_impression",
+      "agrees", "final", "proposed_reason")),
     (("scores", "prrt"), "PRRT summary per patient",
      "A decision aid, not a decision: the Krenning distribution, the lowest-scoring target lesion, tumour-to-liver "
-     "and tumour-to-spleen ratios, and the criteria applied."),
+     "and tumour-to-spleen ratios, and the criteria applied. Every column: prrt-summary.csv of netpet scores.",
+     ("patient_id", "reader", "time_point", "modality", "n_targets", "krenning_2", "krenning_3", "krenning_4",
+      "lowest_lesion", "lowest_krenning", "tl_ratio_min", "ts_ratio_min", "fdg_sstr_discordant", "statement")),
     (("scores", "sstr_rads_lesions"), "SSTR-RADS 1.0 per lesion",
-     "The category the software proposes from uptake, site and the anatomical correlate, and the reader's."),
-    (("scores", "statistics", "distribution"), "Scores per group", None),
-    (("scores", "statistics", "agreement"), "Agreement of the scores between readers and modalities", None),
-    (("cause_tally",), "Causes of false findings (coded)", None),
+     "The category the software proposes from uptake, site and the anatomical correlate, and the reader's.",
+     ("patient_id", "reader", "time_point", "modality", "tracer", "lesion_id", "region", "krenning",
+      "anatomic_correlate", "proposed", "reader_sstr_rads", "final", "reason")),
+    (("scores", "statistics", "distribution"), "Scores per group", None, None),
+    (("scores", "statistics", "agreement"), "Agreement of the scores between readers and modalities", None, None),
+    (("cause_tally",), "Causes of false findings (coded)", None, None),
 )
+
+
+def mrmc_html(mrmc: Mapping[str, Any]) -> str:
+    """The multi-reader multi-case ROC comparisons (:mod:`netpet.stats.reading`): per comparison its cases, each test's
+    reader-averaged AUC with its interval (random readers and cases), the difference with F, ddf and p, each reader's
+    AUCs, the fixed-reader test, and every note and warning; a comparison not analysed with its reason."""
+    parts = ["<h2>Multi-reader multi-case ROC</h2>",
+             "<p class='note'>The readers' 5-point confidence of malignancy; Obuchowski-Rockette analysis with jackknife "
+             "covariances and Hillis' denominator degrees of freedom (Obuchowski &amp; Rockette 1995; Hillis 2007, "
+             "2008), as RJafroc and MRMCaov compute it. Patients are the independent cases; lesions of one patient are "
+             "correlated.</p>"]
+    if mrmc.get("note"):
+        parts.append(f"<p>{html.escape(str(mrmc['note']))}</p>")
+    for comparison in mrmc.get("comparisons") or []:
+        tests = " vs ".join(html.escape(str(t)) for t in comparison.get("tests") or [])
+        level = html.escape(str(comparison.get("level", "")))
+        parts.append(f"<h3>{tests}, {level}s as cases</h3>")
+        if "not_analysed" in comparison:
+            parts.append(f"<p>Not analysed: {html.escape(str(comparison['not_analysed']))}</p>")
+            continue
+        result = comparison.get("result") or {}
+        design = result.get("design") or {}
+        rrrc = result.get("rrrc") or {}
+        parts.append(f"<p>{len(design.get('readers') or [])} readers ({html.escape(', '.join(map(str, design.get('readers') or [])))}), "
+                     f"{cell(design.get('cases'))} cases: {cell(design.get('abnormal'))} with and "
+                     f"{cell(design.get('normal'))} without malignancy.</p>")
+        rows = [{"test": t.get("test"), "AUC": t.get("estimate"), "95 % CI low": t.get("ci_low"),
+                 "95 % CI high": t.get("ci_high")} for t in rrrc.get("tests") or []]
+        parts.append(html_section("AUC per test (random readers and cases)", rows, level=4))
+        ddf = "infinite" if rrrc.get("ddf_infinite") else rrrc.get("ddf")
+        rows = [{"difference": f"{d.get('test_a')} - {d.get('test_b')}", "estimate": d.get("estimate"),
+                 "95 % CI low": d.get("ci_low"), "95 % CI high": d.get("ci_high"), "F": rrrc.get("f"),
+                 "ddf (Hillis)": ddf, "p": rrrc.get("p")} for d in rrrc.get("differences") or []]
+        parts.append(html_section("Difference (random readers and cases)", rows,
+                                  note=html.escape(str(rrrc.get("note"))) if rrrc.get("note") else None, level=4))
+        rows = [{"reader": a.get("reader"), "test": a.get("test"), "AUC": a.get("auc")} for a in result.get("auc") or []]
+        parts.append(html_section("AUC per reader", rows, level=4))
+        frrc = result.get("frrc") or {}
+        if frrc.get("p") is not None:
+            statistic = (f"F = {number(frrc['f'], 3)}" if frrc.get("f") is not None
+                         else f"chi-square = {number(frrc.get('chisq'), 3)}")
+            parts.append(f"<p>Fixed readers, random cases: {statistic}, p = {number(frrc['p'], 4)} (a conclusion for "
+                         "these readers only).</p>")
+        notes = list(result.get("notes") or []) + list(result.get("warnings") or [])
+        if notes:
+            parts.append("<ul class='note'>" + "".join(f"<li>{html.escape(str(n))}</li>" for n in notes) + "</ul>")
+    return "".join(parts)
 
 
 def _at(result: Mapping[str, Any], path: Sequence[str]) -> Any:
@@ -507,19 +565,24 @@ def _at(result: Mapping[str, Any], path: Sequence[str]) -> Any:
 def extra_sections_html(result: Mapping[str, Any]) -> str:
     """The sections of :data:`EXTRA_SECTIONS` and ``mrmc`` that the result holds (absent keys: no section)."""
     parts = []
-    for path, title, note in EXTRA_SECTIONS:
+    for path, title, note, columns in EXTRA_SECTIONS:
         rows = _at(result, path)
         if isinstance(rows, (list, tuple)) and rows:
-            parts.append(html_section(title, rows, note=note))
+            shown = [c for c in columns if any(c in r for r in rows)] if columns else None
+            parts.append(html_section(title, rows, shown, note=note))
+    scores = result.get("scores")
+    if isinstance(scores, Mapping) and scores.get("not_analysed"):
+        parts.append(f"<h2>Reading standards</h2><p>Not analysed: {html.escape(str(scores['not_analysed']))}</p>")
     notes = _at(result, ("scores", "warnings"))
     if isinstance(notes, (list, tuple)) and notes:
         parts.append("".join(f"<p class='note'>Scores: {html.escape(str(n))}</p>" for n in notes))
     mrmc = result.get("mrmc")
     if isinstance(mrmc, Mapping) and mrmc:
-        parts.append(mapping_section("Multi-reader multi-case ROC", mrmc))
+        # the comparisons of netpet.stats.reading get their own layout; any other dict is shown as it is
+        parts.append(mrmc_html(mrmc) if "comparisons" in mrmc else mapping_section("Multi-reader multi-case ROC", mrmc))
     return "".join(parts)
 
 
 __all__ = ["number", "cell", "interval_warning", "not_estimable", "events_of", "warn_mark", "auc_flags", "headline",
            "headline_html", "patient_rows", "patient_table_html", "krenning_rows", "krenning_html", "html_section",
-           "mapping_section", "extra_sections_html", "reference_indications", "MIN_CLUSTERS", "MIN_EVENTS"]
+           "mapping_section", "mrmc_html", "extra_sections_html", "reference_indications", "MIN_CLUSTERS", "MIN_EVENTS"]
