@@ -503,6 +503,7 @@ def run(out: str, patients: int = 5, seed: int = 1, progress: Optional[ProgressC
     study_dir = os.path.join(out, "study")
     report(progress, 0.0, "Writing the synthetic study")
     summary = generate_study(study_dir, patients=patients, seed=seed, preview=True, distant_sites=True, follow_up=True,
+                             reading_design=True,
                              progress=lambda f, m: report(progress, 0.45 * f, m) or False)
     index = index_tree(os.path.join(study_dir, "dicom"))  # once: the SUV checks, the registrations, the summary
     sessions = _check_study(study_dir, summary, index, progress)

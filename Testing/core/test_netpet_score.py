@@ -241,3 +241,16 @@ def test_a_p2_to_p4_grade_on_a_small_lesion_is_flagged_uncertain():
     assert graded["S"]["grade"] == "" and graded["S"]["reason"].startswith("not graded: the patient's indication is TIO")
     assert "(the findings would read P2)" in graded["S"]["reason"]
     assert graded["B"]["grade"] == "P2"
+
+
+def test_a_finding_the_reader_holds_benign_is_not_graded():
+    rows = [
+        # L1: Krenning 3, FDG negative -> P1 if tumour; the reader's confidence 2 (probably benign) leaves it out -> P0
+        _sstr("U", "L1", 3, 2.0, confidence="2", lesion_type=""), _fdg("U", "L1", "negative", 0.9),
+        # the same with confidence 3 (indeterminate): counted -> P1
+        _sstr("I", "L1", 3, 2.0, confidence="3"), _fdg("I", "L1", "negative", 0.9),
+    ]
+    scores = _by_patient(score_patients(rows))
+    assert scores[("U", "r1", "PET/CT")]["grade"] == "P0"
+    assert "reader's confidence 2 (benign)" in scores[("U", "r1", "PET/CT")]["reason"]
+    assert scores[("I", "r1", "PET/CT")]["grade"] == "P1"

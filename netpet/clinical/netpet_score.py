@@ -52,8 +52,9 @@ and the avidity index drifts (toward 1 for a lesion hot on DOTATATE and faint on
 
 Lesions of the two sessions correspond through a correspondence table (``netpet match``; a finding's
 ``track_id``, else its ``reference_lesion_id``), or, without one, by a shared ``lesion_id``. Findings that the
-reader marks as not tumour (``lesion_type`` physiological uptake or benign, ``anatomic_correlate`` benign, or an
-``sstr_rads`` of 1A/1B/2A/2B) take their whole lesion out of the grade (counted and named in the reason).
+reader marks as not tumour (``lesion_type`` physiological uptake or benign, ``anatomic_correlate`` benign, an
+``sstr_rads`` of 1A/1B/2A/2B, or a ``confidence`` of 1-2, definitely or probably benign) take their whole lesion out
+of the grade (counted and named in the reason): the grade is one of the disease the reader sees.
 
 Per patient, reader, time point and DOTATATE session (PET/CT and PET/MR each paired with the FDG session of the
 same patient, reader and time point: the FDG session of the same modality when there is one, else the only FDG
@@ -84,6 +85,8 @@ NON_TUMOUR_TYPES = frozenset({"physiological uptake", "physiological", "benign"}
 #: SSTR-RADS categories that say benign or likely benign (Werner et al. 2018)
 BENIGN_SSTR_RADS = frozenset({"1A", "1B", "2A", "2B"})
 _CALL_KRENNING = {"positive": 3, "equivocal": 2, "negative": 1}
+#: the highest reader's confidence (netpet.schema.CONFIDENCE_SCALE) that says benign: 2, probably benign
+BENIGN_CONFIDENCE = 2
 
 
 def number(value: Any) -> Optional[float]:
@@ -143,6 +146,9 @@ def non_tumour(row: Optional[Mapping[str, Any]]) -> str:
     rads = clean_label(row.get("sstr_rads")).upper().replace("SSTR-RADS", "").strip()
     if rads in BENIGN_SSTR_RADS:
         return f"SSTR-RADS {rads}"
+    confidence = number(row.get("confidence"))
+    if confidence is not None and confidence <= BENIGN_CONFIDENCE:
+        return f"reader's confidence {confidence:g} (benign)"
     return ""
 
 
