@@ -218,6 +218,7 @@ class SUVQuantWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidget, VTK
         self.ui.measureButton.connect("clicked(bool)", self.onMeasureButton)
         self.ui.autoLiverButton.connect("clicked(bool)", self.onAutoLiverButton)
         self.ui.exportButton.connect("clicked(bool)", self.onExportButton)
+        self.ui.srButton.connect("clicked(bool)", self.onSRButton)
         self.ui.reviewButton.connect("clicked(bool)", self.onReviewButton)
         self.ui.reviewRefreshButton.connect("clicked(bool)", self.onReviewRefresh)
         self._reviewTargets = []
@@ -336,6 +337,22 @@ class SUVQuantWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidget, VTK
             self.ui.statusLabel.text = "\n".join(
                 [_("{inserted} new and {updated} updated rows of session {session_id} in {path}").format(**summary)]
                 + list(summary.get("warnings") or []))
+
+    def onSRButton(self):
+        with slicer.util.tryWithErrorDisplay(_("The DICOM SR could not be written."), waitCursor=True):
+            if not self._dependenciesReady():
+                return
+            from NETPETLib import dependencies
+
+            reason = dependencies.unavailableReason("highdicom")
+            if reason:
+                raise ValueError(reason[:1].upper() + reason[1:] + ".")
+            p = self._parameterNode
+            out = self.logic.exportStructuredReport(_path(p.studyTablePath), p.petVolume, reader=p.reader,
+                                                    sessionID=p.sessionID.strip() or None)
+            self.ui.statusLabel.text = "\n".join(
+                [_("DICOM SR written to {folder}").format(folder=out["folder"])] + list(out["errors"])
+                + list(out["warnings"]))
 
     def onReviewRefresh(self):
         """List the study table's findings (patient / session / reader / lesion) to choose one to review."""
@@ -926,6 +943,41 @@ class SUVQuantLogic(ScriptedLoadableModuleLogic):
         return tableNode
 
     # -- export and review ------------------------------------------------------------------------------
+    def exportStructuredReport(self, studyTablePath, petNode, reader="reader1", sessionID=None, patientID=None,
+                               outputFolder=""):
+        """Write the DICOM SR (TID 1500 measurement report, ``netpet sr``) of this PET's session and ``reader`` from
+        the study table, with the DICOM SEG it references (the one exported beside the .seg.nrrd, else written from
+        it), into ``outputFolder`` (default: ``dicom-sr`` beside the study table). The PET must come from DICOM
+        (NETPET Reader): the SR references its images. Retracted findings are left out (a warning says so).
+
+        Returns {"reports": [...], "errors": [...], "warnings": [...], "folder"} (netpet.quant.sr.write_reports).
+
+        Raises
+        ------
+        ValueError
+            No table path, a PET without DICOM files, an empty reader, or no row of this session and reader.
+        """
+        from netpet import schema
+        from netpet.quant.sr import SRError, write_reports
+
+        if not studyTablePath:
+            raise ValueError("Choose the study table file (.csv or .sqlite) first.")
+        reader = schema.clean_label(reader)
+        if not reader:
+            raise ValueError("Give the reader's id (the SR is one reader's report).")
+        session = self.session(petNode, patientID=patientID)
+        if not session.source_paths:
+            raise ValueError("A DICOM SR needs the PET's DICOM files; load the PET with NETPET Reader.")
+        sessionID, _warning = self.sessionIDFor(petNode, studyTablePath, sessionID, patientID=session.patient_id)
+        root = os.path.commonpath([os.path.dirname(os.path.abspath(f)) for f in session.source_paths])
+        folder = outputFolder or os.path.join(os.path.dirname(os.path.abspath(studyTablePath)), "dicom-sr")
+        try:
+            result = write_reports(studyTablePath, root, folder, patient=session.patient_id, session=sessionID,
+                                   reader=reader, jobs=1)  # never worker processes inside Slicer
+        except SRError as exc:
+            raise ValueError(str(exc)) from exc
+        return {**result, "folder": folder}
+
     def exportToStudyTable(self, rows, studyTablePath, petNode, segmentationNode, reader="reader1", dicomSeg=False,
                            sessionID=None, regions=None, lesionTypes=None, patientID=None, timePoint=None,
                            daysFromBaseline=None):

@@ -511,3 +511,50 @@ def test_lesion_labels_come_from_the_points_descriptions(mrml):
     regions, types = lesionLabelsFromPoints(points)
     assert regions == {"L01": "liver", "L02": "lymph nodes"} and types == {"L01": "metastasis"}
     assert lesionLabelsFromPoints(None) == ({}, {})
+
+
+def test_structured_report_of_the_session(loaded, tmp_path):
+    """The session's DICOM SR from SUVQuant: one measurement group per exported finding, the reader as observer, the
+    SUVmax of each group equal to the table's (the SR's DS value of the table's number: 1e-6 relative), referencing
+    the SEG exported with it."""
+    import pydicom
+
+    from netpet.quant.table import StudyTable
+
+    logic, pet, truth, session, _index, _out = loaded
+    result = logic.segmentLesions(pet, _seeds(truth), liverRAS=session["liver_reference_center_ras"], reader="R1")
+    table_path = str(tmp_path / "study.csv")
+    logic.exportToStudyTable(result["rows"], table_path, pet, result["segmentation"], reader="R1", dicomSeg=True)
+    out = logic.exportStructuredReport(table_path, pet, reader="R1")
+    assert out["errors"] == [] and len(out["reports"]) == 1
+    files = [f for f in os.listdir(out["folder"]) if f.endswith("_sr.dcm")]
+    assert len(files) == 1
+    sr = pydicom.dcmread(os.path.join(out["folder"], files[0]))
+    assert sr.Modality == "SR"
+    names = [str(item.PersonName) for item in sr.ContentSequence if "PersonName" in item]
+    assert names and names[0].startswith("R1")
+    groups = []
+
+    def walk(items):
+        for item in items:
+            if item.ValueType == "CONTAINER" and item.ConceptNameCodeSequence[0].CodeValue == "125007":
+                groups.append(item)
+            if "ContentSequence" in item:
+                walk(item.ContentSequence)
+
+    walk(sr.ContentSequence)
+    assert len(groups) == len(truth)  # one measurement group per finding (TID 1411, DCM 125007)
+    rows = {r["lesion_id"]: r for r in StudyTable(table_path).read()}
+
+    def text(group, code):
+        return next(str(i.TextValue) for i in group.ContentSequence if i.ConceptNameCodeSequence[0].CodeValue == code)
+
+    for group in groups:
+        lesion = text(group, "112039")  # Tracking Identifier
+        numbers = [i for i in group.ContentSequence if i.ValueType == "NUM"]
+        suv_max = next(float(i.MeasuredValueSequence[0].NumericValue) for i in numbers
+                       if any(m.ConceptCodeSequence[0].CodeValue == "56851009"
+                              for m in getattr(i, "ContentSequence", []) if "ConceptCodeSequence" in m))
+        assert suv_max == pytest.approx(float(rows[lesion]["suv_max"]), rel=1e-6)
+    with pytest.raises(ValueError, match="reader"):
+        logic.exportStructuredReport(table_path, pet, reader=" ")
