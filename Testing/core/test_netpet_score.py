@@ -245,12 +245,29 @@ def test_a_p2_to_p4_grade_on_a_small_lesion_is_flagged_uncertain():
 
 def test_a_finding_the_reader_holds_benign_is_not_graded():
     rows = [
-        # L1: Krenning 3, FDG negative -> P1 if tumour; the reader's confidence 2 (probably benign) leaves it out -> P0
-        _sstr("U", "L1", 3, 2.0, confidence="2", lesion_type=""), _fdg("U", "L1", "negative", 0.9),
+        # L1: Krenning 3, FDG negative -> P1 if tumour; read probably benign (2) on DOTATATE and definitely benign (1)
+        # on FDG: held benign on every scan that shows it, left out -> P0
+        _sstr("U", "L1", 3, 2.0, confidence="2", lesion_type=""), _fdg("U", "L1", "negative", 0.9, confidence="1"),
+        # read benign on DOTATATE but without a confidence on FDG: not held benign everywhere, counted -> P1
+        _sstr("H", "L1", 3, 2.0, confidence="2"), _fdg("H", "L1", "negative", 0.9),
         # the same with confidence 3 (indeterminate): counted -> P1
         _sstr("I", "L1", 3, 2.0, confidence="3"), _fdg("I", "L1", "negative", 0.9),
     ]
     scores = _by_patient(score_patients(rows))
     assert scores[("U", "r1", "PET/CT")]["grade"] == "P0"
-    assert "reader's confidence 2 (benign)" in scores[("U", "r1", "PET/CT")]["reason"]
+    assert "reader's confidence 2/1 (benign)" in scores[("U", "r1", "PET/CT")]["reason"]
+    assert scores[("H", "r1", "PET/CT")]["grade"] == "P1"
     assert scores[("I", "r1", "PET/CT")]["grade"] == "P1"
+
+
+def test_an_fdg_only_lesion_read_benign_on_dotatate_stays_p5():
+    rows = [
+        # L1: Krenning 1 on DOTATATE, read benign there (confidence 1: nothing seen), FDG positive and read 5 -> P5
+        _sstr("D", "L1", 1, 0.7, confidence="1"), _fdg("D", "L1", "positive", 3.0, confidence="5"),
+        # L1 read benign on both scans (2 and 1): out of the grade -> P0
+        _sstr("B", "L1", 3, 2.0, confidence="2"), _fdg("B", "L1", "positive", 3.0, confidence="1"),
+    ]
+    scores = _by_patient(score_patients(rows))
+    assert scores[("D", "r1", "PET/CT")]["grade"] == "P5"
+    assert scores[("B", "r1", "PET/CT")]["grade"] == "P0"
+    assert "reader's confidence 2/1 (benign)" in scores[("B", "r1", "PET/CT")]["reason"]

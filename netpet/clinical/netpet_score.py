@@ -53,8 +53,9 @@ and the avidity index drifts (toward 1 for a lesion hot on DOTATATE and faint on
 Lesions of the two sessions correspond through a correspondence table (``netpet match``; a finding's
 ``track_id``, else its ``reference_lesion_id``), or, without one, by a shared ``lesion_id``. Findings that the
 reader marks as not tumour (``lesion_type`` physiological uptake or benign, ``anatomic_correlate`` benign, an
-``sstr_rads`` of 1A/1B/2A/2B, or a ``confidence`` of 1-2, definitely or probably benign) take their whole lesion out
-of the grade (counted and named in the reason): the grade is one of the disease the reader sees.
+``sstr_rads`` of 1A/1B/2A/2B on either scan, or a ``confidence`` of 1-2, definitely or probably benign, on every scan
+that shows the lesion) take their whole lesion out of the grade (counted and named in the reason): the grade is one
+of the disease the reader sees.
 
 Per patient, reader, time point and DOTATATE session (PET/CT and PET/MR each paired with the FDG session of the
 same patient, reader and time point: the FDG session of the same modality when there is one, else the only FDG
@@ -146,9 +147,17 @@ def non_tumour(row: Optional[Mapping[str, Any]]) -> str:
     rads = clean_label(row.get("sstr_rads")).upper().replace("SSTR-RADS", "").strip()
     if rads in BENIGN_SSTR_RADS:
         return f"SSTR-RADS {rads}"
-    confidence = number(row.get("confidence"))
-    if confidence is not None and confidence <= BENIGN_CONFIDENCE:
-        return f"reader's confidence {confidence:g} (benign)"
+    return ""
+
+
+def held_benign(*rows: Optional[Mapping[str, Any]]) -> str:
+    """Why the reader holds a lesion benign on every scan that shows it ('' when not): each of its findings (the
+    DOTATATE and the FDG one, where present) carries a confidence of 1-2 (definitely or probably benign). One scan's
+    low confidence alone says nothing of the other (an FDG-only lesion is read benign on DOTATATE, which shows it
+    not)."""
+    values = [number(row.get("confidence")) for row in rows if row is not None]
+    if values and all(v is not None and v <= BENIGN_CONFIDENCE for v in values):
+        return "reader's confidence " + "/".join(f"{v:g}" for v in values) + " (benign)"
     return ""
 
 
@@ -457,7 +466,7 @@ def score_patients(rows: Iterable[Mapping[str, Any]], correspondence_rows: Optio
             pairs, excluded = [], []
             for track in sorted(set(sstr) | set(fdg)):
                 s_row, f_row = sstr.get(track), fdg.get(track)
-                why_not = non_tumour(s_row) or non_tumour(f_row)
+                why_not = non_tumour(s_row) or non_tumour(f_row) or held_benign(s_row, f_row)
                 if why_not:
                     excluded.append(f"{track} ({why_not})")
                     continue
