@@ -408,21 +408,10 @@ def _record_readings(study_dir: str, table: str, reader_ids: Dict[str, str]) -> 
     return {"findings": written, "not_in_table": unread, "audit_entries": len(study.audit())}
 
 
-def _reading_standards(out: str, study_dir: str, table: str, correspondence: str) -> Dict[str, Any]:
-    """The reading standards of the demo's table (``netpet scores``): NETPET grade per patient, reader and DOTATATE
-    modality against the study's expected grade (truth/netpet_scores.csv, from the true uptake), FDG+/SSTR- lesions,
-    SSTR-RADS 1.0 and the PRRT summary."""
-    import csv
-
-    from netpet.clinical.scores import read_table_scores, write_scores
-
-    result = read_table_scores(table, correspondence, reference_path=os.path.join(study_dir, "reference_standard.csv"))
-    folder = os.path.join(out, "reading-standards")
-    write_scores(result, folder)
-    with open(os.path.join(study_dir, "truth", "netpet_scores.csv"), newline="", encoding="utf-8") as handle:
-        expected = {(r["patient_id"], r["time_point"] or "baseline"): r["netpet_grade"] for r in csv.DictReader(handle)}
+def _grade_check(scores, expected) -> Dict[str, Any]:
+    """NETPET grades against the expected ones: counts, the differences (with their flags and reasons)."""
     checked, differ, uncertain = 0, [], 0
-    for score in result["netpet_scores"]:
+    for score in scores:
         want = expected.get((score["patient_id"], score["time_point"] or "baseline"))
         if want is None:
             continue
@@ -432,15 +421,57 @@ def _reading_standards(out: str, study_dir: str, table: str, correspondence: str
             flag = f" [{score['flags']}]" if score.get("flags") else ""
             differ.append(f"{score['patient_id']} {score['reader']} {score['modality']}: {score['grade'] or 'no grade'}"
                           f"{flag} (expected {want or 'no grade'}; {score['reason']})")
+    return {"checked": checked, "differ": differ, "uncertain": uncertain,
+            "differ_certain": sum(1 for line in differ if "[uncertain-avidity]" not in line)}
+
+
+def _reading_standards(out: str, study_dir: str, table: str, correspondence: str,
+                       reader_ids: Dict[str, str]) -> Dict[str, Any]:
+    """The reading standards of the demo's table (``netpet scores``): NETPET grade per patient, reader and DOTATATE
+    modality, FDG+/SSTR- lesions, SSTR-RADS 1.0 and the PRRT summary.
+
+    The grades are checked against the study's expected grade (truth/netpet_scores.csv, from the true uptake of the
+    malignant lesions) twice: as the readers read (their confidence and lesion types decide which findings are
+    disease: a benign node read as malignant is the readers' error, shown with its reason), and with the truth's
+    malignancy in place of the readers' belief (benign and physiological findings marked so, the readers' confidence
+    set aside), which checks the measurements and the scoring alone."""
+    import csv
+
+    from netpet.clinical.scores import read_table_scores, study_scores, write_scores
+    from netpet.match.correspondence import read_correspondence
+    from netpet.quant.table import StudyTable
+
+    reference = os.path.join(study_dir, "reference_standard.csv")
+    result = read_table_scores(table, correspondence, reference_path=reference)
+    folder = os.path.join(out, "reading-standards")
+    write_scores(result, folder)
+    with open(os.path.join(study_dir, "truth", "netpet_scores.csv"), newline="", encoding="utf-8") as handle:
+        expected = {(r["patient_id"], r["time_point"] or "baseline"): r["netpet_grade"] for r in csv.DictReader(handle)}
+    indications = {}
+    with open(reference, newline="", encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            if row.get("indication"):
+                indications[row["patient_id"]] = row["indication"]
+    with open(os.path.join(study_dir, "truth", "lesions.csv"), newline="", encoding="utf-8") as handle:
+        malignant = {(r["patient_id"], r["session_id"], r["lesion_id"]): r["malignant"] == "1"
+                     for r in csv.DictReader(handle)}
+    truthful = []
+    for row in StudyTable(table).read():
+        truth = malignant.get((row["patient_id"], row["session_id"],
+                               reader_ids.get(f"{row['patient_id']}|{row['session_id']}|{row['lesion_id']}", "")))
+        truthful.append({**row, "confidence": "", "reader_call": "", "sstr_rads": "", "anatomic_correlate": "",
+                         "lesion_type": "benign" if truth is False else row.get("lesion_type", "")})
+    on_truth = study_scores(truthful, read_correspondence(correspondence).to_dict("records"), indications=indications)
+    as_read, by_truth = _grade_check(result["netpet_scores"], expected), _grade_check(on_truth["netpet_scores"],
+                                                                                     expected)
     grades: Dict[str, int] = {}
     for score in result["netpet_scores"]:
         grades[score["grade"] or "no grade"] = grades.get(score["grade"] or "no grade", 0) + 1
     eligible = sum(1 for p in result["prrt"] if p.get("meets_criteria") is True)
-    return {"folder": folder, "grades": dict(sorted(grades.items())), "grades_checked": checked,
-            "grades_differ": differ, "grades_uncertain": uncertain,
-            "grades_differ_certain": sum(1 for line in differ if "[uncertain-avidity]" not in line), "discordant_lesions": len(result["discordant"]),
-            "sstr_rads_scans": len(result["sstr_rads_scans"]), "prrt_summaries": len(result["prrt"]),
-            "prrt_meeting_criteria": eligible, "warnings": list(result["warnings"])}
+    return {"folder": folder, "grades": dict(sorted(grades.items())), "as_read": as_read, "on_truth": by_truth,
+            "discordant_lesions": len(result["discordant"]), "sstr_rads_scans": len(result["sstr_rads_scans"]),
+            "prrt_summaries": len(result["prrt"]), "prrt_meeting_criteria": eligible,
+            "warnings": list(result["warnings"])}
 
 
 def _reader_study(out: str, study_dir: str, table: str, correspondence: str, seed: int) -> Dict[str, Any]:
@@ -518,7 +549,8 @@ def run(out: str, patients: int = 5, seed: int = 1, progress: Optional[ProgressC
     statistics = _statistics(out, study_dir, quantification["table"], progress, correspondence)
     follow = _follow_up(out, study_dir, quantification["table"], correspondence)
     report(progress, 0.99, "Reading standards, reader study, DICOM SR")
-    standards = _reading_standards(out, study_dir, quantification["table"], correspondence)
+    standards = _reading_standards(out, study_dir, quantification["table"], correspondence,
+                                   quantification["reader_ids"])
     reader_study = _reader_study(out, study_dir, quantification["table"], correspondence, seed)
     structured = _structured_reports(out, study_dir, quantification["table"])
     result = {

@@ -173,15 +173,38 @@ def test_demo_command(tmp_path, capsys):
     assert registration["lesion_centres"] > 0 and registration["error_max_mm"] < 3.0
     for name in ("registration", "per-session locations"):
         matching = report["matching"][name]
-        assert matching["findings"] == q["rows"] and matching["correct"] == matching["findings"], matching["wrong"]
+        # both readers clicked every truth lesion (q["rows"] counts the first reader's rows, the strata's)
+        assert matching["findings"] == 2 * q["rows"] and matching["correct"] == matching["findings"], matching["wrong"]
     table = (tmp_path / "demo" / "study-table.csv").read_text()
     assert ",C01," in table and ",L01," not in table  # the reader's ids, not the reference's
     assert statistics["staging_lines"] and statistics["staging_truth_checked"] >= 4
     assert statistics["staging_truth_disagreements"] == []
     assert {e["time_point"] for e in statistics["accuracy"]} == {"baseline", "FU1"}
     follow = report["follow_up"]
-    assert follow["available"] and follow["all_followed"] and follow["agree"] and len(follow["patients"]) == 1
+    assert follow["available"] and follow["all_followed"] and follow["agree"] and len(follow["patients"]) == 2
     assert "Lesion correspondence" in out and "Follow-up" in out and "Staging" in out
+    # issue 14 end to end: both readers' own reading recorded for every finding through the audit trail
+    assert q["reading"]["findings"] == 2 * q["rows"] and q["reading"]["not_in_table"] == []
+    assert q["reading"]["audit_entries"] > q["reading"]["findings"]
+    # the reading standards: the one patient (the reading design's first: P1) graded by each reader on PET/CT and
+    # PET/MR at baseline. With the truth's malignancy (measurements and scoring alone), a grade without the
+    # uncertain-avidity flag equals the expected grade from the true uptake; as read, the readers' belief decides
+    standards = report["reading_standards"]
+    truth = standards["on_truth"]
+    assert truth["checked"] == 4 and truth["differ_certain"] == 0, truth["differ"]
+    assert standards["as_read"]["checked"] == 4
+    assert (tmp_path / "demo" / "reading-standards" / "netpet-scores.csv").is_file()
+    assert standards["prrt_summaries"] >= 4
+    # the reader study: MRMC at patient level cannot run on one patient, and says why; lesions as cases can
+    mrmc = report["reader_study"]["mrmc"]
+    assert "not_analysed" in mrmc["patient"] and "tests" in mrmc["lesion"]
+    assert all(os.path.isfile(path) for path in report["reader_study"]["reading_lists"])
+    # one SR (with its SEG) per session and reader of the patient: 4 sessions x 2 readers, no error
+    structured = report["structured_reports"]
+    assert structured["reports"] == 8 and structured["errors"] == []
+    html_report = (tmp_path / "demo" / "statistics" / "report.html").read_text()
+    assert "STARD" in html_report and "NETPET score per patient" in html_report
+    assert "Multi-reader multi-case ROC" in html_report and "data:image/png;base64" in html_report
 
 
 def test_negative_coordinates_parse_as_a_user_types_them(tmp_path, capsys):

@@ -105,12 +105,15 @@ def run(args: argparse.Namespace) -> int:
         print()
         print("Reading standards (netpet scores)")
         print(f"  NETPET grade per patient, reader and DOTATATE modality: "
-              f"{', '.join(f'{k} {v}' for k, v in rs['grades'].items())}; equal to the expected grade (true uptake) "
-              f"in {rs['grades_checked'] - len(rs['grades_differ'])} of {rs['grades_checked']} "
-              f"({rs['grades_uncertain']} flagged uncertain-avidity: a deciding lesion under partial volume; "
-              f"{rs['grades_differ_certain']} differences among the others)")
-        for line in rs["grades_differ"]:
-            print(f"    differs: {line}")
+              f"{', '.join(f'{k} {v}' for k, v in rs['grades'].items())}")
+        for name, title in (("on_truth", "with the truth's malignancy (measurements and scoring)"),
+                            ("as_read", "as the readers read (their confidence decides what is disease)")):
+            c = rs[name]
+            print(f"  {title}: equal to the expected grade (true uptake) in {c['checked'] - len(c['differ'])} of "
+                  f"{c['checked']}; {c['uncertain']} flagged uncertain-avidity (a deciding lesion under partial "
+                  f"volume), {c['differ_certain']} differences among the others")
+            for line in c["differ"]:
+                print(f"    differs: {line}")
         print(f"  FDG+/SSTR- lesions {rs['discordant_lesions']}; SSTR-RADS scan impressions {rs['sstr_rads_scans']}; "
               f"PRRT summaries {rs['prrt_summaries']} ({rs['prrt_meeting_criteria']} meet the imaging criteria, "
               f"a decision aid); files in {rs['folder']}")
