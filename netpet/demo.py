@@ -21,6 +21,12 @@
    staging (N, M, stage group, AJCC 8th / ENETS) against the reference: ``statistics/report.html``.
 9. Follow-up (``netpet followup``): baseline to FU1 along the tracks: changes per lesion, new and
    disappeared lesions, SSTR tumour volume, against the study's follow-up truth.
+10. Reader studies (issue 14): two readers click every lesion (the second 2 mm off its centre) and record their
+    own visual call, confidence and anatomical correlate (the study's simulated readers, truth/readers.csv) through
+    the table's audit trail; the reading standards (NETPET grade against the expected grade, SSTR-RADS, PRRT
+    summary); the multi-reader ROC of their confidence; blinded reading lists; the findings to adjudicate; the DICOM
+    SR with SEG of the first patient's sessions. The study is the reading design's (every NET patient with FDG,
+    NETPET grades by design, TIO culprits among decoys).
 """
 
 from __future__ import annotations
