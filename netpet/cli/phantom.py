@@ -24,7 +24,8 @@ def add_parser(sub) -> None:
     p.add_argument("--reading-design", action="store_true",
                    help="NETPET grades P0-P5 by design, FDG-only lesions, TIO culprits with SSTR-avid decoys "
                         "(every NET and lesion-free patient gets the FDG PET/CT; see netpet.phantom.reading)")
-    p.add_argument("--case", metavar="NAME", help="write one teaching case instead (see --list-cases)")
+    p.add_argument("--case", metavar="NAME", help="write one teaching case instead (see --list-cases): patient TEACH-<NAME>, CASE.md with "
+                        "answers, QUIZ.md without; with --preview also preview/quiz/ without truth contours")
     p.add_argument("--list-cases", action="store_true", help="list the teaching cases and exit")
     p.add_argument("--jobs", type=JOBS, default=None, help="worker processes (default: all cores)")
     p.set_defaults(func=run)
@@ -65,4 +66,7 @@ def run(args: argparse.Namespace) -> int:
           f"{args.out}/reference_locations.csv, {args.out}/truth/staging.csv, {args.out}/truth/sessions.csv, "
           f"{args.out}/truth/netpet_scores.csv, {args.out}/truth/readers.csv"
           + (f", {args.out}/truth/follow_up.csv" if summary["parameters"].get("follow_up") else ""))
+    if args.case:
+        print(f"teaching notes with answers: {args.out}/CASE.md; the trainee's questions: {args.out}/QUIZ.md"
+              + (f"; previews without the truth: {args.out}/preview/quiz/" if args.preview else ""))
     return EXIT_OK

@@ -2,7 +2,8 @@
 
 The coronal maximum-intensity projection is what nuclear physicians read first; the fused
 slice passes through the session's largest lesion (or the liver when there is none). Truth
-lesions are outlined in both (red malignant, green benign).
+lesions are outlined in both (red malignant, green benign); with ``truth=False`` (the quiz previews of
+the teaching cases) the same images carry no contour and no description of the patient.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ def _resample_nearest(values: np.ndarray, source: render.ScanGrid, target: rende
 
 def session_preview(path: str, suv: np.ndarray, anatomy: np.ndarray, pet_grid: render.ScanGrid,
                     anatomy_grid: render.ScanGrid, masks: Dict[str, np.ndarray], session: Session,
-                    patient: Patient) -> None:
+                    patient: Patient, truth: bool = True) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -43,7 +44,7 @@ def session_preview(path: str, suv: np.ndarray, anatomy: np.ndarray, pet_grid: r
     # coronal MIP: max over the anterior-posterior axis; z grows upward in LPS, so flip rows
     mip = suv.max(axis=1)[::-1]
     left.imshow(mip, cmap="gray_r", vmin=0, vmax=vmax, aspect=aspect_coronal, interpolation="bilinear")
-    for lesion_id, mask in masks.items():
+    for lesion_id, mask in (masks.items() if truth else ()):
         outline = mask.any(axis=1)[::-1].astype(float)
         left.contour(outline, levels=[0.5], colors=["red" if malignant[lesion_id] else "lime"], linewidths=1.0)
     left.set_title(f"{session.session_id}: coronal MIP (SUV 0-{vmax:g})", fontsize=9)
@@ -68,13 +69,14 @@ def session_preview(path: str, suv: np.ndarray, anatomy: np.ndarray, pet_grid: r
     pet_slice = _resample_nearest(suv[k:k + 1], single, target)[0]
     overlay = np.ma.masked_less(pet_slice, 0.1 * vmax)
     right.imshow(overlay, cmap="hot", vmin=0, vmax=vmax, alpha=0.55)
-    for lesion_id, mask in masks.items():
+    for lesion_id, mask in (masks.items() if truth else ()):
         outline = _resample_nearest(mask[k:k + 1].astype(float), single, target)[0]
         if outline.any():
             right.contour(outline, levels=[0.5], colors=["red" if malignant[lesion_id] else "lime"], linewidths=1.2)
     right.set_title(f"PET over {session.scanner.anatomy}, z = {z:.0f} mm", fontsize=9)
     right.axis("off")
-    fig.suptitle(f"{patient.patient_id} - {patient.description}", fontsize=9)
+    fig.suptitle(f"{patient.patient_id} - {patient.description}" if truth else f"{patient.patient_id} (quiz)",
+                 fontsize=9)
     fig.tight_layout()
     fig.savefig(path, metadata={"Software": None})
     plt.close(fig)

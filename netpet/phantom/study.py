@@ -174,7 +174,7 @@ def _drop_timestamp(path: str) -> None:
 
 
 def _session(model: render.Model, session: Session, seed: int, out: str, preview: bool,
-             result: PatientResult, follow_up: bool = False) -> Dict[str, Any]:
+             result: PatientResult, follow_up: bool = False, quiz: bool = False) -> Dict[str, Any]:
     patient = model.patient
     scanner = session.scanner
     uid = lambda key: _uid(seed, patient.patient_id, session.session_id, key)  # noqa: E731
@@ -252,8 +252,12 @@ def _session(model: render.Model, session: Session, seed: int, out: str, preview
     if preview:
         from netpet.phantom.preview import session_preview
 
-        session_preview(os.path.join(out, "preview", f"{patient.patient_id}_{session.session_id}.png"), suv,
-                        anatomy_image, pet_grid, anat_grid, masks, session, patient)
+        name = f"{patient.patient_id}_{session.session_id}.png"
+        session_preview(os.path.join(out, "preview", name), suv, anatomy_image, pet_grid, anat_grid, masks, session,
+                        patient)
+        if quiz:  # teaching cases: the same images without the truth (no contours, no description)
+            session_preview(os.path.join(out, "preview", "quiz", name), suv, anatomy_image, pet_grid, anat_grid, masks,
+                            session, patient, truth=False)
     timing = {"time_point": session.time_point, "days_from_baseline": session.days_from_baseline} if follow_up else {}
     return {
         "session_id": session.session_id, "tracer": session.tracer, "modality": session.modality, **timing,
@@ -276,19 +280,20 @@ def _session(model: render.Model, session: Session, seed: int, out: str, preview
 
 
 def render_patient(patient: Patient, seed: int, out: str, preview: bool, follow_up: bool = False,
-                   extended: bool = False, reading_design: bool = False) -> PatientResult:
+                   extended: bool = False, reading_design: bool = False, quiz: bool = False) -> PatientResult:
     """Model, image and write one patient's sessions (runs in a worker process).
 
     ``follow_up``: the study has time points (time_point columns and fields); ``extended``: the
     study uses a new option (distant sites or follow-up), so truth.json carries the patient's
     primary, staging and follow-up; ``reading_design``: the study uses the reading design (truth.json
-    carries the patient's indication and designed NETPET grade).
+    carries the patient's indication and designed NETPET grade); ``quiz``: with ``preview``, also write
+    previews without the truth under ``preview/quiz/`` (teaching cases).
     """
     models = {BASELINE: render.build_model(patient)}
     for time_point in patient.follow_up:
         models[time_point] = render.with_lesions(models[BASELINE], replace(patient, lesions=patient.lesions_at(time_point)))
     result = PatientResult(patient.patient_id, {})
-    sessions = [_session(models[session.time_point], session, seed, out, preview, result, follow_up)
+    sessions = [_session(models[session.time_point], session, seed, out, preview, result, follow_up, quiz)
                 for session in patient.sessions]
     result.summary = {
         "patient_id": patient.patient_id, "kind": patient.kind, "description": patient.description,
@@ -435,8 +440,8 @@ def generate(out: str, patients: Sequence[Patient], parameters: StudyParameters,
     results: Dict[str, PatientResult] = {}
     report(progress, 0.0, f"Writing {len(patients)} synthetic patients")
     extended = parameters.follow_up or parameters.distant_sites
-    work = [(p, parameters.seed, out, parameters.preview, parameters.follow_up, extended, parameters.reading_design)
-            for p in order]
+    work = [(p, parameters.seed, out, parameters.preview, parameters.follow_up, extended, parameters.reading_design,
+             parameters.case is not None) for p in order]
     if jobs == 1 or len(work) == 1:
         for i, job in enumerate(work):
             results[job[0].patient_id] = render_patient(*job)
@@ -656,25 +661,18 @@ def generate_case(out: str, name: str, preview: bool = False, progress: Optional
     ValueError
         For an unknown case name.
     """
-    from netpet.phantom.cases import CASE_SEED, CASES
+    from netpet.phantom.cases import CASE_SEED, CASES, case_markdown, case_patient, quiz_markdown
 
-    if name not in CASES:
-        raise ValueError(f"no teaching case {name!r}; the cases are: {', '.join(CASES)}")
+    patient = case_patient(name)  # ValueError for an unknown name
     case = CASES[name]
-    patient = case.build()
     tracers = tuple(sorted({s.tracer for s in patient.sessions}))
     modalities = tuple(sorted({"petmr" if s.modality == "PET/MR" else "petct" for s in patient.sessions}))
     parameters = StudyParameters(1, CASE_SEED, tracers, modalities, preview, case=name)
-    text = f"# {case.title}\n\n{case.lesson}\n"
-    summary = generate(out, [patient], parameters, jobs=1, progress=progress, extra_readme=text)
+    summary = generate(out, [patient], parameters, jobs=1, progress=progress,
+                       extra_readme=f"# {case.title}\n\n{case.lesson}\n\nTeaching notes with answers: CASE.md; "
+                                    f"the trainee's version: QUIZ.md.")
     with open(os.path.join(out, "CASE.md"), "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.write("\n## Findings (truth)\n\n| lesion | finding | site | malignant | diameter (mm) |\n|---|---|---|---|---|\n")
-        for lesion in patient.lesions:
-            handle.write(f"| {lesion.lesion_id} | {lesion.kind} | {lesion.site} | {'yes' if lesion.malignant else 'no'} "
-                         f"| {lesion.diameter_mm:.0f} |\n")
-        handle.write("\n## Sessions\n\n")
-        for session in patient.sessions:
-            handle.write(f"- {session.session_id}: {session.scanner.model} {session.modality}, "
-                         f"{(session.scan_start - session.injection).total_seconds() / 60:.0f} min after injection\n")
+        handle.write(case_markdown(name, patient))
+    with open(os.path.join(out, "QUIZ.md"), "w", encoding="utf-8") as handle:
+        handle.write(quiz_markdown(name, patient))
     return summary
