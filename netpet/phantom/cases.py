@@ -200,7 +200,7 @@ CASES: Dict[str, Case] = {case.name: case for case in (
          objectives=("Tell benign SSTR- and FDG-avid look-alikes (fracture callus, inflammation) from metastases.",
                      "Use the CT correlate (dense callus in a rib) before calling a bone focus.",
                      "Know that FDG uptake in a node may be inflammatory."),
-         questions=(("Are the rib focus and the inguinal node metastases?",
+         questions=(("Are there bone or nodal metastases?",
                      "No. L02 is a healing rib fracture (osteoblastic callus, dense on CT) and L03 a reactive "
                      "inflammatory node (FDG-avid): both benign in the truth. Only L01, in the liver, is a "
                      "metastasis."),),
