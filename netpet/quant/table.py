@@ -439,23 +439,31 @@ class StudyTable:
         return names, out
 
     def _read_sqlite(self) -> List[Dict[str, str]]:
+        return self._select_sqlite("lesions", "SELECT * FROM lesions", "the study table", foreign_refused=True)
+
+    def _select_sqlite(self, table: str, sql: str, what: str, foreign_refused: bool = False) -> List[Dict[str, str]]:
+        """The rows of ``sql`` as text, [] when the file or its ``table`` does not exist yet.
+
+        ``foreign_refused``: an SQLite file holding other tables but not ``table`` is refused (it is not a NETPET
+        study table); ``what`` names the read in the error message.
+        """
         if not os.path.exists(self.path):
             return []
         try:
             db = sqlite3.connect(self.target, timeout=LOCK_TIMEOUT_S)
             try:
                 tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-                if "lesions" not in tables:
-                    if tables:
-                        raise TableError(f"{self.path} is an SQLite file without a 'lesions' table; give another path.")
+                if table not in tables:
+                    if tables and foreign_refused:
+                        raise TableError(f"{self.path} is an SQLite file without a '{table}' table; give another path.")
                     return []
-                cursor = db.execute("SELECT * FROM lesions")
+                cursor = db.execute(sql)
                 names = [d[0] for d in cursor.description]
                 return [dict(zip(names, [v if isinstance(v, str) else _text(v) for v in r])) for r in cursor]
             finally:
                 db.close()
         except sqlite3.DatabaseError as exc:
-            raise TableError(f"Cannot read the study table {self.path}: {exc}.") from exc
+            raise TableError(f"Cannot read {what} {self.path}: {exc}.") from exc
 
     # -- writing -----------------------------------------------------------------------------------
     def upsert(self, rows: Iterable[Dict[str, Any]], by: Any = None, why: Any = None) -> Tuple[int, int]:
@@ -742,22 +750,8 @@ class StudyTable:
         return [e for e in entries if all(e[k] == v for k, v in wanted.items())]
 
     def _read_audit_sqlite(self) -> List[Dict[str, str]]:
-        if not os.path.exists(self.path):
-            return []
-        try:
-            db = sqlite3.connect(self.target, timeout=LOCK_TIMEOUT_S)
-            try:
-                tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-                if AUDIT_TABLE not in tables:
-                    return []
-                cursor = db.execute(f"SELECT {', '.join(_ident(c) for c in AUDIT_COLUMNS)} FROM {AUDIT_TABLE} "
-                                    "ORDER BY rowid")
-                return [dict(zip(AUDIT_COLUMNS, ["" if v is None else v if isinstance(v, str) else _text(v)
-                                                 for v in r])) for r in cursor]
-            finally:
-                db.close()
-        except sqlite3.DatabaseError as exc:
-            raise TableError(f"Cannot read the audit trail of {self.path}: {exc}.") from exc
+        return self._select_sqlite(AUDIT_TABLE, f"SELECT {', '.join(_ident(c) for c in AUDIT_COLUMNS)} "
+                                                f"FROM {AUDIT_TABLE} ORDER BY rowid", "the audit trail of")
 
 
 # -- the audit trail ---------------------------------------------------------------------------------
