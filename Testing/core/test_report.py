@@ -241,3 +241,18 @@ def test_wide_generic_tables_are_cut_into_parts():
     heads = [re.findall(r"<th[^>]*>([^<]*)</th>", t) for t in tables]
     assert [len(h) for h in heads] == [12, 10] and all(h[:2] == ["c00", "c01"] for h in heads)
     assert "Part 2 of 2" in text
+
+
+def test_patient_indications_come_from_the_units_under_their_ids(tmp_path):
+    """The patient table's indication follows the analysis' patient ids (pseudonyms included), not the file's."""
+    import pandas as pd
+
+    from netpet.stats.report_sections import unit_indications
+
+    reference = tmp_path / "r.csv"
+    reference.write_text("patient_id,lesion_id,region,truth,standard,indication\n"
+                         "P1,L1,liver,1,histology,NET\nP9,,,0,follow-up,TIO\n")
+    units = {"lesion": pd.DataFrame({"patient_id": ["PSEUDO-1", "PSEUDO-1"], "indication": ["NET", "NET"]})}
+    # the lesion units' id (a pseudonym) carries its indication; P9, known only from a patient row, from the file
+    assert unit_indications(units, str(reference)) == {"PSEUDO-1": "NET", "P1": "NET", "P9": "TIO"}
+    assert unit_indications({}, None) == {}

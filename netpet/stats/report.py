@@ -50,7 +50,7 @@ from netpet.stats.intervals import StatsError
 from netpet.stats.report_sections import (MIN_CLUSTERS, MIN_EVENTS, SMALL_SAMPLE_SOURCES, auc_flags, events_of,
                                           extra_sections_html, headline_html, interval_warning, krenning_html,
                                           krenning_rows, not_estimable, number, patient_rows, patient_table_html,
-                                          reference_indications, warn_mark)
+                                          unit_indications, warn_mark)
 
 log = logging.getLogger(__name__)
 
@@ -582,7 +582,7 @@ def html_report(analysis: Analysis, made: List[Dict[str, str]], command: str = "
 
         parts.append(staging_html(staging))
     parts.append(patient_table_html(patient_rows(analysis.units, staging if (staging or {}).get("available") else None,
-                                                 reference_indications(inputs.get("reference")))))
+                                                 unit_indications(analysis.units, inputs.get("reference")))))
     parts.append(krenning_html(krenning_rows(analysis.units.get("lesion"))))
     parts.append(extra_sections_html(r))
     from netpet.stats.report_images import images_html

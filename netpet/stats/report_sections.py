@@ -253,8 +253,24 @@ def headline_html(result: Mapping[str, Any], lesions: Optional[pd.DataFrame] = N
 
 # -- per-patient table and Krenning ------------------------------------------------------------------
 
+def unit_indications(units: Mapping[str, pd.DataFrame], path: Optional[str] = None) -> Dict[str, str]:
+    """patient_id -> indication as the analysis' lesion units carry it (the reference standard's ``indication``
+    column, under the analysis' patient ids, pseudonymised ones included); patients the units do not name (a patient
+    known only from a patient row) from the reference file itself (:func:`reference_indications`)."""
+    out: Dict[str, str] = {}
+    lesions = units.get("lesion")
+    if lesions is not None and "indication" in lesions:
+        for patient, value in zip(lesions["patient_id"], lesions["indication"]):
+            if isinstance(value, str) and value.strip():
+                out.setdefault(str(patient), value.strip())
+    for patient, value in reference_indications(path).items():
+        out.setdefault(patient, value)
+    return out
+
+
 def reference_indications(path: Optional[str]) -> Dict[str, str]:
-    """patient_id -> indication from the reference standard's optional ``indication`` column ({} without one)."""
+    """patient_id -> indication from the reference standard's optional ``indication`` column ({} without one). The
+    file was read by the analysis already, so a failure here cannot be a new problem of the input: it gives {}."""
     if not path:
         return {}
     try:
@@ -585,4 +601,4 @@ def extra_sections_html(result: Mapping[str, Any]) -> str:
 
 __all__ = ["number", "cell", "interval_warning", "not_estimable", "events_of", "warn_mark", "auc_flags", "headline",
            "headline_html", "patient_rows", "patient_table_html", "krenning_rows", "krenning_html", "html_section",
-           "mapping_section", "mrmc_html", "extra_sections_html", "reference_indications", "MIN_CLUSTERS", "MIN_EVENTS"]
+           "mapping_section", "mrmc_html", "extra_sections_html", "reference_indications", "unit_indications", "MIN_CLUSTERS", "MIN_EVENTS"]
