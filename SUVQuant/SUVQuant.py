@@ -1123,10 +1123,13 @@ class SUVQuantLogic(ScriptedLoadableModuleLogic):
     def blindedFindings(self, studyTablePath, petNode, reader, sessionID=None, patientID=None):
         """The rows the reader may see while reading this PET's session: their own rows of the session only
         (``netpet.reading.findings.blinded_rows``; nothing of other readers, other sessions or the consensus)."""
+        return self._blindedRows(studyTablePath, self.readingKey(studyTablePath, petNode, reader, sessionID, patientID))
+
+    @staticmethod
+    def _blindedRows(studyTablePath, key):
         from netpet.quant.table import StudyTable
         from netpet.reading.findings import blinded_rows
 
-        key = self.readingKey(studyTablePath, petNode, reader, sessionID, patientID)
         rows = StudyTable(studyTablePath).read() if os.path.exists(studyTablePath) else []
         return blinded_rows(rows, key["reader"], key["patient_id"], key["session_id"], key["modality"], key["tracer"])
 
@@ -1136,7 +1139,7 @@ class SUVQuantLogic(ScriptedLoadableModuleLogic):
         key = self.readingKey(studyTablePath, petNode, reader, sessionID, patientID)
         if not str(lesionID or "").strip():
             raise ValueError("Give the lesion id of the finding (as in the study table, e.g. L01).")
-        rows = self.blindedFindings(studyTablePath, petNode, reader, sessionID, patientID)
+        rows = self._blindedRows(studyTablePath, key)  # (the key once: it reads the PET's DICOM and the table)
         try:
             return find_finding(rows, key["patient_id"], key["session_id"], key["reader"], str(lesionID).strip(),
                                 key["modality"], key["tracer"], where=f"The study table {studyTablePath}")
