@@ -3,7 +3,8 @@
 The coronal maximum-intensity projection is what nuclear physicians read first; the fused
 slice passes through the session's largest lesion (or the liver when there is none). Truth
 lesions are outlined in both (red malignant, green benign); with ``truth=False`` (the quiz previews of
-the teaching cases) the same images carry no contour and no description of the patient.
+the teaching cases) the same images carry no contour and no description of the patient, and the fused slice lies at
+the liver level rather than through the largest lesion.
 """
 
 from __future__ import annotations
@@ -49,8 +50,9 @@ def session_preview(path: str, suv: np.ndarray, anatomy: np.ndarray, pet_grid: r
         left.contour(outline, levels=[0.5], colors=["red" if malignant[lesion_id] else "lime"], linewidths=1.0)
     left.set_title(f"{session.session_id}: coronal MIP (SUV 0-{vmax:g})", fontsize=9)
     left.axis("off")
-    # fused axial slice through the largest lesion (or the liver dome level)
-    if masks:
+    # fused axial slice through the largest lesion (or the liver dome level); a quiz preview always takes the liver
+    # level, so that its slice does not point at a lesion the trainee is to find
+    if masks and truth:
         biggest = max(masks, key=lambda k: masks[k].sum())
         k = int(np.round(np.mean(np.nonzero(masks[biggest])[0])))
     else:
