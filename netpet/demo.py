@@ -443,31 +443,29 @@ def _reading_standards(out: str, study_dir: str, table: str, correspondence: str
     set aside), which checks the measurements and the scoring alone."""
     import csv
 
-    from netpet.clinical.scores import read_table_scores, study_scores, write_scores
+    from netpet.clinical.scores import read_indications, study_scores, write_scores
     from netpet.match.correspondence import read_correspondence
     from netpet.quant.table import StudyTable
 
-    reference = os.path.join(study_dir, "reference_standard.csv")
-    result = read_table_scores(table, correspondence, reference_path=reference)
+    # each input read once, for both scorings; the indications as netpet scores spells them
+    indications = read_indications(os.path.join(study_dir, "reference_standard.csv"))
+    links = read_correspondence(correspondence).to_dict("records")
+    rows = StudyTable(table).read()
+    result = study_scores(rows, links, indications=indications)
     folder = os.path.join(out, "reading-standards")
     write_scores(result, folder)
     with open(os.path.join(study_dir, "truth", "netpet_scores.csv"), newline="", encoding="utf-8") as handle:
         expected = {(r["patient_id"], r["time_point"] or "baseline"): r["netpet_grade"] for r in csv.DictReader(handle)}
-    indications = {}
-    with open(reference, newline="", encoding="utf-8") as handle:
-        for row in csv.DictReader(handle):
-            if row.get("indication"):
-                indications[row["patient_id"]] = row["indication"]
     with open(os.path.join(study_dir, "truth", "lesions.csv"), newline="", encoding="utf-8") as handle:
         malignant = {(r["patient_id"], r["session_id"], r["lesion_id"]): r["malignant"] == "1"
                      for r in csv.DictReader(handle)}
     truthful = []
-    for row in StudyTable(table).read():
+    for row in rows:
         truth = malignant.get((row["patient_id"], row["session_id"],
                                reader_ids.get(f"{row['patient_id']}|{row['session_id']}|{row['lesion_id']}", "")))
         truthful.append({**row, "confidence": "", "reader_call": "", "sstr_rads": "", "anatomic_correlate": "",
                          "lesion_type": "benign" if truth is False else row.get("lesion_type", "")})
-    on_truth = study_scores(truthful, read_correspondence(correspondence).to_dict("records"), indications=indications)
+    on_truth = study_scores(truthful, links, indications=indications)
     as_read, by_truth = _grade_check(result["netpet_scores"], expected), _grade_check(on_truth["netpet_scores"],
                                                                                      expected)
     grades: Dict[str, int] = {}

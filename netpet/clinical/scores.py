@@ -235,14 +235,19 @@ def read_table_scores(table_path: str, correspondence_path: Optional[str] = None
     label, offset = ("row", 1) if table.sqlite else ("line", 2)  # a CSV's header is line 1
     for i, row in enumerate(rows):
         row["table_row"] = f"{table_path} {label} {i + offset}"
-    indications = None
-    if reference_path:
-        from netpet.stats.data import read_reference
-
-        reference = read_reference(reference_path)
-        if reference.indications:
-            indications = dict(zip(reference.patients["patient_id"], reference.patients["indication"]))
+    indications = read_indications(reference_path) if reference_path else None
     return study_scores(rows, correspondence, equal_ratio, indications)
+
+
+def read_indications(reference_path: str) -> Optional[Dict[str, str]]:
+    """{patient_id: indication} of a reference-standard CSV as :func:`netpet.stats.data.read_reference` checks and
+    spells them (the ``indications`` of :func:`study_scores`); None when the file names no indications."""
+    from netpet.stats.data import read_reference
+
+    reference = read_reference(reference_path)
+    if not reference.indications:
+        return None
+    return dict(zip(reference.patients["patient_id"], reference.patients["indication"]))
 
 
 def write_scores(result: Mapping[str, Any], out: str) -> Dict[str, str]:
