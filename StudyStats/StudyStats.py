@@ -568,11 +568,9 @@ class StudyStatsLogic(ScriptedLoadableModuleLogic):
         """Multi-reader multi-case ROC of the readers' confidence (``netpet mrmc``: Obuchowski-Rockette with
         jackknife covariances or DBM, Hillis df). ``mrmc.csv`` and ``mrmc.json`` in ``outputFolder/mrmc`` and a
         table node. Returns {"result", "summary", "folder", "table"}."""
-        import json
-
         import pandas as pd
 
-        from netpet.cli.mrmc import summary
+        from netpet.cli.mrmc import _write_json, summary
         from netpet.clinical.followup import write_table
         from netpet.stats.data import load_study, units_for
         from netpet.stats.mrmc import result_rows, study_mrmc
@@ -586,8 +584,7 @@ class StudyStatsLogic(ScriptedLoadableModuleLogic):
         os.makedirs(folder, exist_ok=True)
         rows = result_rows(result)
         write_table(os.path.join(folder, "mrmc.csv"), pd.DataFrame(rows))
-        with open(os.path.join(folder, "mrmc.json"), "w", encoding="utf-8") as handle:
-            json.dump(result, handle, indent=1)
+        _write_json(os.path.join(folder, "mrmc.json"), result)  # as netpet mrmc writes it (atomically)
         columns = list(rows[0]) if rows else ["analysis", "quantity"]
         table = nodes.tableNodeFromRows(rows, columns, "StudyStats MRMC",
                                         numeric={c for c in columns if rows and isinstance(rows[0].get(c), float)})
