@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from typing import Any, Dict, Iterable, List, Mapping, Optional
 
-from netpet.clinical.netpet_score import EQUAL_RATIO, score_patients
+from netpet.clinical.netpet_score import EQUAL_RATIO, number, score_patients
 from netpet.clinical.prrt import prrt_rows
 from netpet.clinical.scores_stats import statistics
 from netpet.clinical.sstr_rads import lesion_rows, scan_rows
@@ -65,28 +65,23 @@ def check_rows(rows: List[Dict[str, Any]], source: str = "the study table") -> N
             if not clean_label(row.get(column)):
                 raise ScoresError(f"{where}: column {column} is empty; every finding names its patient, session, "
                                   "tracer and reader.")
-        value = row.get("krenning")
-        text = "" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value).strip()
+        text = _text(row.get("krenning"))
         if text:
-            try:
-                number = float(text)
-            except ValueError:
-                number = float("nan")
-            if not (math.isfinite(number) and number == int(number) and 0 <= number <= 4):
+            value = number(text)
+            if value is None or value != int(value) or not 0 <= value <= 4:
                 raise ScoresError(f"{where}: krenning is {printable(repr(text))}; write a whole number from 0 to 4 "
                                   "(or leave it empty).")
         for column in _NUMERIC:
-            value = row.get(column)
-            text = "" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value).strip()
-            if not text:
-                continue
-            try:
-                number = float(text)
-            except ValueError:
-                number = float("nan")
-            if not (math.isfinite(number) and number >= 0):
+            text = _text(row.get(column))
+            value = number(text) if text else 0.0
+            if value is None or value < 0:
                 raise ScoresError(f"{where}: {column} is {printable(repr(text))}; write a finite number >= 0 (or leave "
                                   "it empty).")
+
+
+def _text(value: Any) -> str:
+    """A cell as stripped text; '' for None and NaN (an empty cell of a pandas frame)."""
+    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value).strip()
 
 
 def json_safe(value: Any) -> Any:
