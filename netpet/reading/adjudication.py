@@ -25,7 +25,8 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from netpet import schema
 from netpet.errors import printable
-from netpet.quant.table import StudyTable, check_lesion_id, escape_cell, replace_atomically, unescape_cell
+from netpet.quant.table import (StudyTable, TableError, check_lesion_id, escape_cell, replace_atomically,
+                                unescape_cell)
 from netpet.reading.findings import CONSENSUS_READER, ReadingError
 
 SESSION: Tuple[str, ...] = ("patient_id", "session_id", "modality", "tracer")
@@ -227,7 +228,7 @@ def apply_adjudication(table: StudyTable, path: str, by: str) -> Dict[str, Any]:
                                "the list belongs to another table.")
         try:
             check_lesion_id(finding, where)
-        except Exception as exc:  # noqa: BLE001 - TableError: one sentence already
+        except TableError as exc:  # one sentence already
             raise ReadingError(str(exc)) from None
         rows.append({**dict(zip(SESSION, session)), "reader": CONSENSUS_READER, "lesion_id": finding,
                      "finding_status": schema.ACTIVE, **values})
