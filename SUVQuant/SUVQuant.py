@@ -1164,14 +1164,11 @@ class SUVQuantLogic(ScriptedLoadableModuleLogic):
         parts = [f"{row['lesion_id']}: SUV rule call {row.get('call') or 'none'}"]
         if schema.is_retracted(row):
             parts.append(f"retracted ({row.get('retraction_reason') or 'no reason given'})")
-        try:
-            from netpet.clinical.sstr_rads import propose
+        from netpet.clinical.sstr_rads import propose  # the core ships the SSTR-RADS rules with the module
 
-            category, reason = propose(row)
-            if category:
-                parts.append(f"SSTR-RADS proposed {category}: {reason}")
-        except ImportError:  # pragma: no cover - a core without the SSTR-RADS rules
-            pass
+        category, reason = propose(row)
+        if category:
+            parts.append(f"SSTR-RADS proposed {category}: {reason}")
         confidence = schema.check_confidence(row.get("confidence"))
         return {"readerCall": form_key(row.get("reader_call")), "confidence": form_key(confidence),
                 "anatomicCorrelate": form_key(row.get("anatomic_correlate")), "sstrRads": form_key(row.get("sstr_rads")),
