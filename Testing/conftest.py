@@ -10,7 +10,11 @@ import json
 import os
 import sys
 
-import pytest
+# Offscreen rendering (trame-slicer's views, the review app's browser tests) goes through Mesa's EGL: with no
+# display VTK would otherwise pick OSMesa, which is not installed. Set before anything imports vtk.
+os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
+
+import pytest  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:

@@ -9,6 +9,9 @@ and none of the pure-Python parts of Slicer the NETPET modules build on. This mo
     Volumes, Segmentations, Subject hierarchy, Tables, Plots, Markups) and the Red/Yellow/Green slice
     views of the default layout, exposed as ``slicer.mrmlScene`` and ``slicer.modules.<name>.logic()``.
     ``slicer.app`` stays ``None``: there is no application (and no Qt); code that needs one is Widget code.
+:func:`attach`
+    the same for an application's existing scene and application logic (trame-slicer's ``SlicerApp``, as
+    the review app uses it): its module logics published, Tables and Plots registered where missing.
 :func:`install`
     stand-ins of the Slicer parts slicer-core lacks, put in ``sys.modules`` only where the real module
     cannot be imported, each following Slicer's own source where the NETPET modules depend on its
@@ -55,6 +58,12 @@ MODULE_NAMES = ("NETPETReader", "SUVQuant", "StudyStats")
 MODULE_LOGICS = {"Volumes": "vtkSlicerVolumesLogic", "Segmentations": "vtkSlicerSegmentationsModuleLogic",
                  "SubjectHierarchy": "vtkSlicerSubjectHierarchyModuleLogic", "Tables": "vtkSlicerTablesLogic",
                  "Plots": "vtkSlicerPlotsLogic", "Markups": "vtkSlicerMarkupsLogic"}
+#: the module logics :func:`attach` publishes when the application logic holds them: NETPET's (above) and
+#: those an application such as trame-slicer's SlicerApp registers besides
+PUBLISHED_LOGICS = ("Colors", *MODULE_LOGICS, "Terminologies", "Data", "VolumeRendering", "Sequences")
+#: the module logics :func:`attach` registers on an application logic that lacks them (NETPET's Logic classes
+#: write tables and plots; trame-slicer's SlicerApp registers neither)
+ATTACH_REGISTERS = ("Tables", "Plots")
 #: the slice views of Slicer's default layout
 SLICE_VIEWS = ("Red", "Yellow", "Green")
 
@@ -88,13 +97,16 @@ class Runtime:
     """A running scene: ``scene``, ``appLogic`` and ``modules`` (what ``slicer.modules`` exposes).
 
     :func:`start` makes one and publishes it as ``slicer.mrmlScene`` / ``slicer.modules``; :meth:`close`
-    clears the scene and puts back what was published before. Usable as a context manager.
+    clears the scene and puts back what was published before. :func:`attach` publishes an application's
+    existing scene; its :meth:`close` puts back what was published before and leaves the scene to its
+    application. Usable as a context manager.
     """
 
-    def __init__(self, scene, appLogic, modules, previous):
+    def __init__(self, scene, appLogic, modules, previous, ownsScene=True):
         self.scene = scene
         self.appLogic = appLogic
         self.modules = modules
+        self.ownsScene = ownsScene
         self._previous = previous
 
     def close(self):
@@ -102,6 +114,8 @@ class Runtime:
         if self._previous is not None:
             slicer.mrmlScene, slicer.modules, slicer.app = self._previous
             self._previous = None
+            if not self.ownsScene:
+                return
             # the layout logic first lets go of the scene (as the layout manager does when the application closes):
             # clearing a scene it still observes crashes in its view-node callbacks
             for logic in getattr(self.scene, "_netpetRuntime", ((), ()))[1]:
@@ -163,6 +177,52 @@ def start():
         composite.SetSingletonTag(name)
         scene.AddNode(composite)
     return Runtime(scene, appLogic, modules, previous)
+
+
+def attach(scene, appLogic):
+    """Publish an application's existing scene and application logic (e.g. trame-slicer's
+    ``SlicerApp().scene`` and ``.app_logic``) as :func:`start` publishes its own: the stand-ins are
+    installed (:func:`install`), ``slicer.mrmlScene`` is the scene, ``slicer.app`` is ``None``, and
+    ``slicer.modules.<name>.logic()`` is each module logic the application logic holds
+    (:data:`PUBLISHED_LOGICS`). The Tables and Plots logics NETPET's Logic classes need are registered on
+    the application logic when it lacks them, and kept alive as long as the scene.
+
+    Returns a :class:`Runtime` whose :meth:`Runtime.close` puts back the previously published
+    ``slicer.mrmlScene``, ``slicer.modules`` and ``slicer.app``; the scene and its nodes stay, they belong
+    to the application.
+
+    Raises
+    ------
+    ValueError
+        ``scene`` is not an MRML scene, or ``appLogic`` is not an application logic of that scene.
+    """
+    slicer = install()
+    if scene is None or not scene.IsA("vtkMRMLScene"):
+        raise ValueError(f"attach needs the application's MRML scene, not {type(scene).__name__}.")
+    if appLogic is None or not appLogic.IsA("vtkMRMLApplicationLogic"):
+        raise ValueError(f"attach needs the application logic of the scene, not {type(appLogic).__name__}.")
+    if appLogic.GetMRMLScene() is not scene:
+        raise ValueError("The application logic given to attach works on another scene than the one given; pass "
+                         "the scene and the application logic of the same application.")
+    registered = list(getattr(scene, "_netpetAttached", ()))
+    for name in ATTACH_REGISTERS:
+        if appLogic.GetModuleLogic(name) is not None:
+            continue
+        logic = getattr(slicer, MODULE_LOGICS[name])()
+        logic.SetMRMLApplicationLogic(appLogic)
+        logic.SetMRMLScene(scene)
+        appLogic.SetModuleLogic(name, logic)
+        registered.append(logic)
+    # the application logic holds its module logics by weak pointer: the scene keeps the ones made here alive
+    scene._netpetAttached = tuple(registered)
+    modules = types.SimpleNamespace()
+    for name in PUBLISHED_LOGICS:
+        logic = appLogic.GetModuleLogic(name)
+        if logic is not None:
+            setattr(modules, name.lower(), types.SimpleNamespace(logic=lambda l=logic: l))
+    previous = (getattr(slicer, "mrmlScene", None), getattr(slicer, "modules", None), getattr(slicer, "app", None))
+    slicer.mrmlScene, slicer.modules, slicer.app = scene, modules, None
+    return Runtime(scene, appLogic, modules, previous, ownsScene=False)
 
 
 def install(moduleDirs=None):

@@ -401,3 +401,88 @@ def test_self_tests_use_slicers_extension_points():
                  "SegmentStatisticsLogic()", "statistics.plugins", "statistics.computeStatistics()",
                  "statistics.exportToTable(table)"):
         assert call in helpers, call
+
+
+# -- attach: an application's own scene (trame-slicer's SlicerApp, as the review app uses it) ----------------
+
+def _bareApplication():
+    """A scene and application logic with the logics an application registers, but not Tables and Plots."""
+    scene = slicer.vtkMRMLScene()
+    appLogic = slicer.vtkSlicerApplicationLogic()
+    appLogic.SetMRMLScene(scene)
+    logics = []
+    for name in ("Volumes", "Segmentations", "SubjectHierarchy"):
+        logic = getattr(slicer, slicer_runtime.MODULE_LOGICS[name])()
+        logic.SetMRMLScene(scene)
+        logic.SetMRMLApplicationLogic(appLogic)
+        appLogic.SetModuleLogic(name, logic)
+        logics.append(logic)
+    return scene, appLogic, logics
+
+
+def _clickSegmentsH1(scene):
+    """SUVQuant's Logic segments the synthetic PET's positive lesion on the published scene: the segment holds
+    the lesion's voxels (the same count the core reports)."""
+    folder = os.path.join(ROOT, "SUVQuant", "Testing", "Python")
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    from SUVQuantSelfTest import syntheticPET
+
+    from SUVQuant import SUVQuantLogic
+
+    pet, ras = syntheticPET()
+    assert pet.GetScene() is scene
+    segmentation = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "lesions")
+    segmentation.CreateDefaultDisplayNodes()
+    lesion = SUVQuantLogic().segmentAt(pet, ras("H1"), segmentation, "H1")
+    assert lesion.separable and lesion.voxels > 0
+    assert int(slicer.util.arrayFromSegmentBinaryLabelmap(segmentation, "H1", pet).sum()) == lesion.voxels
+    return segmentation
+
+
+def test_attach_publishes_an_existing_scene_and_close_gives_it_back(mrml):
+    scene, appLogic, logics = _bareApplication()
+    with slicer_runtime.attach(scene, appLogic) as runtime:
+        assert slicer.mrmlScene is scene and slicer.app is None and not runtime.ownsScene
+        for name, logic in zip(("volumes", "segmentations", "subjecthierarchy"), logics):
+            assert getattr(slicer.modules, name).logic() is logic
+        for name in ("Tables", "Plots"):  # registered on the application logic, which lacked them
+            logic = appLogic.GetModuleLogic(name)
+            assert logic is not None and logic.IsA(slicer_runtime.MODULE_LOGICS[name])
+            assert getattr(slicer.modules, name.lower()).logic() is logic and logic.GetMRMLScene() is scene
+        assert not hasattr(slicer.modules, "markups")  # only what the application holds is published
+        segmentation = _clickSegmentsH1(scene)
+        count = scene.GetNumberOfNodes()
+    # the previous scene (the fixture's) is published again; the attached scene keeps its nodes
+    assert slicer.mrmlScene is mrml and slicer.modules.tables.logic().GetMRMLScene() is mrml
+    assert scene.GetNumberOfNodes() == count and segmentation.GetScene() is scene
+    tables = appLogic.GetModuleLogic("Tables")
+    with slicer_runtime.attach(scene, appLogic):  # attaching again registers nothing twice
+        assert appLogic.GetModuleLogic("Tables") is tables and slicer.mrmlScene is scene
+    assert slicer.mrmlScene is mrml
+
+
+def test_attach_refuses_a_logic_of_another_scene(mrml):
+    scene, appLogic, _logics = _bareApplication()
+    with pytest.raises(ValueError, match="another scene"):
+        slicer_runtime.attach(slicer.vtkMRMLScene(), appLogic)
+    with pytest.raises(ValueError, match="MRML scene"):
+        slicer_runtime.attach(appLogic, appLogic)
+    assert slicer.mrmlScene is mrml
+
+
+def test_attach_to_a_trame_slicer_application(mrml):
+    """The review app's case: trame-slicer's SlicerApp (offscreen EGL, see Testing/conftest.py) with its own
+    scene and logics; NETPET's Logic works on it through attach, as it does on start()'s scene."""
+    core = pytest.importorskip("trame_slicer.core", reason="trame-slicer is not installed (pip install -e .[gui])")
+    app = core.SlicerApp()
+    with slicer_runtime.attach(app.scene, app.app_logic):
+        assert slicer.mrmlScene is app.scene
+        assert slicer.modules.volumes.logic() is app.volumes_logic
+        assert slicer.modules.segmentations.logic() is app.segmentations_logic
+        assert slicer.modules.markups.logic() is app.app_logic.GetModuleLogic("Markups")
+        assert slicer.modules.tables.logic() is app.app_logic.GetModuleLogic("Tables") is not None
+        segmentation = _clickSegmentsH1(app.scene)
+        table = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLTableNode", "rows")
+    assert slicer.mrmlScene is mrml
+    assert segmentation.GetScene() is app.scene and table.GetScene() is app.scene
