@@ -6,7 +6,8 @@
 
 Setting up means: the Debian packages listed in packaging/debian-packages.txt (installed with
 apt-get when missing and this user may), a virtual environment in .venv, and NETPET installed
-into it with its test dependencies. It is repeated only when pyproject.toml or the package list
+into it with its test dependencies and those of the browser review app (extras ``test`` and ``gui``:
+the tests drive the app in a browser). It is repeated only when pyproject.toml or the package list
 changes. Extra arguments after ``test`` go to pytest; after ``demo``, to ``netpet demo``.
 """
 
@@ -98,7 +99,7 @@ def ensure_venv() -> str:
     done = open(STAMP, encoding="utf-8").read() if os.path.exists(STAMP) else ""
     if done != current:
         run([python, "-m", "pip", "install", "--quiet", "--upgrade", "pip"])
-        run([python, "-m", "pip", "install", "--quiet", "-e", f"{ROOT}[test]"])
+        run([python, "-m", "pip", "install", "--quiet", "-e", f"{ROOT}[test,gui]"])
         with open(STAMP, "w", encoding="utf-8") as handle:
             handle.write(current)
     return python
