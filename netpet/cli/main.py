@@ -145,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     from netpet.cli import scores as scores_cli
     from netpet.cli import mrmc as mrmc_cli
     from netpet.cli import sr as sr_cli
+    from netpet.cli import review as review_cli
 
     quant.add_parsers(sub)
     match.add_parsers(sub)
@@ -156,6 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     scores_cli.add_parser(sub)
     mrmc_cli.add_parser(sub)
     sr_cli.add_parser(sub)
+    review_cli.add_parsers(sub)
     return parser
 
 

@@ -1,0 +1,1044 @@
+"""The browser review and teaching app: trame-slicer views over the same Logic as the Slicer modules.
+
+A thin shell (DESIGN.md section 1): the sessions are indexed and loaded by ``NETPETReaderLogic`` (PET as SUV
+fused over its CT or MR), lesions are segmented, measured, exported, read and retracted by ``SUVQuantLogic``;
+both run on trame-slicer's MRML scene, published to them by :func:`netpet.slicer_runtime.attach`. What the app
+adds is the page: session choice, slice views, a coronal MIP, the lesion list linked to the views, the reading
+form, PET/CT beside PET/MR, and in teaching mode the trainee's marks and the feedback after Finish.
+
+Everything runs on the trame server's one asyncio thread except the pure segmentation compute of a click
+(``SUVQuantLogic.computeLesion`` in a worker thread); MRML and VTK are touched on the loop thread only. Every
+slice view is asked for a render after each Logic call.
+
+This module imports trame, VTK and slicer-core: only the ``netpet review`` / ``netpet teach`` commands import it.
+``VTK_DEFAULT_OPENGL_WINDOW`` must name an off-screen window (the commands set ``vtkEGLRenderWindow``, Mesa EGL)
+before VTK is first imported.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")  # no display: Mesa EGL (llvmpipe)
+
+import asyncio  # noqa: E402
+import base64  # noqa: E402
+import contextlib  # noqa: E402
+import io  # noqa: E402
+import logging  # noqa: E402
+import math  # noqa: E402
+import re  # noqa: E402
+import time  # noqa: E402
+from typing import Any, Callable, Dict, List, Optional, Tuple  # noqa: E402
+
+import numpy as np  # noqa: E402
+from trame.app import TrameApp  # noqa: E402
+from trame.app.asynchronous import create_task  # noqa: E402
+from trame.widgets import client, html  # noqa: E402
+from trame_slicer.core import LayoutManager, SlicerApp  # noqa: E402
+from trame_slicer.rca_view import register_rca_factories  # noqa: E402
+from trame_slicer.views import Layout, LayoutDirection, ViewLayoutDefinition, ViewProps, ViewType  # noqa: E402
+from trame_vuetify.ui.vuetify3 import SinglePageWithDrawerLayout  # noqa: E402
+
+from netpet import slicer_runtime  # noqa: E402
+from netpet.review import serving, study as studies  # noqa: E402
+
+log = logging.getLogger("netpet.review")
+
+#: the slice views of a session (singleton tag, orientation, colour); the partner session's views add "2"
+SLICE_VIEWS = (("Red", "Axial", "#F34A33"), ("Green", "Coronal", "#6DAD4A"), ("Yellow", "Sagittal", "#EFD64D"))
+#: PET over CT/MR: NETPETReader's defaults (its parameter node: suvWindowMax 10, fusionOpacity 0.5)
+DEFAULT_WINDOW_MAX, DEFAULT_OPACITY = 10.0, 0.5
+#: a press and release within this many pixels is a click (segment there), farther a drag (the view's own)
+CLICK_TOLERANCE_PX = 3
+#: loaded sessions kept in the scene (switching back to one of them costs nothing); older ones are removed
+LOADED_SESSIONS = 4
+#: the segmentation methods the Edit choice offers (the core's, as SUVQuant's panel lists them)
+EDIT_METHODS = ("adaptive", "fixed41", "fixed50", "liver-percist", "liver-max", "gradient")
+#: height of the MIP image on the page (px); its width follows the body's physical aspect
+MIP_HEIGHT_PX = 560
+
+
+def _testid(name) -> Dict[str, Any]:
+    """The stable DOM hook of a widget: ``data-testid`` (a string, or a (JavaScript expression,) tuple)."""
+    return {"__properties": [("testid", "data-testid")], "testid": name}
+
+
+def _text(value, digits: int = 2) -> str:
+    """A table cell for the page: numbers rounded, None as ''."""
+    if value is None or value == "":
+        return ""
+    if isinstance(value, float):
+        return f"{value:.{digits}f}" if math.isfinite(value) else ""
+    return str(value)
+
+
+def _number(value) -> Optional[float]:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+class _Warnings(logging.Handler):
+    """Collects the warnings the Logic logs during one call (each is shown on the status line)."""
+
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.messages: List[str] = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+
+@contextlib.contextmanager
+def _collect_warnings():
+    handler = _Warnings()
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        yield handler.messages
+    finally:
+        root.removeHandler(handler)
+
+
+class Loaded:
+    """A loaded session: its record, PET and anatomical nodes, study-table key and the per-volume state."""
+
+    def __init__(self, record, pet, anatomical, session_id, patient_id):
+        self.record, self.pet, self.anatomical = record, pet, anatomical
+        self.session_id, self.patient_id = session_id, patient_id
+        self.suv_max = 0.0
+        self.liver_ras = None
+        self.mip = None  # (MIP values, (row, col) -> RAS of the hottest voxel on that ray, display size)
+        self.segmentations: Dict[str, Any] = {}  # finding id -> its own segmentation node
+
+
+class ReviewApp(TrameApp):
+    """The review (``mode="review"``) or teaching (``mode="teach"``) page over one study folder.
+
+    Parameters
+    ----------
+    study : netpet.review.study.StudyFolder
+        The folder, its study table and DICOM (every path the app touches lies inside ``study.root``).
+    reader : str
+        The reader id written with every finding (the trainee's name in teaching mode).
+    mode : {"review", "teach"}
+    case : netpet.review.teaching.TeachingCase, optional
+        The teaching case (teaching mode): its truth stays on the server until Finish.
+    server : trame server, optional
+    """
+
+    def __init__(self, study, reader: str, mode: str = "review", case=None, server=None):
+        super().__init__(server=server, client_type="vue3")
+        if mode not in ("review", "teach"):
+            raise ValueError(f"mode is {mode!r}; choose 'review' or 'teach'")
+        if mode == "teach" and case is None:
+            raise ValueError("teaching mode needs its case")
+        self.study, self.reader, self.mode, self.case = study, reader, mode, case
+        self.timings: Dict[str, float] = {}
+        t0 = time.perf_counter()
+        self.slicer_app = SlicerApp()
+        self.runtime = slicer_runtime.attach(self.slicer_app.scene, self.slicer_app.app_logic)
+        import NETPETReader  # the module folders are on sys.path once the runtime is attached
+        import SUVQuant
+
+        self.reader_logic = NETPETReader.NETPETReaderLogic()
+        self.quant = SUVQuant.SUVQuantLogic()
+        self._suvquant = SUVQuant
+        register_rca_factories(self.slicer_app.view_manager, self.server, slice_view_ui_f=self._view_ui)
+        self.layouts = LayoutManager(self.slicer_app.scene, self.slicer_app.view_manager, self.server)
+        self.layouts.register_layout_dict(self._layout_dict())
+        self.layouts.set_layout("single")
+        self.index = self.reader_logic.indexFolder(studies.inside(study.root, study.dicom))
+        self.sessions = [dict(s, key=f"{s['patient_id']}|{s['pet_series_uid']}")
+                         for s in self.reader_logic.sessions(self.index)]
+        if not self.sessions:
+            raise studies.ReviewError(f"{study.dicom} holds no PET series; give the folder of the study's DICOM.")
+        self.loaded: Dict[str, Loaded] = {}
+        self.shown: Dict[int, Optional[Loaded]] = {0: None, 1: None}
+        self.pending: Dict[str, Dict[str, Any]] = {}  # finding id -> the finding not yet accepted (current session)
+        self._press: Dict[str, Tuple[int, int]] = {}
+        self._busy = False
+        self.feedback: Optional[Dict[str, Any]] = None
+        self.timings["indexed_s"] = time.perf_counter() - t0
+        self._init_state()
+        self._build_ui()
+        self._observe_clicks()
+        self.select_session(self.sessions[0]["key"])
+        self.timings["built_s"] = time.perf_counter() - t0
+
+    # -- layout and page -------------------------------------------------------------------------------------
+    @staticmethod
+    def _slice_view(tag: str, orientation: str, colour: str, group: int) -> ViewLayoutDefinition:
+        return ViewLayoutDefinition(tag, ViewType.SLICE_VIEW,
+                                    ViewProps(orientation=orientation, label=tag, color=colour, group=group))
+
+    def _layout_dict(self) -> Dict[str, Layout]:
+        main = [self._slice_view(tag, orientation, colour, 0) for tag, orientation, colour in SLICE_VIEWS]
+        partner = [self._slice_view(tag + "2", orientation, colour, 1) for tag, orientation, colour in SLICE_VIEWS]
+        return {"single": Layout(LayoutDirection.Horizontal, main),
+                "compare": Layout(LayoutDirection.Vertical, [Layout(LayoutDirection.Horizontal, main),
+                                                             Layout(LayoutDirection.Horizontal, partner)])}
+
+    def _view_ui(self, server, view_id, view):
+        from trame_slicer.app.ui import create_vertical_slice_view_gutter_ui
+
+        create_vertical_slice_view_gutter_ui(server, view_id, view)
+        html.Div(view.get_singleton_tag(), classes="netpet-view-label",
+                 style="position:absolute;top:2px;left:4px;color:#ddd;font-size:11px;pointer-events:none;",
+                 **_testid(f"view-{view.get_singleton_tag()}"))
+
+    def _init_state(self):
+        s = self.state
+        s.trame__title = "NETPET teaching" if self.mode == "teach" else "NETPET review"
+        s.mode = self.mode
+        s.reader = self.reader
+        patients = sorted({r["patient_id"] for r in self.sessions})
+        s.patients = patients
+        s.patient = patients[0]
+        s.session_items = []
+        s.session_key = ""
+        s.session_label = ""
+        s.partner_label = ""
+        s.compare = False
+        s.pet_window = DEFAULT_WINDOW_MAX
+        s.pet_window_max = 50
+        s.lesions = []
+        s.selected = ""
+        s.status = ""
+        s.messages = []
+        s.busy = False
+        s.mip_src = ""
+        s.mip_width = 0
+        s.form_call = "unset"
+        s.form_confidence = "unset"
+        s.form_correlate = "unset"
+        s.form_region = ""
+        s.form_lesion_type = ""
+        s.form_reason = ""
+        s.edit_method = "adaptive"
+        s.edit_fraction = ""
+        from netpet.reading.findings import FORM_CHOICES
+
+        s.call_choices = list(FORM_CHOICES["ReaderCall"])
+        s.confidence_choices = list(FORM_CHOICES["Confidence"])
+        s.correlate_choices = list(FORM_CHOICES["AnatomicCorrelate"])
+        s.method_choices = list(EDIT_METHODS)
+        s.quiz = self.case.quiz_markdown if self.mode == "teach" else ""
+        s.feedback = None  # teaching: the score, only after Finish
+        s.case_title = getattr(self.case, "title", "") if self.mode == "teach" else ""
+        s.change("patient")(self._on_patient)
+        s.change("session_key")(self._on_session)
+        s.change("compare")(self._on_compare)
+        s.change("pet_window")(self._on_window)
+
+    def _build_ui(self):
+        with SinglePageWithDrawerLayout(self.server) as self.ui:
+            self.ui.title.set_text("NETPET teaching" if self.mode == "teach" else "NETPET review")
+            with self.ui.toolbar:
+                self._toolbar()
+            with self.ui.drawer as drawer:
+                drawer.width = 470
+                self._lesion_panel()
+            with self.ui.content:
+                client.Style(_CSS)
+                with html.Div(style="display:flex;height:calc(100vh - 64px);"):
+                    with html.Div(style="position:relative;flex:1 1 auto;min-width:0;"):
+                        self.layouts.initialize_layout_grid(self.ui)
+                    with html.Div(classes="netpet-mip"):
+                        html.Img(src=("mip_src",), style=("{width: mip_width + 'px'}",), **_testid("mip"),
+                                 click=(self.on_mip_click, "[$event.offsetX, $event.offsetY, "
+                                                           "$event.target.clientWidth, $event.target.clientHeight]"))
+                        html.Div("coronal MIP: click to go there", classes="netpet-small")
+                        with html.Div(v_if="feedback", classes="netpet-feedback", **_testid("feedback")):
+                            self._feedback_panel()
+
+    def _toolbar(self):
+        with html.Div(classes="netpet-bar"):
+            html.Label("patient")
+            with html.Select(v_model=("patient",), **_testid("patient-select")):
+                html.Option("{{ p }}", v_for="p in patients", key="p", value=("p",))
+            html.Label("session")
+            with html.Select(v_model=("session_key",), **_testid("session-select")):
+                html.Option("{{ s.title }}", v_for="s in session_items", key="s.value", value=("s.value",))
+            html.Label("reader")
+            html.Span("{{ reader }}", classes="netpet-reader", **_testid("reader"))
+            with html.Label():
+                html.Input(type="checkbox", v_model=("compare",), **_testid("compare-toggle"))
+                html.Span("compare PET/CT | PET/MR")
+            html.Label("PET SUV 0-{{ pet_window }}")
+            html.Input(type="range", min=1, max=("pet_window_max",), step=0.5, v_model_number=("pet_window",),
+                       **_testid("window-slider"))
+
+    def _lesion_panel(self):
+        with html.Div(classes="netpet-panel"):
+            html.Div("{{ session_label }}", classes="netpet-small", **_testid("session-label"))
+            html.Div("{{ partner_label }}", v_if="compare", classes="netpet-small")
+            with html.Div(v_if="quiz", classes="netpet-quiz", **_testid("quiz")):
+                html.Div("{{ case_title }}", style="font-weight:bold")
+                html.Pre("{{ quiz }}", classes="netpet-pre")
+            with html.Table(classes="netpet-table", **_testid("lesion-list")):
+                with html.Thead():
+                    with html.Tr():
+                        for title in ("lesion", "reader", "region", "call", "Krenning", "SUVmax", "T/L", "status",
+                                      "flags"):
+                            html.Th(title)
+                with html.Tbody():
+                    with html.Tr(v_for="l in lesions", key="l.key",
+                                 classes=("{selected: l.key === selected, pending: l.pending}",),
+                                 click=(self.select_lesion, "[l.key]"),
+                                 __properties=[("testid", "data-testid"), ("reader_attr", "data-reader"),
+                                               ("status_attr", "data-status")],
+                                 testid=("'lesion-row-' + l.id",), reader_attr=("l.reader",),
+                                 status_attr=("l.status",)):
+                        for key in ("id", "reader", "region", "call", "krenning", "suv_max", "tl_ratio", "status",
+                                    "flags"):
+                            html.Td(f"{{{{ l.{key} }}}}", classes=f"col-{key}")
+            with html.Div(classes="netpet-form"):
+                html.Div("{{ selected ? 'finding ' + selected : 'click a lesion in a view to segment it' }}",
+                         classes="netpet-small", **_testid("selected"))
+                self._select("call", "form_call", "call_choices", "form-call")
+                self._select("confidence", "form_confidence", "confidence_choices", "form-confidence")
+                self._select("correlate", "form_correlate", "correlate_choices", "form-correlate")
+                with html.Div(classes="netpet-row"):
+                    html.Label("region")
+                    html.Input(v_model=("form_region",), **_testid("form-region"))
+                with html.Div(classes="netpet-row"):
+                    html.Label("lesion type")
+                    html.Input(v_model=("form_lesion_type",), **_testid("form-lesion-type"))
+                with html.Div(classes="netpet-row"):
+                    html.Button("Accept", click=self.accept, disabled=("busy",), **_testid("btn-accept"))
+                    html.Button("Record", click=self.record, disabled=("busy",), **_testid("btn-record"))
+                    html.Button("Reject", click=self.reject, disabled=("busy",), **_testid("btn-reject"))
+                with html.Div(classes="netpet-row"):
+                    html.Label("reason")
+                    html.Input(v_model=("form_reason",), placeholder="why a saved finding is retracted",
+                               **_testid("form-reason"))
+                with html.Div(classes="netpet-row"):
+                    self._select("method", "edit_method", "method_choices", "edit-method")
+                    html.Label("fraction")
+                    html.Input(v_model=("edit_fraction",), placeholder="0-1", size=4, **_testid("edit-fraction"))
+                    html.Button("Edit", click=self.edit, disabled=("busy",), **_testid("btn-edit"))
+                if self.mode == "teach":
+                    html.Button("Finish", click=self.finish, disabled=("busy || feedback",), **_testid("btn-finish"))
+            html.Div("{{ status }}", classes="netpet-status", **_testid("status-line"))
+            with html.Div(classes="netpet-messages"):
+                html.Div("{{ m }}", v_for="(m, i) in messages", key="i")
+
+    @staticmethod
+    def _select(label, model, items, testid):
+        with html.Div(classes="netpet-row"):
+            html.Label(label)
+            with html.Select(v_model=(model,), **_testid(testid)):
+                html.Option("{{ c }}", v_for=f"c in {items}", key="c", value=("c",))
+
+    def _feedback_panel(self):
+        html.Div("Score", style="font-weight:bold")
+        html.Pre("{{ feedback.text }}", classes="netpet-pre", **_testid("feedback-text"))
+        with html.Table(classes="netpet-table"):
+            with html.Tr():
+                for title in ("", "TP", "FP", "FN", "TN", "sensitivity", "specificity"):
+                    html.Th(title)
+            for level in ("lesion", "patient"):
+                with html.Tr(**_testid(f"feedback-{level}")):
+                    html.Td(level)
+                    for key in ("tp", "fp", "fn", "tn", "sensitivity", "specificity"):
+                        html.Td(f"{{{{ feedback.{level}.{key} }}}}", classes=f"fb-{key}")
+        html.Div("Lesson", style="font-weight:bold")
+        html.Pre("{{ feedback.lesson }}", classes="netpet-pre")
+        html.Div("Answers", style="font-weight:bold")
+        html.Pre("{{ feedback.answers_markdown }}", classes="netpet-pre")
+
+    # -- status ------------------------------------------------------------------------------------------------
+    def say(self, *messages: str):
+        """Show the messages (every warning and refusal of a Logic call) on the status line and in the log panel."""
+        texts = [str(m) for m in messages if m]
+        if not texts:
+            return
+        for text in texts:
+            log.info("%s", text)
+        with self.state:
+            self.state.status = " | ".join(texts)
+            self.state.messages = (texts[::-1] + list(self.state.messages or []))[:30]
+
+    def render(self):
+        """Ask every slice view for a frame (after each Logic call: MRML changes do not always redraw)."""
+        for view in self.slicer_app.view_manager.get_slice_views():
+            view.schedule_render()
+
+    def _logic_call(self, what: str, call: Callable, *args, **kwargs):
+        """Run a Logic call on the loop thread: its refusal (a ValueError/NetpetError sentence) and every warning
+        it logs go to the status line; returns (ok, result)."""
+        from netpet.errors import NetpetError
+
+        with _collect_warnings() as warnings:
+            try:
+                result = call(*args, **kwargs)
+            except (ValueError, NetpetError, OSError) as exc:
+                self.say(f"{what}: {exc}", *warnings)
+                self.render()
+                return False, None
+        if warnings:
+            self.say(*warnings)
+        self.render()
+        return True, result
+
+    # -- sessions ------------------------------------------------------------------------------------------------
+    def _record(self, key):
+        return next((s for s in self.sessions if s["key"] == key), None)
+
+    def _on_patient(self, patient, **_):
+        items = [{"title": f"{s['session']} ({s['tracer']})", "value": s["key"]} for s in self.sessions
+                 if s["patient_id"] == patient]
+        self.state.session_items = items
+        if items and self.state.session_key not in [i["value"] for i in items]:
+            self.state.session_key = items[0]["value"]
+
+    def _on_session(self, session_key, **_):
+        if session_key and (self.shown[0] is None or self.shown[0].record["key"] != session_key):
+            self.select_session(session_key)
+
+    def select_session(self, key: str):
+        """Load (or show again) a session in the main views; its partner too in compare mode."""
+        record = self._record(key)
+        if record is None:
+            self.say(f"No session {key!r} in {self.study.dicom}.")
+            return
+        loaded = self._load(record)
+        if loaded is None:
+            return
+        self.pending = {}
+        with self.state:
+            self.state.patient = record["patient_id"]
+            self._on_patient(record["patient_id"])
+            self.state.session_key = key
+            self.state.session_label = f"{loaded.patient_id} {loaded.session_id}: {record['session']}"
+            self.state.selected = ""
+            self.state.pet_window_max = max(1, int(math.ceil(loaded.suv_max)))
+        self._show(0, loaded)
+        if self.state.compare:
+            self._show_partner()
+        else:
+            self._show(1, None)
+        self._mip()
+        self.refresh_lesions()
+
+    def _load(self, record) -> Optional[Loaded]:
+        if record["key"] in self.loaded:
+            return self.loaded[record["key"]]
+        t0 = time.perf_counter()
+        ok, nodes_ = self._logic_call(
+            f"Loading {record['session']}", self.reader_logic.loadSession, self.index, record["pet_series_uid"],
+            window=(0.0, float(self.state.pet_window)), opacity=DEFAULT_OPACITY, patientID=record["patient_id"])
+        if not ok:
+            return None
+        pet, anatomical = nodes_
+        ok, key = self._logic_call("The session's id in the study table", self.quant.sessionIDFor, pet,
+                                   self.study.table)
+        session_id, warning = key if ok else ("", "")
+        if warning:
+            self.say(warning)
+        loaded = Loaded(record, pet, anatomical, session_id, self.quant.session(pet).patient_id)
+        from slicer.util import arrayFromVolume
+
+        loaded.suv_max = float(np.nanmax(arrayFromVolume(pet)))
+        self.loaded[record["key"]] = loaded
+        self._evict()
+        self.timings.setdefault("first_load_s", time.perf_counter() - t0)
+        create_task(self._warm_up(loaded))
+        return loaded
+
+    def _evict(self):
+        """Keep at most LOADED_SESSIONS sessions in the scene (never the ones shown)."""
+        shown = {id(v) for v in self.shown.values() if v is not None}
+        while len(self.loaded) > LOADED_SESSIONS:
+            key, old = next((k, v) for k, v in self.loaded.items() if id(v) not in shown)
+            for node in (old.pet, old.anatomical, *old.segmentations.values()):
+                if node is not None:
+                    self.slicer_app.scene.RemoveNode(node)
+            del self.loaded[key]
+
+    async def _warm_up(self, loaded: Loaded):
+        """The per-volume quantities of the PET (liver reference, the segmentation's volume caches), off the
+        event loop, so that the first click costs what later ones do."""
+        await asyncio.sleep(0)
+        try:
+            if hasattr(self.quant, "preparePET"):
+                prepared = self.quant.preparePET(loaded.pet)
+                from netpet.quant.references import auto_liver
+
+                loaded.liver_ras = tuple(await asyncio.to_thread(auto_liver, prepared))
+                if hasattr(self.quant, "warmUp"):
+                    self.quant.warmUp(loaded.pet)
+            else:
+                loaded.liver_ras = self.quant.autoLiver(loaded.pet)
+        except Exception as exc:  # a PET without a findable liver: the measurement says so at the click
+            log.info("warm-up of %s: %s", loaded.pet.GetName(), exc)
+
+    def _show(self, group: int, loaded: Optional[Loaded]):
+        """PET over its CT/MR in the slice views of one group (0: main, 1: partner)."""
+        self.shown[group] = loaded
+        for view in self.slicer_app.view_manager.get_slice_views(group):
+            view.set_background_volume_id(loaded.anatomical.GetID() if loaded and loaded.anatomical else None)
+            view.set_foreground_volume_id(loaded.pet.GetID() if loaded else None)
+            view.set_foreground_opacity(DEFAULT_OPACITY)
+        shown = [v for v in self.shown.values() if v is not None]
+        for item in self.loaded.values():  # findings show in the views of their own session only
+            for node in item.segmentations.values():
+                display = node.GetDisplayNode()
+                if display is not None:
+                    display.SetVisibility(any(item is v for v in shown))
+                    if item is loaded:
+                        self.slicer_app.display_manager.set_node_visible_in_group(node, group)
+        if loaded is not None:
+            self._apply_window(loaded)
+            self.slicer_app.display_manager.reset_views(group)
+        self.render()
+
+    def _partner(self) -> Optional[dict]:
+        current = self.shown[0].record if self.shown[0] else None
+        if current is None:
+            return None
+        partners = studies.partner_sessions(self.sessions, current)
+        return partners[0] if partners else None
+
+    def _show_partner(self):
+        partner = self._partner()
+        if partner is None:
+            self.say(f"{self.shown[0].patient_id} has no other hybrid session with the same tracer to compare "
+                     "(PET/CT beside PET/MR).")
+            self._show(1, None)
+            return False
+        loaded = self._load(self._record(partner["key"]) if "key" in partner else
+                            self._record(f"{partner['patient_id']}|{partner['pet_series_uid']}"))
+        if loaded is None:
+            return False
+        self._show(0, self.shown[0])  # loadSession fused every view with the partner: the main views back
+        self._show(1, loaded)
+        with self.state:
+            self.state.partner_label = f"beside: {loaded.session_id}: {loaded.record['session']}"
+        return True
+
+    def _on_compare(self, compare, **_):
+        if compare:
+            if self.shown[0] is None or not self._show_partner():
+                with self.state:
+                    self.state.compare = False
+                return
+            self.layouts.set_layout("compare")
+        else:
+            self.layouts.set_layout("single")
+            self._show(1, None)
+        self.render()
+
+    def _apply_window(self, loaded: Loaded):
+        display = loaded.pet.GetDisplayNode()
+        if display is not None:
+            display.SetWindowLevelMinMax(0.0, float(self.state.pet_window))
+
+    def _on_window(self, pet_window, **_):
+        try:
+            value = float(pet_window)
+        except (TypeError, ValueError):
+            return
+        if not value > 0:
+            return
+        for loaded in self.shown.values():
+            if loaded is not None:
+                self._apply_window(loaded)
+        self._mip()
+        self.render()
+
+    # -- MIP -----------------------------------------------------------------------------------------------------
+    def _mip(self):
+        """The coronal MIP of the shown PET as a PNG data URI (inverted grey, SUV 0 to the window)."""
+        from PIL import Image
+
+        loaded = self.shown[0]
+        if loaded is None:
+            return
+        if loaded.mip is None:
+            loaded.mip = _coronal_mip(loaded.pet)
+        values, _, size = loaded.mip
+        grey = 255 - np.clip(values / float(self.state.pet_window) * 255.0, 0, 255).astype(np.uint8)
+        image = Image.fromarray(grey, "L").resize(size, Image.BILINEAR)
+        buffer = io.BytesIO()
+        image.save(buffer, "PNG")
+        with self.state:
+            self.state.mip_src = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+            self.state.mip_width = size[0]
+
+    def on_mip_click(self, x, y, width, height):
+        """Centre every slice view on the hottest voxel along the clicked ray of the MIP."""
+        loaded = self.shown[0]
+        if loaded is None or loaded.mip is None or not width or not height:
+            return
+        values, argmax_to_ras, _ = loaded.mip
+        col = int(min(max(x / width, 0.0), 0.999999) * values.shape[1])
+        row = int(min(max(y / height, 0.0), 0.999999) * values.shape[0])
+        ras = argmax_to_ras(row, col)
+        self.centre_on(ras)
+
+    # -- views and clicks ----------------------------------------------------------------------------------------
+    def centre_on(self, ras):
+        from slicer import vtkMRMLSliceNode
+
+        vtkMRMLSliceNode.JumpAllSlices(self.slicer_app.scene, float(ras[0]), float(ras[1]), float(ras[2]),
+                                       vtkMRMLSliceNode.CenteredJumpSlice)
+        self.render()
+
+    def _observe_clicks(self):
+        for view in self.slicer_app.view_manager.get_slice_views():
+            interactor = view.interactor()
+            interactor.AddObserver("LeftButtonPressEvent", lambda o, e, v=view: self._on_press(v), 10.0)
+            interactor.AddObserver("LeftButtonReleaseEvent", lambda o, e, v=view: self._on_release(v), 10.0)
+
+    def _on_press(self, view):
+        self._press[view.get_singleton_tag()] = tuple(view.interactor().GetEventPosition())
+
+    def _on_release(self, view):
+        start = self._press.pop(view.get_singleton_tag(), None)
+        x, y = view.interactor().GetEventPosition()
+        if start is None or abs(x - start[0]) > CLICK_TOLERANCE_PX or abs(y - start[1]) > CLICK_TOLERANCE_PX:
+            return
+        xy_to_ras = view.get_view_node().GetXYToRAS()
+        ras = tuple(sum(xy_to_ras.GetElement(i, j) * c for j, c in enumerate((x, y, 0.0, 1.0))) for i in range(3))
+        group = view.get_view_group()
+        self.timings["click_t0"] = time.perf_counter()
+        create_task(self.segment_at(group, ras))
+
+    def _next_id(self, loaded: Loaded) -> str:
+        prefix = "T" if self.mode == "teach" else "L"
+        used = {r["id"] for r in self.state.lesions if r["reader"] == self.reader} | set(self.pending)
+        used |= set(loaded.segmentations)
+        numbers = [int(m.group(1)) for u in used for m in [re.fullmatch(prefix + r"(\d+)", u)] if m]
+        return f"{prefix}{(max(numbers) + 1) if numbers else 1:02d}"
+
+    async def segment_at(self, group: int, ras, finding_id: Optional[str] = None, method: str = "adaptive",
+                         fraction: Optional[float] = None):
+        """Segment at a RAS point of the session shown in ``group`` through SUVQuantLogic: the compute in a worker
+        thread, the segment written and measured on the loop thread; the finding is pending until Accept."""
+        loaded = self.shown.get(group)
+        if loaded is None:
+            return
+        if self._busy:
+            self.say("Still segmenting the previous click; click again when it is done.")
+            return
+        if group != 0:
+            self.say("Findings are made in the main (upper) views; click there.")
+            return
+        self._busy = True
+        with self.state:
+            self.state.busy = True
+        try:
+            await self._segment(loaded, ras, finding_id, method, fraction)
+        finally:
+            self._busy = False
+            with self.state:
+                self.state.busy = False
+
+    async def _segment(self, loaded, ras, finding_id, method, fraction):
+        from netpet.errors import NetpetError
+
+        finding_id = finding_id or self._next_id(loaded)
+        node = loaded.segmentations.get(finding_id)
+        if node is None:
+            node = self.slicer_app.scene.AddNewNodeByClass("vtkMRMLSegmentationNode", f"{finding_id} {self.reader}")
+            node.CreateDefaultDisplayNodes()
+            node.SetReferenceImageGeometryParameterFromVolumeNode(loaded.pet)
+            self.slicer_app.display_manager.set_node_visible_in_group(node, 0)
+        options = {"method": method, "liverRAS": loaded.liver_ras}
+        if fraction is not None:
+            options["fraction"] = fraction
+        with _collect_warnings() as warnings:
+            try:
+                if hasattr(self.quant, "computeLesion"):
+                    prepared = self.quant.preparePET(loaded.pet)
+                    lesion = await asyncio.to_thread(self.quant.computeLesion, prepared, tuple(ras), **options)
+                    if lesion.separable:
+                        self.quant.writeLesion(loaded.pet, node, finding_id, lesion, seed=tuple(ras))
+                else:
+                    if fraction is not None:
+                        raise ValueError("this SUVQuant has no fraction option; choose a method instead")
+                    lesion = self.quant.segmentAt(loaded.pet, tuple(ras), node, finding_id, **options)
+            except (ValueError, NetpetError) as exc:
+                self._drop_node(loaded, finding_id, node)
+                self.say(f"No finding at {_ras_text(ras)}: {exc}", *warnings)
+                self.render()
+                return
+        if not lesion.separable:
+            self._drop_node(loaded, finding_id, node)
+            self.say(self.quant.clickMessage(finding_id, lesion), *warnings)
+            self.render()
+            return
+        loaded.segmentations[finding_id] = node
+        regions = {finding_id: self.state.form_region} if finding_id in self.pending else None
+        ok, rows = self._logic_call(f"Measuring {finding_id}", self.quant.measureSegmentation, loaded.pet, node,
+                                    liverRAS=loaded.liver_ras, reader=self.reader, segmentIDs=[finding_id],
+                                    regions=regions)
+        if not ok:
+            return
+        row = rows[0]
+        self.pending[finding_id] = {"row": row, "seed": tuple(ras), "method": method, "fraction": fraction}
+        self.timings["click_to_lesion_s"] = time.perf_counter() - self.timings.get("click_t0", time.perf_counter())
+        messages = [self.quant.clickMessage(finding_id, lesion)]
+        messages += [w for w in str(row.get("warnings") or "").split(" | ") if w]
+        self.say(*messages, *warnings)
+        self.refresh_lesions(select=finding_id)
+        self.render()
+
+    def _drop_node(self, loaded, finding_id, node):
+        if finding_id not in loaded.segmentations:
+            self.slicer_app.scene.RemoveNode(node)
+
+    # -- the lesion list -----------------------------------------------------------------------------------------
+    def _table_rows(self) -> List[Dict[str, Any]]:
+        loaded = self.shown[0]
+        if loaded is None or not loaded.session_id or not os.path.exists(self.study.table):
+            return []
+        reader = self.reader if self.mode == "teach" else None
+        return studies.session_lesions(self.study.table, loaded.patient_id, loaded.session_id, reader=reader)
+
+    def refresh_lesions(self, select: Optional[str] = None):
+        """The list: the session's rows of the study table (teaching: the trainee's only) and the pending findings."""
+        from netpet.errors import NetpetError
+
+        try:
+            rows = self._table_rows()
+        except (NetpetError, ValueError, OSError) as exc:
+            self.say(f"Reading {self.study.table}: {exc}")
+            rows = []
+        items = []
+        for row in rows:
+            if not row.get("lesion_id"):
+                continue  # a session read without findings
+            items.append(_list_item(row, pending=False))
+        for finding_id, pending in self.pending.items():
+            items.append(_list_item({**pending["row"], "lesion_id": finding_id, "reader": self.reader,
+                                     "finding_status": "pending"}, pending=True))
+        with self.state:
+            self.state.lesions = items
+            if select is not None:
+                key = f"{self.reader}|{select}"
+                self.state.selected = key if any(i["key"] == key for i in items) else ""
+                if self.state.selected:
+                    self._fill_form(self.state.selected)
+
+    def _item(self, key):
+        return next((i for i in self.state.lesions if i["key"] == key), None)
+
+    def select_lesion(self, key):
+        """A click on a row: every slice view centres on the finding's centroid; the form shows its reading."""
+        item = self._item(key)
+        if item is None:
+            return
+        with self.state:
+            self.state.selected = key
+            self._fill_form(key)
+        if item.get("r") is not None:
+            self.centre_on((item["r"], item["a"], item["s"]))
+
+    def _fill_form(self, key):
+        item = self._item(key)
+        if item is None:
+            return
+        self.state.form_region = item.get("region") or ""
+        self.state.form_lesion_type = item.get("lesion_type") or ""
+        from netpet.reading.findings import form_key
+
+        self.state.form_call = form_key(item.get("reader_call"))
+        self.state.form_confidence = form_key(item.get("confidence_text"))
+        self.state.form_correlate = form_key(item.get("anatomic_correlate"))
+
+    def _selected(self):
+        item = self._item(self.state.selected)
+        if item is None:
+            self.say("Select a finding in the list first (or click a lesion in a view).")
+        return item
+
+    # -- accept, reject, edit, record ----------------------------------------------------------------------------
+    def accept(self):
+        """Export the selected pending finding: SUVQuantLogic.exportToStudyTable (the study table's code and audit
+        trail, its .seg.nrrd beside the table), then the reading form's call and confidence through recordReading."""
+        item = self._selected()
+        loaded = self.shown[0]
+        if item is None or loaded is None:
+            return
+        if not item["pending"]:
+            self.say(f"{item['id']} is in the study table already; Record changes its reading, Reject retracts it.")
+            return
+        finding_id = item["id"]
+        pending = self.pending[finding_id]
+        node = loaded.segmentations[finding_id]
+        regions = {finding_id: self.state.form_region} if self.state.form_region else None
+        types = {finding_id: self.state.form_lesion_type} if self.state.form_lesion_type else None
+        ok, result = self._logic_call(f"Accepting {finding_id}", self.quant.exportToStudyTable, [pending["row"]],
+                                      self.study.table, loaded.pet, node, reader=self.reader,
+                                      sessionID=loaded.session_id or None, patientID=loaded.patient_id,
+                                      regions=regions, lesionTypes=types)
+        if not ok:
+            return
+        loaded.session_id = result["session_id"]
+        del self.pending[finding_id]
+        self.say(f"{finding_id} saved to {os.path.basename(self.study.table)} (session {result['session_id']}), "
+                 f"segmentation {result['segmentation_file']}", *result.get("warnings", []))
+        if self._form_values():
+            self._record_reading(loaded, finding_id)
+        self.refresh_lesions(select=finding_id)
+
+    def _form_values(self) -> Dict[str, Any]:
+        values = {"call": self.state.form_call, "confidence": self.state.form_confidence,
+                  "correlate": self.state.form_correlate}
+        return {k: v for k, v in values.items() if v and v != "unset"}
+
+    def _record_reading(self, loaded, finding_id) -> bool:
+        values = self._form_values()
+        if not values:
+            self.say(f"Choose a call, a confidence or an anatomic correlate for {finding_id} first.")
+            return False
+        ok, written = self._logic_call(f"Recording the reading of {finding_id}", self.quant.recordReading,
+                                       self.study.table, loaded.pet, self.reader, finding_id,
+                                       sessionID=loaded.session_id or None, patientID=loaded.patient_id, **values)
+        if ok:
+            self.say(f"{finding_id}: reading recorded ({written} change{'s' if written != 1 else ''} in the audit "
+                     "trail)")
+        return ok
+
+    def record(self):
+        """Record the reader's call, confidence and anatomic correlate of the selected finding (recordReading);
+        a changed region or lesion type of a finding segmented here is written by exporting it again."""
+        item = self._selected()
+        loaded = self.shown[0]
+        if item is None or loaded is None:
+            return
+        finding_id = item["id"]
+        if item["reader"] != self.reader:
+            self.say(f"{finding_id} is {item['reader']}'s finding; a reader records their own findings only.")
+            return
+        if item["pending"]:
+            self.say(f"{finding_id} is not saved yet; Accept saves it with the reading chosen in the form.")
+            return
+        labels_changed = ((self.state.form_region or "") != (item.get("region") or "")
+                          or (self.state.form_lesion_type or "") != (item.get("lesion_type") or ""))
+        if labels_changed:
+            node = loaded.segmentations.get(finding_id)
+            if node is None:
+                self.say(f"The region and lesion type of {finding_id} are kept with its segmentation, which was "
+                         "made outside this page; they are left as they are.")
+            else:
+                ok, rows = self._logic_call(f"Measuring {finding_id}", self.quant.measureSegmentation, loaded.pet,
+                                            node, liverRAS=loaded.liver_ras, reader=self.reader,
+                                            segmentIDs=[finding_id])
+                if ok:
+                    self._logic_call(f"Saving the labels of {finding_id}", self.quant.exportToStudyTable, rows,
+                                     self.study.table, loaded.pet, node, reader=self.reader,
+                                     sessionID=loaded.session_id or None, patientID=loaded.patient_id,
+                                     regions={finding_id: self.state.form_region},
+                                     lesionTypes={finding_id: self.state.form_lesion_type})
+        if self._form_values() or not labels_changed:
+            self._record_reading(loaded, finding_id)
+        self.refresh_lesions(select=finding_id)
+
+    def reject(self):
+        """Drop the selected pending finding, or retract a saved one with the reason given (retractFinding)."""
+        item = self._selected()
+        loaded = self.shown[0]
+        if item is None or loaded is None:
+            return
+        finding_id = item["id"]
+        if item["pending"]:
+            node = loaded.segmentations.pop(finding_id, None)
+            if node is not None:
+                self.slicer_app.scene.RemoveNode(node)
+            self.pending.pop(finding_id, None)
+            self.say(f"{finding_id} dropped (it was not saved).")
+            self.render()
+        else:
+            ok, written = self._logic_call(f"Retracting {finding_id}", self.quant.retractFinding, self.study.table,
+                                           loaded.pet, self.reader, finding_id, self.state.form_reason,
+                                           sessionID=loaded.session_id or None, patientID=loaded.patient_id)
+            if not ok:
+                return
+            self.say(f"{finding_id} retracted ({self.state.form_reason}); it stays in the table, counted by no "
+                     "analysis")
+        self.refresh_lesions(select=None)
+        with self.state:
+            self.state.selected = ""
+
+    def edit(self):
+        """Segment the selected finding again at its seed with the method (and fraction) chosen."""
+        item = self._selected()
+        loaded = self.shown[0]
+        if item is None or loaded is None:
+            return
+        if not item["pending"]:
+            self.say(f"{item['id']} is saved; click at the lesion for a new finding to segment it otherwise.")
+            return
+        fraction = None
+        text = str(self.state.edit_fraction or "").strip()
+        if text:
+            fraction = _number(text)
+            if fraction is None or not 0 < fraction < 1:
+                self.say(f"The fraction {text!r} is not a number between 0 and 1 (e.g. 0.41); leave it empty for "
+                         "the method's own.")
+                return
+        pending = self.pending[item["id"]]
+        create_task(self.segment_at(0, pending["seed"], item["id"], self.state.edit_method, fraction))
+
+    # -- teaching ------------------------------------------------------------------------------------------------
+    def finish(self):
+        """Score the trainee's table against the case's truth (teaching.score) and show the feedback."""
+        if self.mode != "teach":
+            return
+        from netpet.errors import NetpetError
+        from netpet.quant.table import StudyTable
+        from netpet.review import teaching
+
+        if self.pending:
+            them = "it" if len(self.pending) == 1 else "them"
+            self.say(f"{', '.join(self.pending)} not saved yet: Accept or Reject {them} before Finish.")
+            return
+        try:
+            rows = StudyTable(self.study.table).read() if os.path.exists(self.study.table) else []
+            result = teaching.score(self.case, rows)
+            text = teaching.format_feedback(result)
+        except (NetpetError, ValueError, OSError) as exc:
+            self.say(f"Scoring: {exc}")
+            return
+        self.feedback = result
+        with self.state:
+            self.state.feedback = {**result, "text": text}
+        self.say("Finished: the score and the case's truth are shown beside the views.")
+
+
+def _ras_text(ras) -> str:
+    return ", ".join(f"{v:.1f}" for v in ras)
+
+
+def _list_item(row: Dict[str, Any], pending: bool) -> Dict[str, Any]:
+    """A study-table row (or a pending finding's measured row) as the list shows it."""
+    centroid = [_number(row.get(k)) for k in ("centroid_r", "centroid_a", "centroid_s")]
+    has_centroid = all(v is not None for v in centroid)
+    confidence = row.get("confidence")
+    return {
+        "key": f"{row.get('reader')}|{row.get('lesion_id')}", "id": str(row.get("lesion_id") or ""),
+        "reader": str(row.get("reader") or ""), "region": _text(row.get("region")),
+        "lesion_type": _text(row.get("lesion_type")), "call": _text(row.get("call")),
+        "krenning": _text(_number(row.get("krenning")), 0) if _number(row.get("krenning")) is not None else "",
+        "suv_max": _text(_number(row.get("suv_max"))), "tl_ratio": _text(_number(row.get("tl_ratio"))),
+        "status": "pending" if pending else _text(row.get("finding_status") or "active"),
+        "flags": _text(row.get("flags")).replace(";", ", "), "warnings": _text(row.get("warnings")),
+        "reader_call": _text(row.get("reader_call")),
+        "confidence_text": "" if confidence is None else _text(int(confidence) if isinstance(confidence, float)
+                                                               and confidence.is_integer() else confidence),
+        "anatomic_correlate": _text(row.get("anatomic_correlate")),
+        "r": centroid[0] if has_centroid else None, "a": centroid[1] if has_centroid else None,
+        "s": centroid[2] if has_centroid else None, "pending": pending,
+    }
+
+
+def _coronal_mip(pet):
+    """(MIP values rows x cols, (row, col) -> RAS of the hottest voxel on that ray, display size (w, h)).
+
+    The projection runs along the volume axis closest to A (anterior); rows are S from the top (superior up),
+    columns R from the patient's right on the left of the screen, as the slice views show them."""
+    import vtk
+    from slicer.util import arrayFromVolume
+
+    values = np.asarray(arrayFromVolume(pet), dtype=np.float32)  # k, j, i
+    matrix = vtk.vtkMatrix4x4()
+    pet.GetIJKToRASMatrix(matrix)
+    m = np.array([[matrix.GetElement(r, c) for c in range(4)] for r in range(4)])
+    # array axis of each of i, j, k: i is axis 2, j axis 1, k axis 0
+    axis_of = {0: 2, 1: 1, 2: 0}
+    ijk_a = int(np.argmax(np.abs(m[1, :3])))
+    rest = [c for c in range(3) if c != ijk_a]
+    ijk_r = max(rest, key=lambda c: abs(m[0, c]))
+    ijk_s = next(c for c in rest if c != ijk_r)
+    mip = values.max(axis=axis_of[ijk_a])
+    argmax = values.argmax(axis=axis_of[ijk_a])
+    # the two remaining array axes, in array order; put S on rows, R on columns
+    remaining = [a for a in (0, 1, 2) if a != axis_of[ijk_a]]
+    order = [remaining.index(axis_of[ijk_s]), remaining.index(axis_of[ijk_r])]
+    mip, argmax = mip.transpose(order), argmax.transpose(order)
+    flip_rows = m[2, ijk_s] > 0  # S grows with the index: superior is the last row, so flip
+    flip_cols = m[0, ijk_r] > 0  # R grows with the index: the patient's right must be on the left, so flip
+    if flip_rows:
+        mip, argmax = mip[::-1], argmax[::-1]
+    if flip_cols:
+        mip, argmax = mip[:, ::-1], argmax[:, ::-1]
+    n_s, n_r = mip.shape
+    spacing = np.linalg.norm(m[:3, :3], axis=0)
+
+    def to_ras(row: int, col: int):
+        s_index = n_s - 1 - row if flip_rows else row
+        r_index = n_r - 1 - col if flip_cols else col
+        ijk = [0.0, 0.0, 0.0, 1.0]
+        ijk[ijk_s], ijk[ijk_r], ijk[ijk_a] = s_index, r_index, float(argmax[row, col])
+        return tuple(float(v) for v in (m @ np.array(ijk))[:3])
+
+    height_mm, width_mm = n_s * spacing[ijk_s], n_r * spacing[ijk_r]
+    size = (max(1, int(round(MIP_HEIGHT_PX * width_mm / height_mm))), MIP_HEIGHT_PX)
+    return np.ascontiguousarray(mip), to_ras, size
+
+
+def build_app(study, reader: str, mode: str = "review", case=None, server=None) -> ReviewApp:
+    """The review (or teaching) app over ``study`` for ``reader``; see :class:`ReviewApp`."""
+    return ReviewApp(study, reader, mode, case, server)
+
+
+def serve(app: ReviewApp, host: str, port: int, token: Optional[str] = None,
+          ready: Optional[Callable[[str], None]] = None) -> None:
+    """Serve the app on ``host:port`` until interrupted (Ctrl-C).
+
+    ``host`` and ``token`` must have passed :func:`netpet.review.serving.check_bind`; with a token every HTTP
+    request, the websocket's included, must carry it (:func:`netpet.review.serving.token_middleware` on trame's
+    aiohttp application). ``ready(url)`` is called once the port is open (the URL with the token when one is
+    used).
+    """
+    import sys
+
+    if token:
+        middleware = serving.token_middleware(token)
+
+        def bind(web_server):
+            web_server.app.middlewares.append(middleware)
+
+        app.server.controller.on_server_bind.add(bind)
+    shown = f"[{host}]" if ":" in host else host
+    url = f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
+    if ready is not None:
+        app.server.controller.on_server_ready.add(lambda **_: ready(url))
+    # trame reads its own options (--host, --port ...) from the command line: the command's are not for it
+    sys.argv[1:] = []
+    app.server.start(host=host, port=port, open_browser=False, show_connection_info=False, timeout=0,
+                     disable_logging=True)
+
+
+_CSS = """
+html { overflow-y: auto; }
+.netpet-bar { display:flex; gap:8px; align-items:center; font-size:13px; flex-wrap:wrap; }
+.netpet-bar select, .netpet-form select, .netpet-form input { border:1px solid #999; border-radius:3px;
+  padding:1px 4px; background:#fff; color:#000; max-width:260px; }
+.netpet-panel { padding:6px; font-size:12px; }
+.netpet-table { border-collapse:collapse; width:100%; font-size:12px; }
+.netpet-table th, .netpet-table td { border-bottom:1px solid #ddd; padding:2px 3px; text-align:left; }
+.netpet-table tr.selected { background:#ffe9a8; }
+.netpet-table tr.pending { font-style:italic; color:#7a4a00; }
+.netpet-table tbody tr { cursor:pointer; }
+.netpet-form { margin-top:8px; border-top:1px solid #ccc; padding-top:6px; }
+.netpet-row { display:flex; gap:6px; align-items:center; margin:3px 0; }
+.netpet-row label { min-width:70px; }
+.netpet-form button { border:1px solid #555; border-radius:3px; padding:1px 10px; background:#eee; }
+.netpet-form button:disabled { color:#aaa; }
+.netpet-status { margin-top:8px; padding:4px; background:#f3f3f3; border-left:3px solid #c60; min-height:2em; }
+.netpet-messages { color:#555; max-height:140px; overflow-y:auto; }
+.netpet-small { color:#555; font-size:11px; }
+.netpet-mip { width:auto; padding:4px; overflow-y:auto; max-width:40vw; }
+.netpet-mip img { cursor:crosshair; display:block; }
+.netpet-pre { white-space:pre-wrap; font-size:11px; max-height:300px; overflow-y:auto; }
+.netpet-feedback { border:1px solid #888; padding:4px; margin-top:6px; font-size:12px; }
+.netpet-quiz { border:1px solid #ccc; padding:4px; margin-bottom:6px; }
+"""
