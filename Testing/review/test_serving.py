@@ -152,11 +152,11 @@ def test_middleware_without_token_passes_everything():
     assert _serve(None, requests) == (200, None)
 
 
-def test_pure_module_imports_no_aiohttp_at_import():
+def test_pure_modules_import_no_aiohttp_vtk_slicer_trame():
     import subprocess
     import sys
 
-    code = ("import sys, netpet.review.serving, netpet.review.study; "
+    code = ("import sys, netpet.review.serving, netpet.review.study, netpet.review.teaching; "
             "print(sorted(m for m in ('aiohttp', 'vtk', 'slicer', 'trame') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]"

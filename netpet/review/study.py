@@ -213,8 +213,8 @@ def _number(value: str, kind: type, table_path: str, line: int, column: str) -> 
         number = float("nan")
     if not math.isfinite(number) or (kind is int and number != int(number)):
         what = "an integer" if kind is int else "a number"
-        raise ReviewError(f"The study table {printable(table_path)} row {line}: column {column} is {printable(text)!r}, "
-                          f"not {what}; correct the cell or measure the finding again.")
+        raise ReviewError(f"The study table {printable(table_path)} row {line}: column {column} is "
+                          f"{printable(text)!r}, not {what}; correct the cell or measure the finding again.")
     return int(number) if kind is int else number
 
 
