@@ -7,6 +7,7 @@ folder of its own because Slicer loads an effect as a module named after its fol
 SegmentStatistics plugin with DICOM-coded SUV measurements (SUVQuantLib/SegmentStatisticsPlugin.py).
 """
 
+import collections
 import dataclasses
 import hashlib
 import json
@@ -14,11 +15,13 @@ import logging
 import math
 import os
 import pathlib
+import threading
 from typing import Annotated, NamedTuple
 
 import numpy as np
 
 import slicer
+import vtk
 from slicer.i18n import tr as _
 from slicer.i18n import translate
 from slicer.parameterNodeWrapper import WithinRange, parameterNodeWrapper
@@ -480,8 +483,6 @@ def _maskDigest(mask):
 
 
 def _tagValue(segment, name):
-    import vtk
-
     value = vtk.reference("")
     return str(value) if segment.GetTag(name, value) else ""
 
@@ -493,6 +494,14 @@ def _tagText(text):
 
 def _finiteOrNone(value):
     return float(value) if value is not None and math.isfinite(float(value)) else None
+
+
+#: how many prepared PET volumes (SUVQuantLogic.preparePET) are kept: a session's PET and its partner
+#: session's (compare mode), with room for one more
+PREPARED_VOLUMES = 4
+#: (node id, node address) -> (key of the node's content, prepared SUVVolume), least recently used first
+_PREPARED = collections.OrderedDict()
+_PREPARED_LOCK = threading.Lock()
 
 
 class SUVQuantLogic(ScriptedLoadableModuleLogic):
@@ -728,6 +737,76 @@ class SUVQuantLogic(ScriptedLoadableModuleLogic):
         the segment changes (the effect saves its undo state there). The call is not made here: measure the
         segmentation for it (the segment's call tag is cleared when its content changes).
 
+        The same as :meth:`preparePET`, :meth:`computeLesion` and :meth:`writeLesion` in a row; an
+        application that keeps its views live runs the middle step in a worker thread.
+
+        Raises
+        ------
+        QuantError
+            A click outside the image or the body, on damaged voxels, or a liver method without a liver point.
+        """
+        prepared = self.preparePET(petNode)
+        lesion = self.computeLesion(prepared, ras, method, liverRAS, backgroundRAS, backgroundDiameterMm)
+        self.writeLesion(petNode, segmentationNode, segmentID, lesion, ras, replaceWithSphere, beforeWrite)
+        return lesion
+
+    def preparePET(self, petNode):
+        """The core's SUVVolume of a PET node for :meth:`computeLesion`: a read-only copy of its values with
+        its geometry (MRML access: call it on the main thread).
+
+        Kept per node, shared by every SUVQuantLogic (the panel, the Segment Editor effect, an application),
+        so that the per-volume quantities a click needs (:meth:`warmUp`) are measured once per volume. Made
+        again when the node's image data, voxel values or geometry change (their modification times and
+        the IJK-to-RAS matrix). The last :data:`PREPARED_VOLUMES` volumes are kept.
+
+        Raises
+        ------
+        ValueError
+            No PET node, or one without image data.
+        """
+        image = petNode.GetImageData() if petNode is not None else None
+        if image is None:
+            raise ValueError("Select a PET volume with image data.")
+        scalars = image.GetPointData().GetScalars()
+        matrix = vtk.vtkMatrix4x4()
+        petNode.GetIJKToRASMatrix(matrix)
+        key = (image.GetMTime(), scalars.GetMTime() if scalars is not None else 0,
+               tuple(matrix.GetElement(i, j) for i in range(4) for j in range(4)), petNode.GetName())
+        node = petNode.GetID() or "", petNode.__this__
+        with _PREPARED_LOCK:
+            kept = _PREPARED.get(node)
+            if kept is not None and kept[0] == key:
+                _PREPARED.move_to_end(node)
+                return kept[1]
+        volume = nodes.suvVolumeFromNode(petNode)
+        values = np.array(volume.values, dtype=np.float32, copy=True)  # the node's array may change meanwhile
+        values.flags.writeable = False
+        volume = dataclasses.replace(volume, values=values)
+        with _PREPARED_LOCK:
+            _PREPARED[node] = (key, volume)
+            _PREPARED.move_to_end(node)
+            while len(_PREPARED) > PREPARED_VOLUMES:
+                _PREPARED.popitem(last=False)
+        return volume
+
+    def warmUp(self, petNode):
+        """Prepare the PET (:meth:`preparePET`) and measure its per-volume quantities (the body level, the
+        image's resolution from the body outline, the noise correlation) now, e.g. when a session is
+        loaded, so that the first click costs what later ones do. Returns the prepared volume."""
+        from netpet.quant import references  # noqa: F401 (imported now rather than on the first click)
+        from netpet.quant.segment import warm_up
+
+        volume = self.preparePET(petNode)
+        warm_up(volume)
+        return volume
+
+    @staticmethod
+    def computeLesion(prepared, ras, method="adaptive", liverRAS=None, backgroundRAS=None,
+                      backgroundDiameterMm=BACKGROUND_DIAMETER_MM):
+        """The lesion at ``ras`` on a prepared PET (:meth:`preparePET`): the core's LesionMask, with the liver
+        reference when ``method`` is a liver method or ``liverRAS`` is given, and a reader-placed background
+        (``backgroundRAS``, a sphere of ``backgroundDiameterMm``). No MRML access: safe in a worker thread.
+
         Raises
         ------
         QuantError
@@ -736,23 +815,33 @@ class SUVQuantLogic(ScriptedLoadableModuleLogic):
         from netpet.quant import references
         from netpet.quant.segment import SegmentOptions, segment
 
-        volume = nodes.suvVolumeFromNode(petNode)
         liver = None
         if method.startswith("liver") or liverRAS is not None:
-            liver = references.liver_reference(volume, liverRAS)
+            liver = references.liver_reference(prepared, liverRAS)
         level = None
         if backgroundRAS is not None:
-            level = references.background_point(volume, tuple(backgroundRAS), backgroundDiameterMm).mean
-        lesion = segment(volume, tuple(ras), SegmentOptions(method=method), liver, (), level)
-        if lesion.separable or replaceWithSphere:
-            if beforeWrite is not None:
-                beforeWrite()
-            # the reader's labels of the segment stay with it when a click replaces its content
-            existing = segmentationNode.GetSegmentation().GetSegment(segmentID)
-            labels = self.segmentRecord(existing) if existing is not None else {}
-            self._writeSegment(segmentationNode, petNode, segmentID, lesion, volume.shape, None, tuple(ras),
-                               labels.get("region") or "", labels.get("lesion_type") or "")
-        return lesion
+            level = references.background_point(prepared, tuple(backgroundRAS), backgroundDiameterMm).mean
+        return segment(prepared, tuple(ras), SegmentOptions(method=method), liver, (), level)
+
+    def writeLesion(self, petNode, segmentationNode, segmentID, lesion, ras=None, replaceWithSphere=False,
+                    beforeWrite=None):
+        """Write a lesion of :meth:`computeLesion` into the segment (MRML: on the main thread), keeping the
+        reader's labels of the segment. A lesion that is not separable leaves the segment unchanged unless
+        ``replaceWithSphere`` (its 1 mL sphere at the click); ``beforeWrite`` is called just before the segment
+        changes. ``ras`` is the click, kept with the segment as its seed. Returns the segment id written, or
+        None when the segment was left unchanged."""
+        if not (lesion.separable or replaceWithSphere):
+            return None
+        if beforeWrite is not None:
+            beforeWrite()
+        # the reader's labels of the segment stay with it when a click replaces its content
+        existing = segmentationNode.GetSegmentation().GetSegment(segmentID)
+        labels = self.segmentRecord(existing) if existing is not None else {}
+        dimensions = petNode.GetImageData().GetDimensions()
+        self._writeSegment(segmentationNode, petNode, segmentID, lesion, tuple(dimensions[::-1]), None,
+                           tuple(ras) if ras is not None else None, labels.get("region") or "",
+                           labels.get("lesion_type") or "")
+        return segmentID
 
     @staticmethod
     def clickMessage(segmentName, lesion):
