@@ -180,6 +180,21 @@ def test_unmatched_findings_and_missed_lesions(tmp_path):
     assert summarise(frame)["patients"]["P1"]["missed"] == 5
 
 
+def test_a_retracted_finding_takes_no_reference_lesion(tmp_path):
+    """L01 (retracted, right on A) stays in the table but is no finding: L02 beside it is A's match, not an
+    unmatched false positive with A missed."""
+    columns = TABLE_COLUMNS + ["finding_status"]
+    table = _write(tmp_path / "table.csv", columns,
+                   [{**finding("L01", 0.0), "finding_status": "retracted"}, finding("L02", 2.0)])
+    reference = _write(tmp_path / "reference.csv", REFERENCE_COLUMNS, [lesion("A", 0.0)])
+    rows = by_finding(match_study(table, reference))
+    assert set(rows) == {"L02"} and rows["L02"]["reference_lesion_id"] == "A" and rows["L02"]["status"] == "matched"
+    # with every finding retracted the session still counts as read: A is missed there
+    table = _write(tmp_path / "table.csv", columns, [{**finding("L01", 0.0), "finding_status": "Retracted "}])
+    frame = match_study(table, reference)
+    assert by_finding(frame) == {} and missed(frame) == ["A"]
+
+
 def test_missing_registration_is_refused_naming_the_command(tmp_path):
     with pytest.raises(MissingRegistrationError) as caught:
         run(tmp_path, [finding("L01", 0.0, session="S2")], [lesion("A", 0.0, session="S1")])

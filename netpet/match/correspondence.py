@@ -108,6 +108,7 @@ import pandas as pd
 
 from netpet.errors import NetpetError, printable
 from netpet.geometry import ras_to_lps_array
+from netpet.schema import is_retracted
 
 #: The correspondence CSV's columns, in order.
 COLUMNS: Tuple[str, ...] = (
@@ -522,7 +523,11 @@ def _findings(table_path: str, reader: Optional[str]) -> Tuple[pd.DataFrame, pd.
                                       f"but {first['table_row']} gives session {printable(session)} of patient "
                                       f"{printable(patient)} the time point {printable(first['time_point'])}; a "
                                       "session has one time point.")
-    findings = frame[frame["lesion_id"] != ""].copy()
+    # a retracted finding stays in the table but is no finding: it must not take a reference lesion from an
+    # active finding beside it (the session itself still counts as read)
+    retracted = [is_retracted(row) for row in frame.to_dict("records")] if "finding_status" in frame else \
+        [False] * len(frame)
+    findings = frame[(frame["lesion_id"] != "") & ~pd.Series(retracted, index=frame.index, dtype=bool)].copy()
     centres, radii, places = [], [], []
     for row in findings.to_dict("records"):
         names = _CENTROID if all(row.get(c, "") for c in _CENTROID) else (
