@@ -802,10 +802,11 @@ class SUVQuantLogic(ScriptedLoadableModuleLogic):
 
     @staticmethod
     def computeLesion(prepared, ras, method="adaptive", liverRAS=None, backgroundRAS=None,
-                      backgroundDiameterMm=BACKGROUND_DIAMETER_MM):
+                      backgroundDiameterMm=BACKGROUND_DIAMETER_MM, fraction=None):
         """The lesion at ``ras`` on a prepared PET (:meth:`preparePET`): the core's LesionMask, with the liver
         reference when ``method`` is a liver method or ``liverRAS`` is given, and a reader-placed background
-        (``backgroundRAS``, a sphere of ``backgroundDiameterMm``). No MRML access: safe in a worker thread.
+        (``backgroundRAS``, a sphere of ``backgroundDiameterMm``). ``fraction`` replaces the method's threshold
+        fraction (the core's SegmentOptions.fraction, in (0, 1)). No MRML access: safe in a worker thread.
 
         Raises
         ------
@@ -821,7 +822,7 @@ class SUVQuantLogic(ScriptedLoadableModuleLogic):
         level = None
         if backgroundRAS is not None:
             level = references.background_point(prepared, tuple(backgroundRAS), backgroundDiameterMm).mean
-        return segment(prepared, tuple(ras), SegmentOptions(method=method), liver, (), level)
+        return segment(prepared, tuple(ras), SegmentOptions(method=method, fraction=fraction), liver, (), level)
 
     def writeLesion(self, petNode, segmentationNode, segmentID, lesion, ras=None, replaceWithSphere=False,
                     beforeWrite=None):

@@ -169,3 +169,17 @@ def test_a_change_of_the_values_measures_the_per_volume_quantities_again(synthet
     assert core.volume_fingerprint(volume) != fingerprint
     assert core.volume_fingerprint(dataclasses.replace(volume, spacing=(1.0, 1.0, 1.0))) != \
         core.volume_fingerprint(volume)
+
+
+def test_compute_lesion_takes_the_threshold_fraction_as_the_core_does(synthetic):
+    """``fraction`` reaches the core's SegmentOptions: the same mask as the core with that fraction, and a higher
+    fraction never gives a larger region (a fixed-fraction threshold grows with the fraction)."""
+    logic, pet, ras = synthetic
+    prepared = logic.preparePET(pet)
+    loose = logic.computeLesion(prepared, ras("H1"), "fixed41", fraction=0.3)
+    tight = logic.computeLesion(prepared, ras("H1"), "fixed41", fraction=0.7)
+    direct = core.segment(prepared, tuple(ras("H1")), core.SegmentOptions(method="fixed41", fraction=0.7), None, (),
+                          None)
+    _same(tight, direct)
+    assert tight.threshold > loose.threshold and tight.mask.sum() <= loose.mask.sum()
+    assert logic.computeLesion(prepared, ras("H1"), "fixed41").threshold != tight.threshold
