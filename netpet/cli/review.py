@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import socket
 import sys
 
@@ -18,8 +17,6 @@ from netpet.cli.common import EXIT_OK, UsageError, count
 from netpet.errors import printable
 
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8765
-#: a trainee's name becomes a folder of the case (teaching/<trainee>/): letters, digits, '.', '_', '-' only
-TRAINEE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 
 def add_parsers(sub) -> None:
@@ -133,9 +130,6 @@ def run_teach(args: argparse.Namespace) -> int:
 
     from netpet.review import study, teaching
 
-    if not TRAINEE.fullmatch(args.trainee or ""):
-        raise UsageError(f"--trainee {printable(args.trainee)} is not a name for a folder; use letters, digits, "
-                         "'.', '_' and '-' (at most 64, starting with a letter or digit)")
     if args.json and not args.score:
         raise UsageError("--json goes with --score (the headless scoring)")
     case = teaching.open_case(_case_folder(args))
@@ -146,14 +140,14 @@ def run_teach(args: argparse.Namespace) -> int:
         if not os.path.isfile(path):
             raise study.ReviewError(f"The trainee's table {printable(path)} does not exist; give the study table "
                                     "the trainee wrote (CASE/teaching/<trainee>/study-table.csv).")
-        result = teaching.score(case, StudyTable(path).read())
+        result = teaching.score(case, StudyTable(path).read())  # the same code as the page's Finish
         if args.json:
             json.dump(result, sys.stdout, indent=2, default=str)
             sys.stdout.write("\n")
         else:
             print(teaching.format_feedback(result))
         return EXIT_OK
-    table = study.inside(case.root, os.path.join(case.root, "teaching", args.trainee, "study-table.csv"))
+    table = teaching.trainee_table(case, args.trainee)
     folder = study.open_study(case.root, table=table)
     token = _check_serving(args)
     os.makedirs(os.path.dirname(table), exist_ok=True)

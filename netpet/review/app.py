@@ -24,6 +24,7 @@ os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")  # no d
 import asyncio  # noqa: E402
 import base64  # noqa: E402
 import contextlib  # noqa: E402
+import inspect  # noqa: E402
 import io  # noqa: E402
 import logging  # noqa: E402
 import math  # noqa: E402
@@ -212,6 +213,7 @@ class ReviewApp(TrameApp):
         s.busy = False
         s.mip_src = ""
         s.mip_width = 0
+        s.goto_text = ""
         s.form_call = "unset"
         s.form_confidence = "unset"
         s.form_correlate = "unset"
@@ -220,6 +222,8 @@ class ReviewApp(TrameApp):
         s.form_reason = ""
         s.edit_method = "adaptive"
         s.edit_fraction = ""
+        # the threshold fraction of an Edit, where SUVQuantLogic.computeLesion takes one (SegmentOptions.fraction)
+        s.fraction_supported = "fraction" in inspect.signature(self.quant.computeLesion).parameters
         from netpet.reading.findings import FORM_CHOICES
 
         s.call_choices = list(FORM_CHOICES["ReaderCall"])
@@ -268,8 +272,11 @@ class ReviewApp(TrameApp):
             with html.Label():
                 html.Input(type="checkbox", v_model=("compare",), **_testid("compare-toggle"))
                 html.Span("compare PET/CT | PET/MR")
+            html.Input(v_model=("goto_text",), placeholder="R, A, S (mm)", size=16, **_testid("goto-ras"))
+            html.Button("go to", click=self.go_to, **_testid("btn-goto"))
             html.Label("PET SUV 0-{{ pet_window }}")
-            html.Input(type="range", min=1, max=("pet_window_max",), step=0.5, v_model_number=("pet_window",),
+            html.Input(type="range", min=1, max=("pet_window_max",), step=0.5, value=("pet_window",),
+                       change=(self.set_window, "[$event.target.value]"),
                        **_testid("window-slider"))
 
     def _lesion_panel(self):
@@ -318,8 +325,9 @@ class ReviewApp(TrameApp):
                                **_testid("form-reason"))
                 with html.Div(classes="netpet-row"):
                     self._select("method", "edit_method", "method_choices", "edit-method")
-                    html.Label("fraction")
-                    html.Input(v_model=("edit_fraction",), placeholder="0-1", size=4, **_testid("edit-fraction"))
+                    html.Label("fraction", v_if="fraction_supported")
+                    html.Input(v_model=("edit_fraction",), placeholder="0-1", size=4, v_if="fraction_supported",
+                               **_testid("edit-fraction"))
                     html.Button("Edit", click=self.edit, disabled=("busy",), **_testid("btn-edit"))
                 if self.mode == "teach":
                     html.Button("Finish", click=self.finish, disabled=("busy || feedback",), **_testid("btn-finish"))
@@ -368,14 +376,14 @@ class ReviewApp(TrameApp):
         for view in self.slicer_app.view_manager.get_slice_views():
             view.schedule_render()
 
-    def _logic_call(self, what: str, call: Callable, *args, **kwargs):
+    def _logic_call(self, what: str, function: Callable, /, *args, **kwargs):
         """Run a Logic call on the loop thread: its refusal (a ValueError/NetpetError sentence) and every warning
         it logs go to the status line; returns (ok, result)."""
         from netpet.errors import NetpetError
 
         with _collect_warnings() as warnings:
             try:
-                result = call(*args, **kwargs)
+                result = function(*args, **kwargs)
             except (ValueError, NetpetError, OSError) as exc:
                 self.say(f"{what}: {exc}", *warnings)
                 self.render()
@@ -461,21 +469,21 @@ class ReviewApp(TrameApp):
             del self.loaded[key]
 
     async def _warm_up(self, loaded: Loaded):
-        """The per-volume quantities of the PET (liver reference, the segmentation's volume caches), off the
-        event loop, so that the first click costs what later ones do."""
-        await asyncio.sleep(0)
-        try:
-            if hasattr(self.quant, "preparePET"):
-                prepared = self.quant.preparePET(loaded.pet)
-                from netpet.quant.references import auto_liver
+        """The PET's per-volume quantities (SUVQuantLogic.warmUp's: body level, outline sigma, noise correlation)
+        and its automatic liver reference, in a worker thread, so that the first click costs what later ones do.
+        The prepared volume is read from the node on the loop thread (preparePET)."""
+        from netpet.quant.references import auto_liver
+        from netpet.quant.segment import warm_up
 
-                loaded.liver_ras = tuple(await asyncio.to_thread(auto_liver, prepared))
-                if hasattr(self.quant, "warmUp"):
-                    self.quant.warmUp(loaded.pet)
-            else:
-                loaded.liver_ras = self.quant.autoLiver(loaded.pet)
-        except Exception as exc:  # a PET without a findable liver: the measurement says so at the click
+        await asyncio.sleep(0)  # after the session is on the page
+        t0 = time.perf_counter()
+        try:
+            prepared = self.quant.preparePET(loaded.pet)
+            await asyncio.to_thread(warm_up, prepared)
+            loaded.liver_ras = tuple(float(v) for v in await asyncio.to_thread(auto_liver, prepared))
+        except Exception as exc:  # noqa: BLE001 - a PET without a findable liver: its measurements say so
             log.info("warm-up of %s: %s", loaded.pet.GetName(), exc)
+        self.timings.setdefault("warm_up_s", time.perf_counter() - t0)
 
     def _show(self, group: int, loaded: Optional[Loaded]):
         """PET over its CT/MR in the slice views of one group (0: main, 1: partner)."""
@@ -538,12 +546,14 @@ class ReviewApp(TrameApp):
         if display is not None:
             display.SetWindowLevelMinMax(0.0, float(self.state.pet_window))
 
+    def set_window(self, value):
+        """The PET window's upper end (SUV) from the slider, on release."""
+        number = _number(value)
+        if number is not None and number > 0:
+            self.state.pet_window = number
+
     def _on_window(self, pet_window, **_):
-        try:
-            value = float(pet_window)
-        except (TypeError, ValueError):
-            return
-        if not value > 0:
+        if not (_number(pet_window) or 0) > 0:
             return
         for loaded in self.shown.values():
             if loaded is not None:
@@ -580,6 +590,17 @@ class ReviewApp(TrameApp):
         row = int(min(max(y / height, 0.0), 0.999999) * values.shape[0])
         ras = argmax_to_ras(row, col)
         self.centre_on(ras)
+        self.say(f"Centred on {_ras_text(ras)} (the hottest voxel under the MIP click).")
+
+    def go_to(self):
+        """Centre every slice view on the R, A, S point typed (mm)."""
+        text = str(self.state.goto_text or "")
+        values = [_number(v) for v in re.split(r"[,;\s]+", text.strip()) if v]
+        if len(values) != 3 or any(v is None for v in values):
+            self.say(f"{text!r} is not a point R, A, S: give three numbers in mm, e.g. -40, 20, -640.")
+            return
+        self.centre_on(values)
+        self.say(f"Centred on {_ras_text(values)}.")
 
     # -- views and clicks ----------------------------------------------------------------------------------------
     def centre_on(self, ras):
@@ -654,15 +675,10 @@ class ReviewApp(TrameApp):
             options["fraction"] = fraction
         with _collect_warnings() as warnings:
             try:
-                if hasattr(self.quant, "computeLesion"):
-                    prepared = self.quant.preparePET(loaded.pet)
-                    lesion = await asyncio.to_thread(self.quant.computeLesion, prepared, tuple(ras), **options)
-                    if lesion.separable:
-                        self.quant.writeLesion(loaded.pet, node, finding_id, lesion, seed=tuple(ras))
-                else:
-                    if fraction is not None:
-                        raise ValueError("this SUVQuant has no fraction option; choose a method instead")
-                    lesion = self.quant.segmentAt(loaded.pet, tuple(ras), node, finding_id, **options)
+                prepared = self.quant.preparePET(loaded.pet)
+                lesion = await asyncio.to_thread(self.quant.computeLesion, prepared, tuple(ras), **options)
+                if lesion.separable:
+                    self.quant.writeLesion(loaded.pet, node, finding_id, lesion, tuple(ras))
             except (ValueError, NetpetError) as exc:
                 self._drop_node(loaded, finding_id, node)
                 self.say(f"No finding at {_ras_text(ras)}: {exc}", *warnings)
@@ -683,7 +699,8 @@ class ReviewApp(TrameApp):
         row = rows[0]
         self.pending[finding_id] = {"row": row, "seed": tuple(ras), "method": method, "fraction": fraction}
         self.timings["click_to_lesion_s"] = time.perf_counter() - self.timings.get("click_t0", time.perf_counter())
-        messages = [self.quant.clickMessage(finding_id, lesion)]
+        messages = [f"{finding_id} at {_ras_text(ras)} (pending: Accept saves it)",
+                    self.quant.clickMessage(finding_id, lesion)]
         messages += [w for w in str(row.get("warnings") or "").split(" | ") if w]
         self.say(*messages, *warnings)
         self.refresh_lesions(select=finding_id)
@@ -1020,7 +1037,7 @@ def serve(app: ReviewApp, host: str, port: int, token: Optional[str] = None,
 _CSS = """
 html { overflow-y: auto; }
 .netpet-bar { display:flex; gap:8px; align-items:center; font-size:13px; flex-wrap:wrap; }
-.netpet-bar select, .netpet-form select, .netpet-form input { border:1px solid #999; border-radius:3px;
+.netpet-bar select, .netpet-bar input[type=text], .netpet-bar input:not([type]), .netpet-form select, .netpet-form input { border:1px solid #999; border-radius:3px;
   padding:1px 4px; background:#fff; color:#000; max-width:260px; }
 .netpet-panel { padding:6px; font-size:12px; }
 .netpet-table { border-collapse:collapse; width:100%; font-size:12px; }
