@@ -282,7 +282,7 @@ class ReviewApp(TrameApp):
     def _lesion_panel(self):
         with html.Div(classes="netpet-panel"):
             html.Div("{{ session_label }}", classes="netpet-small", **_testid("session-label"))
-            html.Div("{{ partner_label }}", v_if="compare", classes="netpet-small")
+            html.Div("{{ partner_label }}", v_if="compare", classes="netpet-small", **_testid("partner-label"))
             with html.Div(v_if="quiz", classes="netpet-quiz", **_testid("quiz")):
                 html.Div("{{ case_title }}", style="font-weight:bold")
                 html.Pre("{{ quiz }}", classes="netpet-pre")
