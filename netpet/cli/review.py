@@ -145,7 +145,7 @@ def run_teach(args: argparse.Namespace) -> int:
             json.dump(result, sys.stdout, indent=2, default=str)
             sys.stdout.write("\n")
         else:
-            print(teaching.format_feedback(result))
+            sys.stdout.write(teaching.format_feedback(result))
         return EXIT_OK
     table = teaching.trainee_table(case, args.trainee)
     folder = study.open_study(case.root, table=table)
