@@ -133,8 +133,25 @@ def wait_status(page, pattern, timeout=60):
     return status(page)
 
 
+def wait_visible(page, selector, timeout=60):
+    """Wait for an element; on a timeout the failure shows the status line and the messages (what the app said)."""
+    try:
+        page.locator(selector).first.wait_for(timeout=timeout * 1000)
+    except Exception as exc:  # noqa: BLE001 - Playwright's TimeoutError, re-raised with the page's own words
+        raise AssertionError(f"{selector} did not appear in {timeout} s; status line: {status(page)!r}; messages: "
+                             f"{page.inner_text('.netpet-messages')!r}") from exc
+
+
 def row(page, lesion_id, reader):
     return page.locator(f"[data-testid=lesion-row-{lesion_id}][data-reader={reader}]")
+
+
+def select_row(page, lesion_id, reader):
+    """Click a finding's row and wait until the server has filled the form with it (then the form is ours)."""
+    row(page, lesion_id, reader).click()
+    page.wait_for_function("(k) => document.querySelector('[data-testid=selected]').innerText.endsWith(k)",
+                           arg=f"{reader}|{lesion_id}", timeout=30000)
+    page.wait_for_timeout(200)
 
 
 def table_rows(path):
@@ -215,7 +232,7 @@ def test_click_in_a_view_segments_a_lesion_measured_as_the_command_line(review, 
     t0 = time.perf_counter()
     page.mouse.click(coronal["x"] + coronal["width"] / 2, coronal["y"] + coronal["height"] / 2)
     pending = row(page, "L01", "R2")
-    pending.wait_for(timeout=60000)
+    wait_visible(page, "[data-testid=lesion-row-L01]")
     TIMES["view_click_to_lesion_in_list_s"] = time.perf_counter() - t0
     assert pending.get_attribute("data-status") == "pending"
     text = wait_status(page, r"L01 at ")
@@ -234,7 +251,7 @@ def test_accept_then_record_a_call_writes_the_table_and_its_audit_trail(review):
 
     page, server, root, facts, boxes = review
     table = root / "study-table.csv"
-    row(page, "L01", "R2").click()
+    select_row(page, "L01", "R2")
     page.select_option("[data-testid=form-call]", "positive")
     page.select_option("[data-testid=form-confidence]", "4")
     page.fill("[data-testid=form-region]", "liver")
@@ -259,7 +276,7 @@ def test_accept_then_record_a_call_writes_the_table_and_its_audit_trail(review):
 
 def test_reject_needs_a_reason_for_a_saved_finding(review):
     page, server, root, facts, boxes = review
-    row(page, "L01", "R2").click()
+    select_row(page, "L01", "R2")
     page.fill("[data-testid=form-reason]", "")
     page.click("[data-testid=btn-reject]")
     wait_status(page, "Retracting L01: .*reason")
@@ -268,6 +285,28 @@ def test_reject_needs_a_reason_for_a_saved_finding(review):
     wait_status(page, "L01 retracted")
     saved = next(r for r in table_rows(root / "study-table.csv") if r["reader"] == "R2" and r["lesion_id"] == "L01")
     assert (saved["finding_status"], saved["retraction_reason"]) == ("retracted", "double count of C01")
+
+
+def test_edit_segments_again_with_another_method_and_reject_drops_a_pending_finding(review):
+    page, server, root, facts, boxes = review
+    hottest = max(facts["lesions"], key=lambda r: float(r["suv_max"]))
+    row(page, hottest["lesion_id"], "R1").click()
+    page.wait_for_timeout(500)
+    coronal = boxes[1]
+    page.mouse.click(coronal["x"] + coronal["width"] / 2, coronal["y"] + coronal["height"] / 2)
+    pending = row(page, "L02", "R2")
+    wait_visible(page, "[data-testid=lesion-row-L02]")
+    assert "adaptive threshold" in wait_status(page, "L02: segmented")
+    select_row(page, "L02", "R2")
+    page.select_option("[data-testid=edit-method]", "fixed50")
+    page.click("[data-testid=btn-edit]")
+    wait_status(page, r"L02: segmented, \d+ voxels \(fixed50 threshold")
+    assert row(page, "L02", "R2").get_attribute("data-status") == "pending"
+    select_row(page, "L02", "R2")
+    page.click("[data-testid=btn-reject]")
+    wait_status(page, "L02 dropped")
+    assert row(page, "L02", "R2").count() == 0
+    assert not [r for r in table_rows(root / "study-table.csv") if r["lesion_id"] == "L02"]
 
 
 def test_compare_shows_the_pet_mr_beside_the_pet_ct(review):
@@ -344,15 +383,14 @@ def test_teaching_round_scored_by_the_study_code(browser, teach_case, tmp_path):
             wait_settled(page, boxes, before)
             coronal = boxes[1]
             page.mouse.click(coronal["x"] + coronal["width"] / 2, coronal["y"] + coronal["height"] / 2)
-            mark = row(page, f"T{number:02d}", "alice")
-            mark.wait_for(timeout=60000)
-            mark.click()
+            wait_visible(page, f"[data-testid=lesion-row-T{number:02d}]")
+            select_row(page, f"T{number:02d}", "alice")
             page.select_option("[data-testid=form-call]", "positive")
             page.click("[data-testid=btn-accept]")
             page.wait_for_function(f"() => document.querySelector('[data-testid=lesion-row-T{number:02d}]')"
                                    ".getAttribute('data-status') === 'active'", timeout=60000)
         page.click("[data-testid=btn-finish]")
-        page.locator("[data-testid=feedback]").wait_for(timeout=60000)
+        wait_visible(page, "[data-testid=feedback]")
         shown = page.inner_text("[data-testid=feedback-text]")
         # the same check finds the truth once it is meant to be there (so it is not a check that cannot fail)
         after = page.evaluate("() => JSON.stringify(window.trame.state.state)")

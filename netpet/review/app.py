@@ -1053,7 +1053,7 @@ html { overflow-y: auto; }
 .netpet-status { margin-top:8px; padding:4px; background:#f3f3f3; border-left:3px solid #c60; min-height:2em; }
 .netpet-messages { color:#555; max-height:140px; overflow-y:auto; }
 .netpet-small { color:#555; font-size:11px; }
-.netpet-mip { width:auto; padding:4px; overflow-y:auto; max-width:40vw; }
+.netpet-mip { flex:0 0 auto; padding:4px; overflow-y:auto; max-width:min(40vw, 480px); }
 .netpet-mip img { cursor:crosshair; display:block; }
 .netpet-pre { white-space:pre-wrap; font-size:11px; max-height:300px; overflow-y:auto; }
 .netpet-feedback { border:1px solid #888; padding:4px; margin-top:6px; font-size:12px; }
