@@ -147,7 +147,6 @@ class ReviewApp(TrameApp):
 
         self.reader_logic = NETPETReader.NETPETReaderLogic()
         self.quant = SUVQuant.SUVQuantLogic()
-        self._suvquant = SUVQuant
         register_rca_factories(self.slicer_app.view_manager, self.server, slice_view_ui_f=self._view_ui)
         self.layouts = LayoutManager(self.slicer_app.scene, self.slicer_app.view_manager, self.server)
         self.layouts.register_layout_dict(self._layout_dict())
@@ -472,6 +471,7 @@ class ReviewApp(TrameApp):
         """The PET's per-volume quantities (SUVQuantLogic.warmUp's: body level, outline sigma, noise correlation)
         and its automatic liver reference, in a worker thread, so that the first click costs what later ones do.
         The prepared volume is read from the node on the loop thread (preparePET)."""
+        from netpet.errors import NetpetError
         from netpet.quant.references import auto_liver
         from netpet.quant.segment import warm_up
 
@@ -481,8 +481,8 @@ class ReviewApp(TrameApp):
             prepared = self.quant.preparePET(loaded.pet)
             await asyncio.to_thread(warm_up, prepared)
             loaded.liver_ras = tuple(float(v) for v in await asyncio.to_thread(auto_liver, prepared))
-        except Exception as exc:  # noqa: BLE001 - a PET without a findable liver: its measurements say so
-            log.info("warm-up of %s: %s", loaded.pet.GetName(), exc)
+        except (NetpetError, ValueError) as exc:  # e.g. no liver found: said now, and again by each measurement
+            self.say(f"Preparing {loaded.pet.GetName()}: {exc}")
         self.timings.setdefault("warm_up_s", time.perf_counter() - t0)
 
     def _show(self, group: int, loaded: Optional[Loaded]):
