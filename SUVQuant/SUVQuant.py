@@ -1289,6 +1289,25 @@ class SUVQuantLogic(ScriptedLoadableModuleLogic):
             raise ValueError(str(exc)) from exc
         return record_reading(StudyTable(studyTablePath), row, values, by=by, why=why)
 
+    def relabelFinding(self, studyTablePath, petNode, reader, lesionID, region=None, lesionType=None, why=None,
+                       by=None, sessionID=None, patientID=None):
+        """Write the reader's region and lesion type of one saved finding of this PET's session into the study
+        table (the same table code and audit trail as :meth:`recordReading`); None leaves a label, '' clears it.
+        Returns the audit entries written (0: nothing changed).
+
+        Raises
+        ------
+        ValueError
+            No such finding of this reader in this session, no label given, or a label with a line break.
+        TableError
+            The table cannot be written (left untouched).
+        """
+        from netpet.quant.table import StudyTable
+        from netpet.reading.findings import label_values, relabel_finding
+
+        row = self._readingRow(studyTablePath, petNode, reader, lesionID, sessionID, patientID)
+        return relabel_finding(StudyTable(studyTablePath), row, label_values(region, lesionType), by=by, why=why)
+
     def retractFinding(self, studyTablePath, petNode, reader, lesionID, reason, by=None, sessionID=None, patientID=None):
         """Retract one finding of this PET's session (kept in the table, counted by no analysis), with the reason
         (required), as ``netpet retract``. Returns the audit entries written (0: retracted already for it).
@@ -1503,8 +1522,9 @@ class SUVQuantLogic(ScriptedLoadableModuleLogic):
                         and not self._attribute(n, "Provenance")), None)
         return (pet, partner) if partner is not None else (None, None)
 
-    def _reviewSegmentation(self, path):
-        """The segmentation node of a .seg.nrrd, read again into the node an earlier review made for it."""
+    def loadSegmentationFile(self, path):
+        """The segmentation node of a .seg.nrrd, read again into the node an earlier review made for it (the
+        review here and the browser review app show saved findings with it)."""
         attribute = nodes.ATTRIBUTE_PREFIX + "SegmentationFile"
         node = next((n for n in slicer.util.getNodesByClass("vtkMRMLSegmentationNode")
                      if n.GetAttribute(attribute) == os.path.realpath(path)), None)
@@ -1566,7 +1586,7 @@ class SUVQuantLogic(ScriptedLoadableModuleLogic):
         self.setSessionID(petNode, row.get("session_id", ""), patientID=row.get("patient_id", ""))
         segmentationNode = None
         if row.get("segmentation_file"):
-            segmentationNode = self._reviewSegmentation(
+            segmentationNode = self.loadSegmentationFile(
                 os.path.join(os.path.dirname(os.path.abspath(studyTablePath)), row["segmentation_file"]))
         centroid = None
         for columns in (("centroid_r", "centroid_a", "centroid_s"), ("seed_r", "seed_a", "seed_s")):

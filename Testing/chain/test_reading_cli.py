@@ -82,6 +82,19 @@ def test_record_retract_restore_and_the_trail(table, capsys):
         "Dr B  retract  P1/CT1/PET/CT/dotatate/R1/L02  finding_status: (empty) -> retracted  why: the same lesion as L01")
 
 
+def test_region_and_lesion_type_are_relabelled_with_the_trail(table, capsys):
+    assert main(["record", "--table", table, *KEY, "--region", "  liver   segment 7 ", "--lesion-type", "metastasis",
+                 "--why", "seen on MR"]) == 0
+    assert "(2 changes in the audit trail)" in capsys.readouterr().out
+    row = next(r for r in StudyTable(table).read() if r["patient_id"] == "P1" and r["session_id"] == "CT1"
+               and r["reader"] == "R1" and r["lesion_id"] == "L02")
+    assert (row["region"], row["lesion_type"], row["call"]) == ("liver segment 7", "metastasis", "positive")
+    changes = [(e["column"], e["old"], e["new"], e["why"]) for e in StudyTable(table).audit()
+               if e["action"] == "update"]
+    assert changes == [("region", "liver", "liver segment 7", "seen on MR"), ("lesion_type", "", "metastasis",
+                                                                             "seen on MR")]
+
+
 @pytest.mark.parametrize("arguments, code, message", [
     (["record", *KEY[:-1], "L09", "--call", "positive"], 3,
      "netpet: error: The study table {table} has no finding patient P1, session CT1, reader R1, lesion L09; reader R1's "
@@ -98,7 +111,11 @@ def test_record_retract_restore_and_the_trail(table, capsys):
     (["record", *KEY, "--sstr-rads", "6"], 2,
      "netpet: error: --sstr-rads is '6'; write one of 1A, 1B, 2A, 2B, 3A, 3B, 3C, 3D, 4, 5 (SSTR-RADS 1.0, Werner et "
      "al. 2018), or leave it empty."),
-    (["record", *KEY], 2, "netpet: error: give at least one of --call, --confidence, --correlate, --sstr-rads"),
+    (["record", *KEY], 2, "netpet: error: give at least one of --call, --confidence, --correlate, --sstr-rads, "
+     "--region, --lesion-type"),
+    (["record", *KEY, "--region", "liver\nsegment 7"], 3,
+     "netpet: error: --region/--lesion-type: the region 'liver\\nsegment 7' has a control character (line break, "
+     "tab); give it as one line of words."),
     (["retract", *KEY, "--why", "  "], 2, "netpet: error: --why is empty; say why the finding is retracted"),
     (["adjudicate", "--readers", "R1,R2"], 2,
      "netpet: error: give --readers R1,R2 and --out adjudication.csv to list the disagreements, or --apply "

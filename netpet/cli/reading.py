@@ -33,6 +33,8 @@ def add_parsers(sub) -> None:
                                                        "malignant")
     p.add_argument("--correlate", metavar="C", help="anatomic correlate on CT/MR: none, lesion or benign")
     p.add_argument("--sstr-rads", metavar="CAT", help="SSTR-RADS 1.0 category: 1A 1B 2A 2B 3A 3B 3C 3D 4 5")
+    p.add_argument("--region", metavar="WORDS", help="the finding's region, in the reader's words ('' clears it)")
+    p.add_argument("--lesion-type", metavar="WORDS", help="the finding's lesion type, in the reader's words")
     p.add_argument("--why", metavar="TEXT", help="why (kept in the audit trail)")
     p.set_defaults(func=cmd_record)
 
@@ -135,15 +137,16 @@ def _done(written: int, what: str, row) -> int:
 
 def cmd_record(args: argparse.Namespace) -> int:
     from netpet import schema
-    from netpet.reading.findings import reader_values, record_reading
+    from netpet.reading.findings import label_values, reader_values, record_reading
 
     try:
         values = reader_values(args.call, args.confidence, args.correlate, args.sstr_rads, "--")
     except schema.SchemaError as exc:
         raise UsageError(str(exc).replace("--reader_call", "--call").replace("--anatomic_correlate", "--correlate")
                          .replace("--sstr_rads", "--sstr-rads")) from None
+    values.update(label_values(args.region, args.lesion_type, "--region/--lesion-type"))
     if not values:
-        raise UsageError("give at least one of --call, --confidence, --correlate, --sstr-rads")
+        raise UsageError("give at least one of --call, --confidence, --correlate, --sstr-rads, --region, --lesion-type")
     table, row = _finding(args)
     return _done(record_reading(table, row, values, by=args.by, why=args.why), "Recorded for", row)
 

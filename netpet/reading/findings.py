@@ -152,6 +152,45 @@ def record_reading(table: StudyTable, finding: Mapping[str, Any], values: Mappin
     return table.record(_key(finding), dict(values), by=by, why=why)
 
 
+def label_values(region: Any = None, lesion_type: Any = None, where: str = "") -> Dict[str, str]:
+    """The table columns of a reader's labels of a finding: ``region`` and ``lesion_type`` (the reader's words,
+    white space tidied). A value None is left out (not changed); '' clears the cell.
+
+    Raises
+    ------
+    ReadingError
+        A label with a control character (line break, tab, NUL: the table keeps one line per cell).
+    """
+    out: Dict[str, str] = {}
+    for column, value in (("region", region), ("lesion_type", lesion_type)):
+        if value is None:
+            continue
+        text = str(value)
+        if any(ord(c) < 32 or ord(c) == 127 for c in text):
+            raise ReadingError(f"{where + ': ' if where else ''}the {column.replace('_', ' ')} '{printable(text)}' has a "
+                               "control character (line break, tab); give it as one line of words.")
+        out[column] = " ".join(text.split())
+    return out
+
+
+def relabel_finding(table: StudyTable, finding: Mapping[str, Any], values: Mapping[str, Any], by: Any = None,
+                    why: Any = None) -> int:
+    """Write a reader's labels (:func:`label_values`: region, lesion type) into the finding; returns the audit
+    entries written (0: the finding already held these labels). The labels are the table's: the finding's
+    segmentation file keeps the labels it was written with.
+
+    Raises
+    ------
+    ReadingError
+        No labels to write.
+    netpet.quant.table.TableError
+        No such finding, or the table cannot be written.
+    """
+    if not values:
+        raise ReadingError(f"Nothing to relabel for the finding {describe_key(finding)}: give a region or a lesion type.")
+    return table.record(_key(finding), dict(values), by=by, why=why)
+
+
 def retract_finding(table: StudyTable, finding: Mapping[str, Any], reason: Any, by: Any = None) -> int:
     """Retract a finding (kept in the table, left out of every analysis); returns the audit entries written.
 
