@@ -224,6 +224,36 @@ def test_session_shown_and_a_listed_lesion_centres_the_views_on_pet(review):
         page.screenshot(path=os.path.join(folder, "review.png"))
 
 
+def _differing(a, b, threshold=40):
+    """Pixels of two same-sized images that differ by more than ``threshold`` in some channel (JPEG noise is below)."""
+    return sum(1 for p, q in zip(a.get_flattened_data(), b.get_flattened_data())
+               if max(abs(x - y) for x, y in zip(p, q)) > threshold)
+
+
+def test_saved_findings_are_drawn_and_their_warnings_shown(review):
+    """Reader R1's findings (made by netpet quantify before the page opened) are drawn from their .seg.nrrd: hiding
+    the segmentations changes the pixels at the centred lesion; the selected finding's warnings are shown."""
+    page, server, root, facts, boxes = review
+    warned = [r for r in facts["lesions"] if r["warnings"]]
+    assert warned, "the study table has no finding with a warning to show"
+    target = max(warned, key=lambda r: float(r["suv_max"]))
+    before = [grab(page, b).tobytes() for b in boxes]
+    row(page, target["lesion_id"], "R1").click()
+    wait_settled(page, boxes, before)
+    shown = page.inner_text("[data-testid=finding-warnings]")
+    assert target["warnings"].split(" | ")[0] in shown, shown
+    drawn = [centre_patch(page, b, half=10) for b in boxes]
+    before = [grab(page, b).tobytes() for b in boxes]
+    page.uncheck("[data-testid=segments-toggle]")
+    wait_settled(page, boxes, before)
+    bare = [centre_patch(page, b, half=10) for b in boxes]
+    changed = [_differing(a, b) for a, b in zip(drawn, bare)]
+    assert all(n > 0 for n in changed), f"pixels changed at the lesion by hiding the segmentations: {changed}"
+    before = [grab(page, b).tobytes() for b in boxes]
+    page.check("[data-testid=segments-toggle]")
+    wait_settled(page, boxes, before)
+
+
 def test_click_in_a_view_segments_a_lesion_measured_as_the_command_line(review, tmp_path, capsys):
     from netpet.cli.main import main
 

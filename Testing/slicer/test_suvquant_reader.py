@@ -174,3 +174,34 @@ def test_ui_fields_and_slots_exist_and_bind_to_parameters():
                          ("retractButton", "onRetract"), ("restoreButton", "onRestore")):
         assert f'self.ui.{button}.connect("clicked(bool)", self.{slot})' in source
         assert any(isinstance(n, ast.FunctionDef) and n.name == slot for n in ast.walk(ast.parse(source)))
+
+
+def test_relabel_a_saved_finding_as_the_command_line_does(study, tmp_path):
+    """relabelFinding writes region and lesion type through the table code: the same cells and audit entries as
+    ``netpet record --region --lesion-type`` on a copy of the table; a label with a line break is refused."""
+    import shutil
+
+    from netpet.cli.main import main
+    from netpet.quant.table import audit_path
+
+    logic, pet, path, key = study
+    copy = str(tmp_path / "copy.csv")
+    shutil.copy(path, copy)
+    shutil.copy(audit_path(path), audit_path(copy))
+    assert logic.relabelFinding(path, pet, "R1", "L02", region="uncinate  process", lesionType="", why="on CT") == 2
+    assert logic.relabelFinding(path, pet, "R1", "L02", region="uncinate process") == 0
+    assert main(["record", "--table", copy, "--patient", "P1", "--session", key["session_id"], "--reader", "R1",
+                 "--lesion", "L02", "--modality", "PET/CT", "--region", "uncinate process", "--lesion-type", "",
+                 "--why", "on CT"]) == 0
+    mine = [r for r in StudyTable(path).read() if r["reader"] == "R1" and r["lesion_id"] == "L02"][0]
+    theirs = [r for r in StudyTable(copy).read() if r["reader"] == "R1" and r["lesion_id"] == "L02"][0]
+    assert (mine["region"], mine["lesion_type"]) == ("uncinate process", "") and \
+        {k: v for k, v in mine.items() if k != "updated"} == {k: v for k, v in theirs.items() if k != "updated"}
+    trail = lambda p: [tuple(e[c] for c in ("action", "column", "old", "new", "why"))  # noqa: E731
+                       for e in StudyTable(p).audit(lesion_id="L02", reader="R1") if e["action"] == "update"]
+    assert trail(path) == trail(copy) == [("update", "region", "pancreas", "uncinate process", "on CT"),
+                                          ("update", "lesion_type", "physiological uptake", "", "on CT")]
+    with pytest.raises(ValueError, match="has a control character"):
+        logic.relabelFinding(path, pet, "R1", "L02", region="liver\nsegment 7")
+    with pytest.raises(ValueError, match="Nothing to relabel"):
+        logic.relabelFinding(path, pet, "R1", "L02")

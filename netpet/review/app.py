@@ -114,6 +114,7 @@ class Loaded:
         self.liver_ras = None
         self.mip = None  # (MIP values, (row, col) -> RAS of the hottest voxel on that ray, display size)
         self.segmentations: Dict[str, Any] = {}  # finding id -> its own segmentation node
+        self.saved: Dict[str, Any] = {}  # .seg.nrrd path -> the node showing the saved findings it holds
 
 
 class ReviewApp(TrameApp):
@@ -207,6 +208,8 @@ class ReviewApp(TrameApp):
         s.pet_window_max = 50
         s.lesions = []
         s.selected = ""
+        s.selected_warnings = ""
+        s.show_segments = True
         s.status = ""
         s.messages = []
         s.busy = False
@@ -235,6 +238,7 @@ class ReviewApp(TrameApp):
         s.change("patient")(self._on_patient)
         s.change("session_key")(self._on_session)
         s.change("compare")(self._on_compare)
+        s.change("show_segments")(self._on_show_segments)
         s.change("pet_window")(self._on_window)
 
     def _build_ui(self):
@@ -268,6 +272,9 @@ class ReviewApp(TrameApp):
                 html.Option("{{ s.title }}", v_for="s in session_items", key="s.value", value=("s.value",))
             html.Label("reader")
             html.Span("{{ reader }}", classes="netpet-reader", **_testid("reader"))
+            with html.Label():
+                html.Input(type="checkbox", v_model=("show_segments",), **_testid("segments-toggle"))
+                html.Span("segmentations")
             with html.Label():
                 html.Input(type="checkbox", v_model=("compare",), **_testid("compare-toggle"))
                 html.Span("compare PET/CT | PET/MR")
@@ -305,6 +312,8 @@ class ReviewApp(TrameApp):
             with html.Div(classes="netpet-form"):
                 html.Div("{{ selected ? 'finding ' + selected : 'click a lesion in a view to segment it' }}",
                          classes="netpet-small", **_testid("selected"))
+                html.Div("{{ selected_warnings }}", v_if="selected && selected_warnings", classes="netpet-small",
+                         style="color:#a33", **_testid("finding-warnings"))
                 self._select("call", "form_call", "call_choices", "form-call")
                 self._select("confidence", "form_confidence", "confidence_choices", "form-confidence")
                 self._select("correlate", "form_correlate", "correlate_choices", "form-correlate")
@@ -452,17 +461,68 @@ class ReviewApp(TrameApp):
 
         loaded.suv_max = float(np.nanmax(arrayFromVolume(pet)))
         self.loaded[record["key"]] = loaded
+        self._load_saved(loaded)
         self._evict()
         self.timings.setdefault("first_load_s", time.perf_counter() - t0)
         create_task(self._warm_up(loaded))
         return loaded
+
+    def _load_saved(self, loaded: Loaded):
+        """Draw the session's saved findings from their .seg.nrrd files (SUVQuantLogic.loadSegmentationFile; every
+        reader's in review, the trainee's own in teaching), so that a reviewer sees what was segmented. A retracted
+        finding is hidden, and so is one of this reader that this page drew from its own node. Read again after
+        each change of the table (Accept, Record, Reject)."""
+        from netpet.errors import NetpetError
+
+        if not loaded.session_id or not os.path.exists(self.study.table):
+            return
+        try:
+            rows = studies.session_lesions(self.study.table, loaded.patient_id, loaded.session_id,
+                                           reader=self.reader if self.mode == "teach" else None)
+        except (NetpetError, ValueError, OSError) as exc:
+            self.say(f"Reading {self.study.table}: {exc}")
+            return
+        files: Dict[str, List[Dict[str, Any]]] = {}
+        for row in rows:
+            if row.get("lesion_id") and row.get("segmentation_file"):
+                files.setdefault(str(row["segmentation_file"]), []).append(row)
+        group = next((g for g, v in self.shown.items() if v is loaded), None)
+        for name, findings in files.items():
+            try:
+                path = studies.inside(self.study.root, os.path.join(os.path.dirname(self.study.table), name))
+            except NetpetError as exc:
+                self.say(f"The segmentation {name} of {findings[0]['reader']}'s findings is not drawn: {exc}")
+                continue
+            if not os.path.isfile(path):
+                self.say(f"The segmentation {name} of {findings[0]['reader']}'s findings "
+                         f"({', '.join(r['lesion_id'] for r in findings)}) is missing; export them again (netpet "
+                         "quantify or SUV Quant) to see them here.")
+                continue
+            ok, node = self._logic_call(f"Reading {name}", self.quant.loadSegmentationFile, path)
+            if not ok:
+                continue
+            loaded.saved[path] = node
+            hidden = {r["lesion_id"] for r in findings if r.get("retracted")}
+            hidden |= {r["lesion_id"] for r in findings if r["reader"] == self.reader and r["lesion_id"] in
+                       loaded.segmentations}
+            segmentation, display = node.GetSegmentation(), node.GetDisplayNode()
+            for number in range(segmentation.GetNumberOfSegments()):
+                segment_id = segmentation.GetNthSegmentID(number)
+                shown = not ({segment_id, segmentation.GetSegment(segment_id).GetName()} & hidden)
+                display.SetSegmentVisibility(segment_id, shown)
+            if group is not None and self.slicer_app.view_manager.get_views(group):
+                self.slicer_app.display_manager.set_node_visible_in_group(node, group)
+                display.SetVisibility(bool(self.state.show_segments))
+            else:  # an empty list of views would mean every view
+                display.SetVisibility(False)
+        self.render()
 
     def _evict(self):
         """Keep at most LOADED_SESSIONS sessions in the scene (never the ones shown)."""
         shown = {id(v) for v in self.shown.values() if v is not None}
         while len(self.loaded) > LOADED_SESSIONS:
             key, old = next((k, v) for k, v in self.loaded.items() if id(v) not in shown)
-            for node in (old.pet, old.anatomical, *old.segmentations.values()):
+            for node in (old.pet, old.anatomical, *old.segmentations.values(), *old.saved.values()):
                 if node is not None:
                     self.slicer_app.scene.RemoveNode(node)
             del self.loaded[key]
@@ -494,10 +554,10 @@ class ReviewApp(TrameApp):
             view.set_foreground_opacity(DEFAULT_OPACITY)
         shown = [v for v in self.shown.values() if v is not None]
         for item in self.loaded.values():  # findings show in the views of their own session only
-            for node in item.segmentations.values():
+            for node in (*item.segmentations.values(), *item.saved.values()):
                 display = node.GetDisplayNode()
                 if display is not None:
-                    display.SetVisibility(any(item is v for v in shown))
+                    display.SetVisibility(bool(self.state.show_segments) and any(item is v for v in shown))
                     if item is loaded:
                         self.slicer_app.display_manager.set_node_visible_in_group(node, group)
         if loaded is not None:
@@ -528,6 +588,15 @@ class ReviewApp(TrameApp):
         with self.state:
             self.state.partner_label = f"beside: {loaded.session_id}: {loaded.record['session']}"
         return True
+
+    def _on_show_segments(self, show_segments, **_):
+        """Show or hide every finding's segmentation (the PET under a contour can be read without it)."""
+        shown = [v for v in self.shown.values() if v is not None]
+        for item in shown:
+            for node in (*item.segmentations.values(), *item.saved.values()):
+                if node.GetDisplayNode() is not None:
+                    node.GetDisplayNode().SetVisibility(bool(show_segments))
+        self.render()
 
     def _on_compare(self, compare, **_):
         if compare:
@@ -761,6 +830,8 @@ class ReviewApp(TrameApp):
         item = self._item(key)
         if item is None:
             return
+        details = [f"flags: {item['flags']}" if item.get("flags") else "", item.get("warnings") or ""]
+        self.state.selected_warnings = " | ".join(d for d in details if d)
         self.state.form_region = item.get("region") or ""
         self.state.form_lesion_type = item.get("lesion_type") or ""
         from netpet.reading.findings import form_key
@@ -803,6 +874,7 @@ class ReviewApp(TrameApp):
                  f"segmentation {result['segmentation_file']}", *result.get("warnings", []))
         if self._form_values():
             self._record_reading(loaded, finding_id)
+        self._load_saved(loaded)
         self.refresh_lesions(select=finding_id)
 
     def _form_values(self) -> Dict[str, Any]:
@@ -825,7 +897,8 @@ class ReviewApp(TrameApp):
 
     def record(self):
         """Record the reader's call, confidence and anatomic correlate of the selected finding (recordReading);
-        a changed region or lesion type of a finding segmented here is written by exporting it again."""
+        a changed region or lesion type of a finding segmented here is written by exporting it again, of one saved
+        before this page by relabelFinding (the table's labels; its segmentation file keeps its own)."""
         item = self._selected()
         loaded = self.shown[0]
         if item is None or loaded is None:
@@ -841,9 +914,11 @@ class ReviewApp(TrameApp):
                           or (self.state.form_lesion_type or "") != (item.get("lesion_type") or ""))
         if labels_changed:
             node = loaded.segmentations.get(finding_id)
-            if node is None:
-                self.say(f"The region and lesion type of {finding_id} are kept with its segmentation, which was "
-                         "made outside this page; they are left as they are.")
+            if node is None:  # saved before this page: the labels change in the table (its code and audit trail)
+                self._logic_call(f"Saving the labels of {finding_id}", self.quant.relabelFinding, self.study.table,
+                                 loaded.pet, self.reader, finding_id, region=self.state.form_region or "",
+                                 lesionType=self.state.form_lesion_type or "", sessionID=loaded.session_id or None,
+                                 patientID=loaded.patient_id)
             else:
                 ok, rows = self._logic_call(f"Measuring {finding_id}", self.quant.measureSegmentation, loaded.pet,
                                             node, liverRAS=loaded.liver_ras, reader=self.reader,
@@ -856,6 +931,7 @@ class ReviewApp(TrameApp):
                                      lesionTypes={finding_id: self.state.form_lesion_type})
         if self._form_values() or not labels_changed:
             self._record_reading(loaded, finding_id)
+        self._load_saved(loaded)
         self.refresh_lesions(select=finding_id)
 
     def reject(self):
@@ -880,6 +956,7 @@ class ReviewApp(TrameApp):
                 return
             self.say(f"{finding_id} retracted ({self.state.form_reason}); it stays in the table, counted by no "
                      "analysis")
+        self._load_saved(loaded)
         self.refresh_lesions(select=None)
         with self.state:
             self.state.selected = ""
