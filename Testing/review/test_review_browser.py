@@ -402,7 +402,7 @@ def test_teaching_round_scored_by_the_study_code(browser, teach_case, tmp_path):
                   if line not in quiz and len(line.strip()) > 30]
         with open(case.reference, newline="") as handle:
             hidden += [",".join(r) for r in list(csv.reader(handle))[1:]]
-        hidden += [case.lesson[:60], "malignant"]
+        hidden += [case.lesson[:60], case.title, "malignant"]  # the teacher's title names the lesson
         leaked = [h for h in hidden if h and json.dumps(h)[1:-1] in state]
         assert not leaked, f"the truth is in the page's state before Finish: {leaked}"
         for number, target in enumerate(targets, 1):
@@ -424,7 +424,7 @@ def test_teaching_round_scored_by_the_study_code(browser, teach_case, tmp_path):
         shown = page.inner_text("[data-testid=feedback-text]")
         # the same check finds the truth once it is meant to be there (so it is not a check that cannot fail)
         after = page.evaluate("() => JSON.stringify(window.trame.state.state)")
-        assert json.dumps(case.lesson[:60])[1:-1] in after
+        assert json.dumps(case.lesson[:60])[1:-1] in after and json.dumps(case.title)[1:-1] in after
         assert len(hidden) > 5
         folder = _screenshot_folder()
         if folder:

@@ -234,7 +234,8 @@ class ReviewApp(TrameApp):
         s.method_choices = list(EDIT_METHODS)
         s.quiz = self.case.quiz_markdown if self.mode == "teach" else ""
         s.feedback = None  # teaching: the score, only after Finish
-        s.case_title = getattr(self.case, "title", "") if self.mode == "teach" else ""
+        # the teacher's title names the lesson ("... below, at and above the liver reference"): shown after Finish
+        s.case_title = ""
         s.change("patient")(self._on_patient)
         s.change("session_key")(self._on_session)
         s.change("compare")(self._on_compare)
@@ -1004,6 +1005,7 @@ class ReviewApp(TrameApp):
         self.feedback = result
         with self.state:
             self.state.feedback = {**result, "text": text}
+            self.state.case_title = getattr(self.case, "title", "")
         self.say("Finished: the score and the case's truth are shown beside the views.")
 
 
