@@ -419,8 +419,19 @@ def test_teaching_round_scored_by_the_study_code(browser, teach_case, tmp_path):
             page.click("[data-testid=btn-accept]")
             page.wait_for_function(f"() => document.querySelector('[data-testid=lesion-row-T{number:02d}]')"
                                    ".getAttribute('data-status') === 'active'", timeout=60000)
+        # a lesion the trainee did not mark: nothing drawn there until Finish draws the truth's contours
+        missed = max((t for t in case.lesions if t not in targets), key=lambda t: t["diameter_mm"])
+        page.fill("[data-testid=goto-ras]", ", ".join(f"{v:.1f}" for v in missed["sessions"][session]["centre"]))
+        before = [grab(page, b).tobytes() for b in boxes]
+        page.click("[data-testid=btn-goto]")
+        wait_settled(page, boxes, before)
+        unmarked = [centre_patch(page, b, half=12) for b in boxes]
+        before = [grab(page, b).tobytes() for b in boxes]
         page.click("[data-testid=btn-finish]")
         wait_visible(page, "[data-testid=feedback]")
+        wait_settled(page, boxes, before)
+        contoured = [_differing(a, centre_patch(page, b, half=12)) for a, b in zip(unmarked, boxes)]
+        assert all(n > 0 for n in contoured), f"pixels changed at the unmarked lesion by Finish: {contoured}"
         shown = page.inner_text("[data-testid=feedback-text]")
         # the same check finds the truth once it is meant to be there (so it is not a check that cannot fail)
         after = page.evaluate("() => JSON.stringify(window.trame.state.state)")

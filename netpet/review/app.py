@@ -1006,7 +1006,36 @@ class ReviewApp(TrameApp):
         with self.state:
             self.state.feedback = {**result, "text": text}
             self.state.case_title = getattr(self.case, "title", "")
-        self.say("Finished: the score and the case's truth are shown beside the views.")
+        self._show_truth()
+        self.say("Finished: the score and the case's truth are shown beside the views, the truth's contours in them.")
+
+    def _show_truth(self):
+        """After Finish: the case's truth segmentation (truth/<patient>/<session>_lesions.seg.nrrd, one segment per
+        lesion) drawn as contours over the trainee's marks, in the views of its session."""
+        for group, loaded in self.shown.items():
+            if loaded is None:
+                continue
+            session = next((s for s in self.case.sessions
+                            if s.get("pet_series_uid") and s["pet_series_uid"] == loaded.record.get("pet_series_uid")),
+                           None)
+            if session is None:
+                continue
+            path = os.path.join(self.case.root, "truth", self.case.patient_id,
+                                f"{session['session_id']}_lesions.seg.nrrd")
+            if not os.path.isfile(path):
+                self.say(f"The case has no truth segmentation {path}: the truth is in the feedback's text only.")
+                continue
+            ok, node = self._logic_call("Reading the case's truth", self.quant.loadSegmentationFile, path)
+            if not ok:
+                continue
+            display = node.GetDisplayNode()
+            display.SetVisibility2DFill(False)  # contours: the trainee's filled marks stay visible under them
+            display.SetSliceIntersectionThickness(2)
+            loaded.saved[path] = node
+            if self.slicer_app.view_manager.get_views(group):
+                self.slicer_app.display_manager.set_node_visible_in_group(node, group)
+                display.SetVisibility(bool(self.state.show_segments))
+        self.render()
 
 
 def _ras_text(ras) -> str:
