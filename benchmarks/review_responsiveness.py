@@ -38,7 +38,7 @@ TARGETS = (
     ("server_start_s", "server start (process to address)", None),
     ("first_frame_s", "first frame (page open to 3 views)", 5.0),
     ("list_click_first_s", "list click to first new frame", 1.0),
-    ("list_click_settled_s", "list click to settled frame", None),
+    ("list_click_settled_s", "list click to settled (incl. 0.8 s check)", None),
     ("click_to_lesion_s", "view click to segmented lesion in the list", 1.0),
     ("slider_to_frame_s", "PET window slider to first new frame", 1.0),
 )

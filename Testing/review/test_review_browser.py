@@ -154,6 +154,18 @@ def select_row(page, lesion_id, reader):
     page.wait_for_timeout(200)
 
 
+def go_to_row(page, boxes, lesion_id, reader):
+    """Click a row and wait until the views show the lesion: they change (unless they were centred on it already)
+    and then settle."""
+    before = [grab(page, b).tobytes() for b in boxes]
+    row(page, lesion_id, reader).click()
+    page.wait_for_function(f"() => window.trame.state.state.selected === '{reader}|{lesion_id}'", timeout=30000)
+    try:
+        wait_settled(page, boxes, before, timeout=5)
+    except AssertionError:  # no change: the views were centred on this lesion already
+        wait_settled(page, boxes)
+
+
 def table_rows(path):
     with open(path, newline="") as handle:
         return list(csv.DictReader(handle))
@@ -320,8 +332,7 @@ def test_reject_needs_a_reason_for_a_saved_finding(review):
 def test_edit_segments_again_with_another_method_and_reject_drops_a_pending_finding(review):
     page, server, root, facts, boxes = review
     hottest = max(facts["lesions"], key=lambda r: float(r["suv_max"]))
-    row(page, hottest["lesion_id"], "R1").click()
-    page.wait_for_timeout(500)
+    go_to_row(page, boxes, hottest["lesion_id"], "R1")
     coronal = boxes[1]
     page.mouse.click(coronal["x"] + coronal["width"] / 2, coronal["y"] + coronal["height"] / 2)
     pending = row(page, "L02", "R2")

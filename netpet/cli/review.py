@@ -90,6 +90,12 @@ def _serve(app, args, token) -> int:
 def _gui_environment() -> None:
     """Off-screen rendering through Mesa EGL: set before VTK is first imported (no display is needed)."""
     os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
+    # VTK's warnings here are about its own off-screen windows (e.g. "WindowResizeEvent will not be generated ...
+    # after VTK 9.6", one per view): nothing a reader can act on, and they bury the command's own messages.
+    # VTK's errors are still printed.
+    from vtkmodules.vtkCommonCore import vtkObject
+
+    vtkObject.GlobalWarningDisplayOff()
 
 
 def run_review(args: argparse.Namespace) -> int:

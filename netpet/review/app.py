@@ -152,7 +152,8 @@ class ReviewApp(TrameApp):
         self.layouts = LayoutManager(self.slicer_app.scene, self.slicer_app.view_manager, self.server)
         self.layouts.register_layout_dict(self._layout_dict())
         self.layouts.set_layout("single")
-        self.index = self.reader_logic.indexFolder(studies.inside(study.root, study.dicom))
+        # headers read on every core: this is a process of its own, not the Slicer application
+        self.index = self.reader_logic.indexFolder(studies.inside(study.root, study.dicom), jobs=None)
         self.sessions = [dict(s, key=f"{s['patient_id']}|{s['pet_series_uid']}")
                          for s in self.reader_logic.sessions(self.index)]
         if not self.sessions:
