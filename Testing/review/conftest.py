@@ -61,10 +61,11 @@ def _link_tree(source, target):
 
 @pytest.fixture(scope="session")
 def review_study(reference_study, tmp_path_factory):
-    """(study folder, facts): the first patient's DOTATATE PET/CT and PET/MR and a study table of reader R1.
+    """(study folder, facts): the first patient's DOTATATE PET/CT and PET/MR and a study table of reader R1 (its
+    clicks on both sessions).
 
     facts: patient, petct and petmr session ids, petct_dir (the PET/CT's PET DICOM folder), lesions (the table's
-    rows of R1, as written by netpet quantify)."""
+    rows of R1 on the PET/CT, as written by netpet quantify), petmr_lesions (those on the PET/MR)."""
     from netpet.cli.main import main
 
     out, summary = reference_study
@@ -78,21 +79,25 @@ def review_study(reference_study, tmp_path_factory):
         _link_tree(out / "dicom" / patient / session, root / "dicom" / patient / session)
     with open(out / "truth" / "lesions.csv", newline="") as handle:
         truth = [r for r in csv.DictReader(handle)
-                 if r["patient_id"] == patient and r["session_id"] == petct and r["avid"] == "1"]
+                 if r["patient_id"] == patient and r["session_id"] in (petct, petmr) and r["avid"] == "1"]
     manifest = root / "manifest.csv"
     with open(manifest, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["patient_id", "session_id", "series", "reader", "lesion_id", "seed_r", "seed_a", "seed_s",
                          "region"])
-        for number, row in enumerate(truth, 1):
-            writer.writerow([patient, petct, f"dicom/{patient}/{petct}/PET", "R1", f"C{number:02d}",
-                             row["center_r"], row["center_a"], row["center_s"], row["region"]])
+        for session, prefix in ((petct, "C"), (petmr, "M")):
+            for number, row in enumerate([r for r in truth if r["session_id"] == session], 1):
+                writer.writerow([patient, session, f"dicom/{patient}/{session}/PET", "R1", f"{prefix}{number:02d}",
+                                 row["center_r"], row["center_a"], row["center_s"], row["region"]])
     table = root / "study-table.csv"
     assert main(["quantify", str(manifest), "--table", str(table), "--jobs", "1"]) in (0, 6)
     with open(table, newline="") as handle:
-        lesions = [r for r in csv.DictReader(handle) if r["lesion_id"]]
-    assert lesions, "netpet quantify wrote no lesion of the PET/CT"
+        rows = [r for r in csv.DictReader(handle) if r["lesion_id"]]
+    lesions = [r for r in rows if r["lesion_id"].startswith("C")]
+    petmr_lesions = [r for r in rows if r["lesion_id"].startswith("M")]
+    assert lesions and petmr_lesions, "netpet quantify wrote no lesion of the PET/CT or of the PET/MR"
     return root, {"patient": patient, "petct": petct, "petmr": petmr, "lesions": lesions,
+                  "petmr_lesions": petmr_lesions,
                   "petct_dir": root / "dicom" / patient / petct / "PET"}
 
 

@@ -357,6 +357,23 @@ def test_compare_shows_the_pet_mr_beside_the_pet_ct(review):
     assert len(both) == 6
     partner = page.inner_text("[data-testid=partner-label]")
     assert "PET/MR" in partner and "PET/CT" not in partner, partner
+    # the PET/MR's findings are listed apart (read-only); a click centres the PET/MR views only, on that finding
+    listed = page.locator("[data-testid^=partner-row-]")
+    assert listed.count() == len(facts["petmr_lesions"])
+    hottest = max(facts["petmr_lesions"], key=lambda r: float(r["suv_max"]))
+    wait_settled(page, both)
+    before = [grab(page, b).tobytes() for b in both]
+    page.locator(f"[data-testid=partner-row-{hottest['lesion_id']}][data-reader=R1]").click()
+    wait_settled(page, both, before)
+    after = [grab(page, b).tobytes() for b in both]
+    assert after[:3] == before[:3] and all(a != b for a, b in zip(after[3:], before[3:])), "only the PET/MR views move"
+    counts = [pet_pixels(centre_patch(page, b)) for b in both[3:]]
+    assert all(n >= 16 for n in counts), f"PET-coloured pixels in the 8x8 centre of each PET/MR view: {counts}"
+    folder = _screenshot_folder()
+    if folder:
+        page.screenshot(path=os.path.join(folder, "compare.png"))
+    page.click("[data-testid=btn-record]")
+    wait_status(page, "is a finding of the compared session")
     page.uncheck("[data-testid=compare-toggle]")
     assert len(wait_views(page, 3)) == 3
 

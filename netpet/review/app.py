@@ -302,11 +302,12 @@ class ReviewApp(TrameApp):
                             html.Th(title)
                 with html.Tbody():
                     with html.Tr(v_for="l in lesions", key="l.key",
-                                 classes=("{selected: l.key === selected, pending: l.pending}",),
+                                 classes=("{selected: l.key === selected, pending: l.pending, partner: l.group}",),
                                  click=(self.select_lesion, "[l.key]"),
                                  __properties=[("testid", "data-testid"), ("reader_attr", "data-reader"),
                                                ("status_attr", "data-status")],
-                                 testid=("'lesion-row-' + l.id",), reader_attr=("l.reader",),
+                                 testid=("(l.group ? 'partner-row-' : 'lesion-row-') + l.id",),
+                                 reader_attr=("l.reader",),
                                  status_attr=("l.status",)):
                         for key in ("id", "reader", "region", "call", "krenning", "suv_max", "tl_ratio", "status",
                                     "flags"):
@@ -547,8 +548,9 @@ class ReviewApp(TrameApp):
             self.say(f"Preparing {loaded.pet.GetName()}: {exc}")
         self.timings.setdefault("warm_up_s", time.perf_counter() - t0)
 
-    def _show(self, group: int, loaded: Optional[Loaded]):
-        """PET over its CT/MR in the slice views of one group (0: main, 1: partner)."""
+    def _show(self, group: int, loaded: Optional[Loaded], reset: bool = True):
+        """PET over its CT/MR in the slice views of one group (0: main, 1: partner); ``reset`` fits the views to
+        the volume (off: they stay where the reader left them)."""
         self.shown[group] = loaded
         for view in self.slicer_app.view_manager.get_slice_views(group):
             view.set_background_volume_id(loaded.anatomical.GetID() if loaded and loaded.anatomical else None)
@@ -564,7 +566,8 @@ class ReviewApp(TrameApp):
                         self.slicer_app.display_manager.set_node_visible_in_group(node, group)
         if loaded is not None:
             self._apply_window(loaded)
-            self.slicer_app.display_manager.reset_views(group)
+            if reset:
+                self.slicer_app.display_manager.reset_views(group)
         self.render()
 
     def _partner(self) -> Optional[dict]:
@@ -585,7 +588,8 @@ class ReviewApp(TrameApp):
                             self._record(f"{partner['patient_id']}|{partner['pet_series_uid']}"))
         if loaded is None:
             return False
-        self._show(0, self.shown[0])  # loadSession fused every view with the partner: the main views back
+        # loadSession fused every view with the partner: the main views back, where the reader left them
+        self._show(0, self.shown[0], reset=False)
         self._show(1, loaded)
         with self.state:
             self.state.partner_label = f"beside: {loaded.session_id}: {loaded.record['session']}"
@@ -610,6 +614,7 @@ class ReviewApp(TrameApp):
         else:
             self.layouts.set_layout("single")
             self._show(1, None)
+        self.refresh_lesions()
         self.render()
 
     def _apply_window(self, loaded: Loaded):
@@ -674,11 +679,11 @@ class ReviewApp(TrameApp):
         self.say(f"Centred on {_ras_text(values)}.")
 
     # -- views and clicks ----------------------------------------------------------------------------------------
-    def centre_on(self, ras):
-        from slicer import vtkMRMLSliceNode
-
-        vtkMRMLSliceNode.JumpAllSlices(self.slicer_app.scene, float(ras[0]), float(ras[1]), float(ras[2]),
-                                       vtkMRMLSliceNode.CenteredJumpSlice)
+    def centre_on(self, ras, group: int = 0):
+        """Centre the slice views of one group (0: the session, 1: the compared one) on a RAS point: each session
+        has its own scanner frame, so the point of one is not the same place in the other."""
+        for view in self.slicer_app.view_manager.get_slice_views(group):
+            view.get_view_node().JumpSliceByCentering(float(ras[0]), float(ras[1]), float(ras[2]))
         self.render()
 
     def _observe_clicks(self):
@@ -703,7 +708,8 @@ class ReviewApp(TrameApp):
 
     def _next_id(self, loaded: Loaded) -> str:
         prefix = "T" if self.mode == "teach" else "L"
-        used = {r["id"] for r in self.state.lesions if r["reader"] == self.reader} | set(self.pending)
+        used = {r["id"] for r in self.state.lesions if r["reader"] == self.reader and not r.get("group")}
+        used |= set(self.pending)
         used |= set(loaded.segmentations)
         numbers = [int(m.group(1)) for u in used for m in [re.fullmatch(prefix + r"(\d+)", u)] if m]
         return f"{prefix}{(max(numbers) + 1) if numbers else 1:02d}"
@@ -782,8 +788,8 @@ class ReviewApp(TrameApp):
             self.slicer_app.scene.RemoveNode(node)
 
     # -- the lesion list -----------------------------------------------------------------------------------------
-    def _table_rows(self) -> List[Dict[str, Any]]:
-        loaded = self.shown[0]
+    def _table_rows(self, group: int = 0) -> List[Dict[str, Any]]:
+        loaded = self.shown.get(group)
         if loaded is None or not loaded.session_id or not os.path.exists(self.study.table):
             return []
         reader = self.reader if self.mode == "teach" else None
@@ -806,6 +812,16 @@ class ReviewApp(TrameApp):
         for finding_id, pending in self.pending.items():
             items.append(_list_item({**pending["row"], "lesion_id": finding_id, "reader": self.reader,
                                      "finding_status": "pending"}, pending=True))
+        if self.state.compare and self.shown.get(1) is not None:  # the compared session's findings, read-only
+            try:
+                partner = self._table_rows(1)
+            except (NetpetError, ValueError, OSError) as exc:
+                self.say(f"Reading {self.study.table}: {exc}")
+                partner = []
+            for row in partner:
+                if row.get("lesion_id"):
+                    item = _list_item(row, pending=False)
+                    items.append({**item, "key": "partner|" + item["key"], "group": 1})
         with self.state:
             self.state.lesions = items
             if select is not None:
@@ -826,7 +842,7 @@ class ReviewApp(TrameApp):
             self.state.selected = key
             self._fill_form(key)
         if item.get("r") is not None:
-            self.centre_on((item["r"], item["a"], item["s"]))
+            self.centre_on((item["r"], item["a"], item["s"]), item.get("group", 0))
 
     def _fill_form(self, key):
         item = self._item(key)
@@ -846,6 +862,10 @@ class ReviewApp(TrameApp):
         item = self._item(self.state.selected)
         if item is None:
             self.say("Select a finding in the list first (or click a lesion in a view).")
+        elif item.get("group"):
+            self.say(f"{item['id']} is a finding of the compared session ({self.shown[1].session_id}); open that "
+                     "session to change it.")
+            return None
         return item
 
     # -- accept, reject, edit, record ----------------------------------------------------------------------------
@@ -1153,6 +1173,7 @@ html { overflow-y: auto; }
 .netpet-table th, .netpet-table td { border-bottom:1px solid #ddd; padding:2px 3px; text-align:left; }
 .netpet-table tr.selected { background:#ffe9a8; }
 .netpet-table tr.pending { font-style:italic; color:#7a4a00; }
+.netpet-table tr.partner { color:#1d3f66; background:#eef4fb; }
 .netpet-table tbody tr { cursor:pointer; }
 .netpet-form { margin-top:8px; border-top:1px solid #ccc; padding-top:6px; }
 .netpet-row { display:flex; gap:6px; align-items:center; margin:3px 0; }
