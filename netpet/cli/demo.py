@@ -150,4 +150,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"\n{result['files']} DICOM files in {result['study']}; previews in {result['study']}/preview; "
           f"checks in {args.out}/demo-report.json")
     print(f"Study report: {st['report']}")
+    print(f"Review the study in a web browser: netpet review {args.out} (then open the address it prints); a teaching "
+          "case: netpet teach liver-threshold")
     return EXIT_OK if result["all_ok"] else EXIT_MISMATCH
