@@ -7,6 +7,9 @@ classes run for real on MRML; their Widgets (which need Qt and the application) 
 each module's Testing/Python self-test runs them inside a real Slicer.
 """
 
+import os
+import sys
+
 import pytest
 
 slicer = pytest.importorskip("slicer", reason="slicer-core is not installed (pip install -e .[test])")
@@ -23,3 +26,19 @@ def mrml():
     """A fresh scene with the module logics registered; returns the scene."""
     with slicer_runtime.start() as runtime:
         yield runtime.scene
+
+
+@pytest.fixture()
+def synthetic(mrml):
+    """(SUVQuantLogic, PET node, ras(name)): the small synthetic SUV volume of the SUVQuant self-test
+    (SUVQuant/Testing/Python), on the fresh scene."""
+    folder = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "SUVQuant",
+                          "Testing", "Python")
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    from SUVQuantSelfTest import syntheticPET
+
+    from SUVQuant import SUVQuantLogic
+
+    pet, ras = syntheticPET()
+    return SUVQuantLogic(), pet, ras

@@ -32,18 +32,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 EFFECT = os.path.join(ROOT, "SUVQuant", "SegmentEditorPETLesionLib", "SegmentEditorEffect.py")
 
 
-@pytest.fixture()
-def synthetic(mrml):
-    """The small synthetic SUV volume of the SUVQuant self-test (SUVQuant/Testing/Python)."""
-    folder = os.path.join(ROOT, "SUVQuant", "Testing", "Python")
-    if folder not in sys.path:
-        sys.path.insert(0, folder)
-    from SUVQuantSelfTest import syntheticPET
-
-    from SUVQuant import SUVQuantLogic
-
-    pet, ras = syntheticPET()
-    return SUVQuantLogic(), pet, ras
 
 
 @pytest.fixture()

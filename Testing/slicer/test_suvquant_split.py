@@ -10,8 +10,6 @@ without them kept, and a change of the values measures them again.
 import concurrent.futures
 import dataclasses
 import importlib
-import os
-import sys
 
 import numpy as np
 import pytest
@@ -21,23 +19,10 @@ from netpet.quant.volume import SUVVolume
 
 core = importlib.import_module("netpet.quant.segment")  # the module (netpet.quant.segment is also a function's name)
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 #: the per-volume quantities a click needs (what warm_up measures)
 PER_VOLUME = {"body_level", "outline_sigma", "noise_correlation"}
 
 
-@pytest.fixture()
-def synthetic(mrml):
-    """The small synthetic SUV volume of the SUVQuant self-test (SUVQuant/Testing/Python)."""
-    folder = os.path.join(ROOT, "SUVQuant", "Testing", "Python")
-    if folder not in sys.path:
-        sys.path.insert(0, folder)
-    from SUVQuantSelfTest import syntheticPET
-
-    from SUVQuant import SUVQuantLogic
-
-    pet, ras = syntheticPET()
-    return SUVQuantLogic(), pet, ras
 
 
 def _segmentation(name="lesions"):
