@@ -1303,10 +1303,10 @@ class SUVQuantLogic(ScriptedLoadableModuleLogic):
             The table cannot be written (left untouched).
         """
         from netpet.quant.table import StudyTable
-        from netpet.reading.findings import label_values, relabel_finding
+        from netpet.reading.findings import label_values, record_reading
 
         row = self._readingRow(studyTablePath, petNode, reader, lesionID, sessionID, patientID)
-        return relabel_finding(StudyTable(studyTablePath), row, label_values(region, lesionType), by=by, why=why)
+        return record_reading(StudyTable(studyTablePath), row, label_values(region, lesionType), by=by, why=why)
 
     def retractFinding(self, studyTablePath, petNode, reader, lesionID, reason, by=None, sessionID=None, patientID=None):
         """Retract one finding of this PET's session (kept in the table, counted by no analysis), with the reason

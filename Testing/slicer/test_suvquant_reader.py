@@ -133,7 +133,8 @@ def test_refusals_are_one_sentence(study):
          "modality PET/CT, tracer dotatate; reader R1's lesions in this session: L01, L02. Export the lesion first."),
         (lambda: logic.recordReading(path, pet, "R1", "L01"),
          "Nothing to record for the finding patient P1, session " + key["session_id"] + ", PET/CT, dotatate, reader R1, "
-         "lesion L01: give a call, a confidence, an anatomic correlate or an SSTR-RADS category."),
+         "lesion L01: give a call, a confidence, an anatomic correlate, an SSTR-RADS category, a region or a "
+         "lesion type."),
         (lambda: logic.recordReading(path, pet, "R1", "L01", confidence="7"), "confidence is '7'; give a whole number"),
         (lambda: logic.retractFinding(path, pet, "R1", "L01", "  "),
          "Say why the finding is retracted (a reason is required)."),
@@ -203,5 +204,5 @@ def test_relabel_a_saved_finding_as_the_command_line_does(study, tmp_path):
                                           ("update", "lesion_type", "physiological uptake", "", "on CT")]
     with pytest.raises(ValueError, match="has a control character"):
         logic.relabelFinding(path, pet, "R1", "L02", region="liver\nsegment 7")
-    with pytest.raises(ValueError, match="Nothing to relabel"):
+    with pytest.raises(ValueError, match="Nothing to record"):
         logic.relabelFinding(path, pet, "R1", "L02")

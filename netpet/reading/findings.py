@@ -133,8 +133,9 @@ def _key(row: Mapping[str, Any]) -> Dict[str, str]:
 
 def record_reading(table: StudyTable, finding: Mapping[str, Any], values: Mapping[str, Any], by: Any = None,
                    why: Any = None) -> int:
-    """Write a reader's checked values (:func:`reader_values`) into the finding (a row, or its key); returns the
-    audit entries written (0: the finding already held these values).
+    """Write a reader's checked values (:func:`reader_values`, :func:`label_values`) into the finding (a row, or
+    its key); returns the audit entries written (0: the finding already held these values). Labels written
+    here are the table's: the finding's segmentation file keeps the labels it was written with.
 
     Raises
     ------
@@ -145,7 +146,7 @@ def record_reading(table: StudyTable, finding: Mapping[str, Any], values: Mappin
     """
     if not values:
         raise ReadingError(f"Nothing to record for the finding {describe_key(finding)}: give a call, a confidence, "
-                           "an anatomic correlate or an SSTR-RADS category.")
+                           "an anatomic correlate, an SSTR-RADS category, a region or a lesion type.")
     if schema.is_retracted(finding):
         log.warning("The finding %s is retracted: its new values are kept but no analysis counts it until it is "
                     "restored.", describe_key(finding))
@@ -171,24 +172,6 @@ def label_values(region: Any = None, lesion_type: Any = None, where: str = "") -
                                "control character (line break, tab); give it as one line of words.")
         out[column] = " ".join(text.split())
     return out
-
-
-def relabel_finding(table: StudyTable, finding: Mapping[str, Any], values: Mapping[str, Any], by: Any = None,
-                    why: Any = None) -> int:
-    """Write a reader's labels (:func:`label_values`: region, lesion type) into the finding; returns the audit
-    entries written (0: the finding already held these labels). The labels are the table's: the finding's
-    segmentation file keeps the labels it was written with.
-
-    Raises
-    ------
-    ReadingError
-        No labels to write.
-    netpet.quant.table.TableError
-        No such finding, or the table cannot be written.
-    """
-    if not values:
-        raise ReadingError(f"Nothing to relabel for the finding {describe_key(finding)}: give a region or a lesion type.")
-    return table.record(_key(finding), dict(values), by=by, why=why)
 
 
 def retract_finding(table: StudyTable, finding: Mapping[str, Any], reason: Any, by: Any = None) -> int:
