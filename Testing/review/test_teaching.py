@@ -1,7 +1,7 @@
 """netpet.review.teaching on teaching cases written by the project's own generator.
 
-``liver-threshold`` (about 7 s to write on 2 cores) and ``healing-fracture`` (about 12 s) are generated
-once per module. The trainee's marks are placed at the truth centres (truth/lesions.csv, RAS mm) with
+``liver-threshold`` (about 5 s to write on 2 cores) is the session's (conftest.teach_case) and
+``healing-fracture`` (about 11 s) is generated once per module. The trainee's marks are placed at the truth centres (truth/lesions.csv, RAS mm) with
 deliberate errors; the expected counts below follow from the study's rules by hand.
 """
 
@@ -21,12 +21,10 @@ MTV_ML = 3.0
 
 
 @pytest.fixture(scope="module")
-def liver_case(tmp_path_factory):
-    from netpet.phantom import generate_case
-
-    out = tmp_path_factory.mktemp("teach") / "liver-threshold"
-    generate_case(str(out), "liver-threshold")
-    return open_case(str(out))
+def liver_case(teach_case):
+    # the session's case (conftest.teach_case, shared with the CLI and browser tests: written once per run); these
+    # tests write only under teaching/anna, which no other test uses
+    return open_case(str(teach_case))
 
 
 @pytest.fixture(scope="module")
@@ -213,7 +211,7 @@ def test_no_marks_and_refusals(liver_case):
     other = _mark(liver_case, "T01", _at(liver_case, "L01"), "positive", patient_id="NETPET-001")
     with pytest.raises(ReviewError, match="is of patient NETPET-001, not of the case's patient TEACH-LIVER-THRESHOLD"):
         score(liver_case, [other])
-    stray = _mark(liver_case, "T01", _at(liver_case, "L01"), "positive", series_uid="9.9", modality="PET/MR")
+    stray = _mark(liver_case, "T01", _at(liver_case, "L01"), "positive", series_uid="", modality="PET/MR")
     with pytest.raises(ReviewError, match="is none of the case's sessions"):
         score(liver_case, [stray])
     with pytest.raises(ReviewError, match="Unknown call source"):
@@ -266,3 +264,76 @@ def test_format_feedback(liver_case):
     assert "Lesson:" in lines and liver_case.lesson in lines
     assert "## Answers" in lines
     assert sum(line.startswith("- L0") or line.startswith("- Mark") for line in lines) == 7
+
+
+def test_two_marks_on_one_lesion_count_once(liver_case):
+    """The second mark on L03 is not a second true positive: the assignment gives L03 one mark, the other is a
+    finding on no lesion (a false positive when called positive), as netpet match and netpet stats count it."""
+    marks = [_mark(liver_case, "T01", _at(liver_case, "L03"), "positive", segmentation_file="segmentations/a.seg.nrrd"),
+             _mark(liver_case, "T02", _at(liver_case, "L03", dr=1.0), "positive",
+                   segmentation_file="segmentations/a.seg.nrrd")]
+    result = score(liver_case, marks)
+    assert (result["lesion"]["tp"], result["lesion"]["fp"], result["lesion"]["fn"], result["lesion"]["units"]) == \
+        (1, 1, 4, 6)
+    assert [(m["mark"], m["lesion_id"], m["status"]) for m in result["matched"]] == [("T01", "L03", "ambiguous")]
+    assert [(e["mark"], e["outcome"]) for e in result["extra"]] == [("T02", "FP")]
+    assert "assigned to finding T01" in result["extra"][0]["note"]
+    # the rival's segmentation is looked for where the review app writes it (the trainee's folder), and no
+    # scratch file of the scoring is named to the trainee
+    warnings = "\n".join(result["warnings"])
+    assert os.path.join(liver_case.root, "teaching", "anna", "segmentations", "a.seg.nrrd") in warnings
+    assert "netpet-teach-" not in warnings
+    # called negative, the second mark is a true negative (a benign unit called negative): still no double count
+    marks[1]["reader_call"] = "negative"
+    again = score(liver_case, marks)["lesion"]
+    assert (again["tp"], again["fp"], again["tn"]) == (1, 0, 1)
+
+
+def test_equivocal_mark_on_no_lesion(liver_case):
+    """An equivocal mark in plain liver: a true negative under the study's default rule, a false positive when
+    equivocal counts as positive."""
+    mark = [_mark(liver_case, "T01", [60.0, -10.0, -600.0], "equivocal")]
+    default, strict = score(liver_case, mark)["lesion"], score(liver_case, mark, equivocal="positive")["lesion"]
+    assert (default["fp"], default["tn"], default["fn"]) == (0, 1, 5)
+    assert (strict["fp"], strict["tn"], strict["fn"]) == (1, 0, 5)
+
+
+def test_marks_that_would_be_scored_silently_wrong_are_refused(liver_case, fracture_case):
+    mark = _mark(liver_case, "T01", _at(liver_case, "L03"), "positive")
+    # a misspelt reader is not "a trainee who found nothing" (0 of 5)
+    with pytest.raises(ReviewError, match=r"hold no row of reader 'Anna' \(readers: anna\); give one of them"):
+        score(liver_case, [mark], reader="Anna")
+    # a PET series the case does not have: another patient's or study's images of the same modality and tracer
+    with pytest.raises(ReviewError, match=r"row 1 \(mark T01\) is on the PET series 9.9, which is none of the case's"):
+        score(liver_case, [dict(mark, series_uid="9.9")])
+    # one mark id twice on a session: the study table would keep the later row only
+    with pytest.raises(ReviewError, match="Mark T01 is given 2 times on session S1-DOTATATE-PETCT"):
+        score(liver_case, [mark, _mark(liver_case, "T01", _at(liver_case, "L04"), "positive")])
+    # a mark on a session left out of the score is not dropped
+    case = fracture_case
+    both = [_mark(case, "T01", _at(case, "L01"), "positive"),
+            _mark(case, "T02", _at(case, "L01", session=S3), "positive", session=S3)]
+    with pytest.raises(ReviewError, match=f"Mark T02 is on session {S3}, which is not among the sessions scored"):
+        score(case, both, sessions=[S1])
+    assert score(case, both)["by_session"][S3]["lesion"]["tp"] == 1
+    # the study's errors name the trainee's mark, not the scoring's scratch table
+    placeless = _mark(liver_case, "T02", ["", "", ""], "positive", mtv_ml="")
+    with pytest.raises(ReviewError) as raised:
+        score(liver_case, [mark, placeless])
+    assert "the mark T02 on S1-DOTATATE-PETCT: finding T02 has no centroid" in str(raised.value)
+    assert "netpet-teach-" not in str(raised.value)
+    # two sessions of one modality and tracer cannot be told apart by the study's groups
+    twin = dict(liver_case.sessions[0], session_id="S9-DOTATATE-PETCT", pet_series_uid="")
+    from dataclasses import replace
+
+    with pytest.raises(ReviewError, match="are both PET/CT dotatate; score them one at a time"):
+        score(replace(liver_case, sessions=liver_case.sessions + [twin]), [], sessions=[S1, "S9-DOTATATE-PETCT"])
+
+
+def test_empty_trainee_table_file(liver_case, tmp_path):
+    """A table with its header only (the app's before the first mark) scores as nothing found: 5 false negatives."""
+    path = tmp_path / "study-table.csv"
+    path.write_text("patient_id,session_id,modality,tracer,reader,lesion_id\n")
+    result = score(liver_case, str(path))
+    assert (result["lesion"]["fn"], result["lesion"]["tp"], result["patient"]["fn"]) == (5, 0, 1)
+    assert result["reader"] == "trainee" and result["sessions"] == [S1]

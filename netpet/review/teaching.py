@@ -260,7 +260,12 @@ def _rows_of(case: TeachingCase, trainee: Union[str, os.PathLike, Sequence[Mappi
     else:
         rows = [{k: v for k, v in dict(r).items() if k not in _NOT_COLUMNS} for r in trainee]
     if reader is not None:
-        rows = [r for r in rows if clean_label(r.get("reader")) == clean_label(reader)]
+        mine = [r for r in rows if clean_label(r.get("reader")) == clean_label(reader)]
+        if rows and not mine:  # a misspelt reader must not score as "nothing found"
+            readers = sorted({clean_label(r.get("reader")) for r in rows})
+            raise ReviewError(f"The trainee's rows hold no row of reader {printable(reader)!r} (readers: "
+                              f"{', '.join(printable(r) or '(none)' for r in readers)}); give one of them.")
+        rows = mine
     return rows
 
 
@@ -273,6 +278,11 @@ def _session_of(case: TeachingCase, row: Mapping[str, Any], number: int) -> Dict
         return by_id[session_id]
     uid = str(row.get("series_uid") or "").strip()
     same = [s for s in case.sessions if uid and s["pet_series_uid"] == uid]
+    if uid and not same and any(s["pet_series_uid"] for s in case.sessions):
+        # a PET series the case does not have: a mark on other images, never the case's session of that modality
+        raise ReviewError(f"The trainee's row {number} (mark {printable(row.get('lesion_id'))}) is on the PET series "
+                          f"{printable(uid)}, which is none of the case's ({', '.join(s['session_id'] for s in case.sessions)}"
+                          "); mark lesions on the case's own images.")
     if not same:
         same = [s for s in case.sessions if s["modality"] == str(row.get("modality") or "").strip()
                 and s["tracer"] == str(row.get("tracer") or "").strip()]
@@ -290,6 +300,18 @@ def _number(value: Any) -> Optional[float]:
     except (TypeError, ValueError):
         return None
     return number if number == number else None
+
+
+def _named(message: str, table: str, rows: Sequence[Mapping[str, Any]]) -> str:
+    """The study code's message with the scratch table's "<path> line N" (a file gone once scoring ends) told as
+    the trainee's mark of that line."""
+    def mark(found) -> str:
+        index = int(found.group(1)) - 2  # line 1 is the header; the rows were written in order
+        if 0 <= index < len(rows):
+            return (f"the mark {printable(rows[index].get('lesion_id')) or '(no id)'} on "
+                    f"{printable(rows[index].get('session_id'))}")
+        return "a mark"
+    return re.sub(re.escape(table) + r",? (?:line|row) (\d+)", mark, message).replace(table, "the trainee's marks")
 
 
 def _outcome(truth: int, call: int) -> str:
@@ -322,7 +344,7 @@ def _describe(lesion: Mapping[str, Any]) -> str:
 
 def score(case: TeachingCase, trainee: Union[str, os.PathLike, Sequence[Mapping[str, Any]]],
           reader: Optional[str] = None, sessions: Optional[Sequence[str]] = None, call_source: str = "reader",
-          equivocal: str = "negative") -> Dict[str, Any]:
+          equivocal: str = "negative", folder: Optional[str] = None) -> Dict[str, Any]:
     """Score a trainee's marks against the case's truth (see the module docstring for the rules).
 
     Parameters
@@ -342,6 +364,10 @@ def score(case: TeachingCase, trainee: Union[str, os.PathLike, Sequence[Mapping[
         The trainee's visual call (``reader_call``, default) or the SUV rule's ``call``.
     equivocal : {"negative", "positive"}
         How an equivocal call counts (the study's rule; default negative).
+    folder : str, optional
+        The folder that relative ``segmentation_file`` paths of given rows are relative to (the masks break
+        ties of the matching, as in ``netpet match``); default the trainee's folder
+        ``<case>/teaching/<reader>`` (:func:`trainee_table`). A table file's own folder is used for its rows.
 
     Returns
     -------
@@ -360,8 +386,10 @@ def score(case: TeachingCase, trainee: Union[str, os.PathLike, Sequence[Mapping[
     Raises
     ------
     ReviewError
-        A row of another patient or session, marks without a call (naming them), an unknown call source, no
-        session to score; the study code's errors (a mark without a place, a bad cell) as ReviewError too.
+        A row of another patient or session (or PET series), marks without a call (naming them), a reader with
+        no row, a mark on a session outside ``sessions``, a mark id given twice on one session, two sessions of
+        one modality and tracer scored together, an unknown call source, no session to score; the study code's
+        errors (a mark without a place, a bad cell) as ReviewError too.
     """
     from netpet.errors import NetpetError
     from netpet.match.correspondence import match_study, write_correspondence
@@ -398,15 +426,41 @@ def score(case: TeachingCase, trainee: Union[str, os.PathLike, Sequence[Mapping[
     if unknown:
         raise ReviewError(f"Session {printable(unknown[0])} is not a session of the case ({', '.join(known)}).")
     by_id = {s["session_id"]: s for s in case.sessions}
-    table_rows = [r for r in marks if r["session_id"] in read]
+    elsewhere = [r for r in marks if r["session_id"] not in read]
+    if elsewhere:  # a mark must count or be refused, never be dropped unsaid
+        raise ReviewError(f"Mark {printable(elsewhere[0]['lesion_id'])} is on session {elsewhere[0]['session_id']}, "
+                          f"which is not among the sessions scored ({', '.join(read)}); score that session too, or "
+                          "leave sessions out to score every session marked.")
+    seen: Dict[Any, int] = {}
+    for row in marks:
+        key = (row["session_id"], str(row["lesion_id"]).strip())
+        seen[key] = seen.get(key, 0) + 1
+    twice = [k for k, n in seen.items() if n > 1]
+    if twice:  # the study table keeps one row per mark id: the later row would replace the earlier unsaid
+        raise ReviewError(f"Mark {printable(twice[0][1])} is given {seen[twice[0]]} times on session {twice[0][0]}; "
+                          "give each mark its own id.")
+    pairs: Dict[Any, str] = {}
+    for session_id in read:  # the study groups units by modality and tracer: one session of each per score
+        other = pairs.setdefault((by_id[session_id]["modality"], by_id[session_id]["tracer"]), session_id)
+        if other != session_id:
+            raise ReviewError(f"Sessions {other} and {session_id} are both {by_id[session_id]['modality']} "
+                              f"{by_id[session_id]['tracer']}; score them one at a time (sessions=[...]).")
+    table_rows = [dict(r) for r in marks]
     for session_id in read:  # a session read without a mark: a row without lesion id (nothing found)
         if not any(r["session_id"] == session_id for r in table_rows):
             session = by_id[session_id]
             table_rows.append({"patient_id": case.patient_id, "session_id": session_id,
                                "modality": session["modality"], "tracer": session["tracer"], "reader": name,
                                "lesion_id": "", "call": ""})
+    # segmentations of given rows: relative to the trainee's folder (<case>/teaching/<trainee>, where the review app
+    # writes them beside the table), not to the scratch copy's; a table file's were made absolute when read
+    home = folder if folder is not None else (
+        os.path.dirname(trainee_table(case, name)) if _TRAINEE_NAME.match(name) else case.root)
     for row in table_rows:
         row["reader"] = name
+        path = str(row.get("segmentation_file") or "")
+        if path and not os.path.isabs(path):
+            row["segmentation_file"] = os.path.join(home, path)
     with tempfile.TemporaryDirectory(prefix="netpet-teach-") as work:
         table = os.path.join(work, "study-table.csv")
         correspondence_path = os.path.join(work, "correspondence.csv")
@@ -420,7 +474,7 @@ def score(case: TeachingCase, trainee: Union[str, os.PathLike, Sequence[Mapping[
         except ReviewError:
             raise
         except NetpetError as exc:
-            raise ReviewError(f"Cannot score the trainee's marks: {exc}") from exc
+            raise ReviewError(f"Cannot score the trainee's marks: {_named(str(exc), table, table_rows)}") from exc
     lesions, patients = units["lesion"], units["patient"]
     links = {(r["session_id"], r["lesion_id"]): r for r in correspondence.to_dict("records") if r["lesion_id"]}
     centre_of = {(r["session_id"], r["lesion_id"]): [_number(r.get(c)) for c in ("centroid_r", "centroid_a",
@@ -502,7 +556,10 @@ def score(case: TeachingCase, trainee: Union[str, os.PathLike, Sequence[Mapping[
     lesion_counts, patient_counts = _counts(lesions), _counts(patients)
     summary = (f"Lesions: {lesion_counts['tp']} true positive, {lesion_counts['fp']} false positive, "
                f"{lesion_counts['fn']} false negative, {lesion_counts['tn']} true negative.")
-    warnings = list(study.warnings) + list(correspondence.attrs.get("warnings", []))
+    # the scratch copies are gone when the trainee reads this: say what they were
+    warnings = [w.replace(f"correspondence table {correspondence_path}", "matching of the trainee's marks")
+                .replace(correspondence_path, "the matching of the trainee's marks").replace(table, "the trainee's marks")
+                for w in list(study.warnings) + list(correspondence.attrs.get("warnings", []))]
     return {
         "case": case.name, "title": case.title, "patient_id": case.patient_id, "reader": name, "sessions": read,
         "call_source": call_source, "equivocal": equivocal,
