@@ -11,13 +11,19 @@ from netpet.review.study import ReviewError
 GOOD = "abcdefghijklmnop"  # exactly MIN_TOKEN_LENGTH (16) characters
 
 
-@pytest.mark.parametrize("host", ["127.0.0.1", "::1", "localhost", "127.0.0.2", "[::1]", "LOCALHOST"])
+# 127.0.0.0/8 is loopback as a whole (RFC 1122 3.2.1.3): 127.0.0.2 never leaves the computer; ::1 in its long,
+# bracketed and IPv4-mapped spellings
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1", "localhost", "127.0.0.2", "127.255.255.254", "[::1]",
+                                  "LOCALHOST", "0:0:0:0:0:0:0:1", "::ffff:127.0.0.1", " 127.0.0.1 "])
 def test_loopback_needs_no_token(host):
     assert check_bind(host, None) is None
     assert check_bind(host, GOOD) == GOOD
 
 
-@pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.20", "::", "", "pet-workstation.example.org"])
+# every interface (0.0.0.0, ::, "", ::ffff:0.0.0.0), a LAN address, a name; 127.1 (a short form the resolver may
+# take as 127.0.0.1) and localhost.example.org are refused too: refusing asks only for a token
+@pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.20", "::", "", "pet-workstation.example.org", "::ffff:0.0.0.0",
+                                  "127.1", "localhost.example.org", "128.0.0.1"])
 def test_other_hosts_need_a_token(host):
     with pytest.raises(ServingError) as raised:
         check_bind(host, None)
@@ -53,7 +59,22 @@ def test_token_ok():
     assert not token_ok(GOOD, "\udcff" * 16)  # a lone surrogate from a mangled query: no exception, refused
 
 
-def _serve(expected, requests):
+def test_token_ok_compares_in_constant_time(monkeypatch):
+    """The comparison is hmac.compare_digest's (whose time does not depend on where the strings differ), on both
+    the query and the cookie path."""
+    calls = []
+    real = serving.hmac.compare_digest
+
+    def spy(a, b):
+        calls.append((a, b))
+        return real(a, b)
+
+    monkeypatch.setattr(serving.hmac, "compare_digest", spy)
+    assert token_ok(GOOD, GOOD) and not token_ok(GOOD, "x" * 16)
+    assert calls == [(GOOD.encode(), GOOD.encode()), (GOOD.encode(), b"x" * 16)]
+
+
+def _serve(expected, requests, static=None):
     """Run ``requests(client)`` against an aiohttp app with the middleware, a page and a websocket, on a free
     loopback port (aiohttp's TestServer binds 127.0.0.1 with port 0)."""
     from aiohttp import WSMsgType, web
@@ -78,6 +99,8 @@ def _serve(expected, requests):
         app.router.add_get("/index.html", page)
         app.router.add_get("/", moved)
         app.router.add_get("/ws", socket)
+        if static is not None:
+            app.router.add_static("/static", static)  # as trame serves its page's scripts
         async with TestClient(TestServer(app)) as client:
             assert client.host == "127.0.0.1"
             return await requests(client)
@@ -85,8 +108,11 @@ def _serve(expected, requests):
     return asyncio.run(main())
 
 
-def test_middleware_refuses_without_token_and_sets_cookie():
+def test_middleware_refuses_without_token_and_sets_cookie(tmp_path):
+    from aiohttp import WSServerHandshakeError
+
     token = new_token()
+    (tmp_path / "app.js").write_text("// a static file\n")
 
     async def requests(client):
         out = {}
@@ -94,8 +120,15 @@ def test_middleware_refuses_without_token_and_sets_cookie():
         out["bare"] = (response.status, await response.text(), response.headers.get("Set-Cookie"))
         response = await client.get("/index.html", params={"token": token[:-1] + "x"})
         out["wrong"] = response.status
-        response = await client.get("/ws")  # the websocket upgrade without the token
+        response = await client.get("/ws")  # the websocket's address without the token
         out["ws_bare"] = response.status
+        try:  # a real websocket handshake (Upgrade headers) without the token
+            await client.ws_connect("/ws")
+            out["ws_upgrade"] = "connected"
+        except WSServerHandshakeError as refused:
+            out["ws_upgrade"] = refused.status
+        response = await client.get("/static/app.js")  # a static file without the token
+        out["static_bare"] = response.status
         response = await client.get("/index.html", params={"token": token})
         out["good"] = (response.status, await response.text(), response.headers.get("Set-Cookie"))
         # the cookie jar now holds the cookie: later requests need no ?token=
@@ -105,13 +138,16 @@ def test_middleware_refuses_without_token_and_sets_cookie():
         await ws.send_str("hello")
         out["ws"] = (await ws.receive()).data
         await ws.close()
+        response = await client.get("/static/app.js")
+        out["static"] = (response.status, await response.text())
         return out
 
-    out = _serve(token, requests)
+    out = _serve(token, requests, static=str(tmp_path))
     assert out["bare"] == (403, REFUSED, None)
     assert REFUSED.count("\n") == 1 and REFUSED.rstrip().endswith(".")
     assert out["wrong"] == 403
-    assert out["ws_bare"] == 403
+    assert out["ws_bare"] == 403 and out["ws_upgrade"] == 403 and out["static_bare"] == 403
+    assert out["static"] == (200, "// a static file\n")
     status, text, cookie = out["good"]
     assert (status, text) == (200, "the page")
     assert cookie.startswith(f"{COOKIE}={token};")

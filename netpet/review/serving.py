@@ -38,15 +38,19 @@ class ServingError(ReviewError):
 
 
 def is_loopback(host: str) -> bool:
-    """Whether ``host`` reaches this computer only: :data:`LOOPBACK` or any loopback IP address (127.0.0.0/8,
-    ``::1``); an empty host (every interface) is not."""
+    """Whether ``host`` reaches this computer only: :data:`LOOPBACK` (any letter case; RFC 6761 reserves
+    ``localhost`` for loopback) or any loopback IP address however spelt (127.0.0.0/8, ``::1``,
+    ``0:0:0:0:0:0:0:1``, ``[::1]``, ``::ffff:127.0.0.1``); an empty host (every interface), ``0.0.0.0``, ``::``
+    and any other name are not."""
     text = (host or "").strip().strip("[]")
     if text.lower() in LOOPBACK:
         return True
     try:
-        return ipaddress.ip_address(text).is_loopback
-    except ValueError:
+        address = ipaddress.ip_address(text)
+    except ValueError:  # a host name other than localhost, or a short form such as 127.1: a token is asked for
         return False
+    mapped = getattr(address, "ipv4_mapped", None)  # ::ffff:127.0.0.1 is 127.0.0.1 on an IPv6 socket
+    return address.is_loopback or bool(mapped is not None and mapped.is_loopback)
 
 
 def check_token(token: str) -> str:
