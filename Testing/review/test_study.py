@@ -1,6 +1,7 @@
 """netpet.review.study: the study folder's files, the path boundary, a session's rows and its partner session."""
 
 import os
+import re
 
 import pytest
 
@@ -161,6 +162,43 @@ def test_inside_refuses_dotdot_and_symlinks_that_leave(tmp_path):
     assert inside(str(tmp_path / "alias"), "segs") == os.path.join(real, "segmentations")
     with pytest.raises(ReviewError, match="NUL"):
         inside(str(root), "a\x00b")
+
+
+def test_inside_refuses_a_sibling_that_shares_the_prefix_and_other_letter_case(tmp_path):
+    """/x/study2 starts with the characters of /x/study but is not inside it; on a case-sensitive file system
+    /x/STUDY is another folder (on a case-insensitive one the check refuses it too: safe, never an escape)."""
+    root = tmp_path / "study"
+    root.mkdir()
+    (tmp_path / "study2").mkdir()
+    (tmp_path / "study2" / "t.csv").write_text("x\n")
+    for bad in (str(tmp_path / "study2" / "t.csv"), str(tmp_path / "study2"), str(tmp_path / "STUDY" / "t.csv"),
+                str(tmp_path)):
+        with pytest.raises(ReviewError, match="is outside the study folder"):
+            inside(str(root), bad)
+    os.symlink(tmp_path / "study2", root / "s2")  # a link to the sibling: its real path is outside
+    with pytest.raises(ReviewError, match="resolves to .*study2"):
+        inside(str(root), "s2/t.csv")
+    assert inside(str(root), str(root) + os.sep) == os.path.realpath(root)  # the root with a trailing separator
+
+
+@pytest.mark.parametrize("content, what", [(b"\x00\x01\xff not a table", "Cannot read the study table .*: 'utf-8' "
+                                           "codec can't decode byte 0xff .*; fix or move the file."),
+                                          (b"a,b\n1,2,3\n", "is not a NETPET study table: it lacks the column.*give "
+                                           "another table path")])
+def test_session_lesions_of_a_garbled_table_is_one_sentence(tmp_path, content, what):
+    from netpet.errors import NetpetError
+
+    table = tmp_path / "study-table.csv"
+    table.write_bytes(content)
+    with pytest.raises(NetpetError) as raised:
+        session_lesions(str(table), "NETPET-001", "S1-DOTATATE-PETCT")
+    message = str(raised.value)
+    assert str(table) in message and re.search(what, message)
+    assert "\n" not in message
+    sqlite = tmp_path / "study.sqlite"
+    sqlite.write_bytes(b"not a database " * 20)
+    with pytest.raises(NetpetError, match=r"Cannot read the study table .*study.sqlite: file is not a database"):
+        session_lesions(str(sqlite), "NETPET-001", "S1-DOTATATE-PETCT")
 
 
 def test_open_study_refuses_a_found_table_that_links_out(tmp_path):
