@@ -128,3 +128,21 @@ def test_teach_score_headless_is_teaching_score(teach_case, tmp_path, capsys):
 def test_teach_score_of_a_missing_table_is_one_sentence(teach_case, tmp_path, capsys):
     assert main(["teach", str(teach_case), "--score", str(tmp_path / "none.csv")]) == EXIT_INPUT
     assert "none.csv" in _one_sentence(capsys.readouterr().err)
+
+
+@pytest.mark.parametrize("reader", ["", "   ", "R\x1b[2J1"])
+def test_review_refuses_a_reader_that_names_no_one(small_study, reader, capsys):
+    assert main(["review", str(small_study), "--reader", reader]) == EXIT_USAGE
+    assert "--reader" in _one_sentence(capsys.readouterr().err)
+
+
+def test_teach_refuses_another_case_written_where_a_name_would_go(teach_case, capsys):
+    """``netpet teach NAME --out FOLDER`` opens a case written there before only when it is that case."""
+    assert main(["teach", "lesion-free", "--out", str(teach_case)]) == EXIT_USAGE
+    line = _one_sentence(capsys.readouterr().err)
+    assert "liver-threshold" in line and "--out" in line
+
+
+def test_teach_refuses_out_with_a_case_folder(teach_case, tmp_path, capsys):
+    assert main(["teach", str(teach_case), "--out", str(tmp_path / "x")]) == EXIT_USAGE
+    assert "--out" in _one_sentence(capsys.readouterr().err)

@@ -98,21 +98,36 @@ def _gui_environment() -> None:
     vtkObject.GlobalWarningDisplayOff()
 
 
+def _check_reader(reader: str) -> str:
+    """The reader id written with every finding: refused when empty or holding a control character."""
+    from netpet.schema import clean_label
+
+    text = clean_label(reader)
+    if not text or printable(text) != text:
+        raise UsageError(f"--reader {printable(reader)!r} cannot name a reader; give a name such as R1 (no control "
+                         "characters).")
+    return text
+
+
 def run_review(args: argparse.Namespace) -> int:
     from netpet.review import study
 
+    reader = _check_reader(args.reader)
     folder = study.open_study(args.study, args.table, args.reference)
     token = _check_serving(args)
     _gui_environment()
     from netpet.review.app import build_app
 
-    app = build_app(folder, args.reader)
+    app = build_app(folder, reader)
     return _serve(app, args, token)
 
 
 def _case_folder(args) -> str:
-    """The case folder: CASE itself, or the case NAME written first into --out (default ./teach-NAME)."""
+    """The case folder: CASE itself, or the case NAME written first into --out (default ./teach-NAME; a case
+    written there before is opened again, with the trainees' tables, when it is that case)."""
     if os.path.isdir(args.case):
+        if args.out:
+            raise UsageError(f"--out goes with a case NAME; {printable(args.case)} is a case folder already.")
         return args.case
     from netpet.phantom.cases import CASES
 
@@ -120,8 +135,14 @@ def _case_folder(args) -> str:
         raise UsageError(f"{printable(args.case)} is neither a teaching case folder nor a case name; give a folder "
                          f"written by netpet phantom OUT --case NAME, or one of: {', '.join(CASES)}")
     out = args.out or f"teach-{args.case}"
-    if os.path.exists(os.path.join(out, "CASE.md")):
-        return out  # written before: the trainee's earlier table stays with it
+    if os.path.exists(os.path.join(out, "CASE.md")):  # written before: the trainees' earlier tables stay with it
+        from netpet.review.teaching import open_case
+
+        written = open_case(out).name
+        if written != args.case:
+            raise UsageError(f"{printable(out)} holds the teaching case {printable(written)}, not {args.case}; give "
+                             "another --out for it.")
+        return out
     from netpet.cli.common import check_output_folder
     from netpet.phantom import generate_case
 

@@ -24,6 +24,7 @@ os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")  # no d
 import asyncio  # noqa: E402
 import base64  # noqa: E402
 import contextlib  # noqa: E402
+import functools  # noqa: E402
 import inspect  # noqa: E402
 import io  # noqa: E402
 import logging  # noqa: E402
@@ -42,6 +43,7 @@ from trame_slicer.views import Layout, LayoutDirection, ViewLayoutDefinition, Vi
 from trame_vuetify.ui.vuetify3 import SinglePageWithDrawerLayout  # noqa: E402
 
 from netpet import slicer_runtime  # noqa: E402
+from netpet.errors import printable  # noqa: E402
 from netpet.review import serving, study as studies  # noqa: E402
 
 log = logging.getLogger("netpet.review")
@@ -82,6 +84,43 @@ def _number(value) -> Optional[float]:
     return number if math.isfinite(number) else None
 
 
+def _guarded(handler):
+    """A handler of the page (a button, a state change, a click in a view, a background task): an exception that
+    escapes it becomes one sentence on the status line and one line in the server's log (its traceback only at
+    debug level), never a traceback in the page or the server's output; the server goes on. The state is sent to
+    the page when it ends (:meth:`ReviewApp.say` does not send it: its sentence reaches the page with the list
+    it speaks of)."""
+
+    def report(app, exc):
+        log.error("%s failed: %s: %s", handler.__name__, type(exc).__name__, exc)
+        log.debug("%s failed", handler.__name__, exc_info=True)
+        app.say(f"Unexpected error ({type(exc).__name__}: {exc}); nothing more was changed. The server goes on; "
+                "report it with what you did.")
+        with contextlib.suppress(Exception):
+            app.render()
+
+    if inspect.iscoroutinefunction(handler):
+        @functools.wraps(handler)
+        async def guarded_task(app, *args, **kwargs):
+            try:
+                return await handler(app, *args, **kwargs)
+            except Exception as exc:  # noqa: BLE001 (the page's last resort: see the docstring)
+                report(app, exc)
+            finally:
+                app.state.flush()
+        return guarded_task
+
+    @functools.wraps(handler)
+    def guarded(app, *args, **kwargs):
+        try:
+            return handler(app, *args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 (the page's last resort: see the docstring)
+            report(app, exc)
+        finally:
+            app.state.flush()
+    return guarded
+
+
 class _Warnings(logging.Handler):
     """Collects the warnings the Logic logs during one call (each is shown on the status line)."""
 
@@ -114,6 +153,7 @@ class Loaded:
         self.liver_ras = None
         self.mip = None  # (MIP values, (row, col) -> RAS of the hottest voxel on that ray, display size)
         self.segmentations: Dict[str, Any] = {}  # finding id -> its own segmentation node
+        self.pending: Dict[str, Dict[str, Any]] = {}  # finding id -> the finding segmented here, not yet accepted
         self.saved: Dict[str, Any] = {}  # .seg.nrrd path -> the node showing the saved findings it holds
 
 
@@ -160,9 +200,11 @@ class ReviewApp(TrameApp):
             raise studies.ReviewError(f"{study.dicom} holds no PET series; give the folder of the study's DICOM.")
         self.loaded: Dict[str, Loaded] = {}
         self.shown: Dict[int, Optional[Loaded]] = {0: None, 1: None}
-        self.pending: Dict[str, Dict[str, Any]] = {}  # finding id -> the finding not yet accepted (current session)
+        #: the lesion list as the server made it (the page's copy in the state is for showing only: every action
+        #: looks its finding up here)
+        self.items: List[Dict[str, Any]] = []
         self._press: Dict[str, Tuple[int, int]] = {}
-        self._busy = False
+        self._busy: Optional[Loaded] = None  # the session a click is being segmented in (one click at a time)
         self.feedback: Optional[Dict[str, Any]] = None
         self.timings["indexed_s"] = time.perf_counter() - t0
         self._init_state()
@@ -372,15 +414,16 @@ class ReviewApp(TrameApp):
 
     # -- status ------------------------------------------------------------------------------------------------
     def say(self, *messages: str):
-        """Show the messages (every warning and refusal of a Logic call) on the status line and in the log panel."""
+        """Show the messages (every warning and refusal of a Logic call) on the status line and in the log panel:
+        sent to the page with the other changes when the handler ends (or the state is next flushed), so that a
+        page reading the status sees the list it speaks of."""
         texts = [str(m) for m in messages if m]
         if not texts:
             return
         for text in texts:
             log.info("%s", text)
-        with self.state:
-            self.state.status = " | ".join(texts)
-            self.state.messages = (texts[::-1] + list(self.state.messages or []))[:30]
+        self.state.status = " | ".join(texts)
+        self.state.messages = (texts[::-1] + list(self.state.messages or []))[:30]
 
     def render(self):
         """Ask every slice view for a frame (after each Logic call: MRML changes do not always redraw)."""
@@ -388,8 +431,9 @@ class ReviewApp(TrameApp):
             view.schedule_render()
 
     def _logic_call(self, what: str, function: Callable, /, *args, **kwargs):
-        """Run a Logic call on the loop thread: its refusal (a ValueError/NetpetError sentence) and every warning
-        it logs go to the status line; returns (ok, result)."""
+        """Run a Logic call on the loop thread: its refusal (a ValueError/NetpetError/OSError sentence) and every
+        warning it logs go to the status line, as does any other exception (named by its type, its traceback in the
+        server's log at debug level only); returns (ok, result)."""
         from netpet.errors import NetpetError
 
         with _collect_warnings() as warnings:
@@ -397,6 +441,12 @@ class ReviewApp(TrameApp):
                 result = function(*args, **kwargs)
             except (ValueError, NetpetError, OSError) as exc:
                 self.say(f"{what}: {exc}", *warnings)
+                self.render()
+                return False, None
+            except Exception as exc:  # noqa: BLE001 (e.g. a KeyError of a damaged file: one sentence, not a crash)
+                log.error("%s: %s: %s", what, type(exc).__name__, exc)
+                log.debug("%s", what, exc_info=True)
+                self.say(f"{what}: unexpected {type(exc).__name__} ({exc}); nothing more was changed.", *warnings)
                 self.render()
                 return False, None
         if warnings:
@@ -408,6 +458,7 @@ class ReviewApp(TrameApp):
     def _record(self, key):
         return next((s for s in self.sessions if s["key"] == key), None)
 
+    @_guarded
     def _on_patient(self, patient, **_):
         items = [{"title": f"{s['session']} ({s['tracer']})", "value": s["key"]} for s in self.sessions
                  if s["patient_id"] == patient]
@@ -415,6 +466,7 @@ class ReviewApp(TrameApp):
         if items and self.state.session_key not in [i["value"] for i in items]:
             self.state.session_key = items[0]["value"]
 
+    @_guarded
     def _on_session(self, session_key, **_):
         if session_key and (self.shown[0] is None or self.shown[0].record["key"] != session_key):
             self.select_session(session_key)
@@ -423,12 +475,11 @@ class ReviewApp(TrameApp):
         """Load (or show again) a session in the main views; its partner too in compare mode."""
         record = self._record(key)
         if record is None:
-            self.say(f"No session {key!r} in {self.study.dicom}.")
+            self.say("No such session in this study; choose one in the list.")
             return
         loaded = self._load(record)
         if loaded is None:
             return
-        self.pending = {}
         with self.state:
             self.state.patient = record["patient_id"]
             self._on_patient(record["patient_id"])
@@ -443,6 +494,8 @@ class ReviewApp(TrameApp):
             self._show(1, None)
         self._mip()
         self.refresh_lesions()
+        if self.feedback is not None:
+            self._show_truth()
 
     def _load(self, record) -> Optional[Loaded]:
         if record["key"] in self.loaded:
@@ -450,7 +503,7 @@ class ReviewApp(TrameApp):
         t0 = time.perf_counter()
         ok, nodes_ = self._logic_call(
             f"Loading {record['session']}", self.reader_logic.loadSession, self.index, record["pet_series_uid"],
-            window=(0.0, float(self.state.pet_window)), opacity=DEFAULT_OPACITY, patientID=record["patient_id"])
+            window=(0.0, self._window()), opacity=DEFAULT_OPACITY, patientID=record["patient_id"])
         if not ok:
             return None
         pet, anatomical = nodes_
@@ -521,15 +574,20 @@ class ReviewApp(TrameApp):
         self.render()
 
     def _evict(self):
-        """Keep at most LOADED_SESSIONS sessions in the scene (never the ones shown)."""
-        shown = {id(v) for v in self.shown.values() if v is not None}
+        """Keep at most LOADED_SESSIONS sessions in the scene (oldest first; never one shown, one a click is being
+        segmented in, or one with findings not accepted yet)."""
+        kept = {id(v) for v in (*self.shown.values(), self._busy) if v is not None}
         while len(self.loaded) > LOADED_SESSIONS:
-            key, old = next((k, v) for k, v in self.loaded.items() if id(v) not in shown)
+            key, old = next(((k, v) for k, v in self.loaded.items() if id(v) not in kept and not v.pending),
+                            (None, None))
+            if old is None:
+                return
             for node in (old.pet, old.anatomical, *old.segmentations.values(), *old.saved.values()):
                 if node is not None:
                     self.slicer_app.scene.RemoveNode(node)
             del self.loaded[key]
 
+    @_guarded
     async def _warm_up(self, loaded: Loaded):
         """The PET's per-volume quantities (SUVQuantLogic.warmUp's: body level, outline sigma, noise correlation)
         and its automatic liver reference, in a worker thread, so that the first click costs what later ones do.
@@ -595,6 +653,7 @@ class ReviewApp(TrameApp):
             self.state.partner_label = f"beside: {loaded.session_id}: {loaded.record['session']}"
         return True
 
+    @_guarded
     def _on_show_segments(self, show_segments, **_):
         """Show or hide every finding's segmentation (the PET under a contour can be read without it)."""
         shown = [v for v in self.shown.values() if v is not None]
@@ -604,6 +663,7 @@ class ReviewApp(TrameApp):
                     node.GetDisplayNode().SetVisibility(bool(show_segments))
         self.render()
 
+    @_guarded
     def _on_compare(self, compare, **_):
         if compare:
             if self.shown[0] is None or not self._show_partner():
@@ -615,19 +675,28 @@ class ReviewApp(TrameApp):
             self.layouts.set_layout("single")
             self._show(1, None)
         self.refresh_lesions()
+        if self.feedback is not None:
+            self._show_truth()
         self.render()
+
+    def _window(self) -> float:
+        """The PET window's upper end (SUV): the state's, when it is a positive number (the page can set it)."""
+        number = _number(self.state.pet_window)
+        return number if number is not None and number > 0 else DEFAULT_WINDOW_MAX
 
     def _apply_window(self, loaded: Loaded):
         display = loaded.pet.GetDisplayNode()
         if display is not None:
-            display.SetWindowLevelMinMax(0.0, float(self.state.pet_window))
+            display.SetWindowLevelMinMax(0.0, self._window())
 
+    @_guarded
     def set_window(self, value):
         """The PET window's upper end (SUV) from the slider, on release."""
         number = _number(value)
         if number is not None and number > 0:
             self.state.pet_window = number
 
+    @_guarded
     def _on_window(self, pet_window, **_):
         if not (_number(pet_window) or 0) > 0:
             return
@@ -648,7 +717,7 @@ class ReviewApp(TrameApp):
         if loaded.mip is None:
             loaded.mip = _coronal_mip(loaded.pet)
         values, _, size = loaded.mip
-        grey = 255 - np.clip(values / float(self.state.pet_window) * 255.0, 0, 255).astype(np.uint8)
+        grey = 255 - np.clip(values / self._window() * 255.0, 0, 255).astype(np.uint8)
         image = Image.fromarray(grey, "L").resize(size, Image.BILINEAR)
         buffer = io.BytesIO()
         image.save(buffer, "PNG")
@@ -656,10 +725,12 @@ class ReviewApp(TrameApp):
             self.state.mip_src = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
             self.state.mip_width = size[0]
 
+    @_guarded
     def on_mip_click(self, x, y, width, height):
         """Centre every slice view on the hottest voxel along the clicked ray of the MIP."""
         loaded = self.shown[0]
-        if loaded is None or loaded.mip is None or not width or not height:
+        x, y, width, height = (_number(v) for v in (x, y, width, height))
+        if loaded is None or loaded.mip is None or None in (x, y) or not width or not height:
             return
         values, argmax_to_ras, _ = loaded.mip
         col = int(min(max(x / width, 0.0), 0.999999) * values.shape[1])
@@ -668,12 +739,14 @@ class ReviewApp(TrameApp):
         self.centre_on(ras)
         self.say(f"Centred on {_ras_text(ras)} (the hottest voxel under the MIP click).")
 
+    @_guarded
     def go_to(self):
         """Centre every slice view on the R, A, S point typed (mm)."""
         text = str(self.state.goto_text or "")
         values = [_number(v) for v in re.split(r"[,;\s]+", text.strip()) if v]
         if len(values) != 3 or any(v is None for v in values):
-            self.say(f"{text!r} is not a point R, A, S: give three numbers in mm, e.g. -40, 20, -640.")
+            self.say(f"{printable(text[:40])!r} is not a point R, A, S: give three numbers in mm, e.g. -40, 20, "
+                     "-640.")
             return
         self.centre_on(values)
         self.say(f"Centred on {_ras_text(values)}.")
@@ -692,9 +765,11 @@ class ReviewApp(TrameApp):
             interactor.AddObserver("LeftButtonPressEvent", lambda o, e, v=view: self._on_press(v), 10.0)
             interactor.AddObserver("LeftButtonReleaseEvent", lambda o, e, v=view: self._on_release(v), 10.0)
 
+    @_guarded
     def _on_press(self, view):
         self._press[view.get_singleton_tag()] = tuple(view.interactor().GetEventPosition())
 
+    @_guarded
     def _on_release(self, view):
         start = self._press.pop(view.get_singleton_tag(), None)
         x, y = view.interactor().GetEventPosition()
@@ -702,45 +777,63 @@ class ReviewApp(TrameApp):
             return
         xy_to_ras = view.get_view_node().GetXYToRAS()
         ras = tuple(sum(xy_to_ras.GetElement(i, j) * c for j, c in enumerate((x, y, 0.0, 1.0))) for i in range(3))
-        group = view.get_view_group()
         self.timings["click_t0"] = time.perf_counter()
-        create_task(self.segment_at(group, ras))
+        self.segment_at(view.get_view_group(), ras)
 
     def _next_id(self, loaded: Loaded) -> str:
+        """The next free finding id of this reader in the session (L01 ..., T01 ... in teaching)."""
         prefix = "T" if self.mode == "teach" else "L"
-        used = {r["id"] for r in self.state.lesions if r["reader"] == self.reader and not r.get("group")}
-        used |= set(self.pending)
+        try:
+            used = {str(r.get("lesion_id")) for r in self._table_rows(loaded) if r.get("reader") == self.reader}
+        except Exception:  # noqa: BLE001 (an unreadable table is said by the list; the ids of this page still count)
+            used = set()
+        used |= set(loaded.pending)
         used |= set(loaded.segmentations)
         numbers = [int(m.group(1)) for u in used for m in [re.fullmatch(prefix + r"(\d+)", u)] if m]
         return f"{prefix}{(max(numbers) + 1) if numbers else 1:02d}"
 
-    async def segment_at(self, group: int, ras, finding_id: Optional[str] = None, method: str = "adaptive",
-                         fraction: Optional[float] = None):
+    def _refusal(self) -> str:
+        """Why the table cannot be changed now ('' when it can): a click still being segmented, or (teaching) the
+        round finished (the score shown is of the table as it was at Finish)."""
+        if self._busy is not None:
+            return "Still segmenting the last click; try again when it is done."
+        if self.feedback is not None:
+            return "The round is finished: the score shown is final, so the marks and calls stay as they were."
+        return ""
+
+    def segment_at(self, group: int, ras, finding_id: Optional[str] = None, method: str = "adaptive",
+                   fraction: Optional[float] = None) -> bool:
         """Segment at a RAS point of the session shown in ``group`` through SUVQuantLogic: the compute in a worker
-        thread, the segment written and measured on the loop thread; the finding is pending until Accept."""
+        thread (a task started here), the segment written and measured on the loop thread; the finding is pending
+        in that session until Accept, whichever session is shown by then. Returns whether the task started."""
         loaded = self.shown.get(group)
         if loaded is None:
-            return
-        if self._busy:
-            self.say("Still segmenting the previous click; click again when it is done.")
-            return
+            return False
+        refusal = self._refusal()
+        if refusal:
+            self.say(refusal)
+            return False
         if group != 0:
             self.say("Findings are made in the main (upper) views; click there.")
-            return
-        self._busy = True
+            return False
+        self._busy = loaded
         with self.state:
             self.state.busy = True
+        create_task(self._segment(loaded, tuple(float(v) for v in ras), finding_id, method, fraction))
+        return True
+
+    @_guarded
+    async def _segment(self, loaded, ras, finding_id, method, fraction):
         try:
-            await self._segment(loaded, ras, finding_id, method, fraction)
+            await self._segment_in(loaded, ras, finding_id or self._next_id(loaded), method, fraction)
         finally:
-            self._busy = False
+            self._busy = None
             with self.state:
                 self.state.busy = False
 
-    async def _segment(self, loaded, ras, finding_id, method, fraction):
+    async def _segment_in(self, loaded, ras, finding_id, method, fraction):
         from netpet.errors import NetpetError
 
-        finding_id = finding_id or self._next_id(loaded)
         node = loaded.segmentations.get(finding_id)
         if node is None:
             node = self.slicer_app.scene.AddNewNodeByClass("vtkMRMLSegmentationNode", f"{finding_id} {self.reader}")
@@ -753,11 +846,15 @@ class ReviewApp(TrameApp):
         with _collect_warnings() as warnings:
             try:
                 prepared = self.quant.preparePET(loaded.pet)
-                lesion = await asyncio.to_thread(self.quant.computeLesion, prepared, tuple(ras), **options)
+                lesion = await asyncio.to_thread(self.quant.computeLesion, prepared, ras, **options)
                 if lesion.separable:
-                    self.quant.writeLesion(loaded.pet, node, finding_id, lesion, tuple(ras))
-            except (ValueError, NetpetError) as exc:
+                    self.quant.writeLesion(loaded.pet, node, finding_id, lesion, ras)
+            except Exception as exc:  # noqa: BLE001 (a refusal, ValueError/NetpetError, or another: one sentence)
                 self._drop_node(loaded, finding_id, node)
+                if not isinstance(exc, (ValueError, NetpetError)):
+                    log.error("Segmenting at %s: %s: %s", _ras_text(ras), type(exc).__name__, exc)
+                    log.debug("Segmenting", exc_info=True)
+                    exc = f"unexpected {type(exc).__name__} ({exc})"
                 self.say(f"No finding at {_ras_text(ras)}: {exc}", *warnings)
                 self.render()
                 return
@@ -767,20 +864,24 @@ class ReviewApp(TrameApp):
             self.render()
             return
         loaded.segmentations[finding_id] = node
-        regions = {finding_id: self.state.form_region} if finding_id in self.pending else None
         ok, rows = self._logic_call(f"Measuring {finding_id}", self.quant.measureSegmentation, loaded.pet, node,
-                                    liverRAS=loaded.liver_ras, reader=self.reader, segmentIDs=[finding_id],
-                                    regions=regions)
+                                    liverRAS=loaded.liver_ras, reader=self.reader, segmentIDs=[finding_id])
         if not ok:
+            if finding_id not in loaded.pending:  # a new finding that cannot be measured is not kept
+                self.slicer_app.scene.RemoveNode(loaded.segmentations.pop(finding_id))
+                self.render()
             return
         row = rows[0]
-        self.pending[finding_id] = {"row": row, "seed": tuple(ras), "method": method, "fraction": fraction}
+        loaded.pending[finding_id] = {"row": row, "seed": ras, "method": method, "fraction": fraction}
         self.timings["click_to_lesion_s"] = time.perf_counter() - self.timings.get("click_t0", time.perf_counter())
         messages = [f"{finding_id} at {_ras_text(ras)} (pending: Accept saves it)",
                     self.quant.clickMessage(finding_id, lesion)]
+        if loaded is not self.shown[0]:  # the session was changed while the click was segmented
+            messages[0] = (f"{finding_id} at {_ras_text(ras)} is pending in {loaded.patient_id} "
+                           f"{loaded.record['session']}: open that session again to Accept it")
         messages += [w for w in str(row.get("warnings") or "").split(" | ") if w]
         self.say(*messages, *warnings)
-        self.refresh_lesions(select=finding_id)
+        self.refresh_lesions(select=finding_id if loaded is self.shown[0] else None)
         self.render()
 
     def _drop_node(self, loaded, finding_id, node):
@@ -788,8 +889,8 @@ class ReviewApp(TrameApp):
             self.slicer_app.scene.RemoveNode(node)
 
     # -- the lesion list -----------------------------------------------------------------------------------------
-    def _table_rows(self, group: int = 0) -> List[Dict[str, Any]]:
-        loaded = self.shown.get(group)
+    def _table_rows(self, loaded: Optional[Loaded]) -> List[Dict[str, Any]]:
+        """The session's findings in the study table (teaching: the trainee's only)."""
         if loaded is None or not loaded.session_id or not os.path.exists(self.study.table):
             return []
         reader = self.reader if self.mode == "teach" else None
@@ -799,40 +900,37 @@ class ReviewApp(TrameApp):
         """The list: the session's rows of the study table (teaching: the trainee's only) and the pending findings."""
         from netpet.errors import NetpetError
 
-        try:
-            rows = self._table_rows()
-        except (NetpetError, ValueError, OSError) as exc:
-            self.say(f"Reading {self.study.table}: {exc}")
-            rows = []
-        items = []
-        for row in rows:
-            if not row.get("lesion_id"):
-                continue  # a session read without findings
-            items.append(_list_item(row, pending=False))
-        for finding_id, pending in self.pending.items():
+        def rows_of(loaded):
+            try:
+                return [row for row in self._table_rows(loaded) if row.get("lesion_id")]
+            except (NetpetError, ValueError, OSError) as exc:
+                self.say(f"Reading the study table {os.path.basename(self.study.table)}: {exc}")
+                return []
+
+        main = self.shown[0]
+        items = [_list_item(row, pending=False) for row in rows_of(main)]
+        for finding_id, pending in (main.pending if main is not None else {}).items():
             items.append(_list_item({**pending["row"], "lesion_id": finding_id, "reader": self.reader,
                                      "finding_status": "pending"}, pending=True))
-        if self.state.compare and self.shown.get(1) is not None:  # the compared session's findings, read-only
-            try:
-                partner = self._table_rows(1)
-            except (NetpetError, ValueError, OSError) as exc:
-                self.say(f"Reading {self.study.table}: {exc}")
-                partner = []
-            for row in partner:
-                if row.get("lesion_id"):
-                    item = _list_item(row, pending=False)
-                    items.append({**item, "key": "partner|" + item["key"], "group": 1})
+        if self.state.compare and self.shown[1] is not None:  # the compared session's findings, read-only
+            for row in rows_of(self.shown[1]):
+                item = _list_item(row, pending=False)
+                items.append({**item, "key": "partner|" + item["key"], "group": 1})
+        self.items = items
         with self.state:
             self.state.lesions = items
             if select is not None:
                 key = f"{self.reader}|{select}"
-                self.state.selected = key if any(i["key"] == key for i in items) else ""
+                self.state.selected = key if self._item(key) is not None else ""
                 if self.state.selected:
                     self._fill_form(self.state.selected)
+            elif self._item(self.state.selected) is None:  # the finding selected is no longer listed
+                self.state.selected = ""
 
     def _item(self, key):
-        return next((i for i in self.state.lesions if i["key"] == key), None)
+        return next((i for i in self.items if i["key"] == key), None)
 
+    @_guarded
     def select_lesion(self, key):
         """A click on a row: every slice view centres on the finding's centroid; the form shows its reading."""
         item = self._item(key)
@@ -858,7 +956,18 @@ class ReviewApp(TrameApp):
         self.state.form_confidence = form_key(item.get("confidence_text"))
         self.state.form_correlate = form_key(item.get("anatomic_correlate"))
 
+    def _form_text(self, name: str) -> str:
+        """A text field of the form (the page may send any JSON value: anything but text counts as empty)."""
+        value = self.state[name]
+        return value.strip() if isinstance(value, str) else ""
+
     def _selected(self):
+        """The selected finding of the main session, for a change of the table (None, said why, when there is none
+        or the table cannot be changed now)."""
+        refusal = self._refusal()
+        if refusal:
+            self.say(refusal)
+            return None
         item = self._item(self.state.selected)
         if item is None:
             self.say("Select a finding in the list first (or click a lesion in a view).")
@@ -869,6 +978,7 @@ class ReviewApp(TrameApp):
         return item
 
     # -- accept, reject, edit, record ----------------------------------------------------------------------------
+    @_guarded
     def accept(self):
         """Export the selected pending finding: SUVQuantLogic.exportToStudyTable (the study table's code and audit
         trail, its .seg.nrrd beside the table), then the reading form's call and confidence through recordReading."""
@@ -880,10 +990,14 @@ class ReviewApp(TrameApp):
             self.say(f"{item['id']} is in the study table already; Record changes its reading, Reject retracts it.")
             return
         finding_id = item["id"]
-        pending = self.pending[finding_id]
-        node = loaded.segmentations[finding_id]
-        regions = {finding_id: self.state.form_region} if self.state.form_region else None
-        types = {finding_id: self.state.form_lesion_type} if self.state.form_lesion_type else None
+        pending, node = loaded.pending.get(finding_id), loaded.segmentations.get(finding_id)
+        if pending is None or node is None:
+            self.say(f"{finding_id} is no longer pending in this session; the list is shown again.")
+            self.refresh_lesions()
+            return
+        region, lesion_type = self._form_text("form_region"), self._form_text("form_lesion_type")
+        regions = {finding_id: region} if region else None
+        types = {finding_id: lesion_type} if lesion_type else None
         ok, result = self._logic_call(f"Accepting {finding_id}", self.quant.exportToStudyTable, [pending["row"]],
                                       self.study.table, loaded.pet, node, reader=self.reader,
                                       sessionID=loaded.session_id or None, patientID=loaded.patient_id,
@@ -891,7 +1005,7 @@ class ReviewApp(TrameApp):
         if not ok:
             return
         loaded.session_id = result["session_id"]
-        del self.pending[finding_id]
+        del loaded.pending[finding_id]
         self.say(f"{finding_id} saved to {os.path.basename(self.study.table)} (session {result['session_id']}), "
                  f"segmentation {result['segmentation_file']}", *result.get("warnings", []))
         if self._form_values():
@@ -917,6 +1031,7 @@ class ReviewApp(TrameApp):
                      "trail)")
         return ok
 
+    @_guarded
     def record(self):
         """Record the reader's call, confidence and anatomic correlate of the selected finding (recordReading);
         a changed region or lesion type of a finding segmented here is written by exporting it again, of one saved
@@ -932,14 +1047,14 @@ class ReviewApp(TrameApp):
         if item["pending"]:
             self.say(f"{finding_id} is not saved yet; Accept saves it with the reading chosen in the form.")
             return
-        labels_changed = ((self.state.form_region or "") != (item.get("region") or "")
-                          or (self.state.form_lesion_type or "") != (item.get("lesion_type") or ""))
+        region, lesion_type = self._form_text("form_region"), self._form_text("form_lesion_type")
+        labels_changed = region != (item.get("region") or "") or lesion_type != (item.get("lesion_type") or "")
         if labels_changed:
             node = loaded.segmentations.get(finding_id)
             if node is None:  # saved before this page: the labels change in the table (its code and audit trail)
                 self._logic_call(f"Saving the labels of {finding_id}", self.quant.relabelFinding, self.study.table,
-                                 loaded.pet, self.reader, finding_id, region=self.state.form_region or "",
-                                 lesionType=self.state.form_lesion_type or "", sessionID=loaded.session_id or None,
+                                 loaded.pet, self.reader, finding_id, region=region,
+                                 lesionType=lesion_type, sessionID=loaded.session_id or None,
                                  patientID=loaded.patient_id)
             else:
                 ok, rows = self._logic_call(f"Measuring {finding_id}", self.quant.measureSegmentation, loaded.pet,
@@ -949,13 +1064,13 @@ class ReviewApp(TrameApp):
                     self._logic_call(f"Saving the labels of {finding_id}", self.quant.exportToStudyTable, rows,
                                      self.study.table, loaded.pet, node, reader=self.reader,
                                      sessionID=loaded.session_id or None, patientID=loaded.patient_id,
-                                     regions={finding_id: self.state.form_region},
-                                     lesionTypes={finding_id: self.state.form_lesion_type})
+                                     regions={finding_id: region}, lesionTypes={finding_id: lesion_type})
         if self._form_values() or not labels_changed:
             self._record_reading(loaded, finding_id)
         self._load_saved(loaded)
         self.refresh_lesions(select=finding_id)
 
+    @_guarded
     def reject(self):
         """Drop the selected pending finding, or retract a saved one with the reason given (retractFinding)."""
         item = self._selected()
@@ -967,22 +1082,23 @@ class ReviewApp(TrameApp):
             node = loaded.segmentations.pop(finding_id, None)
             if node is not None:
                 self.slicer_app.scene.RemoveNode(node)
-            self.pending.pop(finding_id, None)
+            loaded.pending.pop(finding_id, None)
             self.say(f"{finding_id} dropped (it was not saved).")
             self.render()
         else:
-            ok, written = self._logic_call(f"Retracting {finding_id}", self.quant.retractFinding, self.study.table,
-                                           loaded.pet, self.reader, finding_id, self.state.form_reason,
-                                           sessionID=loaded.session_id or None, patientID=loaded.patient_id)
+            reason = self._form_text("form_reason")
+            ok, _ = self._logic_call(f"Retracting {finding_id}", self.quant.retractFinding, self.study.table,
+                                     loaded.pet, self.reader, finding_id, reason, sessionID=loaded.session_id or None,
+                                     patientID=loaded.patient_id)
             if not ok:
                 return
-            self.say(f"{finding_id} retracted ({self.state.form_reason}); it stays in the table, counted by no "
-                     "analysis")
+            self.say(f"{finding_id} retracted ({reason}); it stays in the table, counted by no analysis")
         self._load_saved(loaded)
         self.refresh_lesions(select=None)
         with self.state:
             self.state.selected = ""
 
+    @_guarded
     def edit(self):
         """Segment the selected finding again at its seed with the method (and fraction) chosen."""
         item = self._selected()
@@ -1000,21 +1116,37 @@ class ReviewApp(TrameApp):
                 self.say(f"The fraction {text!r} is not a number between 0 and 1 (e.g. 0.41); leave it empty for "
                          "the method's own.")
                 return
-        pending = self.pending[item["id"]]
-        create_task(self.segment_at(0, pending["seed"], item["id"], self.state.edit_method, fraction))
+        method = self.state.edit_method
+        if method not in EDIT_METHODS:
+            self.say(f"Choose a segmentation method among {', '.join(EDIT_METHODS)}.")
+            return
+        pending = loaded.pending.get(item["id"])
+        if pending is None:
+            self.say(f"{item['id']} is no longer pending in this session; the list is shown again.")
+            self.refresh_lesions()
+            return
+        self.segment_at(0, pending["seed"], item["id"], method, fraction)
 
     # -- teaching ------------------------------------------------------------------------------------------------
+    @_guarded
     def finish(self):
-        """Score the trainee's table against the case's truth (teaching.score) and show the feedback."""
+        """Score the trainee's table against the case's truth (teaching.score) and show the feedback; the table
+        cannot be changed from the page afterwards (the score shown stays the table's)."""
         if self.mode != "teach":
             return
         from netpet.errors import NetpetError
         from netpet.quant.table import StudyTable
         from netpet.review import teaching
 
-        if self.pending:
-            them = "it" if len(self.pending) == 1 else "them"
-            self.say(f"{', '.join(self.pending)} not saved yet: Accept or Reject {them} before Finish.")
+        refusal = self._refusal()
+        if refusal:
+            self.say(refusal)
+            return
+        pending = [f"{finding_id} ({loaded.record['session']})" for loaded in self.loaded.values()
+                   for finding_id in loaded.pending]
+        if pending:
+            them = "it" if len(pending) == 1 else "them"
+            self.say(f"{', '.join(pending)} not saved yet: Accept or Reject {them} before Finish.")
             return
         try:
             rows = StudyTable(self.study.table).read() if os.path.exists(self.study.table) else []
@@ -1032,7 +1164,8 @@ class ReviewApp(TrameApp):
 
     def _show_truth(self):
         """After Finish: the case's truth segmentation (truth/<patient>/<session>_lesions.seg.nrrd, one segment per
-        lesion) drawn as contours over the trainee's marks, in the views of its session."""
+        lesion) drawn as contours over the trainee's marks, in the views of its session (of each session shown
+        after Finish too)."""
         for group, loaded in self.shown.items():
             if loaded is None:
                 continue
@@ -1043,12 +1176,15 @@ class ReviewApp(TrameApp):
                 continue
             path = os.path.join(self.case.root, "truth", self.case.patient_id,
                                 f"{session['session_id']}_lesions.seg.nrrd")
-            if not os.path.isfile(path):
-                self.say(f"The case has no truth segmentation {path}: the truth is in the feedback's text only.")
-                continue
-            ok, node = self._logic_call("Reading the case's truth", self.quant.loadSegmentationFile, path)
-            if not ok:
-                continue
+            node = loaded.saved.get(path)
+            if node is None:
+                if not os.path.isfile(path):
+                    self.say(f"The case has no truth segmentation for {session['session_id']}: the truth is in the "
+                             "feedback's text only.")
+                    continue
+                ok, node = self._logic_call("Reading the case's truth", self.quant.loadSegmentationFile, path)
+                if not ok:
+                    continue
             display = node.GetDisplayNode()
             display.SetVisibility2DFill(False)  # contours: the trainee's filled marks stay visible under them
             display.SetSliceIntersectionThickness(2)
