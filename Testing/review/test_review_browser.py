@@ -365,8 +365,14 @@ def test_compare_shows_the_pet_mr_beside_the_pet_ct(review):
     before = [grab(page, b).tobytes() for b in both]
     page.locator(f"[data-testid=partner-row-{hottest['lesion_id']}][data-reader=R1]").click()
     wait_settled(page, both, before)
-    after = [grab(page, b).tobytes() for b in both]
-    assert after[:3] == before[:3] and all(a != b for a, b in zip(after[3:], before[3:])), "only the PET/MR views move"
+    from PIL import Image
+
+    after = [grab(page, b) for b in both]
+    # only the PET/MR views move: a main view may be sent again (another JPEG of the same picture: a few pixels
+    # differ by JPEG noise), a moved view differs over a large share of its pixels
+    moved = [_differing(a, Image.frombytes("RGB", a.size, b)) / (a.size[0] * a.size[1])
+             for a, b in zip(after, before)]
+    assert max(moved[:3]) < 0.02 and min(moved[3:]) > 0.05, f"share of changed pixels per view: {moved}"
     counts = [pet_pixels(centre_patch(page, b)) for b in both[3:]]
     assert all(n >= 16 for n in counts), f"PET-coloured pixels in the 8x8 centre of each PET/MR view: {counts}"
     folder = _screenshot_folder()

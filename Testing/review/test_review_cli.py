@@ -55,6 +55,19 @@ def test_a_short_token_is_refused(small_study, capsys):
     assert "at least 16" in _one_sentence(capsys.readouterr().err)
 
 
+def test_the_token_may_come_from_the_environment(small_study, capsys, monkeypatch):
+    """NETPET_REVIEW_TOKEN stands for --token (kept out of the process list) and is checked the same way; --token
+    given on the command line wins."""
+    from netpet.cli.main import build_parser
+
+    monkeypatch.setenv("NETPET_REVIEW_TOKEN", "short")
+    assert main(["review", str(small_study), "--host", "0.0.0.0"]) == EXIT_INPUT
+    assert "at least 16" in _one_sentence(capsys.readouterr().err)
+    monkeypatch.setenv("NETPET_REVIEW_TOKEN", "a-token-of-24-characters")
+    assert build_parser().parse_args(["review", str(small_study)]).token == "a-token-of-24-characters"
+    assert build_parser().parse_args(["review", str(small_study), "--token", "x" * 16]).token == "x" * 16
+
+
 def test_a_table_outside_the_study_is_refused(small_study, tmp_path, capsys):
     outside = tmp_path / "elsewhere.csv"
     outside.write_text("patient_id\n")

@@ -17,6 +17,8 @@ from netpet.cli.common import EXIT_OK, UsageError, count
 from netpet.errors import printable
 
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8765
+#: the environment variable that may hold the access token (a --token value shows in the process list)
+TOKEN_VARIABLE = "NETPET_REVIEW_TOKEN"
 
 
 def add_parsers(sub) -> None:
@@ -48,8 +50,10 @@ def _serving_options(p) -> None:
                    help="address to listen on (default 127.0.0.1: this computer only; any other needs --token)")
     p.add_argument("--port", type=count(1, "a port number"), default=DEFAULT_PORT,
                    help=f"port (default {DEFAULT_PORT})")
-    p.add_argument("--token", help="access token (at least 16 characters) every request must carry; default: a new "
-                                   "one, printed in the address")
+    p.add_argument("--token", default=os.environ.get(TOKEN_VARIABLE) or None,
+                   help="access token (at least 16 characters) every request must carry; default: the environment "
+                        f"variable {TOKEN_VARIABLE} (kept out of the process list), else a new one, printed in the "
+                        "address")
 
 
 def _check_serving(args) -> str:
@@ -161,13 +165,12 @@ def run_teach(args: argparse.Namespace) -> int:
         raise UsageError("--json goes with --score (the headless scoring)")
     case = teaching.open_case(_case_folder(args))
     if args.score:
-        from netpet.quant.table import StudyTable
-
         path = args.score
         if not os.path.isfile(path):
             raise study.ReviewError(f"The trainee's table {printable(path)} does not exist; give the study table "
                                     "the trainee wrote (CASE/teaching/<trainee>/study-table.csv).")
-        result = teaching.score(case, StudyTable(path).read())  # the same code as the page's Finish
+        # the same code as the page's Finish; the table's path, so that its segmentation files are found beside it
+        result = teaching.score(case, path)
         if args.json:
             json.dump(result, sys.stdout, indent=2, default=str)
             sys.stdout.write("\n")

@@ -425,9 +425,10 @@ class ReviewApp(TrameApp):
         self.state.status = " | ".join(texts)
         self.state.messages = (texts[::-1] + list(self.state.messages or []))[:30]
 
-    def render(self):
-        """Ask every slice view for a frame (after each Logic call: MRML changes do not always redraw)."""
-        for view in self.slicer_app.view_manager.get_slice_views():
+    def render(self, group: Optional[int] = None):
+        """Ask the slice views (of one group, or all) for a frame (after each Logic call: MRML changes do not
+        always redraw)."""
+        for view in self.slicer_app.view_manager.get_slice_views(group):
             view.schedule_render()
 
     def _logic_call(self, what: str, function: Callable, /, *args, **kwargs):
@@ -757,7 +758,7 @@ class ReviewApp(TrameApp):
         has its own scanner frame, so the point of one is not the same place in the other."""
         for view in self.slicer_app.view_manager.get_slice_views(group):
             view.get_view_node().JumpSliceByCentering(float(ras[0]), float(ras[1]), float(ras[2]))
-        self.render()
+        self.render(group)
 
     def _observe_clicks(self):
         for view in self.slicer_app.view_manager.get_slice_views():
@@ -1135,7 +1136,6 @@ class ReviewApp(TrameApp):
         if self.mode != "teach":
             return
         from netpet.errors import NetpetError
-        from netpet.quant.table import StudyTable
         from netpet.review import teaching
 
         refusal = self._refusal()
@@ -1149,8 +1149,8 @@ class ReviewApp(TrameApp):
             self.say(f"{', '.join(pending)} not saved yet: Accept or Reject {them} before Finish.")
             return
         try:
-            rows = StudyTable(self.study.table).read() if os.path.exists(self.study.table) else []
-            result = teaching.score(self.case, rows)
+            # the table's path, so that its segmentation files are found beside it
+            result = teaching.score(self.case, self.study.table if os.path.exists(self.study.table) else [])
             text = teaching.format_feedback(result)
         except (NetpetError, ValueError, OSError) as exc:
             self.say(f"Scoring: {exc}")
