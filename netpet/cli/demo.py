@@ -149,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
               + "".join(f"\n  error: {e}" for e in sr["errors"]))
     print(f"\n{result['files']} DICOM files in {result['study']}; previews in {result['study']}/preview; "
           f"checks in {args.out}/demo-report.json")
-    print(f"Study report: {st['report']}")
     print(f"Review the study in a web browser: netpet review {args.out} (then open the address it prints); a teaching "
           "case: netpet teach liver-threshold")
+    print(f"Study report: {st['report']}")
     return EXIT_OK if result["all_ok"] else EXIT_MISMATCH
