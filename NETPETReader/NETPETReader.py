@@ -243,10 +243,8 @@ class NETPETReaderLogic(ScriptedLoadableModuleLogic):
         return NETPETReaderParameterNode(super().getParameterNode())
 
     # -- index ---------------------------------------------------------------------------------------
-    def indexFolder(self, folder, progress=None, jobs=JOBS):
-        """Index every DICOM file under ``folder`` (headers only), in this process (``JOBS``) unless ``jobs``
-        says otherwise (None: all cores; for an application of its own, such as the browser review app, never
-        inside the Slicer application).
+    def indexFolder(self, folder, progress=None):
+        """Index every DICOM file under ``folder`` (headers only), in this process (``JOBS``).
 
         Raises
         ------
@@ -261,7 +259,7 @@ class NETPETReaderLogic(ScriptedLoadableModuleLogic):
                              "folder would index Slicer's working directory).")
         if not os.path.isdir(folder):
             raise ValueError(f"{folder!r} is not a folder; choose the folder that holds the DICOM files.")
-        return index_tree(folder, jobs=jobs, progress=progress)
+        return index_tree(folder, jobs=JOBS, progress=progress)
 
     @staticmethod
     def sessions(index):

@@ -192,8 +192,11 @@ class ReviewApp(TrameApp):
         self.layouts = LayoutManager(self.slicer_app.scene, self.slicer_app.view_manager, self.server)
         self.layouts.register_layout_dict(self._layout_dict())
         self.layouts.set_layout("single")
-        # headers read on every core: this is a process of its own, not the Slicer application
-        self.index = self.reader_logic.indexFolder(studies.inside(study.root, study.dicom), jobs=None)
+        # the core's index, its headers read on every core: this is a process of its own, where worker processes
+        # may start (NETPETReaderLogic.indexFolder reads in one process, as it must inside the Slicer application)
+        from netpet.dicom.index import index_tree
+
+        self.index = index_tree(studies.inside(study.root, study.dicom), jobs=None)
         self.sessions = [dict(s, key=f"{s['patient_id']}|{s['pet_series_uid']}")
                          for s in self.reader_logic.sessions(self.index)]
         if not self.sessions:
