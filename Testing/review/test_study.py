@@ -237,3 +237,20 @@ def test_partner_sessions():
     assert partner_sessions(rows, rows[1]) == [rows[0]]
     with pytest.raises(ReviewError, match="No session has the PET series 9.9"):
         partner_sessions(sessions, "9.9")
+
+
+def test_a_default_table_or_reference_linked_out_of_the_folder_is_refused(tmp_path):
+    """The study-table.csv or reference_standard.csv found at the top of the folder is a link to a file
+    elsewhere: refused as a given path would be (one sentence naming it), not followed."""
+    root = tmp_path / "study"
+    root.mkdir()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    for name in ("study-table.csv", "reference_standard.csv"):
+        (elsewhere / name).write_text("patient_id\n")
+        (root / name).symlink_to(elsewhere / name)
+        with pytest.raises(ReviewError, match="outside the study folder"):
+            open_study(str(root))
+        (root / name).unlink()
+        (root / name).write_text("patient_id\n")
+    assert open_study(str(root)).reference == str(root / "reference_standard.csv")

@@ -176,31 +176,35 @@ def open_study(root: str, table: Optional[str] = None, reference: Optional[str] 
         if os.path.isdir(table_path) or not table_path.lower().endswith(TABLE_SUFFIXES):
             raise ReviewError(f"The study table {printable(table)} is not a .csv or .sqlite file; give the study "
                               "table's file with --table.")
-    elif os.path.isfile(os.path.join(base, TABLE_NAME)):
-        table_path = os.path.join(base, TABLE_NAME)
     else:
-        found = [inside(base, p) for p in _walk(base, TABLE_NAME)]
-        if len(found) > 1:
-            raise ReviewError(f"The study folder {printable(base)} holds {len(found)} study tables ("
-                              f"{', '.join(printable(os.path.relpath(p, base)) for p in found[:5])}); choose one with "
-                              "--table.")
-        table_path = found[0] if found else os.path.join(base, TABLE_NAME)
+        table_path = _the_one(base, TABLE_NAME, "study tables", "--table") or os.path.join(base, TABLE_NAME)
     if reference is not None:
         reference_path: Optional[str] = _given(base, reference)
         if not os.path.isfile(reference_path):
             raise ReviewError(f"The reference standard {printable(reference)} does not exist; give its CSV with "
                               "--reference, or leave it out to review without one.")
-    elif os.path.isfile(os.path.join(base, REFERENCE_NAME)):
-        reference_path = os.path.join(base, REFERENCE_NAME)
     else:
-        found = [inside(base, p) for p in _walk(base, REFERENCE_NAME)]
-        if len(found) > 1:
-            raise ReviewError(f"The study folder {printable(base)} holds {len(found)} reference standards ("
-                              f"{', '.join(printable(os.path.relpath(p, base)) for p in found[:5])}); choose one with "
-                              "--reference.")
-        reference_path = found[0] if found else None
+        reference_path = _the_one(base, REFERENCE_NAME, "reference standards", "--reference")
     segmentations = inside(base, os.path.join(os.path.dirname(table_path), SEGMENTATIONS))
     return StudyFolder(root=base, table=table_path, reference=reference_path, dicom=base, segmentations=segmentations)
+
+
+def _the_one(base: str, name: str, what: str, option: str) -> Optional[str]:
+    """The file ``name`` in the study folder ``base``, else the one under it (None when there is none).
+
+    Raises
+    ------
+    ReviewError
+        Several under it, none at the top: the sentence lists them and names the option that chooses.
+    """
+    if os.path.isfile(os.path.join(base, name)):
+        return inside(base, os.path.join(base, name))  # a link out of the folder is refused here too
+    found = [inside(base, p) for p in _walk(base, name)]
+    if len(found) > 1:
+        raise ReviewError(f"The study folder {printable(base)} holds {len(found)} {what} ("
+                          f"{', '.join(printable(os.path.relpath(p, base)) for p in found[:5])}); choose one with "
+                          f"{option}.")
+    return found[0] if found else None
 
 
 def _number(value: str, kind: type, table_path: str, line: int, column: str) -> Any:
