@@ -93,6 +93,12 @@ COLUMNS: Tuple[str, ...] = REQUIRED + (
 READER_COLUMNS: Tuple[str, ...] = (
     "finding_status", "reader_call", "confidence", "anatomic_correlate", "sstr_rads", "retraction_reason",
 )
+#: The ``method`` column: the segmentation methods (:mod:`netpet.quant.segment`) and the default. Kept here, in the
+#: light schema module, so that a command's choices can be listed without importing the segmentation and its
+#: scientific libraries.
+SEGMENTATION_METHODS = ("adaptive", "fixed41", "fixed50", "absolute", "liver-percist", "liver-max", "gradient")
+DEFAULT_SEGMENTATION_METHOD = "adaptive"
+
 ACTIVE = "active"
 RETRACTED = "retracted"
 FINDING_STATUSES: Tuple[str, ...] = (ACTIVE, RETRACTED)

@@ -22,7 +22,6 @@ import sys
 from typing import Any, Dict, List
 
 from netpet.cli.common import EXIT_OK, EXIT_REFUSED, check_input, check_output_folder
-from netpet.clinical.followup import write_table
 from netpet.errors import NetpetError, printable
 
 OUTPUTS = ("lesion_changes.csv", "patient_response.csv")
@@ -122,7 +121,7 @@ def summary_lines(patients) -> List[str]:
 
 
 def cmd_followup(args: argparse.Namespace) -> int:
-    from netpet.clinical.followup import FollowUpRefusal, follow_up
+    from netpet.clinical.followup import FollowUpRefusal, follow_up, write_table
     from netpet.stats.data import read_table
 
     check_input(args.table, "The study table")

@@ -19,7 +19,7 @@ TABLE_SUFFIXES = (".csv", ".sqlite", ".sqlite3", ".db")
 
 
 def add_parsers(sub) -> None:
-    from netpet.quant.segment import DEFAULT_METHOD, METHODS
+    from netpet.schema import DEFAULT_SEGMENTATION_METHOD as DEFAULT_METHOD, SEGMENTATION_METHODS as METHODS
 
     p = sub.add_parser("segment", help="segment lesions from seed points and print their measurements")
     p.add_argument("volume", help="an SUV image (.nrrd, .nii.gz, .mha...) or a PET DICOM series (folder or file)")

@@ -12,16 +12,13 @@ Pure functions over pandas tables (no image, no Slicer, no I/O):
   new, persisting and disappeared lesions), per-patient SSTR-TV and TL-SSTR and, for FDG, PERCIST 1.0.
 """
 
-from netpet.clinical.staging import (M_CATEGORIES, N_CATEGORIES, PRIMARY_SITES, STAGE_GROUPS, StagingError,
-                                     classify_node, node_is_regional, primary_site, stage_group, stage_patients)
-from netpet.clinical.staging_stats import (compare_m, compare_n, compare_stage_group, contingency, marginal_homogeneity,
-                                           staging_accuracy, staging_agreement, up_down_staging, weighted_kappa)
+from netpet.lazy import exports
 
-from netpet.clinical.followup import (FollowUp, FollowUpError, FollowUpRefusal, follow_up, lesion_changes,
-                                      order_time_points, patient_response, percist, sul_factor)
-
-__all__ = ["FollowUp", "FollowUpError", "FollowUpRefusal", "follow_up", "lesion_changes", "order_time_points",
-           "patient_response", "percist", "sul_factor", "M_CATEGORIES", "N_CATEGORIES", "PRIMARY_SITES", "STAGE_GROUPS", "StagingError", "classify_node",
-           "node_is_regional", "primary_site", "stage_group", "stage_patients", "compare_m", "compare_n",
-           "compare_stage_group", "contingency", "marginal_homogeneity", "staging_accuracy", "staging_agreement",
-           "up_down_staging", "weighted_kappa"]
+__getattr__, __dir__, __all__ = exports(__name__, {
+    "followup": ("FollowUp", "FollowUpError", "FollowUpRefusal", "follow_up", "lesion_changes", "order_time_points",
+                 "patient_response", "percist", "sul_factor"),
+    "staging": ("M_CATEGORIES", "N_CATEGORIES", "PRIMARY_SITES", "STAGE_GROUPS", "StagingError", "classify_node",
+                "node_is_regional", "primary_site", "stage_group", "stage_patients"),
+    "staging_stats": ("compare_m", "compare_n", "compare_stage_group", "contingency", "marginal_homogeneity",
+                      "staging_accuracy", "staging_agreement", "up_down_staging", "weighted_kappa"),
+})

@@ -1,7 +1,8 @@
 """SUVQuant core: click-to-segment lesions, references, measurements, classifier, study table.
 
-segment / segment_seeds
-    Lesions from seed points (netpet.quant.segment).
+segment_seeds, SegmentOptions
+    Lesions from seed points (netpet.quant.segment; its function ``segment`` is imported from there: the
+    package's attribute ``segment`` is that module).
 liver_reference, spleen_reference, background_shell
     Reference regions (netpet.quant.references).
 measure
@@ -14,13 +15,13 @@ quantify, run_manifest
     Whole sessions and batch manifests (netpet.quant.pipeline).
 """
 
-from netpet.quant.classify import LiverThresholdClassifier, krenning_score
-from netpet.quant.measure import measure
-from netpet.quant.references import background_shell, liver_reference, spleen_reference
-from netpet.quant.segment import METHODS, SegmentOptions, segment, segment_seeds
-from netpet.quant.table import StudyTable
-from netpet.quant.volume import QuantError, SUVVolume
+from netpet.lazy import exports
 
-__all__ = ["LiverThresholdClassifier", "krenning_score", "measure", "background_shell", "liver_reference",
-           "spleen_reference", "METHODS", "SegmentOptions", "segment", "segment_seeds", "StudyTable",
-           "QuantError", "SUVVolume"]
+__getattr__, __dir__, __all__ = exports(__name__, {
+    "classify": ("LiverThresholdClassifier", "krenning_score"),
+    "measure": ("measure",),
+    "references": ("background_shell", "liver_reference", "spleen_reference"),
+    "segment": ("METHODS", "SegmentOptions", "segment_seeds"),
+    "table": ("StudyTable",),
+    "volume": ("QuantError", "SUVVolume"),
+})

@@ -78,9 +78,10 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from netpet.quant.volume import Box, QuantError, SUVVolume
+from netpet.schema import DEFAULT_SEGMENTATION_METHOD, SEGMENTATION_METHODS
 
-METHODS = ("adaptive", "fixed41", "fixed50", "absolute", "liver-percist", "liver-max", "gradient")
-DEFAULT_METHOD = "adaptive"
+METHODS = SEGMENTATION_METHODS
+DEFAULT_METHOD = DEFAULT_SEGMENTATION_METHOD
 ADAPTIVE_FRACTION = 0.44
 #: The ``adaptive`` method's calibration: for an image of resolution sigma (Gaussian width, mm), pairs
 #: (lesion size, fraction f of SUVpeak - background at which the thresholded volume equals the true

@@ -16,15 +16,14 @@ proportion_ci, accuracy_measures, tango_interval, mcnemar_exact, auc_ci, delong_
     The statistics themselves, each checked against its reference implementation.
 """
 
-from netpet.stats.agreement import bland_altman, cohen_kappa, lin_ccc, spearman
-from netpet.stats.analysis import Analysis, StatsOptions, analyse
-from netpet.stats.data import load_study, read_correspondence, read_reference
-from netpet.stats.intervals import CI_METHODS, Measure, StatsError, accuracy_measures, proportion_ci
-from netpet.stats.paired import PairedCounts, mcnemar_chi2, mcnemar_exact, tango_interval
-from netpet.stats.report import write_outputs
-from netpet.stats.roc import auc_ci, delong_paired, youden
+from netpet.lazy import exports
 
-__all__ = ["bland_altman", "cohen_kappa", "lin_ccc", "spearman", "Analysis", "StatsOptions", "analyse", "load_study",
-           "read_correspondence", "read_reference",
-           "CI_METHODS", "Measure", "StatsError", "accuracy_measures", "proportion_ci", "PairedCounts", "mcnemar_chi2",
-           "mcnemar_exact", "tango_interval", "write_outputs", "auc_ci", "delong_paired", "youden"]
+__getattr__, __dir__, __all__ = exports(__name__, {
+    "agreement": ("bland_altman", "cohen_kappa", "lin_ccc", "spearman"),
+    "analysis": ("Analysis", "StatsOptions", "analyse"),
+    "data": ("load_study", "read_correspondence", "read_reference"),
+    "intervals": ("CI_METHODS", "Measure", "StatsError", "accuracy_measures", "proportion_ci"),
+    "paired": ("PairedCounts", "mcnemar_chi2", "mcnemar_exact", "tango_interval"),
+    "report": ("write_outputs",),
+    "roc": ("auc_ci", "delong_paired", "youden"),
+})

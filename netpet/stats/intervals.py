@@ -26,8 +26,6 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any, Dict, Optional, Tuple
 
-from scipy import stats
-
 from netpet.errors import NetpetError
 
 CI_METHODS = ("wilson", "clopper-pearson", "agresti-coull", "jeffreys")
@@ -64,6 +62,8 @@ def z_value(level: float = 0.95) -> float:
     """The two-sided standard normal quantile of a confidence level (1.959964 at 0.95)."""
     if not 0.0 < level < 1.0:
         raise StatsError(f"The confidence level must lie between 0 and 1 (got {level}).")
+    from scipy import stats  # here, not at the top: the command line lists CI_METHODS without scipy.stats
+
     return float(stats.norm.isf((1.0 - level) / 2.0))
 
 
