@@ -108,6 +108,8 @@ def test_answers_agree_with_the_truth():
     uncinate = [r for r in reading_rows(case_patient("uncinate-pitfall")) if r["lesion_id"] == "L03"]
     assert uncinate and all(r["outcome"] == "false positive" and r["krenning"] == 3 for r in uncinate)
     bone = {(r["session_id"][:2], r["lesion_id"]): r["suv_max"] for r in reading_rows(case_patient("bone-petmr-vs-petct"))}
+    # PET/MR (Dixon attenuation correction ignores bone) reads bone lesions 10-30 % lower than PET/CT (NETPET
+    # design notes, section 5): at least the smallest documented deficit
     assert all(bone[("S2", l)] < 0.9 * bone[("S1", l)] for l in ("L02", "L03", "L04"))
     assert bone[("S2", "L01")] == bone[("S1", "L01")]
     assert "None: the truth has no lesion" in case_markdown("lesion-free", case_patient("lesion-free"))

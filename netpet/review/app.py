@@ -593,9 +593,11 @@ class ReviewApp(TrameApp):
 
     @_guarded
     async def _warm_up(self, loaded: Loaded):
-        """The PET's per-volume quantities (SUVQuantLogic.warmUp's: body level, outline sigma, noise correlation)
-        and its automatic liver reference, in a worker thread, so that the first click costs what later ones do.
-        The prepared volume is read from the node on the loop thread (preparePET)."""
+        """The PET's per-volume quantities (those SUVQuantLogic.warmUp measures: body level, outline sigma, noise
+        correlation) and its automatic liver reference, in a worker thread, so that the first click costs what
+        later ones do. warmUp itself is not called: it would read the node and measure in one go, on the loop
+        thread; here the prepared volume is read from the node on the loop thread (preparePET) and measured in
+        the worker."""
         from netpet.errors import NetpetError
         from netpet.quant.references import auto_liver
         from netpet.quant.segment import warm_up

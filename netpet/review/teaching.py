@@ -322,13 +322,11 @@ _OUTCOME_TEXT = {"TP": "a true positive", "FP": "a false positive", "FN": "a fal
 
 
 def _counts(units) -> Dict[str, Any]:
-    """TP/FP/FN/TN of a frame of units and their measures, counted as netpet.stats.analysis counts them."""
+    """TP/FP/FN/TN of a frame of units (netpet.stats.analysis.confusion_counts) and their measures."""
+    from netpet.stats.analysis import confusion_counts
     from netpet.stats.intervals import accuracy_measures
 
-    truth = units["truth"].to_numpy(dtype=bool)
-    call = units["call"].to_numpy(dtype=bool)
-    tp, fp = int((truth & call).sum()), int((~truth & call).sum())
-    fn, tn = int((truth & ~call).sum()), int((~truth & ~call).sum())
+    tp, fp, fn, tn = confusion_counts(units)
     measures = accuracy_measures(tp, fp, fn, tn)
     out: Dict[str, Any] = {"tp": tp, "fp": fp, "fn": fn, "tn": tn, "units": int(len(units))}
     for name in ("sensitivity", "specificity", "ppv", "npv"):

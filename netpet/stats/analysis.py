@@ -148,12 +148,20 @@ def _measures_dict(measures: Dict[str, Measure]) -> Dict[str, Any]:
     return {k: v.to_dict() for k, v in measures.items()}
 
 
+def confusion_counts(units: pd.DataFrame) -> Tuple[int, int, int, int]:
+    """(TP, FP, FN, TN) of a frame of units (its boolean ``truth`` and ``call`` columns), as every accuracy
+    figure of the study counts them."""
+    truth = units["truth"].to_numpy(dtype=bool)
+    call = units["call"].to_numpy(dtype=bool)
+    return (int(np.sum(truth & call)), int(np.sum(~truth & call)), int(np.sum(truth & ~call)),
+            int(np.sum(~truth & ~call)))
+
+
 def _accuracy_entry(level: str, group: Dict[str, Any], units: pd.DataFrame, options: StatsOptions,
                     weights: _Weights) -> Dict[str, Any]:
     truth = units["truth"].to_numpy(dtype=bool)
     call = units["call"].to_numpy(dtype=bool)
-    tp, fp = int(np.sum(truth & call)), int(np.sum(~truth & call))
-    fn, tn = int(np.sum(truth & ~call)), int(np.sum(~truth & ~call))
+    tp, fp, fn, tn = confusion_counts(units)
     entry: Dict[str, Any] = {"level": level, **_keys_of(group), **group.get("group_by", {}),
                              "group_by": group.get("group_by", {}), "n_patients": int(units["patient_id"].nunique()),
                              "n_units": int(len(units)), "tp": tp, "fp": fp, "fn": fn, "tn": tn,
