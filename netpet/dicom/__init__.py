@@ -11,11 +11,11 @@ compute_suv_factors
     The SUV rules alone, on a header, without pixel data.
 """
 
-from netpet.dicom.convert import SUVResult, convert_to_suv, read_series
-from netpet.dicom.index import SeriesRecord, StudyIndex, index_tree
-from netpet.dicom.suv import SUV_TYPES, Overrides, Provenance, compute_suv_factors
+from netpet.lazy import exports
 
-__all__ = [
-    "SUVResult", "convert_to_suv", "read_series", "SeriesRecord", "StudyIndex", "index_tree",
-    "SUV_TYPES", "Overrides", "Provenance", "compute_suv_factors",
-]
+# imported on first use (PEP 562): ``netpet index`` needs neither SimpleITK nor the SUV rules
+__getattr__, __dir__, __all__ = exports(__name__, {
+    "convert": ("SUVResult", "convert_to_suv", "read_series"),
+    "index": ("SeriesRecord", "StudyIndex", "index_tree"),
+    "suv": ("SUV_TYPES", "Overrides", "Provenance", "compute_suv_factors"),
+})
