@@ -401,10 +401,15 @@ def level_false_findings(units: Mapping[str, pd.DataFrame], lesion_falses: pd.Da
         frame = units.get(level)
         rows: List[Dict[str, Any]] = []
         if frame is not None and len(frame):
+            keys = ("patient_id", *group_keys, *extra)
+            # the lesion-level false findings of each unit, in their order, found by key (one pass over them: a scan
+            # of every false finding per wrong unit was quadratic in the size of the study)
+            of_unit: Dict[Tuple[str, ...], List[Dict[str, Any]]] = {}
+            for f in falses:
+                of_unit.setdefault(tuple(str(f.get(k, "")) for k in keys), []).append(f)
             wrong = frame[frame["truth"] != frame["call"]]
             for unit in wrong.to_dict("records"):
-                keys = ("patient_id", *group_keys, *extra)
-                within = [f for f in falses if all(str(f.get(k, "")) == str(unit.get(k, "")) for k in keys)]
+                within = of_unit.get(tuple(str(unit.get(k, "")) for k in keys), [])
                 codes = list(dict.fromkeys(f["cause_code"] for f in within)) or [OTHER]
                 rows.append({**{k: unit[k] for k in (*group_keys, "patient_id", *extra)},
                              "kind": "false negative" if unit["truth"] == 1 else "false positive",

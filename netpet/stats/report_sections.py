@@ -27,7 +27,7 @@ from __future__ import annotations
 import csv
 import html
 import math
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import pandas as pd
@@ -295,11 +295,6 @@ def _group_keys(frame: pd.DataFrame) -> List[str]:
     return keys
 
 
-def _krenning(values: Iterable[Any]) -> Optional[int]:
-    numbers = pd.to_numeric(pd.Series(list(values), dtype=object), errors="coerce").dropna()
-    return int(numbers.max()) if len(numbers) else None
-
-
 def _indication(unit: Mapping[str, Any], indications: Optional[Mapping[str, str]]) -> str:
     """The unit's indication as the analysis normalised it, else as the reference standard writes it."""
     value = unit.get("indication")
@@ -320,6 +315,24 @@ def patient_rows(units: Mapping[str, pd.DataFrame], staging: Optional[Mapping[st
         label = tuple(str(group["group"].get(k, "")) for k in keys)
         for patient in group.get("patients", []):
             stages[(patient["patient_id"], *label)] = patient
+    # the lesion counts and highest Krenning score of every (patient, group), in one grouping of the lesion units (a
+    # mask over every lesion unit per patient was quadratic in the size of the study); the group keys compare as text
+    cells: Dict[Tuple[Any, ...], Tuple[int, int, int, int, Optional[int]]] = {}
+    if lesions is not None and len(lesions):
+        truth, call = lesions["truth"].astype(int).to_numpy() == 1, lesions["call"].astype(int).to_numpy() == 1
+        names = [f"key{i}" for i in range(len(keys))]
+        frame = pd.DataFrame({"patient_id": lesions["patient_id"].to_numpy(),
+                              **{n: lesions[k].astype(str).to_numpy() for n, k in zip(names, keys)},
+                              "tp": truth & call, "fp": ~truth & call, "fn": truth & ~call, "tn": ~truth & ~call,
+                              "krenning": (pd.to_numeric(pd.Series(list(lesions["krenning"]), dtype=object),
+                                                         errors="coerce").to_numpy() if "krenning" in lesions
+                                           else np.nan)})
+        summed = frame.groupby(["patient_id", *names], sort=False, dropna=False).agg(
+            tp=("tp", "sum"), fp=("fp", "sum"), fn=("fn", "sum"), tn=("tn", "sum"), krenning=("krenning", "max"))
+        for key, tp, fp, fn, tn, krenning in summed.itertuples():
+            cells[key if isinstance(key, tuple) else (key,)] = (
+                int(tp), int(fp), int(fn), int(tn),
+                int(krenning) if "krenning" in lesions and not pd.isna(krenning) else None)
     rows = []
     for unit in patients.sort_values(["patient_id", *keys]).to_dict("records"):
         key = tuple(str(unit[k]) for k in keys)
@@ -329,14 +342,8 @@ def patient_rows(units: Mapping[str, pd.DataFrame], staging: Optional[Mapping[st
                                "truth": "disease" if int(unit["truth"]) else "no disease",
                                "call": "positive" if int(unit["call"]) else "negative"}
         if lesions is not None and len(lesions):
-            mask = lesions["patient_id"] == unit["patient_id"]
-            for k, v in zip(keys, key):
-                mask &= lesions[k].astype(str) == v
-            part = lesions[mask]
-            truth, call = part["truth"].astype(int) == 1, part["call"].astype(int) == 1
-            row.update(tp=int((truth & call).sum()), fp=int((~truth & call).sum()), fn=int((truth & ~call).sum()),
-                       tn=int((~truth & ~call).sum()),
-                       krenning_max=_krenning(part["krenning"]) if "krenning" in part else None)
+            tp, fp, fn, tn, krenning = cells.get((unit["patient_id"], *key), (0, 0, 0, 0, None))
+            row.update(tp=tp, fp=fp, fn=fn, tn=tn, krenning_max=krenning)
         stage = stages.get((unit["patient_id"], *key))
         if stage:
             found, reference = stage.get("findings") or {}, stage.get("reference") or {}
