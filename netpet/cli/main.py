@@ -68,7 +68,8 @@ def cmd_index(args: argparse.Namespace) -> int:
 def _choose_pet(path: str, series_uid: Optional[str], jobs: Optional[int], progress, patient_id: Optional[str] = None):
     from netpet.dicom.index import index_tree
 
-    return index_tree(path, jobs=jobs, progress=progress).choose_pet(series_uid, patient_id)
+    # the PET headers are read once, while indexing: the conversion then reads only their pixel values
+    return index_tree(path, jobs=jobs, progress=progress, pet_headers=True).choose_pet(series_uid, patient_id)
 
 
 def cmd_suv(args: argparse.Namespace) -> int:

@@ -14,7 +14,7 @@ import os
 import re
 import warnings
 from dataclasses import dataclass
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import SimpleITK as sitk
@@ -122,23 +122,88 @@ def _pixels_with_gdcm(path: str, ds: Dataset, syntax) -> np.ndarray:
     return stored[0] if stored.shape[0] == 1 and "NumberOfFrames" not in ds else stored
 
 
+#: Pixel data larger than this is left on disk while the header is parsed (read from its offset afterwards).
+DEFER_BYTES = 64 * 1024
+
+
+@dataclass
+class PreparedFile:
+    """One PET file read once: its PET header, its checked pixel layout, and where its native pixel values lie.
+
+    Made while the folder is indexed (:func:`netpet.dicom.index.index_tree` with ``pet_headers=True``), so
+    that a conversion reads each header once and then only the pixel bytes. Picklable.
+    """
+
+    path: str
+    header: FileHeader
+    layout: files.PixelLayout
+    offset: Optional[int]  #: byte offset of native little-endian values; None: decoded through pydicom
+    dtype: Optional[str]
+
+
+def read_deferred(path: str) -> Dataset:
+    """A whole DICOM file with large pixel data left on disk (read on access, or from its offset)."""
+    if not files.looks_like_dicom(path):
+        raise DicomInputError(f"Cannot read {path}: it is not a DICOM file; remove it from the series.")
+    try:
+        return files.read_full(path, defer_size=DEFER_BYTES)
+    except Exception as exc:
+        raise DicomInputError(f"Cannot read {path} as DICOM: {exc}") from exc
+
+
+def prepare_file(path: str, ds: Dataset) -> PreparedFile:
+    """Read the PET header and pixel layout of one file (its pixel values are not read)."""
+    layout = files.pixel_layout(ds, path, "PT")
+    header = read_file_header(path, ds)
+    note = _pet_bits_note(layout)
+    if note and note not in header.notes:
+        header.notes.append(note)
+    offset, dtype = _native_offset(ds, layout)
+    return PreparedFile(path, header, layout, offset, dtype)
+
+
+def _native_offset(ds: Dataset, layout: files.PixelLayout) -> Tuple[Optional[int], Optional[str]]:
+    """(offset, dtype) of pixel values stored natively (little endian, every allocated bit stored), else (None, None)."""
+    meta = getattr(ds, "file_meta", None)
+    syntax = str(getattr(meta, "TransferSyntaxUID", None))
+    if syntax not in _NATIVE or not layout.element.startswith("PixelData") or layout.bits_stored != layout.bits_allocated:
+        return None, None
+    try:
+        elem = ds.get_item(0x7FE00010, keep_deferred=True)
+    except TypeError:  # pragma: no cover - pydicom 2 (Slicer 5.10)
+        elem = ds._dict.get(0x7FE00010)  # noqa: SLF001 - the raw element, not read when deferred
+    offset = getattr(elem, "value_tell", None)
+    if not isinstance(offset, int) or offset <= 0:
+        return None, None
+    return offset, ("<i" if layout.signed else "<u") + str(layout.bits_allocated // 8)
+
+
+def _prepared_pixels(prepared: PreparedFile) -> np.ndarray:
+    """The stored pixel values of a prepared file: read from their offset, or decoded through pydicom."""
+    layout = prepared.layout
+    if prepared.offset is not None:
+        count = layout.rows * layout.columns * layout.frames
+        try:
+            values = np.fromfile(prepared.path, dtype=np.dtype(prepared.dtype), count=count, offset=prepared.offset)
+        except OSError as exc:
+            raise DicomInputError(f"Cannot read the PixelData (7FE0,0010) of {prepared.path} ({exc}); "
+                                  f"{files.REEXPORT}.") from exc
+        if values.size != count:  # the file changed since its header was read
+            raise DicomInputError(f"{prepared.path} ends {count - values.size} pixel values short of its header's Rows x "
+                                  f"Columns; it changed while being read or is truncated: {files.REEXPORT}.")
+        return values.reshape(layout.shape)
+    return _pixels(prepared.path, read_deferred(prepared.path), layout)
+
+
 def _read_files(paths: Sequence[str]) -> List[Tuple[FileHeader, np.ndarray]]:
-    """Read files fully; return each file's PET header and its stored pixel values."""
+    """Read files once each; return each file's PET header and its stored pixel values."""
     out = []
     for path in paths:
-        if not files.looks_like_dicom(path):
-            raise DicomInputError(f"Cannot read {path}: it is not a DICOM file; remove it from the series.")
-        try:
-            ds = files.read_full(path)
-        except Exception as exc:
-            raise DicomInputError(f"Cannot read {path} as DICOM: {exc}") from exc
-        layout = files.pixel_layout(ds, path, "PT")
-        pixels = _pixels(path, ds, layout)
-        header = read_file_header(path, ds)
-        note = _pet_bits_note(layout)
-        if note and note not in header.notes:
-            header.notes.append(note)
-        out.append((header, pixels))
+        ds = read_deferred(path)
+        prepared = prepare_file(path, ds)
+        pixels = (_prepared_pixels(prepared) if prepared.offset is not None
+                  else _pixels(path, ds, prepared.layout))
+        out.append((prepared.header, pixels))
     return out
 
 
@@ -166,20 +231,31 @@ def _label(header: FileHeader, paths: Sequence[str]) -> str:
 
 
 def read_series(paths: Sequence[str], jobs: Optional[int] = None,
-                progress: Optional[ProgressCallback] = None) -> Tuple[PetHeader, List[np.ndarray]]:
-    """Read the files of one PET series: its header and one stored-value plane per frame."""
+                progress: Optional[ProgressCallback] = None,
+                prepared: Optional[Dict[str, PreparedFile]] = None) -> Tuple[PetHeader, List[np.ndarray]]:
+    """Read the files of one PET series: its header and one stored-value plane per frame.
+
+    ``prepared`` holds files whose header was read already (while indexing): only their pixel values
+    are read; the others are read whole.
+    """
     if not paths:
         raise DicomInputError("No files given for the PET series.")
-    jobs = files.default_jobs() if jobs is None else max(1, jobs)
-    if len(paths) < PARALLEL_MIN_FILES:
-        jobs = 1
     done = [0]
 
     def advance(count: int) -> None:
         done[0] += count
         report(progress, 0.9 * done[0] / len(paths), f"Read {done[0]}/{len(paths)} files")
 
-    records = files.parallel_map(_read_files, list(paths), jobs, _CHUNK, advance)
+    if prepared and all(path in prepared for path in paths):
+        records = []
+        for path in paths:  # the headers are read: what is left is moving pixel bytes, no work for processes
+            records.append((prepared[path].header, _prepared_pixels(prepared[path])))
+            advance(1)
+    else:
+        jobs = files.default_jobs() if jobs is None else max(1, jobs)
+        if len(paths) < PARALLEL_MIN_FILES:
+            jobs = 1
+        records = files.parallel_map(_read_files, list(paths), jobs, _CHUNK, advance)
     modalities = {(h.modality or "").upper() for h, _a in records}
     if modalities != {"PT"}:
         raise DicomInputError(
@@ -231,8 +307,9 @@ def convert_to_suv(source: Union[SeriesRecord, Sequence[str]], suv_type: str = "
         (:func:`netpet.dicom.volume.plane_geometry`).
     """
     paths = source.files if isinstance(source, SeriesRecord) else list(source)
+    prepared = source.prepared if isinstance(source, SeriesRecord) else None
     report(progress, 0.0, "Reading the PET series")
-    header, planes = read_series(paths, jobs, progress)
+    header, planes = read_series(paths, jobs, progress, prepared)
     # geometry first: an image that cannot be placed in patient space is refused whatever its SUV header says
     geometry = volume.plane_geometry(header.frames, header.label)
     factors, provenance = compute_suv_factors(header, suv_type, overrides)

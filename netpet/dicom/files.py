@@ -61,14 +61,22 @@ def looks_like_dicom(path: str) -> bool:
     return False
 
 
-def read_header(path: str, specific_tags: Optional[Sequence] = None) -> Optional[Dataset]:
-    """Header of a DICOM file without its pixel data; None for non-DICOM and DICOMDIR files."""
+def read_header(path: str, specific_tags: Optional[Sequence] = None,
+                defer_size: Optional[int] = None) -> Optional[Dataset]:
+    """Header of a DICOM file without its pixel data; None for non-DICOM and DICOMDIR files.
+
+    With ``defer_size`` the file is read whole, elements larger than that (the pixel data) left on
+    disk until used: the pixel data element's length and offset are then known.
+    """
     if not looks_like_dicom(path):
         return None
     try:
         with warnings.catch_warnings():  # pydicom's remarks on odd files are noise for an index
             warnings.simplefilter("ignore")
-            ds = pydicom.dcmread(path, stop_before_pixels=True, force=True, specific_tags=specific_tags)
+            if defer_size is not None:
+                ds = pydicom.dcmread(path, force=True, defer_size=defer_size)
+            else:
+                ds = pydicom.dcmread(path, stop_before_pixels=True, force=True, specific_tags=specific_tags)
     except (InvalidDicomError, OSError, ValueError, EOFError, struct.error, TypeError, KeyError, IndexError,
             AttributeError, NotImplementedError):
         return None
@@ -81,9 +89,12 @@ def read_header(path: str, specific_tags: Optional[Sequence] = None) -> Optional
     return ds
 
 
-def read_full(path: str) -> Dataset:
-    """The whole DICOM file, pixel data included (raises on unreadable files)."""
-    return pydicom.dcmread(path, force=True)
+def read_full(path: str, defer_size: Optional[int] = None) -> Dataset:
+    """The whole DICOM file, pixel data included (raises on unreadable files).
+
+    Elements larger than ``defer_size`` bytes (the pixel data) are read when first used.
+    """
+    return pydicom.dcmread(path, force=True, defer_size=defer_size)
 
 
 # -- Image Pixel module ------------------------------------------------------------------------------

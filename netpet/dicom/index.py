@@ -75,6 +75,9 @@ class SeriesRecord:
     warnings: List[str] = field(default_factory=list)
     study_uid: str = ""
     patient_id: str = ""
+    #: PET files read once while indexing with ``pet_headers=True`` (path -> netpet.dicom.convert.PreparedFile):
+    #: a conversion then reads only their pixel values. Not part of the index's record (``to_dict``).
+    prepared: Optional[Dict[str, Any]] = field(default=None, repr=False, compare=False)
 
     @property
     def is_pet(self) -> bool:
@@ -85,7 +88,8 @@ class SeriesRecord:
         return _dt.datetime.fromisoformat(text) if text else None
 
     def to_dict(self, include_files: bool = False) -> Dict[str, Any]:
-        out = asdict(self)
+        out = asdict(replace(self, prepared=None))
+        out.pop("prepared")
         out["tracer"] = self.tracer.to_dict() if self.tracer else None
         if not include_files:
             out.pop("files")
@@ -254,17 +258,27 @@ def _raw_dt(ds, date_tag: int, time_tag: int) -> Optional[_dt.datetime]:
         return None
 
 
-def _summaries(paths: Sequence[str]) -> List[Optional[Dict[str, Any]]]:
+def _summaries(paths: Sequence[str], pet_headers: bool = False) -> List[Optional[Dict[str, Any]]]:
     """Per-file header summary (picklable), None for files that are not DICOM images.
 
     Identifiers, dates and numbers are read from the stored bytes (they are ASCII); the
     descriptive attributes, decoded with the file's character set, and the radiopharmaceutical
     are read once per series (``series_level``), from its first file in this chunk.
+
+    With ``pet_headers`` every header is read whole (pixel data left on disk) and each PET file's
+    reading for the SUV conversion is kept (``prepared``: :func:`netpet.dicom.convert.prepare_file`),
+    so that a conversion after the index reads no header twice.
     """
+    prepare = None
+    if pet_headers:
+        from netpet.dicom.convert import DEFER_BYTES, prepare_file as prepare
     out: List[Optional[Dict[str, Any]]] = []
     seen_series = set()
     for path in paths:
-        ds = files.read_header(path, specific_tags=_TAGS)
+        if prepare is None:
+            ds = files.read_header(path, specific_tags=_TAGS)
+        else:
+            ds = files.read_header(path, defer_size=DEFER_BYTES)
         if ds is None:
             out.append(None)
             continue
@@ -310,11 +324,21 @@ def _summaries(paths: Sequence[str]) -> List[Optional[Dict[str, Any]]]:
                 "corrected_image": list(tags.get_multi_text(ds, "CorrectedImage")),
                 "radiopharmaceutical": _radiopharmaceutical(ds, notes) if modality == "PT" else None,
             }
+        if prepare is not None and modality == "PT":
+            try:
+                summary["prepared"] = prepare(path, ds)
+            except Exception:  # noqa: BLE001 - the conversion reads this file again and refuses it in its own words
+                summary["prepared"] = None
         out.append(summary)
     return out
 
 
-def index_tree(root: str, jobs: Optional[int] = None, progress: Optional[ProgressCallback] = None) -> StudyIndex:
+def _summaries_with_pet_headers(paths: Sequence[str]) -> List[Optional[Dict[str, Any]]]:
+    return _summaries(paths, pet_headers=True)
+
+
+def index_tree(root: str, jobs: Optional[int] = None, progress: Optional[ProgressCallback] = None,
+               pet_headers: bool = False) -> StudyIndex:
     """Index every DICOM file under ``root``.
 
     Parameters
@@ -325,6 +349,9 @@ def index_tree(root: str, jobs: Optional[int] = None, progress: Optional[Progres
         Worker processes for reading headers; default: all cores for large trees.
     progress : callable, optional
         ``progress(fraction, message) -> cancel`` (see :mod:`netpet.progress`).
+    pet_headers : bool
+        Read PET headers whole and keep their reading on each PET :class:`SeriesRecord` (``prepared``),
+        for a conversion that follows (``netpet suv``): every header is read once in all.
 
     Returns
     -------
@@ -349,7 +376,8 @@ def index_tree(root: str, jobs: Optional[int] = None, progress: Optional[Progres
     jobs = files.default_jobs() if jobs is None else max(1, jobs)
     if total < PARALLEL_MIN_FILES:
         jobs = 1
-    summaries = files.parallel_map(_summaries, paths, jobs, _CHUNK, advance)
+    summaries = files.parallel_map(_summaries_with_pet_headers if pet_headers else _summaries, paths, jobs, _CHUNK,
+                                   advance)
     report(progress, 0.97, "Grouping series")
     index = _group(root, paths, summaries)
     report(progress, 1.0, f"Indexed {index.dicom_files} DICOM files in {len(index.all_series())} series")
@@ -456,6 +484,8 @@ def _series_record(series_uid: str, items: List[Dict[str, Any]]) -> SeriesRecord
         corrected_image=level["corrected_image"],
         warnings=warnings,
     )
+    if "prepared" in kept[0]:
+        record.prepared = {i["path"]: i["prepared"] for i in kept if i.get("prepared") is not None}
     if len(folders) > 1:
         record.warnings.append(f"series split over {len(folders)} folders")
     if record.is_pet and level["radiopharmaceutical"] is not None:

@@ -254,11 +254,27 @@ _LEVEL_CACHE: Dict[tuple, Tuple[Dict[str, Any], List[str]]] = {}
 
 
 def _sequence_text(ds: Dataset, tag: int) -> Any:
-    """The whole content of a sequence element as text (its repr only says "<Sequence, length 1>")."""
+    """The whole content of a sequence element, for a fingerprint (its repr only says "<Sequence, length 1>").
+
+    Every item's elements as (tag, stored value), nested sequences likewise: the stored bytes,
+    not pydicom's text rendering of the items (which cost a fifth of a PET file's reading).
+    """
     value = tags.raw_bytes(ds, tag)
     if isinstance(value, str) and value.startswith("<Sequence"):
-        return "\n".join(str(item) for item in ds[tag].value)
+        return _items_fingerprint(ds[tag].value)
     return value
+
+
+def _items_fingerprint(items: Any) -> tuple:
+    out = []
+    for item in items:
+        for element_tag in item.keys():
+            stored = tags.raw_bytes(item, element_tag)
+            if isinstance(stored, str) and stored.startswith("<Sequence"):
+                stored = _items_fingerprint(item[element_tag].value)
+            out.append((int(element_tag), stored))
+        out.append(None)  # item boundary
+    return tuple(out)
 
 
 def _level_fingerprint(ds: Dataset) -> tuple:
