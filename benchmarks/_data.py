@@ -13,15 +13,23 @@ from netpet.dicom import dro, writer
 CACHE = os.environ.get("NETPET_BENCH_DATA", os.path.join(os.path.dirname(os.path.abspath(__file__)), ".data"))
 
 
-def whole_body_pet(shape=(400, 200, 200)) -> str:
-    """A 200 x 200 x 400 PET series (int16, a slope per slice), written once and cached."""
-    folder = os.path.join(CACHE, f"pet_{shape[2]}x{shape[1]}x{shape[0]}")
+def whole_body_pet(shape=(400, 200, 200), vendor: str = "") -> str:
+    """A whole-body PET series of ``shape`` (slices, rows, columns; int16, a slope per slice), written once and cached.
+
+    ``vendor="siemens"`` adds what a Siemens PET carries (Manufacturer, the private decay-correction start time).
+    """
+    name = f"pet_{shape[2]}x{shape[1]}x{shape[0]}" + (f"_{vendor}" if vendor else "")
+    folder = os.path.join(CACHE, name)
     if os.path.exists(os.path.join(folder, ".complete")):
         return folder
     case = dro.Case(shape=shape, spacing=(4.0, 4.0, 2.5), origin=(-398.0, -398.0, -1200.0), beds=8, seed="bench")
     rng = np.random.default_rng(7)
     suv = dro.dro_suv(shape) * rng.gamma(20.0, 1 / 20.0, size=shape)  # noisy, so slopes differ per slice
     datasets, _ = dro.build(case, suv)
+    if vendor == "siemens":
+        dro.siemens(datasets, case)
+    elif vendor:
+        raise ValueError(f"vendor {vendor!r}: only 'siemens' is made here")
     writer.save_datasets(datasets, folder, prefix="PT")
     open(os.path.join(folder, ".complete"), "w").close()
     return folder

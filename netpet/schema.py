@@ -380,3 +380,10 @@ def segmentation_file_name(patient_id: str, session_id: str, reader: str) -> str
     """The ``.seg.nrrd`` file name of a (patient, session, reader): the same in both paths; white space and
     path separators become ``_``."""
     return _FILE_UNSAFE.sub("_", f"{patient_id}_{session_id}_{reader}") + ".seg.nrrd"
+
+
+#: The reading lists' washout between a patient's sessions (days) and the minimum gap between them (sessions), as
+#: documented in netpet.reading.lists; kept here, a module without imports, so that the command line's help names
+#: them without importing the reading package.
+DEFAULT_WASHOUT_DAYS = 28
+DEFAULT_MIN_GAP = 3

@@ -61,7 +61,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--json", action="store_true", help="print the entries as JSON")
     p.set_defaults(func=cmd_audit)
 
-    from netpet.reading.lists import DEFAULT_MIN_GAP, DEFAULT_WASHOUT_DAYS
+    from netpet.schema import DEFAULT_MIN_GAP, DEFAULT_WASHOUT_DAYS
 
     p = sub.add_parser("reading-list", help="blinded reading lists: per reader the sessions in a seeded random order",
                        description="Per reader a CSV of the sessions to read, in rounds (one session of a patient per "

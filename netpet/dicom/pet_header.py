@@ -502,7 +502,7 @@ def read_file_header(path: str, ds: Dataset) -> FileHeader:
     """Read one file of a PET series (headers only; pixel data is not touched)."""
     notes: List[str] = []
     level = _series_level(ds, path, notes)
-    sop_class = tags.get_text(ds, "SOPClassUID")
+    sop_class = _ascii_text(ds, 0x00080016)
     enhanced = sop_class in (ENHANCED_PET_STORAGE, LEGACY_ENHANCED_PET_STORAGE) or (
         "PerFrameFunctionalGroupsSequence" in ds
     )
@@ -514,9 +514,18 @@ def read_file_header(path: str, ds: Dataset) -> FileHeader:
         frames = _frames_classic(ds, path, notes)
     return FileHeader(
         path=path, level=level, frames=frames, enhanced=enhanced, rwv_units=rwv_units, rwv_suv_type=rwv_type,
-        rwv_source=rwv_source, sop_class_uid=sop_class, series_uid=tags.get_text(ds, "SeriesInstanceUID") or "",
-        description=tags.get_text(ds, "SeriesDescription"), modality=tags.get_text(ds, "Modality"), notes=notes,
+        rwv_source=rwv_source, sop_class_uid=sop_class, series_uid=_ascii_text(ds, 0x0020000E) or "",
+        description=tags.get_text(ds, "SeriesDescription"), modality=_ascii_text(ds, 0x00080060), notes=notes,
     )
+
+
+def _ascii_text(ds: Dataset, tag: int) -> Optional[str]:
+    """The first value of a UID or code string, read from its stored bytes (ASCII by definition, PS3.5 6.2):
+    what :func:`tags.get_text` returns, without pydicom's conversion and validation of every file's UIDs."""
+    text = tags.raw_text(ds, tag)
+    if text is None:
+        return None
+    return text.split("\\")[0].strip().strip("\x00").strip() or None
 
 
 def read_pet_header(datasets: Sequence[Tuple[str, Dataset]], label: str) -> PetHeader:

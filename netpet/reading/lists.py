@@ -56,8 +56,8 @@ from netpet.reading.findings import CONSENSUS_READER, ReadingError
 IDENTITY_COLUMNS: Tuple[str, ...] = ("patient_id", "session_id", "modality", "tracer", "time_point", "series_uid",
                                      "series", "dicom_patient_id")
 LIST_COLUMNS: Tuple[str, ...] = ("order", "round", "not_before_day", "reader") + IDENTITY_COLUMNS
-DEFAULT_WASHOUT_DAYS = 28
-DEFAULT_MIN_GAP = 3
+from netpet.schema import DEFAULT_MIN_GAP, DEFAULT_WASHOUT_DAYS  # noqa: E402 - defined where the CLI reads them
+
 ATTEMPTS = 20
 _FILE_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
