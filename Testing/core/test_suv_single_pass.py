@@ -53,3 +53,26 @@ def test_a_file_truncated_after_indexing_is_refused(pet_folder):
         handle.truncate(size - 100)
     with pytest.raises(DicomInputError, match="short of its header's Rows x Columns"):
         convert_to_suv(pet, "bw", jobs=1)
+
+
+def test_worker_processes_read_headers_and_the_caller_the_pixels(tmp_path):
+    """A series of PARALLEL_MIN_FILES or more is read by two workers (headers) and the caller (pixel bytes): the
+    same image and provenance as one process; RLE-compressed files are decoded in the workers."""
+    from pydicom.uid import RLELossless
+
+    from netpet.dicom import convert
+
+    case = dro.Case(shape=(convert.PARALLEL_MIN_FILES + 4, 12, 10), beds=4, seed="parallel-read")
+    rng = np.random.default_rng(5)
+    datasets, _ = dro.build(case, dro.dro_suv(case.shape) * rng.gamma(20.0, 1 / 20.0, size=case.shape))
+    for ds in datasets[::9]:  # every ninth file compressed: decoded, not read from an offset
+        ds.compress(RLELossless)
+    writer.save_datasets(datasets, str(tmp_path / "pet"), prefix="PT")
+    paths = sorted(str(p) for p in (tmp_path / "pet").iterdir())
+    one = convert_to_suv(paths, "bw", jobs=1)
+    two = convert_to_suv(paths, "bw", jobs=2)
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(one.image), sitk.GetArrayFromImage(two.image))
+    assert one.provenance.to_dict() == two.provenance.to_dict()
+    prepared = index_tree(str(tmp_path / "pet"), jobs=2, pet_headers=True).choose_pet()
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(convert_to_suv(prepared, "bw").image),
+                                  sitk.GetArrayFromImage(one.image))

@@ -31,8 +31,10 @@ from netpet.progress import ProgressCallback, report
 log = logging.getLogger(__name__)
 
 ANATOMICAL = ("CT", "MR")
-#: Trees smaller than this are read in this process (starting workers costs more).
+#: Trees smaller than this are read in this process (starting workers costs more): 400 files of the index's
+#: few tags, or 128 files when PET headers are read whole (``pet_headers``: about twice the work per file).
 PARALLEL_MIN_FILES = 400
+PARALLEL_MIN_FILES_PET = 128
 _CHUNK = 200
 
 #: Header tags the index needs; reading only these keeps a header read well under a millisecond.
@@ -374,7 +376,7 @@ def index_tree(root: str, jobs: Optional[int] = None, progress: Optional[Progres
         report(progress, 0.05 + 0.9 * done[0] / max(total, 1), f"Read {done[0]}/{total} headers")
 
     jobs = files.default_jobs() if jobs is None else max(1, jobs)
-    if total < PARALLEL_MIN_FILES:
+    if total < (PARALLEL_MIN_FILES_PET if pet_headers else PARALLEL_MIN_FILES):
         jobs = 1
     summaries = files.parallel_map(_summaries_with_pet_headers if pet_headers else _summaries, paths, jobs, _CHUNK,
                                    advance)
