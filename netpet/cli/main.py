@@ -147,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     from netpet.cli import mrmc as mrmc_cli
     from netpet.cli import sr as sr_cli
     from netpet.cli import review as review_cli
+    from netpet.cli import run as run_cli
 
     quant.add_parsers(sub)
     match.add_parsers(sub)
@@ -159,6 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     mrmc_cli.add_parser(sub)
     sr_cli.add_parser(sub)
     review_cli.add_parsers(sub)
+    run_cli.add_parser(sub)
     return parser
 
 

@@ -18,7 +18,7 @@ import os
 import re
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import SimpleITK as sitk
 
@@ -30,12 +30,15 @@ from netpet.dicom.index import SeriesRecord, index_tree
 from netpet.dicom.suv import Overrides
 from netpet.errors import DicomInputError, NetpetError, printable
 from netpet.quant import references
-from netpet.quant.classify import LiverThresholdClassifier, liver_call
+from netpet.quant.classify import liver_call
 from netpet.quant.export import write_dicom_seg, write_seg_nrrd
 from netpet.quant.measure import measure
 from netpet.quant.segment import LesionMask, ReferenceStats, SegmentOptions, segment
 from netpet.quant.table import StudyTable, check_lesion_id
 from netpet.quant.volume import QuantError, SUVVolume
+
+if TYPE_CHECKING:  # the scikit-learn estimator, only named in signatures: quantifying needs no scikit-learn
+    from netpet.quant.cutoff import LiverThresholdClassifier
 
 log = logging.getLogger(__name__)
 
@@ -617,12 +620,27 @@ def _lesion_request(row: ManifestRow) -> LesionRequest:
 
 
 def _group_job(job) -> Tuple[List[Dict[str, Any]], List[str], Dict[str, List[str]]]:
-    """Quantify one series' rows (runs in a worker process): (table rows, errors, seg files).
+    """:func:`quantify_session` of one job tuple (what a worker process of :func:`run_manifest` runs)."""
+    return quantify_session(*job)
+
+
+def quantify_session(rows: Sequence["ManifestRow"], table_dir: str, options: SegmentOptions, suv_type: str = "bw",
+                     dicom_seg: bool = False, pseudonymiser=None, known: Optional[dict] = None,
+                     record: Optional[SeriesRecord] = None
+                     ) -> Tuple[List[Dict[str, Any]], List[str], Dict[str, List[str]]]:
+    """Quantify one session's manifest rows (one group of :func:`plan_manifest`): (table rows, errors, seg files).
+
+    The session is converted in this process (``jobs=1``: safe inside a worker); segmentation files are written
+    under ``table_dir/segmentations`` (one per session and reader), the table is not written: the caller upserts
+    the rows. Bad rows are reported in the errors (one sentence each, naming the manifest rows), not raised.
+    ``record``: the session's PET series as an index of the whole study already found it (the only PET series
+    under the rows' series folder, the one their series_uid and dicom_patient_id choose), so that the folder is
+    not indexed again; None: the series path is indexed here, as ``netpet quantify`` does.
 
     A group without a session id gets the id of :func:`netpet.schema.choose_session_id`: the one the table
     already holds for this patient's series (``known``, as the table writes them: pseudonymised when the
     run is), else the derived id (of the pseudonymised StudyInstanceUID when the run is pseudonymised)."""
-    rows, table_dir, options, suv_type, dicom_seg, pseudonymiser, known = job
+    known = {} if known is None else known
     first = rows[0].values
     errors: List[str] = []
     out: List[Dict[str, Any]] = []
@@ -638,7 +656,7 @@ def _group_job(job) -> Tuple[List[Dict[str, Any]], List[str], Dict[str, List[str
                      if any(r.values.get(c) for r in rows)]
             raise NetpetError(f"{printable(first['series'])} is an SUV image already; the column(s) {', '.join(given)} "
                               "apply to a PET DICOM series: leave them empty.")
-        session = open_session(first["series"], first["patient_id"], first.get("session_id", ""), first.get("modality", ""),
+        session = open_session(record if record is not None else first["series"], first["patient_id"], first.get("session_id", ""), first.get("modality", ""),
                                first.get("tracer", ""), series_uid=series_uid, suv_type=suv_type, overrides=overrides,
                                dicom_patient=dicom_patient,
                                hints=("a series_uid column in the manifest",
@@ -720,28 +738,11 @@ def _group_job(job) -> Tuple[List[Dict[str, Any]], List[str], Dict[str, List[str
     return out, errors, segs
 
 
-def run_manifest(manifest: str, table_path: str, options: Optional[SegmentOptions] = None, suv_type: str = "bw",
-                 jobs: Optional[int] = None, dicom_seg: bool = False,
-                 progress: Optional[Callable[[float, str], bool]] = None, pseudonymiser=None) -> Dict[str, Any]:
-    """Quantify every row of a manifest into the study table; bad rows are reported, not fatal.
-
-    With a ``pseudonymiser`` (:class:`netpet.privacy.Pseudonymiser`) the table rows, the
-    segmentation files' names and the DICOM SEG carry the patients' pseudonyms, shifted dates and
-    replaced UIDs (:meth:`~netpet.privacy.Pseudonymiser.row`) instead of the manifest's ids.
-
-    A row's ``session_id`` may be empty: the session id rule of :mod:`netpet.schema` then gives it, as
-    SUVQuant does in Slicer (the id the table already holds for the patient's PET series, else the id
-    derived from the series' study). An explicit id different from the one the table holds for the same
-    patient and series is written as given, with a warning.
-
-    Returns {"rows": written, "errors": [messages], "segmentations": {file: [segment ids]},
-    "warnings": [messages]}.
+def plan_manifest(rows: Sequence[ManifestRow]) -> Tuple[List[Tuple[Tuple[str, str, str], List[ManifestRow]]], List[str]]:
+    """The work of a manifest: its rows grouped by session, ``[((series, patient_id, session_id), rows)]`` in the
+    manifest's order, and the messages of the rows left out (required cells empty; one lesion id given twice for a
+    session and reader, where neither row is quantified).
     """
-    options = options or SegmentOptions()
-    rows = read_manifest(manifest)
-    table = StudyTable(table_path)
-    table.check()  # refuse a file that is not a study table, or cannot be written, before any work (header only)
-    known = schema.known_session_ids(table.read())  # (patient, PET series) -> the session ids the table holds
     groups: Dict[Tuple[str, str, str], List[ManifestRow]] = {}
     errors: List[str] = []
     complete: List[ManifestRow] = []
@@ -773,6 +774,46 @@ def run_manifest(manifest: str, table_path: str, options: Optional[SegmentOption
             continue
         key = (row.values["series"], row.values["patient_id"], row.values.get("session_id", ""))
         groups.setdefault(key, []).append(row)
+    return list(groups.items()), errors
+
+
+def session_id_warnings(out: Sequence[Dict[str, Any]], known: dict) -> List[str]:
+    """The warnings of one session's rows whose explicit session id differs from the one the table holds for the same
+    patient and PET series (``known``, :func:`netpet.schema.known_session_ids`), each said once."""
+    said, warnings = set(), []
+    for row in out:
+        where = (row.get("patient_id", ""), row.get("series_uid", ""), row.get("session_id", ""))
+        conflict = schema.session_id_conflict(where[2], where[0], where[1], known) if where not in said else ""
+        said.add(where)
+        if conflict:
+            warnings.append(conflict)
+    return warnings
+
+
+def run_manifest(manifest: str, table_path: str, options: Optional[SegmentOptions] = None, suv_type: str = "bw",
+                 jobs: Optional[int] = None, dicom_seg: bool = False,
+                 progress: Optional[Callable[[float, str], bool]] = None, pseudonymiser=None) -> Dict[str, Any]:
+    """Quantify every row of a manifest into the study table; bad rows are reported, not fatal.
+
+    With a ``pseudonymiser`` (:class:`netpet.privacy.Pseudonymiser`) the table rows, the
+    segmentation files' names and the DICOM SEG carry the patients' pseudonyms, shifted dates and
+    replaced UIDs (:meth:`~netpet.privacy.Pseudonymiser.row`) instead of the manifest's ids.
+
+    A row's ``session_id`` may be empty: the session id rule of :mod:`netpet.schema` then gives it, as
+    SUVQuant does in Slicer (the id the table already holds for the patient's PET series, else the id
+    derived from the series' study). An explicit id different from the one the table holds for the same
+    patient and series is written as given, with a warning.
+
+    Returns {"rows": written, "errors": [messages], "segmentations": {file: [segment ids]},
+    "warnings": [messages]}.
+    """
+    options = options or SegmentOptions()
+    rows = read_manifest(manifest)
+    table = StudyTable(table_path)
+    table.check()  # refuse a file that is not a study table, or cannot be written, before any work (header only)
+    known = schema.known_session_ids(table.read())  # (patient, PET series) -> the session ids the table holds
+    plan, errors = plan_manifest(rows)
+    groups = {key: group for key, group in plan}
     table_dir = os.path.dirname(os.path.abspath(table_path))
     jobs = default_jobs() if jobs is None else max(1, jobs)
     work = [(group, table_dir, options, suv_type, dicom_seg, pseudonymiser, known) for group in groups.values()]
@@ -783,14 +824,9 @@ def run_manifest(manifest: str, table_path: str, options: Optional[SegmentOption
     def collect(result) -> None:
         nonlocal written, done
         out, group_errors, segs = result
-        said = set()
-        for row in out:  # an explicit session id beside the one the table holds for this series: said once
-            where = (row.get("patient_id", ""), row.get("series_uid", ""), row.get("session_id", ""))
-            conflict = schema.session_id_conflict(where[2], where[0], where[1], known) if where not in said else ""
-            said.add(where)
-            if conflict:
-                warnings.append(conflict)
-                log.warning("%s", conflict)
+        for conflict in session_id_warnings(out, known):  # an explicit id beside the one the table holds: said once
+            warnings.append(conflict)
+            log.warning("%s", conflict)
         if out:
             table.upsert(out)
             written += len(out)
