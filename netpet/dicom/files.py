@@ -53,6 +53,10 @@ def looks_like_dicom(path: str) -> bool:
             head = handle.read(132)
     except OSError:
         return False
+    return _starts_like_dicom(head)
+
+
+def _starts_like_dicom(head: bytes) -> bool:
     if len(head) >= 132 and head[128:132] == b"DICM":
         return True
     if len(head) >= 8:
@@ -68,21 +72,26 @@ def read_header(path: str, specific_tags: Optional[Sequence] = None,
     With ``defer_size`` the file is read whole, elements larger than that (the pixel data) left on
     disk until used: the pixel data element's length and offset are then known.
     """
-    if not looks_like_dicom(path):
+    try:
+        handle = open(path, "rb")
+    except OSError:
         return None
     try:
-        with warnings.catch_warnings():  # pydicom's remarks on odd files are noise for an index
+        with handle, warnings.catch_warnings():  # pydicom's remarks on odd files are noise for an index
             warnings.simplefilter("ignore")
-            if defer_size is not None:
+            if not _starts_like_dicom(handle.read(132)):
+                return None
+            handle.seek(0)
+            if defer_size is not None:  # deferred values are read again by the file's name
                 ds = pydicom.dcmread(path, force=True, defer_size=defer_size)
-            else:
-                ds = pydicom.dcmread(path, stop_before_pixels=True, force=True, specific_tags=specific_tags)
+            else:  # the file opened once for the check and the header
+                ds = pydicom.dcmread(handle, stop_before_pixels=True, force=True, specific_tags=specific_tags)
     except (InvalidDicomError, OSError, ValueError, EOFError, struct.error, TypeError, KeyError, IndexError,
             AttributeError, NotImplementedError):
         return None
     meta = getattr(ds, "file_meta", None)
-    sop_class = str(getattr(meta, "MediaStorageSOPClassUID", "") or ds.get("SOPClassUID", ""))
-    if sop_class == MEDIA_STORAGE_DIRECTORY or "DirectoryRecordSequence" in ds:
+    sop_class = (tags.raw_text(meta, 0x00020002) if meta is not None else None) or tags.raw_text(ds, 0x00080016) or ""
+    if sop_class.strip("\x00 ") == MEDIA_STORAGE_DIRECTORY or "DirectoryRecordSequence" in ds:
         return None
     if "SOPInstanceUID" not in ds and "SeriesInstanceUID" not in ds:
         return None
