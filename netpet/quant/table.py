@@ -110,6 +110,11 @@ _ESCAPED = re.compile(r"'+[=+\-@\t\r]")
 _PREFIX_SET = frozenset(FORMULA_PREFIXES)
 # a cell (in a row joined and led by NUL, which no value holds) that escape_cell would neutralise
 _BARE_FORMULA = re.compile(r"\x00(?:[=@\t\r]|[+-](?!(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?(?:\x00|\Z)))")
+# ... or that escape_cell would change at all (also a value of quotes before a formula prefix), and, for the audit
+# trail, a cell holding a backslash, CR or LF (_audit_cell escapes them): a row (joined and led by NUL) that matches
+# neither is written as it is, without a call per cell
+_ESCAPED_CELL = re.compile(_BARE_FORMULA.pattern + r"|\x00'+[=+\-@\t\r]")
+_AUDIT_ESCAPED_CELL = re.compile(_ESCAPED_CELL.pattern + r"|[\\\r\n]")
 _warned_large: set = set()
 
 
@@ -118,6 +123,8 @@ class TableError(NetpetError):
 
 
 def _text(value: Any) -> str:
+    if type(value) is str:  # the common case first (the checks below cost more than the rest of a cell's write)
+        return value
     if value is None:
         return ""
     if isinstance(value, numbers.Real) and not isinstance(value, numbers.Integral):  # also numpy's float32
@@ -152,6 +159,16 @@ def escape_cell(text: str) -> str:
     if text and ((text[0] in FORMULA_PREFIXES and not _NUMBER.match(text)) or (text[0] == "'" and _ESCAPED.match(text))):
         return "'" + text
     return text
+
+
+def _escaped_row(cells: List[str], pattern: "re.Pattern" = _ESCAPED_CELL,
+                 escape: Callable[[str], str] = escape_cell) -> List[str]:
+    """``[escape(c) for c in cells]`` (cells: text), the cells themselves when ``pattern`` finds no cell ``escape``
+    would change in the row joined by NUL (a NUL inside a cell would blur the joins: such a row takes the long way)."""
+    joined = "\x00" + "\x00".join(cells)
+    if joined.count("\x00") == len(cells) and not pattern.search(joined):
+        return cells
+    return [escape(c) for c in cells]
 
 
 def unescape_cell(text: str) -> str:
@@ -194,6 +211,15 @@ def _check_rows(rows: Sequence[Dict[str, Any]]) -> None:
             raise TableError(f"Row {number + 1} to write lacks the key column(s) {', '.join(missing)}; every row needs "
                              f"{', '.join(KEY)}.")
         check_lesion_id(row.get("lesion_id"), f"Row {number + 1} to write: ")
+        # the whole row at once (no NUL, every character encodable); a row that fails is checked cell by cell below
+        # for the sentence that names the column
+        joined = "".join([_text(v) for v in row.values()] + [str(c) for c in row])
+        if "\x00" not in joined:
+            try:
+                joined.encode("utf-8")
+                continue
+            except UnicodeEncodeError:
+                pass
         for column, value in row.items():
             text = _text(value)
             if "\x00" in text or "\x00" in str(column):
@@ -598,7 +624,7 @@ class StudyTable:
                     if must_exist:
                         raise self._missing(plain)
                     index[key] = len(existing)
-                    existing.append([escape_cell(text.get(n, "")) for n in names])
+                    existing.append(_escaped_row([text.get(n, "") for n in names]))
                     audit.inserted(number, plain, text)
                     inserted += 1
                 else:
@@ -681,6 +707,7 @@ class StudyTable:
                         folded[_ascii_fold(name)] = name
                 where = " AND ".join(f"{k} = ?" for k in KEY)
                 inserted = updated = 0
+                statements: Dict[Tuple[str, ...], str] = {}
                 for number, row in enumerate(rows):
                     text = {k: _text(v) for k, v in row.items()}
                     for k in KEY:  # a missing key column is empty text, never NULL (NULLs never conflict)
@@ -700,10 +727,13 @@ class StudyTable:
                         raise self._missing(_key(text))
                     else:
                         audit.inserted(number, _key(text), text)
-                    assignments = ", ".join(f"{_ident(c)} = excluded.{_ident(c)}" for c in cols if c not in KEY)
-                    statement = (f"INSERT INTO lesions ({', '.join(_ident(c) for c in cols)}) VALUES "
-                                 f"({', '.join('?' for _ in cols)}) ON CONFLICT ({', '.join(KEY)}) DO "
-                                 + (f"UPDATE SET {assignments}" if assignments else "NOTHING"))
+                    statement = statements.get(tuple(cols))
+                    if statement is None:  # one statement per set of columns (the rows of a write share one)
+                        assignments = ", ".join(f"{_ident(c)} = excluded.{_ident(c)}" for c in cols if c not in KEY)
+                        statement = statements[tuple(cols)] = (
+                            f"INSERT INTO lesions ({', '.join(_ident(c) for c in cols)}) VALUES "
+                            f"({', '.join('?' for _ in cols)}) ON CONFLICT ({', '.join(KEY)}) DO "
+                            + (f"UPDATE SET {assignments}" if assignments else "NOTHING"))
                     db.execute(statement, [text[c] for c in cols])
                     if exists:
                         updated += 1
@@ -763,6 +793,8 @@ AUDIT_ACTIONS: Tuple[str, ...] = ("insert", "update", "retract", "restore", "adj
 AUDIT_TABLE = "audit"
 #: columns not audited: the time of the last write changes on every export and says nothing of the finding
 UNAUDITED = frozenset({"updated"})
+_NOT_AUDITED = UNAUDITED | frozenset(KEY)  # (the key is in every entry: no cell of its own)
+_READER = KEY.index("reader")
 _AUDIT_HEADER = ("\r\n".join([",".join(AUDIT_COLUMNS), ""])).encode("utf-8")
 _LINE_ESCAPES = str.maketrans({"\\": "\\\\", "\r": "\\r", "\n": "\\n"})
 _LINE_UNESCAPE = re.compile(r"\\(.)", re.S)
@@ -800,26 +832,26 @@ class _AuditBatch:
         self.when = _utc_now()
         self.entries: List[List[str]] = []
 
-    def _add(self, number: int, key: Sequence[str], action: str, column: str, old: str, new: str) -> None:
-        who = self.by or key[KEY.index("reader")]
+    def _head(self, number: int, key: Sequence[str], action: str) -> Tuple[List[str], str]:
+        """The cells of a row's entries before the column (when, who, action, key), and their why."""
+        who = self.by or key[_READER]
         why = self.whys[number] if number < len(self.whys) and self.whys[number] else self.why
-        self.entries.append([self.when, who, action, *key, column, old, new, why])
+        return [self.when, who, action, *key], why
 
     def inserted(self, number: int, key: Sequence[str], text: Dict[str, str]) -> None:
-        action = self.action or "insert"
+        head, why = self._head(number, key, self.action or "insert")
         before = len(self.entries)
-        for column, value in text.items():
-            if value != "" and column not in KEY and column not in UNAUDITED:
-                self._add(number, key, action, column, "", value)
+        self.entries.extend([*head, column, "", value, why] for column, value in text.items()
+                            if value != "" and column not in _NOT_AUDITED)
         if len(self.entries) == before:  # a row of its key alone (a session read without findings)
-            self._add(number, key, action, "", "", "")
+            self.entries.append([*head, "", "", "", why])
 
     def updated(self, number: int, key: Sequence[str], text: Dict[str, str], before: Dict[str, str]) -> None:
-        action = self.action or "update"
+        head, why = self._head(number, key, self.action or "update")
         for column, value in text.items():
             old = before.get(column) or ""
-            if value != old and column not in KEY and column not in UNAUDITED:
-                self._add(number, key, action, column, old, value)
+            if value != old and column not in _NOT_AUDITED:
+                self.entries.append([*head, column, old, value, why])
 
 
 def _audit_cell(text: str) -> str:
@@ -867,7 +899,7 @@ def _append_audit(path: str, entries: List[List[str]]) -> _Appended:
         return _Appended(path, -1)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerows([[_audit_cell(c) for c in entry] for entry in entries])
+    writer.writerows([_escaped_row(entry, _AUDIT_ESCAPED_CELL, _audit_cell) for entry in entries])
     data = buffer.getvalue().encode("utf-8")
     try:
         descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o666)
