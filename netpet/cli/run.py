@@ -31,8 +31,8 @@ def add_parser(sub) -> None:
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="run the sessions on a Dask distributed scheduler (tcp://host:8786) instead of local "
                         "processes; its workers must see STUDY and --out at the same paths")
-    p.add_argument("--jobs", type=JOBS, default=None, help="local worker processes (default: all cores; 1 runs in "
-                                                           "this process)")
+    p.add_argument("--jobs", type=JOBS, default=None, metavar="N",
+                   help="local worker processes (default: all cores; 1 runs in this process)")
     p.add_argument("--type", choices=SUV_TYPES, default="bw", help="SUV type (default bw)")
     p.add_argument("--method", choices=METHODS, default=DEFAULT_METHOD,
                    help=f"segmentation method for rows without a method column (default {DEFAULT_METHOD}, as netpet "

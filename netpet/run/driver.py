@@ -24,7 +24,7 @@ import logging
 import os
 import socket
 import time
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from netpet import __version__
 from netpet.errors import DicomInputError, NetpetError, printable
@@ -201,7 +201,8 @@ def suv_units(index, suv_type: str) -> List[U.Unit]:
 
     result = []
     for record in index.pet_series():
-        session = schema.derive_session_id(record.study_uid, schema.record_tracer(record), schema.record_modality(record))
+        tracer, modality = schema.record_tracer(record), schema.record_modality(record)
+        session = schema.derive_session_id(record.study_uid, tracer, modality)
         inputs = {"kind": U.SUV, "series_uid": record.series_uid, "patient": record.patient_id,
                   "files": U.file_stats(record.files), "options": {"suv_type": suv_type}, "netpet_version": __version__}
         result.append(U.Unit(U.safe_key(record.series_uid, record.patient_id, session), U.SUV, record.patient_id,
@@ -405,7 +406,8 @@ def run_study(study: str, out: str, manifest: Optional[str] = None, reference: O
                    if client is not None else f"local, {jobs} worker process{'es' if jobs > 1 else ''}"
                    if jobs > 1 else "this process")
         run_log.event("start", netpet_version=__version__, study=os.path.abspath(study), out=os.path.abspath(out),
-                      manifest=manifest and os.path.abspath(manifest), reference=reference and os.path.abspath(reference),
+                      manifest=manifest and os.path.abspath(manifest),
+                      reference=reference and os.path.abspath(reference),
                       arguments=arguments, options={"type": suv_type, "method": method},
                       scheduler=scheduler, jobs=jobs, workers=workers, units=len(work_units), pid=os.getpid(),
                       host=socket.gethostname(), dicom_files=index.dicom_files,
@@ -438,6 +440,8 @@ def run_study(study: str, out: str, manifest: Optional[str] = None, reference: O
                           series=unit.series, status="unchanged", rows=len(saved.get("rows", [])), errors=[],
                           reupserted=len(missing), seconds=0.0, worker=None)
             tick(unit)
+        # the largest sessions (most manifest rows) first: no long unit left alone at the end while workers idle
+        todo.sort(key=lambda u: -len(u.numbers))
         for unit, result in execute(todo, jobs, client):
             status = "failed" if result["errors"] else "done"
             rows = result["rows"]
