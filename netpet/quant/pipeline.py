@@ -178,14 +178,16 @@ def open_session(source, patient_id: str = "", session_id: str = "", modality: s
         if not os.path.exists(source):
             raise DicomInputError(f"{printable(source)} does not exist; give a PET DICOM folder or an SUV image "
                                   f"({', '.join(IMAGE_SUFFIXES)}).")
-        index = index_tree(source, jobs=jobs)
+        index = index_tree(source, jobs=jobs, pet_headers=True)  # PET headers read once: conversion reads the pixels
         if dicom_patient is None and patient_id:
             owners = {r.patient_id for r in index.pet_series() if not series_uid or r.series_uid == series_uid}
             if len(owners) > 1 and patient_id in owners:
                 dicom_patient = patient_id  # the study's patient id is one of the DICOM PatientIDs: that copy
         record = index.choose_pet(series_uid, dicom_patient, *hints)
         if record.hybrid is None and not modality:
+            prepared = record.prepared
             record = _with_partner(source, record, jobs)
+            record.prepared = record.prepared or prepared  # the same PET files, read already
     result = convert_to_suv(record, suv_type, overrides, jobs=jobs)
     modality = schema.clean_label(modality) or schema.record_modality(record)
     tracer = schema.clean_label(tracer) or schema.record_tracer(record)
