@@ -21,9 +21,11 @@ Steps timed at each size (a step's "rows" is N; the reference standard has about
 * ``upsert-all``: every row into an empty table (one upsert call), CSV and SQLite;
 * ``upsert-session``: one session's rows (one patient, one group) into the full table;
 * ``record``: one reader's call recorded as ``netpet record`` does (read the table, find the finding,
-  ``netpet.reading.findings.record_reading``); a CSV write rewrites the whole table (atomic rename),
-  so it is O(N) by design: it is compared with the plain baseline of pandas reading and writing the
-  same CSV (no lock, no fsync, not atomic, no audit trail);
+  ``netpet.reading.findings.record_reading``): O(N) for both backends, as the whole table is read to
+  find the finding; a CSV write also rewrites the whole table (atomic rename), so it is O(N) by
+  design: it is compared with the plain baseline of pandas reading and writing the same CSV (no
+  lock, no fsync, not atomic, no audit trail);
+* ``record-write``: ``record_reading`` alone (the finding's row already at hand): the write of one cell;
 * ``read``: ``StudyTable.read`` of the whole table;
 * ``read-reference``: ``read_reference`` of a reference standard of N lesions (its own file);
 * ``load``: ``load_study`` (both files read, checked and joined; CSV table);
@@ -65,7 +67,7 @@ INDICATIONS = ("NET staging", "NET work-up", "follow-up", "TIO localisation")
 STEPS = ("upsert-all", "upsert-session", "record", "read", "read-reference", "load", "analyse", "outputs",
          "outputs+fig")
 #: steps whose cost grows with the table by design (one CSV write rewrites the file)
-SINGLE_WRITES = ("upsert-session", "record")
+SINGLE_WRITES = ("upsert-session", "record", "record-write")
 
 
 def _session_id(patient: str, modality: str, tracer: str) -> str:
@@ -216,7 +218,8 @@ def run_size(folder: str, size: int, bootstrap: int, steps, timer: Timer) -> Dic
     rows, reference, patients = make_study(here, size)
     out: Dict[str, float] = {"rows": len(rows), "patients": patients}
     csv_path = os.path.join(here, "study.csv")
-    for suffix in (".csv", ".sqlite"):
+    table_steps = {"upsert-all", "upsert-session", "record", "read"} & set(steps)
+    for suffix in (".csv", ".sqlite") if table_steps else (".csv",):  # (the statistics read the CSV table)
         path = os.path.join(here, "study" + suffix)
         name = suffix[1:]
         # always: the later steps need the full table
@@ -239,6 +242,11 @@ def run_size(folder: str, size: int, bootstrap: int, steps, timer: Timer) -> Dic
                 assert written == 1
 
             out[f"record {name}"] = timer("record", record, size)[0]
+            # the write alone (record_reading of a finding already found), another finding of the middle
+            other = next(r for r in rows[len(rows) // 2:] if r["lesion_id"] and r["finding_status"] == schema.ACTIVE)
+            values = reader_values(call="equivocal" if other["reader_call"] != "equivocal" else "negative")
+            out[f"record-write {name}"] = timer("record-write", lambda: record_reading(table, other, values,
+                                                                                        by="bench"), size)[0]
         if "read" in steps:
             out[f"read {name}"] = timer("read", table.read, size)[0]
     if "record" in steps:  # the plain baseline of a one-row CSV write: pandas reads and writes the same file
@@ -292,16 +300,21 @@ def main() -> None:
                         f"{results[s].get('reference lesions', '?')} reference lesions" for s in sizes)
     print(f"\nstudy: {studies}; analyse with bootstrap {args.bootstrap}")
     print("wall-clock seconds; per 1,000 rows in processor seconds of the process (steadier than the wall clock on a "
-          "shared machine); ratio: per-row processor time at the largest size / at the smallest")
+          "shared machine); ratio: per-row processor time at the largest size / at the smallest; last: at the largest / "
+          "at the size before it")
     print(f"{'step':26}" + "".join(f"{'s @' + str(s):>11}" for s in sizes)
-          + "".join(f"{'cpu/1k @' + str(s):>15}" for s in sizes) + f"{'ratio':>7}")
+          + "".join(f"{'cpu/1k @' + str(s):>15}" for s in sizes) + f"{'ratio':>7}{'last':>6}")
     for name in names:
         wall = [results[s][name][0] for s in sizes]
         per = [1000 * results[s][name][1] / results[s]["rows"] for s in sizes]
-        note = "  O(N) by design: a CSV write rewrites the table" if name.split()[0] in SINGLE_WRITES \
-            and name.endswith("csv") else ""
+        note = ""
+        if name.startswith("record "):
+            note = "  O(N): netpet record reads the whole table to find the finding" + (
+                "; a CSV write rewrites it" if name.endswith("csv") else "")
+        elif name.split()[0] in SINGLE_WRITES and name.endswith("csv"):
+            note = "  O(N) by design: a CSV write rewrites the table"
         print(f"{name:26}" + "".join(f"{t:11.3f}" for t in wall) + "".join(f"{p:15.4f}" for p in per)
-              + f"{per[-1] / per[0]:7.2f}{note}")
+              + f"{per[-1] / per[0]:7.2f}{per[-1] / per[-2] if len(per) > 1 else 1.0:6.2f}{note}")
     if "pandas rewrite (baseline)" in names:
         for s in sizes:
             ours, plain = results[s]["record csv"], results[s]["pandas rewrite (baseline)"]
