@@ -8,6 +8,9 @@ session id; :func:`netpet.match.correspondence._session_order`) with
 beside the table. A stored transform made from the same series and parameters is reused without
 reading any image. A registration of poor quality is refused: nothing is written for it, its record
 says why, and the other pairs are still registered.
+
+The patients run in parallel worker processes (``jobs``, default one per core; 1 runs in this process, as
+Slicer does); within a patient the reference session is read and prepared once for all its pairs.
 """
 
 from __future__ import annotations
@@ -85,7 +88,8 @@ def find_session_series(index, uid: str, patient: str):
 
 def register_study(table_path: str, index, patients: Optional[List[str]] = None,
                    reference_session: Optional[str] = None, basis: str = "auto", recompute: bool = False,
-                   grid_mm: Optional[float] = None, progress: Optional[ProgressCallback] = None) -> List[Dict[str, Any]]:
+                   grid_mm: Optional[float] = None, progress: Optional[ProgressCallback] = None,
+                   jobs: Optional[int] = None) -> List[Dict[str, Any]]:
     """Register the sessions of each patient of the study table to the patient's reference session.
 
     Parameters
@@ -100,6 +104,10 @@ def register_study(table_path: str, index, patients: Optional[List[str]] = None,
         The session the others are registered to (default: each patient's first session).
     basis, recompute, grid_mm
         As :func:`netpet.match.registration.register_and_store` (``grid_mm`` None: its default).
+    jobs : int, optional
+        Worker processes (default: the cores of this machine, at most one per patient to register); the patients'
+        pairs run in parallel, each worker keeping to its share of the cores' ITK threads. 1 registers in this
+        process (as Slicer does).
 
     Returns
     -------
@@ -114,8 +122,8 @@ def register_study(table_path: str, index, patients: Optional[List[str]] = None,
     NetpetError
         A patient or reference session the table lacks, or a session not found in the index.
     """
-    from netpet.match.registration import (RegistrationError, read_session, register_and_store, stored_registration,
-                                           transform_path)
+    from netpet.dicom.files import default_jobs
+    from netpet.match.registration import stored_registration, transform_path
 
     uids, order = table_sessions(table_path)
     chosen = list(order) if patients is None else list(patients)
@@ -129,15 +137,16 @@ def register_study(table_path: str, index, patients: Optional[List[str]] = None,
                               f"{', '.join(printable(s) for s in order[patient])}); choose one of them.")
     folder = os.path.dirname(os.path.abspath(table_path))
     options = {"grid_mm": grid_mm} if grid_mm is not None else {}
-    pairs = [(p, s) for p in chosen for s in order[p] if s != (reference_session or order[p][0])]
+    rule = "given" if reference_session else "first by time point, then session id"
+    # every pair in order; a stored transform of the same series and parameters is reused without reading images,
+    # the others are registered per patient (its reference session read and prepared once for all its pairs)
     records: List[Dict[str, Any]] = []
+    work: List[tuple] = []
     for patient in chosen:
         reference = reference_session or order[patient][0]
-        rule = "given" if reference_session else "first by time point, then session id"
         found: Dict[str, Any] = {}
-        images: Dict[str, Any] = {}
 
-        def series(session: str):
+        def series(session: str, patient: str = patient, found: Dict[str, Any] = found):
             if session not in found:
                 found[session] = find_session_series(index, uids[(patient, session)], patient)
             return found[session]
@@ -146,31 +155,102 @@ def register_study(table_path: str, index, patients: Optional[List[str]] = None,
             pet, anatomy = series(session)
             return {"pet_series_uid": pet.series_uid, "anatomy_series_uid": anatomy.series_uid if anatomy else ""}
 
-        def session_images(session: str):
-            if session not in images:
-                images[session] = read_session(*series(session), label=session)
-            return images[session]
-
+        todo = []
         for session in order[patient]:
             if session == reference:
                 continue
-            if report(progress, len(records) / max(len(pairs), 1), f"Registering {patient} {session} to {reference}"):
-                return records
             record: Dict[str, Any] = {"patient_id": patient, "moving_session": session, "fixed_session": reference,
                                       "reference_rule": rule, "file": transform_path(folder, patient, session, reference)}
-            try:  # a stored transform of the same series and parameters is reused without reading the images
-                result = None if recompute else stored_registration(
-                    folder, patient, reference, session, session_uids(reference), session_uids(session), basis,
-                    **options)
-                if result is None:
-                    result = register_and_store(session_images(reference), session_images(session), folder, patient,
-                                                reference, session, basis=basis, recompute=recompute, **options)
-            except RegistrationError as exc:
-                record.update({"status": "refused", "reason": str(exc)})
-                records.append(record)
-                continue
-            record.update({"status": "reused" if result.reused else "registered", "basis": result.basis,
-                           "registration_error_mm": result.error_mm, **result.quality()})
             records.append(record)
+            result = None if recompute else stored_registration(
+                folder, patient, reference, session, session_uids(reference), session_uids(session), basis, **options)
+            if result is not None:
+                record.update(_outcome(result))
+            else:
+                todo.append(session)
+        if todo:
+            files = {s: _files(series(s)) for s in [reference] + todo}
+            work.append((patient, reference, todo, files, folder, basis, recompute, options))
+    pairs = sum(len(job[2]) for job in work)
+    jobs = min(default_jobs() if jobs is None else max(1, jobs), len(work))
+    done = 0
+
+    def finished(patient: str, outcomes: List[Tuple[str, Dict[str, Any]]]) -> None:
+        for session, outcome in outcomes:
+            next(r for r in records if r["patient_id"] == patient and r["moving_session"] == session).update(outcome)
+
+    if jobs <= 1:
+        for job in work:
+            images: Dict[str, Any] = {}  # the patient's reference session, read and prepared once
+            for session in job[2]:
+                if report(progress, done / max(pairs, 1), f"Registering {job[0]} {session} to {job[1]}"):
+                    return [r for r in records if "status" in r]
+                finished(job[0], _register_patient(job[:2] + ([session],) + job[3:], images))
+                done += 1
+    else:
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        from netpet.dicom.files import process_context
+
+        report(progress, 0.0, f"Registering {pairs} session pair(s) of {len(work)} patient(s) in {jobs} processes")
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=process_context(), initializer=_worker_threads,
+                                 initargs=(jobs,)) as pool:
+            futures = {pool.submit(_register_patient, job): job for job in work}
+            for future in as_completed(futures):
+                job = futures[future]
+                finished(job[0], future.result())
+                done += len(job[2])
+                if report(progress, done / max(pairs, 1), f"Registered {job[0]}: {len(job[2])} session(s) to {job[1]}"):
+                    for other in futures:
+                        other.cancel()
+                    return [r for r in records if "status" in r]
     report(progress, 1.0, f"{len(records)} registration(s)")
     return records
+
+
+def _files(found) -> Tuple[List[str], Optional[List[str]]]:
+    """The PET's files and its partner's (None without one): what a worker process needs to read a session."""
+    pet, anatomy = found
+    return list(pet.files), (list(anatomy.files) if anatomy is not None else None)
+
+
+def _register_patient(job, images: Optional[Dict[str, Any]] = None) -> List[Tuple[str, Dict[str, Any]]]:
+    """Register the sessions ``job`` names to the patient's reference session (in a worker process, or in this
+    one; ``images``: the patient's sessions read so far, kept for the next call). Returns (session, outcome) per
+    session: the record's ``status`` and quality, or ``refused`` with the reason."""
+    from netpet.match.registration import RegistrationError, read_session, register_and_store
+
+    patient, reference, sessions, files, folder, basis, recompute, options = job
+    images = {} if images is None else images
+
+    def session_images(session: str):
+        if session not in images:
+            images[session] = read_session(*files[session], label=session)
+        return images[session]
+
+    outcomes = []
+    for session in sessions:
+        try:
+            result = register_and_store(session_images(reference), session_images(session), folder, patient,
+                                        reference, session, basis=basis, recompute=recompute, **options)
+        except RegistrationError as exc:
+            outcomes.append((session, {"status": "refused", "reason": str(exc)}))
+        else:
+            outcomes.append((session, _outcome(result)))
+        if session != reference:
+            images.pop(session, None)  # a moving session is registered once: only the reference is kept
+    return outcomes
+
+
+def _outcome(result) -> Dict[str, Any]:
+    return {"status": "reused" if result.reused else "registered", "basis": result.basis,
+            "registration_error_mm": result.error_mm, **result.quality()}
+
+
+def _worker_threads(workers: int) -> None:  # pragma: no cover - runs in worker processes
+    """Pairs register in parallel processes: each keeps to its share of the cores' ITK threads."""
+    import SimpleITK as sitk
+
+    from netpet.dicom.files import default_jobs
+
+    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(max(1, default_jobs() // workers))
