@@ -601,14 +601,32 @@ def write_session(group: SessionRows, index, table: str, out_dir: str, pseudonym
     SRError, netpet.quant.export.ExportError
         See :func:`find_pet`, :func:`seg_from_nrrd`, :func:`build_report`; a file that cannot be written.
     """
+    record, plain = _checked_pet(group, index, table, pseudonymiser)
+    return _write_found(group, record, plain, table, out_dir, pseudonymiser)
+
+
+def _checked_pet(group: SessionRows, index, table: str, pseudonymiser=None):
+    """Every cell of the rows codable (before any file is written), then the session's PET: :func:`find_pet`."""
+    for row in group.rows:
+        measurements(row, where_row(table, row))
+        evaluations(row, where_row(table, row))
+    return find_pet(index, group, table, pseudonymiser)
+
+
+def _pet_headers(files: Sequence[str]) -> list:
+    import pydicom
+
+    return [pydicom.dcmread(p, stop_before_pixels=True) for p in files]
+
+
+def _write_found(group: SessionRows, record, plain: bool, table: str, out_dir: str, pseudonymiser=None,
+                 pet: Optional[list] = None) -> Dict[str, Any]:
+    """:func:`write_session` once the PET is found (``record``, ``plain``: :func:`find_pet`); ``pet``: its headers
+    when already read (by the session's other reader), read here otherwise."""
     import highdicom as hd
     import pydicom
 
-    for row in group.rows:  # every cell codable before any file is written
-        measurements(row, where_row(table, row))
-        evaluations(row, where_row(table, row))
-    record, plain = find_pet(index, group, table, pseudonymiser)
-    pet = [pydicom.dcmread(p, stop_before_pixels=True) for p in record.files]
+    pet = _pet_headers(record.files) if pet is None else pet
     name = group.name
     if pseudonymiser is not None:
         pseudonym = pseudonymiser.patient(group.patient_id) if plain else group.patient_id
@@ -647,7 +665,7 @@ def write_session(group: SessionRows, index, table: str, out_dir: str, pseudonym
 
 def write_reports(table: str, dicom_root: str, out_dir: str, patient: Optional[str] = None,
                   session: Optional[str] = None, reader: Optional[str] = None, pseudonymiser=None,
-                  jobs: Optional[int] = None) -> Dict[str, Any]:
+                  jobs: Optional[int] = None, index=None) -> Dict[str, Any]:
     """One DICOM SR (and SEG where the session has none) per session and reader of a study table.
 
     Parameters
@@ -663,6 +681,12 @@ def write_reports(table: str, dicom_root: str, out_dir: str, patient: Optional[s
     pseudonymiser
         A :class:`netpet.privacy.Pseudonymiser`: for a table written with ``--pseudonymise`` (its PET series are
         found by their pseudonymised UIDs) and to pseudonymise the SR and SEG.
+    jobs
+        Worker processes for indexing ``dicom_root`` and for writing (the sessions' PET series in parallel;
+        default: the cores of this machine; 1: all in this process).
+    index
+        The index of ``dicom_root`` when the caller has it (:func:`netpet.dicom.index.index_tree`): not indexed
+        again.
 
     Returns
     -------
@@ -677,6 +701,7 @@ def write_reports(table: str, dicom_root: str, out_dir: str, patient: Optional[s
         No row of the table is left to report (none at all, none of the patient/session/reader named).
     """
     from netpet.dicom.index import index_tree
+    from netpet.dicom.files import default_jobs
     from netpet.quant.table import StudyTable
 
     groups = session_rows(StudyTable(table).read(), patient, session, reader)
@@ -700,12 +725,52 @@ def write_reports(table: str, dicom_root: str, out_dir: str, patient: Optional[s
         todo.append(group)
     if todo:
         os.makedirs(out_dir, exist_ok=True)
-        index = index_tree(dicom_root, jobs=jobs)
-        for group in todo:
+        if index is None:
+            index = index_tree(dicom_root, jobs=jobs)
+        # each group's PET found here (in the groups' order); the groups of one PET series (its readers) are written
+        # together, their PET headers read once; the series in parallel processes with several jobs
+        outcomes: List[Any] = [None] * len(todo)
+        series: Dict[str, List[int]] = {}
+        found: Dict[int, Any] = {}
+        for number, group in enumerate(todo):
             try:
-                reports.append(write_session(group, index, table, out_dir, pseudonymiser))
+                found[number] = _checked_pet(group, index, table, pseudonymiser)
             except NetpetError as exc:
-                errors.append(str(exc))
+                outcomes[number] = ("error", str(exc))
+                continue
+            series.setdefault(found[number][0].series_uid, []).append(number)
+        work = [[(number, todo[number], *found[number]) for number in numbers] for numbers in series.values()]
+        jobs = min(default_jobs() if jobs is None else max(1, jobs), len(work))
+        if jobs <= 1:
+            results = [_write_series(part, table, out_dir, pseudonymiser) for part in work]
+        else:
+            from concurrent.futures import ProcessPoolExecutor
+
+            from netpet.dicom.files import process_context
+
+            with ProcessPoolExecutor(max_workers=jobs, mp_context=process_context()) as pool:
+                results = list(pool.map(_write_series, work, *([v] * len(work) for v in (table, out_dir,
+                                                                                            pseudonymiser))))
+        for part in results:
+            for number, outcome in part:
+                outcomes[number] = outcome
+        for kind, value in outcomes:
+            (reports if kind == "report" else errors).append(value)
     for message in warnings:
         log.info("%s", message)
     return {"reports": reports, "errors": errors, "warnings": warnings}
+
+
+def _write_series(part, table: str, out_dir: str, pseudonymiser=None) -> List[Tuple[int, Tuple[str, Any]]]:
+    """Write the groups of one PET series (``part``: (number, group, record, plain) each), its headers read once;
+    (number, ("report", result) or ("error", sentence)) per group. Runs in a worker process with several jobs."""
+    pet = None
+    outcomes = []
+    for number, group, record, plain in part:
+        try:
+            pet = _pet_headers(record.files) if pet is None else pet
+            outcomes.append((number, ("report", _write_found(group, record, plain, table, out_dir, pseudonymiser,
+                                                              pet))))
+        except NetpetError as exc:
+            outcomes.append((number, ("error", str(exc))))
+    return outcomes
