@@ -61,12 +61,19 @@ LIVER_TOLERANCE = 0.05
 
 
 def _sphere_mean(image: sitk.Image, values: np.ndarray, center_ras, diameter_mm: float) -> float:
+    """Mean of the voxels whose centres lie within the sphere (axis-aligned image: the distance is measured in the
+    box around the sphere only, the same voxels in the same order as over the whole image)."""
     center = np.asarray(image.TransformPhysicalPointToContinuousIndex(ras_to_lps(center_ras)))
     spacing = np.asarray(image.GetSpacing())
-    k, j, i = np.meshgrid(*(np.arange(n) for n in values.shape), indexing="ij")
+    radius = diameter_mm / 2
+    # the box of voxel indices that can hold a centre within the radius, per axis (x, y, z), clipped to the image
+    low = [max(int(np.floor(c - radius / s)), 0) for c, s in zip(center, spacing)]
+    high = [min(int(np.ceil(c + radius / s)) + 1, n) for c, s, n in zip(center, spacing, values.shape[::-1])]
+    k, j, i = np.meshgrid(*(np.arange(lo, hi) for lo, hi in zip(low[::-1], high[::-1])), indexing="ij")
     distance = np.sqrt(((i - center[0]) * spacing[0]) ** 2 + ((j - center[1]) * spacing[1]) ** 2
                        + ((k - center[2]) * spacing[2]) ** 2)
-    return float(values[distance <= diameter_mm / 2].mean())
+    box = values[low[2]:high[2], low[1]:high[1], low[0]:high[0]]
+    return float(box[distance <= radius].mean())
 
 
 def _check_study(out: str, summary: Dict[str, Any], index, progress: Optional[ProgressCallback]) -> List[Dict[str, Any]]:
@@ -518,16 +525,16 @@ def _reader_study(out: str, study_dir: str, table: str, correspondence: str, see
             "adjudication": {"file": path, "findings": len(items)}}
 
 
-def _structured_reports(out: str, study_dir: str, table: str) -> Dict[str, Any]:
+def _structured_reports(out: str, study_dir: str, table: str, index=None) -> Dict[str, Any]:
     """DICOM SR (TID 1500) with the SEG it references, per session and reader (``netpet sr``), for the study's first
-    patient (about 4 s per report on 2 cores; ``netpet sr`` writes them for every patient)."""
+    patient (``netpet sr`` writes them for every patient), from the demo's index of the study (``index``)."""
     from netpet.quant.sr import write_reports
 
     from netpet.quant.table import StudyTable
 
     folder = os.path.join(out, "dicom-sr")
     patient = min(r["patient_id"] for r in StudyTable(table).read())
-    result = write_reports(table, os.path.join(study_dir, "dicom"), folder, patient=patient, jobs=1)
+    result = write_reports(table, os.path.join(study_dir, "dicom"), folder, patient=patient, index=index)
     return {"folder": folder, "patient": patient, "reports": len(result["reports"]), "errors": list(result["errors"]),
             "warnings": list(result["warnings"])}
 
@@ -540,7 +547,7 @@ def run(out: str, patients: int = 5, seed: int = 1, progress: Optional[ProgressC
     summary = generate_study(study_dir, patients=patients, seed=seed, preview=True, distant_sites=True, follow_up=True,
                              reading_design=True,
                              progress=lambda f, m: report(progress, 0.45 * f, m) or False)
-    index = index_tree(os.path.join(study_dir, "dicom"))  # once: the SUV checks, the registrations, the summary
+    index = index_tree(os.path.join(study_dir, "dicom"))  # once: the SUV checks, registrations, DICOM SR, summary
     sessions = _check_study(study_dir, summary, index, progress)
     quantification = _quantify(out, study_dir, summary, progress, seed)
     report(progress, 0.95, "Checking SUV on vendor-shaped reference objects")
@@ -556,7 +563,7 @@ def run(out: str, patients: int = 5, seed: int = 1, progress: Optional[ProgressC
     standards = _reading_standards(out, study_dir, quantification["table"], correspondence,
                                    quantification["reader_ids"])
     reader_study = _reader_study(out, study_dir, quantification["table"], correspondence, seed)
-    structured = _structured_reports(out, study_dir, quantification["table"])
+    structured = _structured_reports(out, study_dir, quantification["table"], index)
     result = {
         "study": study_dir, "patients": patients, "seed": seed, "files": summary["files"],
         "index": describe(index), "sessions": sessions, "quantification": quantification, "reference_objects": objects,
