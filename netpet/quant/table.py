@@ -77,6 +77,7 @@ from __future__ import annotations
 
 import csv
 import datetime as _dt
+import gc
 import io
 import logging
 import math
@@ -297,6 +298,21 @@ def locked(path: str, what: str = "study table", error: type = None) -> Iterator
 _locked = locked  # the name used before
 
 
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """The cyclic garbage collector paused (and switched on again after, if it was on) while a table becomes rows:
+    lists and dicts of text, which hold no reference cycles and are freed by their reference counts all the same.
+    Its full passes over every row made so far grow with the table: at 100,000 rows they cost 70 % on top of
+    reading the CSV, against nothing at 10,000 (issue 16, ``benchmarks/bench_table_stats_scale.py``)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def check_writable(path: str, shown: str, what: str = "study table", error: type = None,
                    replaced: bool = True) -> None:
     """Refuse, untouched, a file that exists and is read-only (no write bit, or not writable by this user: the
@@ -408,10 +424,20 @@ class StudyTable:
     # -- reading -----------------------------------------------------------------------------------
     def read(self) -> List[Dict[str, str]]:
         """All rows as dicts of text (an absent or empty file is an empty table)."""
+        with gc_paused():
+            if self.sqlite:
+                return self._read_sqlite()
+            header, rows = self._read_csv()
+            return rows
+
+    def read_with_columns(self) -> Tuple[List[str], List[Dict[str, str]]]:
+        """(the columns in the table's order, all rows as dicts of text): :meth:`read` and :meth:`columns` with the
+        CSV file read once."""
         if self.sqlite:
-            return self._read_sqlite()
-        header, rows = self._read_csv()
-        return rows
+            rows = self.read()
+            return self.columns(), rows
+        with gc_paused():
+            return self._read_csv()
 
     def columns(self) -> List[str]:
         if self.sqlite:
@@ -595,7 +621,7 @@ class StudyTable:
             check_writable(target, self.path, replaced=False)
             return self._upsert_sqlite(rows, audit, must_exist)
         trail = audit_path(target)
-        with locked(target):
+        with locked(target), gc_paused():
             check_writable(target, self.path)
             check_writable(trail, audit_path(self.path), what="audit trail", replaced=False)
             header, existing = self._read_raw()

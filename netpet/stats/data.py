@@ -610,8 +610,7 @@ def read_table(path: str) -> Tuple[pd.DataFrame, str]:
                          "first.")
     try:
         table = StudyTable(path)
-        rows = table.read()
-        columns = table.columns()
+        columns, rows = table.read_with_columns()
     except TableError as exc:
         raise StatsError(str(exc)) from exc
     missing = [c for c in TABLE_REQUIRED if c not in columns]
