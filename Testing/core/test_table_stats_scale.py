@@ -184,3 +184,37 @@ def test_statistics_count_linear_work(studies, monkeypatch):
     assert large_elements / small_elements <= BAND * large_rows / small_rows, (
         f"elements compared or masked by pandas grow from {small_elements} to {large_elements} for {small_rows} -> "
         f"{large_rows} rows")
+
+
+def test_statistics_read_a_csv_table_once(studies, tmp_path, monkeypatch):
+    from netpet.stats import load_study
+
+    rows, reference, _folder = studies[SMALL]
+    path = str(tmp_path / "study.csv")
+    StudyTable(path).upsert(rows)
+    counter = _Counter(monkeypatch, "_read_raw")
+    study = load_study(path, reference)
+    assert counter.take() == {"_read_raw": 1}
+    assert len(study.findings) > 0
+
+
+def test_reading_a_table_leaves_the_garbage_collector_as_it_was(tmp_path):
+    import gc
+
+    path = str(tmp_path / "study.csv")
+    table = StudyTable(path)
+    table.upsert([{"patient_id": "P1", "session_id": "S1", "modality": "PET/CT", "tracer": "dotatate",
+                   "reader": "R1", "lesion_id": "L01", "call": "positive"}])
+    assert gc.isenabled()
+    assert len(table.read()) == 1 and gc.isenabled()
+    with open(path, "a", encoding="utf-8") as handle:  # a row longer than the header: refused, collector back on
+        handle.write("P2,S1,PET/CT,dotatate,R1,L02" + ",x" * 200 + "\r\n")
+    with pytest.raises(table_module.TableError):
+        table.read()
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        table_module.StudyTable(str(tmp_path / "other.csv")).read()
+        assert not gc.isenabled()  # a collector switched off by the caller stays off
+    finally:
+        gc.enable()
