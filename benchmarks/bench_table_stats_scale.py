@@ -92,8 +92,9 @@ def make_study(folder: str, rows_wanted: int, seed: int = 7) -> Tuple[List[Dict[
             truths = np.concatenate([[1], truths[1:count]]) if count else np.array([1])
         regions = [REGIONS[int(r)] for r in rng.integers(0, len(REGIONS), count)]
         for i in range(count):
-            reference.append([patient, f"L{i + 1:02d}", regions[i], str(int(truths[i])), "histopathology" if i == 0
-                              else "follow-up", indication, "1" if indication == "TIO localisation" and i == 0 else "0"])
+            culprit = "1" if indication == "TIO localisation" and i == 0 else "0"
+            reference.append([patient, f"L{i + 1:02d}", regions[i], str(int(truths[i])),
+                              "histopathology" if i == 0 else "follow-up", indication, culprit])
         if count == 0:
             reference.append([patient, "", "", "0", "follow-up", indication, ""])
         elif patient_number % 11 == 0:  # a region proven free of disease
@@ -300,8 +301,8 @@ def main() -> None:
                         f"{results[s].get('reference lesions', '?')} reference lesions" for s in sizes)
     print(f"\nstudy: {studies}; analyse with bootstrap {args.bootstrap}")
     print("wall-clock seconds; per 1,000 rows in processor seconds of the process (steadier than the wall clock on a "
-          "shared machine); ratio: per-row processor time at the largest size / at the smallest; last: at the largest / "
-          "at the size before it")
+          "shared machine); ratio: per-row processor time at the largest size / at the smallest; last: at the "
+          "largest / at the size before it")
     print(f"{'step':26}" + "".join(f"{'s @' + str(s):>11}" for s in sizes)
           + "".join(f"{'cpu/1k @' + str(s):>15}" for s in sizes) + f"{'ratio':>7}{'last':>6}")
     for name in names:
