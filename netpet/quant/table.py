@@ -68,8 +68,8 @@ insert 2.6 -> 2.8 ms and 2.7 -> 2.9 ms; SQLite update 2.6 -> 2.2 ms (the differe
 spread; an inserted row records one entry per non-empty cell, about 70 here). ``benchmarks/bench_table.py``.
 
 Scale (issue 16; ``benchmarks/bench_table_stats_scale.py``, rows with every NETPET column and about 54 audit entries
-each, processor time on 2 shared cores): a bulk upsert costs the same per row from 1,000 to 100,000 rows, about
-0.31 ms a row for CSV (31 s for 100,000, most of it the audit trail) and 0.22 ms for SQLite; each write reads and
+each, processor time on 2 shared cores, three runs): a bulk upsert costs the same per row from 1,000 to 100,000
+rows, 0.23-0.34 ms a row for CSV (most of it the audit trail) and 0.21-0.24 ms for SQLite; each write reads and
 replaces a CSV table once and appends to its trail once, whatever its number of rows (a test counts them).
 """
 
