@@ -289,12 +289,43 @@ def render_patient(patient: Patient, seed: int, out: str, preview: bool, follow_
     carries the patient's indication and designed NETPET grade); ``quiz``: with ``preview``, also write
     previews without the truth under ``preview/quiz/`` (teaching cases).
     """
-    models = {BASELINE: render.build_model(patient)}
-    for time_point in patient.follow_up:
-        models[time_point] = render.with_lesions(models[BASELINE], replace(patient, lesions=patient.lesions_at(time_point)))
-    result = PatientResult(patient.patient_id, {})
-    sessions = [_session(models[session.time_point], session, seed, out, preview, result, follow_up, quiz)
-                for session in patient.sessions]
+    result = render_sessions(patient, range(len(patient.sessions)), seed, out, preview, follow_up, quiz)
+    return finish_patient(patient, result, seed, follow_up, extended, reading_design)
+
+
+def render_sessions(patient: Patient, indices: Sequence[int], seed: int, out: str, preview: bool,
+                    follow_up: bool = False, quiz: bool = False) -> PatientResult:
+    """Model, image and write the sessions ``indices`` (positions in ``patient.sessions``) of one patient: their
+    files, truth lesion rows and session summaries (``summary["sessions"]``), in that order. Each session depends on
+    the patient and its own seed only, so its sessions can be written in any order or process (the same bytes)."""
+    baseline = render.build_model(patient)
+    models = {BASELINE: baseline}
+    result = PatientResult(patient.patient_id, {"sessions": []})
+    for index in indices:
+        session = patient.sessions[index]
+        if session.time_point not in models:
+            models[session.time_point] = render.with_lesions(
+                baseline, replace(patient, lesions=patient.lesions_at(session.time_point)))
+        result.summary["sessions"].append(_session(models[session.time_point], session, seed, out, preview, result,
+                                                   follow_up, quiz))
+    return result
+
+
+def merge_sessions(patient_id: str, parts: Sequence[PatientResult]) -> PatientResult:
+    """The results of :func:`render_sessions` of one patient's sessions, given in session order, as one."""
+    result = PatientResult(patient_id, {"sessions": [s for part in parts for s in part.summary["sessions"]]})
+    for part in parts:
+        result.lesion_rows += part.lesion_rows
+        result.files += part.files
+        result.bytes += part.bytes
+    return result
+
+
+def finish_patient(patient: Patient, result: PatientResult, seed: int, follow_up: bool = False,
+                   extended: bool = False, reading_design: bool = False) -> PatientResult:
+    """The patient's summary and truth tables from its written sessions (``result``: :func:`render_sessions` of all
+    of them); ``follow_up``, ``extended``, ``reading_design`` as :func:`render_patient`'s."""
+    sessions = result.summary["sessions"]
     result.summary = {
         "patient_id": patient.patient_id, "kind": patient.kind, "description": patient.description,
         "sex": patient.sex, "age": patient.age, "height_m": patient.height_m, "weight_kg": patient.weight_kg,
@@ -417,11 +448,11 @@ def staging_rows(patient: Patient) -> List[Dict[str, Any]]:
 
 
 def _work(job) -> PatientResult:  # pragma: no cover - runs in worker processes
-    return render_patient(*job)
+    return render_sessions(*job)
 
 
 def _one_thread() -> None:  # pragma: no cover - runs in worker processes
-    """Patients run in parallel processes: each keeps to one ITK thread (no oversubscription)."""
+    """Sessions run in parallel processes: each keeps to one ITK thread (no oversubscription)."""
     import SimpleITK as sitk
 
     sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
@@ -440,18 +471,27 @@ def generate(out: str, patients: Sequence[Patient], parameters: StudyParameters,
     results: Dict[str, PatientResult] = {}
     report(progress, 0.0, f"Writing {len(patients)} synthetic patients")
     extended = parameters.follow_up or parameters.distant_sites
-    work = [(p, parameters.seed, out, parameters.preview, parameters.follow_up, extended, parameters.reading_design,
-             parameters.case is not None) for p in order]
+    quiz = parameters.case is not None
+    # the work units are sessions (a patient's 3-4 sessions would leave a worker idle at the end), the costliest
+    # patients' first; each patient's summary and truth tables are made here from its sessions, in session order
+    work = [(p, [i], parameters.seed, out, parameters.preview, parameters.follow_up, quiz)
+            for p in order for i in range(len(p.sessions))]
     if jobs == 1 or len(work) == 1:
+        parts = []
         for i, job in enumerate(work):
-            results[job[0].patient_id] = render_patient(*job)
-            report(progress, (i + 1) / len(work), f"Wrote {job[0].patient_id}")
+            parts.append(render_sessions(*job))
+            report(progress, (i + 1) / len(work), f"Wrote {job[0].patient_id} {job[0].sessions[job[1][0]].session_id}")
     else:
         with ProcessPoolExecutor(max_workers=min(jobs, len(work)), mp_context=process_context(),
                                  initializer=_one_thread) as pool:
-            for i, result in enumerate(pool.map(_work, work)):
-                results[result.patient_id] = result
-                report(progress, (i + 1) / len(work), f"Wrote {result.patient_id}")
+            parts = []
+            for i, (job, part) in enumerate(zip(work, pool.map(_work, work))):
+                parts.append(part)
+                report(progress, (i + 1) / len(work), f"Wrote {job[0].patient_id} {job[0].sessions[job[1][0]].session_id}")
+    for patient in order:
+        mine = [part for job, part in zip(work, parts) if job[0] is patient]
+        results[patient.patient_id] = finish_patient(patient, merge_sessions(patient.patient_id, mine), parameters.seed,
+                                                     parameters.follow_up, extended, parameters.reading_design)
     ordered = [results[p.patient_id] for p in patients]
     _write_tables(out, ordered, parameters.follow_up)
     options = {k: True for k in ("distant_sites", "follow_up", "reading_design") if getattr(parameters, k)}
