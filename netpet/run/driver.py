@@ -362,7 +362,7 @@ def run_study(study: str, out: str, manifest: Optional[str] = None, reference: O
     from netpet.dicom.files import default_jobs
     from netpet.dicom.index import index_tree
 
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     manifest = default_input(study, manifest, "manifest.csv")
     reference = default_input(study, reference, "reference_standard.csv")
     _check_inputs(study, manifest, reference)
@@ -466,7 +466,8 @@ def run_study(study: str, out: str, manifest: Optional[str] = None, reference: O
             worker = result.get("worker") or {}
             run_log.event("unit", key=unit.key, kind=unit.kind, patient=unit.patient, session=unit.session,
                           series=unit.series, status=status, rows=len(rows), errors=result["errors"],
-                          warnings=result["warnings"], seconds=result.get("seconds"), worker=worker)
+                          warnings=result["warnings"], seconds=result.get("seconds"),
+                          cpu_seconds=result.get("cpu_seconds"), worker=worker)
             for message in result["errors"]:
                 log.warning("%s", message)
             tick(unit)
@@ -505,7 +506,7 @@ def run_study(study: str, out: str, manifest: Optional[str] = None, reference: O
         run_log.event("end", counts=counts, units=len(work_units), rows_written=written, rows_reupserted=reupserted,
                       skipped_rows=summary["skipped_rows"], errors=len(errors), stale=len(stale),
                       statistics=statistics.get("status"), wall_seconds=summary["wall_seconds"],
-                      exit_code=summary["exit_code"])
+                      driver_cpu_seconds=round(time.process_time() - cpu_started, 2), exit_code=summary["exit_code"])
         return summary
     except Cancelled as exc:
         run_log.event("end", counts=counts, cancelled=str(exc), wall_seconds=round(time.perf_counter() - started, 2),

@@ -112,11 +112,12 @@ def work(kind: str, key: str, label: str, where: str, payload: Tuple[Any, ...]) 
     (``label``) and its manifest rows or series (``where``); nothing is raised. SimpleITK runs on one thread
     inside a unit: the units are the parallelism (no nested pools, no threads competing for the same cores).
 
-    Returns {"key", "rows", "errors", "warnings", "segmentations", "seconds", "worker"}.
+    Returns {"key", "rows", "errors", "warnings", "segmentations", "seconds" (wall), "cpu_seconds" (this process's
+    processor time), "worker"}.
     """
     import SimpleITK as sitk
 
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     threads = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
     sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
     rows: List[Dict[str, Any]] = []
@@ -142,7 +143,8 @@ def work(kind: str, key: str, label: str, where: str, payload: Tuple[Any, ...]) 
     finally:
         sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(threads)
     return {"key": key, "rows": [_plain(r) for r in rows], "errors": errors, "warnings": warnings,
-            "segmentations": segs, "seconds": round(time.perf_counter() - start, 3), "worker": worker_identity()}
+            "segmentations": segs, "seconds": round(time.perf_counter() - start, 3),
+            "cpu_seconds": round(time.process_time() - cpu, 3), "worker": worker_identity()}
 
 
 def _quantify(payload) -> Tuple[List[Dict[str, Any]], List[str], Dict[str, List[str]]]:
