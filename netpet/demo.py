@@ -76,41 +76,64 @@ def _sphere_mean(image: sitk.Image, values: np.ndarray, center_ras, diameter_mm:
     return float(box[distance <= radius].mean())
 
 
-def _check_study(out: str, summary: Dict[str, Any], index, progress: Optional[ProgressCallback]) -> List[Dict[str, Any]]:
+def _check_study(out: str, summary: Dict[str, Any], index, progress: Optional[ProgressCallback],
+                 jobs: Optional[int] = None) -> List[Dict[str, Any]]:
+    """Every session's PET converted to SUVbw (written to ``out/suv``) and checked against the truth: the liver
+    reference and the SUVmax in each truth lesion mask. The sessions in parallel processes (``jobs``, default one
+    per core), each conversion in its worker alone."""
     import csv
 
-    import slicerio
+    from netpet.dicom.files import default_jobs, process_context
 
     with open(os.path.join(out, "truth", "lesions.csv"), newline="", encoding="utf-8") as handle:
         lesions = list(csv.DictReader(handle))
     by_uid = {s.series_uid: s for s in index.pet_series()}
     sessions = [(p, s) for p in summary["patients"] for s in p["sessions"]]
+    work = [(out, patient["patient_id"], session, by_uid[session["pet_series_uid"]],
+             [r for r in lesions if r["patient_id"] == patient["patient_id"] and r["session_id"] == session["session_id"]])
+            for patient, session in sessions]
+    jobs = min(default_jobs() if jobs is None else max(1, jobs), len(work))
     results = []
-    for number, (patient, session) in enumerate(sessions):
-        report(progress, 0.5 + 0.35 * number / len(sessions), f"SUV of {patient['patient_id']} {session['session_id']}")
-        record = by_uid[session["pet_series_uid"]]
-        result = convert_to_suv(record, "bw")
-        path = os.path.join(out, "suv", f"{patient['patient_id']}_{session['session_id']}_SUVbw.nrrd")
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        sitk.WriteImage(result.image, path, useCompression=True)
-        values = sitk.GetArrayFromImage(result.image)
-        liver = _sphere_mean(result.image, values, session["liver_reference_center_ras"], 30.0)
-        segmentation = slicerio.read_segmentation(os.path.join(out, session["segmentation_file"]))
-        rows = [r for r in lesions if r["patient_id"] == patient["patient_id"] and r["session_id"] == session["session_id"]]
-        found = []
-        for row in rows:
-            mask = slicerio.segment_mask(segmentation, slicerio.segment_from_id(segmentation, row["lesion_id"]))
-            measured = float(values[np.transpose(mask, (2, 1, 0)) > 0].max())
-            found.append({"lesion_id": row["lesion_id"], "diameter_mm": float(row["diameter_mm"]),
-                          "suv_max_measured": round(measured, 2), "suv_max_true": float(row["suv_max_expected"]),
-                          "malignant": row["malignant"] == "1"})
-        results.append({
-            "patient_id": patient["patient_id"], "session_id": session["session_id"], "tracer": record.tracer.label,
-            "hybrid": record.hybrid, "liver_suv_measured": round(liver, 3), "liver_suv_true": session["liver_suv"],
-            "liver_ok": abs(liver - session["liver_suv"]) <= LIVER_TOLERANCE * session["liver_suv"],
-            "lesions": found, "suv_file": path, "reference_time_rule": result.provenance.reference_time_rule,
-        })
+    if jobs <= 1:
+        for number, job in enumerate(work):
+            report(progress, 0.5 + 0.35 * number / len(work), f"SUV of {job[1]} {job[2]['session_id']}")
+            results.append(_check_session(job))
+        return results
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=process_context()) as pool:
+        for number, result in enumerate(pool.map(_check_session, work)):
+            report(progress, 0.5 + 0.35 * (number + 1) / len(work), f"SUV of {result['patient_id']} "
+                                                                     f"{result['session_id']}")
+            results.append(result)
     return results
+
+
+def _check_session(job) -> Dict[str, Any]:
+    """One session of :func:`_check_study` (in a worker process with several jobs)."""
+    import slicerio
+
+    out, patient_id, session, record, rows = job
+    result = convert_to_suv(record, "bw", jobs=1)
+    path = os.path.join(out, "suv", f"{patient_id}_{session['session_id']}_SUVbw.nrrd")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    sitk.WriteImage(result.image, path, useCompression=True)
+    values = sitk.GetArrayFromImage(result.image)
+    liver = _sphere_mean(result.image, values, session["liver_reference_center_ras"], 30.0)
+    segmentation = slicerio.read_segmentation(os.path.join(out, session["segmentation_file"]))
+    found = []
+    for row in rows:
+        mask = slicerio.segment_mask(segmentation, slicerio.segment_from_id(segmentation, row["lesion_id"]))
+        measured = float(values[np.transpose(mask, (2, 1, 0)) > 0].max())
+        found.append({"lesion_id": row["lesion_id"], "diameter_mm": float(row["diameter_mm"]),
+                      "suv_max_measured": round(measured, 2), "suv_max_true": float(row["suv_max_expected"]),
+                      "malignant": row["malignant"] == "1"})
+    return {
+        "patient_id": patient_id, "session_id": session["session_id"], "tracer": record.tracer.label,
+        "hybrid": record.hybrid, "liver_suv_measured": round(liver, 3), "liver_suv_true": session["liver_suv"],
+        "liver_ok": abs(liver - session["liver_suv"]) <= LIVER_TOLERANCE * session["liver_suv"],
+        "lesions": found, "suv_file": path, "reference_time_rule": result.provenance.reference_time_rule,
+    }
 
 
 def _check_reference_objects(out: str) -> List[Dict[str, Any]]:
@@ -525,7 +548,13 @@ def _reader_study(out: str, study_dir: str, table: str, correspondence: str, see
             "adjudication": {"file": path, "findings": len(items)}}
 
 
-def _structured_reports(out: str, study_dir: str, table: str, index=None) -> Dict[str, Any]:
+def _background_reports(out: str, study_dir: str, table: str, index) -> Dict[str, Any]:
+    """:func:`_structured_reports` in one process (the demo's background process)."""
+    return _structured_reports(out, study_dir, table, index, jobs=1)
+
+
+def _structured_reports(out: str, study_dir: str, table: str, index=None, jobs: Optional[int] = None
+                        ) -> Dict[str, Any]:
     """DICOM SR (TID 1500) with the SEG it references, per session and reader (``netpet sr``), for the study's first
     patient (``netpet sr`` writes them for every patient), from the demo's index of the study (``index``)."""
     from netpet.quant.sr import write_reports
@@ -534,7 +563,7 @@ def _structured_reports(out: str, study_dir: str, table: str, index=None) -> Dic
 
     folder = os.path.join(out, "dicom-sr")
     patient = min(r["patient_id"] for r in StudyTable(table).read())
-    result = write_reports(table, os.path.join(study_dir, "dicom"), folder, patient=patient, index=index)
+    result = write_reports(table, os.path.join(study_dir, "dicom"), folder, patient=patient, index=index, jobs=jobs)
     return {"folder": folder, "patient": patient, "reports": len(result["reports"]), "errors": list(result["errors"]),
             "warnings": list(result["warnings"])}
 
@@ -557,13 +586,21 @@ def run(out: str, patients: int = 5, seed: int = 1, progress: Optional[ProgressC
     report(progress, 0.965, "Matching the findings to the reference lesions")
     matching = _match(out, study_dir, quantification["table"], quantification["reader_ids"])
     correspondence = matching["registration"]["file"]
-    statistics = _statistics(out, study_dir, quantification["table"], progress, correspondence)
-    follow = _follow_up(out, study_dir, quantification["table"], correspondence)
-    report(progress, 0.99, "Reading standards, reader study, DICOM SR")
-    standards = _reading_standards(out, study_dir, quantification["table"], correspondence,
-                                   quantification["reader_ids"])
-    reader_study = _reader_study(out, study_dir, quantification["table"], correspondence, seed)
-    structured = _structured_reports(out, study_dir, quantification["table"], index)
+    # the DICOM SR needs the table with the readers' readings only: written by a background process while the
+    # statistics, which keep to one core most of their time, run here
+    from concurrent.futures import ProcessPoolExecutor
+
+    from netpet.dicom.files import process_context
+
+    with ProcessPoolExecutor(max_workers=1, mp_context=process_context()) as background:
+        reports = background.submit(_background_reports, out, study_dir, quantification["table"], index)
+        statistics = _statistics(out, study_dir, quantification["table"], progress, correspondence)
+        follow = _follow_up(out, study_dir, quantification["table"], correspondence)
+        report(progress, 0.99, "Reading standards, reader study, DICOM SR")
+        standards = _reading_standards(out, study_dir, quantification["table"], correspondence,
+                                       quantification["reader_ids"])
+        reader_study = _reader_study(out, study_dir, quantification["table"], correspondence, seed)
+        structured = reports.result()
     result = {
         "study": study_dir, "patients": patients, "seed": seed, "files": summary["files"],
         "index": describe(index), "sessions": sessions, "quantification": quantification, "reference_objects": objects,
