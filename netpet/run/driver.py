@@ -228,6 +228,18 @@ def worker_context():
     return multiprocessing.get_context("spawn")
 
 
+def start_fork_server() -> None:
+    """Start the local pool's fork server now, so that its imports of the pipeline (seconds) overlap the driver's
+    index of the study instead of following it (a part of the run that does not grow with the study)."""
+    if worker_context().get_start_method() == "forkserver":
+        from multiprocessing import forkserver
+
+        try:
+            forkserver.ensure_running()
+        except (OSError, ValueError):  # pragma: no cover - the pool starts it when it needs it
+            log.debug("fork server not started early", exc_info=True)
+
+
 def _died(unit: U.Unit, exc: BaseException) -> Dict[str, Any]:
     reason = printable(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)[:300]
     return {"key": unit.key, "rows": [], "errors": [f"{unit.label()} ({unit.where()}): the worker running it ended "
@@ -366,6 +378,8 @@ def run_study(study: str, out: str, manifest: Optional[str] = None, reference: O
     manifest = default_input(study, manifest, "manifest.csv")
     reference = default_input(study, reference, "reference_standard.csv")
     _check_inputs(study, manifest, reference)
+    if not scheduler and (default_jobs() if jobs is None else int(jobs)) > 1:
+        start_fork_server()  # it imports the pipeline while this process reads the manifest and indexes the study
     if manifest:
         from netpet.quant.pipeline import read_manifest
 
