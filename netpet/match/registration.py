@@ -234,8 +234,12 @@ def _prepare(image: sitk.Image, grid_mm: float) -> sitk.Image:
     spacing = np.asarray(image.GetSpacing(), dtype=float)
     size = np.asarray(image.GetSize(), dtype=float)
     sigma = [math.sqrt(max((grid_mm / 2.0) ** 2 - (s / 2.0) ** 2, 0.0)) for s in spacing]
-    if any(s > 0 for s in sigma):
-        image = sitk.SmoothingRecursiveGaussian(image, [max(s, 1e-3) for s in sigma])
+    if all(s > 0 for s in sigma):
+        image = sitk.SmoothingRecursiveGaussian(image, sigma)
+    else:  # an axis already as coarse as the grid's half is left alone (the same values, one pass less per axis)
+        for axis, s in enumerate(sigma):
+            if s > 0:
+                image = sitk.RecursiveGaussian(image, s, False, sitk.RecursiveGaussianImageFilter.ZeroOrder, axis)
     new_size = [max(int(round(n * s / grid_mm)), 1) for n, s in zip(size, spacing)]
     # keep the physical extent: the first voxel centre moves by half the change of voxel size
     direction = np.asarray(image.GetDirection()).reshape(3, 3)
