@@ -140,6 +140,12 @@ def main() -> None:
               f"{slope:.2f} s per patient (from the two runs)")
         print(f"worker peak RSS, {size} vs {sizes[0]} patients (baseline: the {sizes[0]}-patient run): "
               f"{r['peak_rss_mb']:.0f} / {base['peak_rss_mb']:.0f} MB = {r['peak_rss_mb'] / base['peak_rss_mb']:.3f}")
+    if len(sizes) > 2:  # the cost of each added patient over consecutive size steps: flat when nothing grows
+        steps = [((results[b]["seconds"] - results[a]["seconds"]) / (b - a), a, b) for a, b in zip(sizes, sizes[1:])]
+        first = steps[0][0]
+        for slope, a, b in steps:
+            print(f"seconds per added patient, {a} -> {b} patients: {slope:.3f} s (ratio to {steps[0][1]} -> "
+                  f"{steps[0][2]}: {slope / first:.3f}; target within 10 %)")
     two = results[speedup_at] if speedup_at in results else run(study(speedup_at, largest, args.generate_jobs), 2)
     print("(on a machine shared with other sessions, Linux's autogroup scheduler shares the cores between sessions: "
           "a second worker adds no processor time while others keep the cores busy; the speed-up is meaningful at "
