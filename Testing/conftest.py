@@ -58,3 +58,23 @@ def reference_suv(reference_study, tmp_path_factory):
             with open(str(path) + ".json") as handle:
                 images[(patient["patient_id"], session["session_id"])] = (path, json.load(handle))
     return images
+
+
+@pytest.fixture()
+def sqlite_statements(monkeypatch):
+    """Every SQL statement the study table's SQLite connections run from now on (netpet.quant.table's
+    ``sqlite3.connect`` traced; ``monkeypatch.undo()`` stops the tracing)."""
+    import sqlite3
+
+    from netpet.quant import table as table_module
+
+    statements = []
+    connect = sqlite3.connect
+
+    def traced(*args, **kwargs):
+        db = connect(*args, **kwargs)
+        db.set_trace_callback(statements.append)
+        return db
+
+    monkeypatch.setattr(table_module.sqlite3, "connect", traced)
+    return statements

@@ -100,7 +100,8 @@ def bench_table(folder: str, sizes) -> None:
                   f"{baseline * 1000:10.1f} ms {inserted / baseline:7.3f}")
 
 
-def make_reference(path: str, lesions: int, seed: int = 3) -> None:
+def make_reference(path: str, lesions: int, seed: int = 3, indication: str = "NET") -> None:
+    """A reference standard of ``lesions`` lesion rows (1-9 per patient, region and patient rows between)."""
     rng = np.random.default_rng(seed)
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
@@ -111,10 +112,10 @@ def make_reference(path: str, lesions: int, seed: int = 3) -> None:
             name = f"P{patient:06d}"
             for i in range(count):
                 writer.writerow([name, f"L{i + 1:02d}", REGIONS[int(rng.integers(6))], int(rng.random() < 0.8),
-                                 "follow-up", "NET"])
+                                 "follow-up", indication])
             if patient % 7 == 0:
-                writer.writerow([name, "", "lung", 1, "follow-up", "NET"] if patient % 2 else
-                                [name, "", "", 1, "histopathology", "NET"])
+                writer.writerow([name, "", "lung", 1, "follow-up", indication] if patient % 2 else
+                                [name, "", "", 1, "histopathology", indication])
             written += count
             patient += 1
 

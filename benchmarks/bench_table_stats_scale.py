@@ -62,7 +62,7 @@ from netpet.quant.table import COLUMNS, StudyTable  # noqa: E402
 
 GROUPS = (("PET/CT", "dotatate", "R1"), ("PET/CT", "dotatate", "R2"), ("PET/MR", "dotatate", "R1"),
           ("PET/CT", "fdg", "R1"), ("PET/CT", "fdg", "R2"))
-REGIONS = ("liver", "lymph nodes", "bone", "pancreas", "small bowel", "lung")
+from benchmarks.bench_table import REGIONS, make_reference  # noqa: E402 - the reference standard bench_table times
 INDICATIONS = ("NET staging", "NET work-up", "follow-up", "TIO localisation")
 STEPS = ("upsert-all", "upsert-session", "record", "read", "read-reference", "load", "analyse", "outputs",
          "outputs+fig")
@@ -167,26 +167,6 @@ def make_study(folder: str, rows_wanted: int, seed: int = 7) -> Tuple[List[Dict[
     return rows, path, patient_number
 
 
-def make_reference(path: str, lesions: int, seed: int = 3) -> None:
-    """A reference standard of ``lesions`` lesion rows (1-9 per patient, region and patient rows between)."""
-    rng = np.random.default_rng(seed)
-    with open(path, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["patient_id", "lesion_id", "region", "truth", "standard", "indication"])
-        written, patient = 0, 0
-        while written < lesions:
-            count = min(int(rng.integers(1, 10)), lesions - written)
-            name = f"P{patient:06d}"
-            for i in range(count):
-                writer.writerow([name, f"L{i + 1:02d}", REGIONS[int(rng.integers(6))], int(rng.random() < 0.8),
-                                 "follow-up", "NET staging"])
-            if patient % 7 == 0:
-                writer.writerow([name, "", "lung", 1, "follow-up", "NET staging"] if patient % 2 else
-                                [name, "", "", 1, "histopathology", "NET staging"])
-            written += count
-            patient += 1
-
-
 class Timer:
     """Times steps (wall clock and the process's processor time) and, with ``profile`` naming a step, prints that
     step's cProfile. Returns ((wall s, cpu s), the step's result)."""
@@ -263,7 +243,7 @@ def run_size(folder: str, size: int, bootstrap: int, steps, timer: Timer) -> Dic
         out["pandas rewrite (baseline)"] = timer("pandas", pandas_write, size)[0]
     if "read-reference" in steps:
         path = os.path.join(here, "reference-n.csv")
-        make_reference(path, size)
+        make_reference(path, size, indication="NET staging")
         out["read-reference"] = timer("read-reference", lambda: read_reference(path), size)[0]
     if {"load", "analyse", "outputs", "outputs+fig"} & set(steps):
         seconds, study = timer("load", lambda: load_study(csv_path, reference), size)

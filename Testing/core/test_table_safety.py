@@ -260,20 +260,13 @@ def test_a_crash_while_writing_leaves_the_old_table_and_no_temporary_file(tmp_pa
     assert sorted(os.listdir(tmp_path)) == ["study.audit.csv", "study.csv", "study.csv.lock"]
 
 
-def test_sqlite_is_in_wal_mode_and_finds_a_row_through_the_key_index(tmp_path, monkeypatch):
+def test_sqlite_is_in_wal_mode_and_finds_a_row_through_the_key_index(tmp_path, monkeypatch, sqlite_statements):
     """The upsert's cost does not grow with the table: no statement reads the whole table, and the
     existence check and the conflict target use the primary key's index (timed in bench_table.py)."""
     path = str(tmp_path / "study.sqlite")
     StudyTable(path).upsert([row(lesion=f"L{i:03d}") for i in range(200)])
-    statements = []
-    connect = sqlite3.connect
-
-    def traced(*args, **kwargs):
-        db = connect(*args, **kwargs)
-        db.set_trace_callback(statements.append)
-        return db
-
-    monkeypatch.setattr(table_module.sqlite3, "connect", traced)
+    statements = sqlite_statements
+    statements.clear()  # the table's making is not counted
     assert StudyTable(path).upsert([row(lesion="L100", suv_max=1.0), row(lesion="N1")]) == (1, 1)
     monkeypatch.undo()
     assert not [s for s in statements if s.lstrip().upper().startswith("SELECT *")]

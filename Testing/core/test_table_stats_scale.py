@@ -25,7 +25,6 @@ import cProfile
 import importlib.util
 import os
 import pstats
-import sqlite3
 
 import pandas as pd
 import pytest
@@ -134,16 +133,8 @@ def test_a_bulk_upsert_costs_the_same_per_row_at_both_sizes(studies, tmp_path):
     _check_growth(*calls[SMALL], *calls[LARGE], "a bulk CSV upsert")
 
 
-def test_a_bulk_sqlite_upsert_runs_a_bounded_number_of_statements_per_row(studies, tmp_path, monkeypatch):
-    statements = []
-    connect = sqlite3.connect
-
-    def traced(*args, **kwargs):
-        db = connect(*args, **kwargs)
-        db.set_trace_callback(statements.append)
-        return db
-
-    monkeypatch.setattr(table_module.sqlite3, "connect", traced)
+def test_a_bulk_sqlite_upsert_runs_a_bounded_number_of_statements_per_row(studies, tmp_path, sqlite_statements):
+    statements = sqlite_statements
     rows = studies[SMALL][0]
     StudyTable(str(tmp_path / "study.sqlite")).upsert(rows)
     # per row: is the key there, and the insert (an update reads the old cells too); the audit trail is one
