@@ -8,7 +8,7 @@ liver_reference, spleen_reference, background_shell
 measure
     SUVmax, SUVpeak, SUVmean, MTV, TLA, ratios (netpet.quant.measure).
 LiverThresholdClassifier, krenning_score
-    The study's call (netpet.quant.classify).
+    The study's call (netpet.quant.classify) and its cut-off as a scikit-learn estimator (netpet.quant.cutoff).
 StudyTable
     The study-wide table with atomic upserts (netpet.quant.table).
 quantify, run_manifest
@@ -18,7 +18,8 @@ quantify, run_manifest
 from netpet.lazy import exports
 
 __getattr__, __dir__, __all__ = exports(__name__, {
-    "classify": ("LiverThresholdClassifier", "krenning_score"),
+    "classify": ("krenning_score",),
+    "cutoff": ("LiverThresholdClassifier",),
     "measure": ("measure",),
     "references": ("background_shell", "liver_reference", "spleen_reference"),
     "segment": ("METHODS", "SegmentOptions", "segment_seeds"),
