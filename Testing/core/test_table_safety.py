@@ -492,9 +492,10 @@ def test_stats_sets_aside_a_not_separable_volume_whatever_it_holds(tmp_path):
 
 def test_escaping_is_exact_over_many_strings():
     """escape_cell/unescape_cell are inverse over strings made of the characters that matter, and the
-    row-level pre-filter of bare formulas agrees with escape_cell cell by cell."""
+    row-level pre-filters (bare formulas; the rows a bulk write, or an audit-trail append, writes as they are)
+    agree with escape_cell / _audit_cell cell by cell."""
     rng = np.random.default_rng(11)
-    alphabet = list("'=+-@\t\r\n.eE0123456789ax ,\"")
+    alphabet = list("'=+-@\t\r\n.eE0123456789ax ,\"\\")
     for _ in range(5000):
         value = "".join(rng.choice(alphabet, int(rng.integers(0, 7))))
         escaped = escape_cell(value)
@@ -502,3 +503,7 @@ def test_escaping_is_exact_over_many_strings():
         assert escaped[:1] not in ("=", "+", "-", "@", "\t", "\r") or table_module._NUMBER.match(value)
         bare = escaped != value and not value.startswith("'")
         assert bool(table_module._BARE_FORMULA.search("\x00" + "\x00".join(["x", value, "y"]))) == bare
+        cells = ["x", value, "=y" if len(value) % 2 else "y"]
+        assert table_module._escaped_row(cells) == [escape_cell(c) for c in cells]
+        assert table_module._escaped_row(cells, table_module._AUDIT_ESCAPED_CELL, table_module._audit_cell) == \
+            [table_module._audit_cell(c) for c in cells]
