@@ -587,7 +587,8 @@ def run(out: str, patients: int = 5, seed: int = 1, progress: Optional[ProgressC
     matching = _match(out, study_dir, quantification["table"], quantification["reader_ids"])
     correspondence = matching["registration"]["file"]
     # the DICOM SR needs the table with the readers' readings only: written by a background process while the
-    # statistics, which keep to one core most of their time, run here
+    # statistics, which keep to one core most of their time, run here. The stages below only read the study table
+    # (keep it so: the background process reads it at the same time)
     from concurrent.futures import ProcessPoolExecutor
 
     from netpet.dicom.files import process_context
