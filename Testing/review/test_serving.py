@@ -118,7 +118,8 @@ def test_middleware_refuses_without_token_and_sets_cookie(tmp_path):
         out = {}
         response = await client.get("/index.html")
         out["bare"] = (response.status, await response.text(), response.headers.get("Set-Cookie"))
-        response = await client.get("/index.html", params={"token": token[:-1] + "x"})
+        wrong = token[:-1] + ("y" if token.endswith("x") else "x")  # one character off, never the token itself
+        response = await client.get("/index.html", params={"token": wrong})
         out["wrong"] = response.status
         response = await client.get("/ws")  # the websocket's address without the token
         out["ws_bare"] = response.status
