@@ -127,6 +127,11 @@ def test_rerun_recomputes_nothing_and_keeps_the_table_byte_identical(small_study
     assert summary["statistics"]["status"] == "unchanged" and summary["exit_code"] == 0
     assert all((out / name).read_bytes() == data for name, data in before.items())
     assert [u["status"] for u in _units(_last_run(out))] == ["unchanged"] * 3
+    # a reader's edit of the report's false-findings.csv (its causes are read back) is an input of the statistics
+    causes = out / "statistics" / "false-findings.csv"
+    causes.write_bytes(causes.read_bytes() + b"\n")
+    again = run_study(str(study), str(out), manifest=str(manifest), reference=str(reference), jobs=1)
+    assert again["statistics"]["status"] == "done" and again["unchanged"] == 3
 
 
 def test_a_changed_session_alone_is_recomputed(small_study, baseline_run, tmp_path):
@@ -147,6 +152,24 @@ def test_a_changed_session_alone_is_recomputed(small_study, baseline_run, tmp_pa
     moved = next(k for k in after if k[0] == "NETPET-002" and k[5] == changed["lesion_id"])
     assert float(after[moved]["seed_r"]) == pytest.approx(float(changed["seed_r"]), abs=1e-9)
     assert summary["stale"] == []
+
+
+def test_a_finding_dropped_from_the_manifest_is_reported_not_silently_kept(small_study, baseline_run, tmp_path):
+    """A lesion row taken out of a session the manifest still names: the session is redone, the old finding stays in
+    the table (a reader's row is never deleted) but is reported as stale, by reader and lesion, for retraction."""
+    study, _, _ = small_study
+    out = tmp_path / "out"
+    shutil.copytree(baseline_run[0], out)
+    manifest = _copy_manifest(study, tmp_path)
+    rows = _manifest_rows(manifest)
+    dropped = next(r for r in rows if r["lesion_id"] and r["patient_id"] == "NETPET-002")
+    _write_rows(manifest, [r for r in rows if r is not dropped])
+    summary = run_study(str(study), str(out), manifest=str(manifest), jobs=1)
+    assert (summary["done"], summary["unchanged"], summary["failed"]) == (1, 2, 0)
+    assert [s for s in summary["stale"] if s.get("lesion_id")] == [
+        {"patient_id": "NETPET-002", "session_id": next(k[1] for k in _table(out / TABLE_NAME) if k[0] == "NETPET-002"),
+         "reader": dropped["reader"], "lesion_id": dropped["lesion_id"]}]
+    assert _table(out / TABLE_NAME).keys() == _table(baseline_run[0] / TABLE_NAME).keys()
 
 
 def test_a_broken_session_is_reported_and_isolated_then_fixed(small_study, baseline_run, tmp_path, capsys):

@@ -51,9 +51,18 @@ def cmd_run(args: argparse.Namespace) -> int:
                         progress=tqdm_progress(not args.json), arguments=arguments)
     for error in summary["errors"]:
         print(f"netpet: failed: {printable(error)}", file=sys.stderr)
+    for warning in summary["warnings"]:
+        print(f"netpet: warning: {printable(warning)}", file=sys.stderr)
     for stale in summary["stale"]:
-        print(f"netpet: note: patient {printable(stale['patient_id'])} session {printable(stale['session_id'])} is in "
-              "the study table but not in the manifest; left as it is", file=sys.stderr)
+        where = f"patient {printable(stale['patient_id'])} session {printable(stale['session_id'])}"
+        if "lesion_id" in stale:  # one finding of a session the manifest still names
+            print(f"netpet: warning: finding {printable(stale['lesion_id'] or '(session read)')} of reader "
+                  f"{printable(stale['reader'])}, {where}, is in the study table but no longer in the manifest; left "
+                  "as it is and counted by the statistics: retract it (netpet retract) if it should not count",
+                  file=sys.stderr)
+        else:
+            print(f"netpet: note: {where} is in the study table but not in the manifest; left as it is",
+                  file=sys.stderr)
     if args.json:
         json.dump(summary, sys.stdout, indent=2, default=str)
         sys.stdout.write("\n")

@@ -325,7 +325,10 @@ def _statistics(table: str, reference: str, out: str, checkpoints: str) -> Dict[
     from netpet.stats.report import read_causes, write_outputs
 
     folder = os.path.join(out, "statistics")
-    inputs = {"table": _file_digest(table), "reference": _file_digest(reference), "netpet_version": __version__}
+    causes_path = os.path.join(folder, "false-findings.csv")
+    # the reader's causes of false findings are read back from the report's own CSV: an edit there is an input too
+    inputs = {"table": _file_digest(table), "reference": _file_digest(reference), "netpet_version": __version__,
+              "causes": _file_digest(causes_path) if os.path.isfile(causes_path) else None}
     mark = os.path.join(checkpoints, "_statistics.json")
     report_path = os.path.join(folder, "report.html")
     try:
@@ -335,13 +338,14 @@ def _statistics(table: str, reference: str, out: str, checkpoints: str) -> Dict[
     except (OSError, ValueError):
         pass
     start = time.perf_counter()
-    causes_path = os.path.join(folder, "false-findings.csv")
     causes = read_causes(causes_path)
     codes = read_cause_codes(causes_path, false_finding_key)
     study = load_study(table, reference)
     analysis = analyse(study, StatsOptions(causes=causes, cause_codes=codes))
     written = write_outputs(analysis, folder, f"netpet run (statistics of {os.path.basename(table)})",
                             previous_causes=causes)
+    # the report rewrites false-findings.csv (the causes kept): the mark holds the file as written now
+    inputs["causes"] = _file_digest(causes_path) if os.path.isfile(causes_path) else None
     U.write_atomic(mark, json.dumps(inputs))
     return {"status": "done", "report": written["report.html"], "seconds": round(time.perf_counter() - start, 2),
             "warnings": list(study.warnings)}
@@ -496,7 +500,8 @@ def run_study(study: str, out: str, manifest: Optional[str] = None, reference: O
             stale = _stale(table.read(), work_units, results)
             if stale:
                 run_log.event("stale", sessions=stale,
-                              note="in the study table but no longer in the manifest: left as they are")
+                              note="in the study table but no longer in the manifest: left as they are, counted by "
+                                   "the statistics unless retracted")
             if reference and os.path.isfile(table_path):
                 try:
                     statistics = _statistics(table_path, reference, out, checkpoints)
@@ -538,12 +543,22 @@ def run_study(study: str, out: str, manifest: Optional[str] = None, reference: O
 
 def _stale(present: List[Dict[str, str]], work_units: Sequence[U.Unit],
            results: Dict[str, Dict[str, Any]]) -> List[Dict[str, str]]:
-    """Sessions (patient, session) of the table that no unit of this run produced or could have produced."""
-    produced = {(str(r.get("patient_id", "")), str(r.get("session_id", "")))
-                for result in results.values() for r in result.get("rows", [])}
+    """What the table holds that no unit of this run produced or could have produced: whole sessions
+    (patient_id, session_id), and, in a session this run produced, single findings no longer in its manifest rows
+    (with reader and lesion_id; retracted findings, which no analysis counts, left out)."""
+    from netpet.schema import RETRACTED
+
+    produced_rows = [r for result in results.values() for r in result.get("rows", [])]
+    produced = {(str(r.get("patient_id", "")), str(r.get("session_id", ""))) for r in produced_rows}
+    produced_keys = {_key(r) for r in produced_rows}
     # a failed unit may own rows of an earlier run: its patient's session (given), or any session of the patient
     unsure = {(u.patient, u.session) for u in work_units if not (results.get(u.key) or {}).get("rows")}
     unsure_patients = {p for p, _ in unsure}
     stale = sorted({(r.get("patient_id", ""), r.get("session_id", "")) for r in present}
                    - produced - unsure)
-    return [{"patient_id": p, "session_id": s} for p, s in stale if p not in unsure_patients]
+    out = [{"patient_id": p, "session_id": s} for p, s in stale if p not in unsure_patients]
+    for r in present:
+        if ((r.get("patient_id", ""), r.get("session_id", "")) in produced and _key(r) not in produced_keys
+                and r.get("finding_status") != RETRACTED):
+            out.append({k: r.get(k, "") for k in ("patient_id", "session_id", "reader", "lesion_id")})
+    return out
