@@ -185,9 +185,7 @@ def open_session(source, patient_id: str = "", session_id: str = "", modality: s
                 dicom_patient = patient_id  # the study's patient id is one of the DICOM PatientIDs: that copy
         record = index.choose_pet(series_uid, dicom_patient, *hints)
         if record.hybrid is None and not modality:
-            prepared = record.prepared
             record = _with_partner(source, record, jobs)
-            record.prepared = record.prepared or prepared  # the same PET files, read already
     result = convert_to_suv(record, suv_type, overrides, jobs=jobs)
     modality = schema.clean_label(modality) or schema.record_modality(record)
     tracer = schema.clean_label(tracer) or schema.record_tracer(record)
@@ -221,9 +219,11 @@ def _with_partner(source: str, record: SeriesRecord, jobs: Optional[int]) -> Ser
     parent = os.path.dirname(os.path.abspath(source if os.path.isdir(source) else os.path.dirname(source)))
     try:
         # the copy the folder holds: the parent may hold the same series under another patient too
-        return index_tree(parent, jobs=jobs).series(record.series_uid, record.patient_id, record.study_uid)
+        found = index_tree(parent, jobs=jobs).series(record.series_uid, record.patient_id, record.study_uid)
     except NetpetError:
         return record
+    found.prepared = found.prepared or record.prepared  # the PET files' headers, read already (keyed by path)
+    return found
 
 
 def _provenance_columns(provenance: Optional[Dict[str, Any]]) -> Dict[str, Any]:
