@@ -222,3 +222,27 @@ def test_negative_coordinates_parse_as_a_user_types_them(tmp_path, capsys):
     # voxel (20, 20, 20) is LPS (2, 2, 2), RAS (-2, -2, 2)
     assert main(["segment", str(path), "--seed", "-2,-2.0,2", "--out", str(tmp_path / "m.nrrd"), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["lesions"][0]["status"] == "segmented"
+
+
+def test_cold_walls_option_takes_the_phantom_calibration(tmp_path, capsys):
+    """`netpet segment --cold-walls` measures a phantom sphere with the calibration for spheres in cold
+    walls, whose fraction is lower than the default one for lesions: the same sphere reads larger."""
+    import numpy as np
+    import SimpleITK as sitk
+    from scipy import ndimage
+
+    z, y, x = np.mgrid[-30:31, -30:31, -30:31] * 2.0
+    values = np.where(x ** 2 + y ** 2 + z ** 2 <= 8.5 ** 2, 4.0, 1.0)  # a 17 mm sphere at 4:1
+    values = ndimage.gaussian_filter(values, 1.7).astype(np.float32)  # sigma 3.4 mm on 2 mm voxels
+    image = sitk.GetImageFromArray(values)
+    image.SetOrigin((-60.0, -60.0, -60.0))
+    image.SetSpacing((2.0, 2.0, 2.0))
+    path = tmp_path / "suv.nrrd"
+    sitk.WriteImage(image, str(path))
+    volumes = []
+    for extra in ([], ["--cold-walls"]):
+        assert main(["segment", str(path), "--seed", "0,0,0", "--out", str(tmp_path / "m.nrrd"), "--json", *extra]) == 0
+        lesion = json.loads(capsys.readouterr().out)["lesions"][0]
+        assert lesion["status"] == "segmented"
+        volumes.append(lesion["mtv_ml"])
+    assert volumes[1] > volumes[0]

@@ -89,47 +89,79 @@ def test_teaching_cases_every_stratum_without_a_flood(teaching_cases):
     assert tio and all(r["status"] == "segmented" for r in tio)
 
 
-NEMA_SEEDS = (0, 1)
+NEMA_SEEDS = (20, 21)  # held out: the adaptive calibrations were measured on realisations 0-19
 
 
 @pytest.fixture(scope="module")
 def nema_errors():
-    """Signed volume errors of the default method on every sphere of realistic NEMA phantoms."""
+    """Signed volume errors of the adaptive method on every sphere of realistic NEMA phantoms: the
+    phantom as built (1 mm cold sphere walls) measured with the calibration for such spheres
+    (``cold_walls``) and with the default one for lesions, and the same phantom with wall-less
+    spheres measured with the default."""
     from netpet.phantom.nema import nema_phantom
 
     errors = {}
-    for recon in ("earl1", "earl2"):
-        for contrast in (4.0, 8.0):
-            for seed in NEMA_SEEDS:
-                phantom = nema_phantom(contrast, recon=recon, seed=seed)
-                volume = SUVVolume.from_image(phantom.image)
-                for sphere in phantom.spheres:
-                    lesion = segment(volume, sphere["center_ras"])
-                    error = (lesion.voxels * volume.voxel_ml / sphere["volume_ml"] - 1.0) if lesion.separable else None
-                    errors[(recon, contrast, seed, sphere["diameter_mm"])] = error
+    for walls in (1.0, 0.0):
+        for recon in ("earl1", "earl2"):
+            for contrast in (4.0, 8.0):
+                for seed in NEMA_SEEDS:
+                    phantom = nema_phantom(contrast, recon=recon, seed=seed, sphere_wall_mm=walls)
+                    volume = SUVVolume.from_image(phantom.image)
+                    for sphere in phantom.spheres:
+                        for cold_walls in ((True, False) if walls else (False,)):
+                            lesion = segment(volume, sphere["center_ras"], SegmentOptions(cold_walls=cold_walls))
+                            error = (lesion.voxels * volume.voxel_ml / sphere["volume_ml"] - 1.0) if lesion.separable else None
+                            errors[(walls, cold_walls, recon, contrast, seed, sphere["diameter_mm"])] = error
     return errors
 
 
-def test_nema_volumes_on_realistic_reconstructions(nema_errors):
-    """The default method on OSEM reconstructions calibrated to EARL1 and EARL2 (recovery coefficients
-    inside the accreditation bands, Testing/core/test_nema_recon.py), 4:1 and 8:1, two noise
-    realisations: measured here every sphere >= 22 mm within 8 %, 17 mm within 28 % (its volume
-    error is noise: over 6 realisations -28 % to +18 %, mean -5 %), median |error| over all spheres
-    4-5 %. Bounds: the goal of 10 % for >= 22 mm; 30 % for 17 mm (the spread of 2.6 mL spheres at
-    these counts); median < 8 %; no sphere of 13 mm or more read over 3 x its volume, and every
-    sphere found."""
+def _check_nema(errors):
     table = {}
-    for (recon, contrast, seed, diameter), error in sorted(nema_errors.items()):
+    for (recon, contrast, seed, diameter), error in sorted(errors.items()):
         table.setdefault((recon, contrast), []).append(f"{diameter:.0f}:{'n/s' if error is None else f'{error:+.0%}'}")
     for key, cells in table.items():
         print(key, " ".join(cells))
-    assert all(e is not None for e in nema_errors.values())
-    big = [abs(e) for (r, c, s, d), e in nema_errors.items() if d >= 22]
-    seventeen = [abs(e) for (r, c, s, d), e in nema_errors.items() if d == 17]
+    assert all(e is not None for e in errors.values())
+    big = [abs(e) for (r, c, s, d), e in errors.items() if d >= 22]
+    seventeen = [abs(e) for (r, c, s, d), e in errors.items() if d == 17]
     assert max(big) <= 0.10, big
     assert max(seventeen) <= 0.30, seventeen
-    assert float(np.median([abs(e) for e in nema_errors.values()])) < 0.08
-    assert all(e < 2.0 for (r, c, s, d), e in nema_errors.items() if d >= 13)
+    assert float(np.median([abs(e) for e in errors.values()])) < 0.08
+    assert all(e < 2.0 for (r, c, s, d), e in errors.items() if d >= 13)
+
+
+def test_nema_volumes_on_realistic_reconstructions(nema_errors):
+    """The adaptive method on OSEM reconstructions calibrated to EARL1 and EARL2 (recovery
+    coefficients inside the accreditation bands, Testing/core/test_nema_recon.py), 4:1 and 8:1, two
+    held-out noise realisations, spheres in 1 mm cold walls measured with ``cold_walls``: every
+    sphere >= 22 mm within 10 %, 17 mm within 30 % (a 2.6 mL sphere's volume is noise at these
+    counts: over 20 realisations of EARL1-like 4:1 it reads -20 % to +28 %, sd 14 %, and even the
+    threshold that is exact on average reads -14 % to +21 %: benchmarks/nema_precision.py), median
+    |error| over all spheres < 8 %, no sphere of 13 mm or more read over 3 x its volume, and every
+    sphere found."""
+    _check_nema({key[2:]: e for key, e in nema_errors.items() if key[0] and key[1]})
+
+
+def test_lesion_calibration_on_wall_less_spheres(nema_errors):
+    """The default calibration is for lesions, which have no wall: the same phantom with wall-less
+    spheres meets the same bounds as the walled one with its own calibration."""
+    _check_nema({key[2:]: e for key, e in nema_errors.items() if not key[0]})
+
+
+def test_cold_walls_read_smaller_with_the_lesion_calibration(nema_errors):
+    """On spheres in cold walls the default (lesion) calibration takes a higher fraction than the
+    cold-wall one at every size from 17 mm (the walls pull the blurred edge inwards: Hofheinz F et
+    al., Phys Med Biol 2010;55:1099), so it reads each such sphere no larger, and smaller on
+    average, more so at 4:1 than at 8:1."""
+    def mean(contrast, cold_walls):
+        return float(np.mean([e for (w, cw, r, c, s, d), e in nema_errors.items()
+                              if w and cw == cold_walls and c == contrast and d >= 17]))
+
+    for (w, cw, r, c, s, d), e in nema_errors.items():
+        if w and cw and d >= 17:
+            assert nema_errors[(w, False, r, c, s, d)] <= e + 1e-9
+    assert mean(4.0, False) < mean(4.0, True) - 0.03
+    assert mean(4.0, True) - mean(4.0, False) > mean(8.0, True) - mean(8.0, False)
 
 
 def _grid(shape=(61, 61, 61), spacing=2.0):

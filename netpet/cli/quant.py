@@ -30,6 +30,9 @@ def add_parsers(sub) -> None:
                    help="fraction of the fixed and adaptive methods, between 0 and 1")
     p.add_argument("--absolute", type=number("SUV", 0.0, low_open=True), default=2.5, metavar="SUV",
                    help="threshold of the absolute method (SUV)")
+    p.add_argument("--cold-walls", action="store_true",
+                   help="the seeds are phantom spheres inside cold plastic walls (NEMA IEC quality control): the "
+                        "adaptive method's calibration for such spheres, not the default one for lesions")
     p.add_argument("--liver", type=_ras, metavar="R,A,S", help="centre of the 3 cm liver reference (default: automatic)")
     p.add_argument("--split", type=_ras, action="append", default=[], metavar="R,A,S",
                    help="a point in a neighbouring hot structure the lesions must be separated from")
@@ -99,7 +102,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
 
     check_output(args.out)
     options = SegmentOptions(method=args.method, fraction=args.fraction, absolute_suv=args.absolute,
-                             search_radius_mm=args.search_radius)
+                             search_radius_mm=args.search_radius, cold_walls=args.cold_walls)
     options.validate()
     if args.background and len(args.background) not in (1, len(args.seed)):
         raise UsageError(f"--background is given {len(args.background)} times for {len(args.seed)} seeds; give it once, "

@@ -42,9 +42,10 @@ Separable or not (the criterion, in the order it is applied)
 Threshold methods (``method``):
 
 ``adaptive``
-    background + f x (SUVpeak - background), with f calibrated on realistic NEMA IEC phantoms for
-    the lesion's size (a blurred ball fitted to its radial profile) at the image's resolution (its
-    body outline): see :func:`_adaptive_region` and :data:`ADAPTIVE_CALIBRATION`. The background is
+    background + f x (SUVpeak - background), with f calibrated on realistic NEMA IEC phantoms (their
+    spheres without the cold walls lesions do not have; ``cold_walls`` for a phantom's own spheres)
+    for the lesion's size (a blurred ball fitted to its radial profile) at the image's resolution
+    (its body outline): see :func:`_adaptive_region` and :data:`ADAPTIVE_CALIBRATION`. The background is
     the median of a shell around the region (after Nestle U et al., J Nucl Med 2005;46:1342), or the
     uptake of the organ or bone the lesion is embedded in; the threshold keeps 3 noise SD above it,
     rises above plateaus the region would take in and out of threads of noise, and a small region is
@@ -86,19 +87,35 @@ ADAPTIVE_FRACTION = 0.44
 #: The ``adaptive`` method's calibration: for an image of resolution sigma (Gaussian width, mm), pairs
 #: (lesion size, fraction f of SUVpeak - background at which the thresholded volume equals the true
 #: volume). The size is the volume (mL) of the blurred ball fitted to the lesion's radial profile
-#: (:func:`ball_radius`), as the method measures it, so the fit's own bias (up to 0.8 mm of radius
-#: short in a phantom, where the spheres' cold walls narrow the profile) is part of the calibration.
+#: (:func:`ball_radius`), as the method measures it, so the fit's own bias is part of the calibration.
 #: Measured on the realistic NEMA IEC phantom (netpet.phantom.nema: OSEM like EARL1 and EARL2
-#: systems, 4:1 and 8:1, cold sphere walls; 4 noise realisations each; spheres 10-37 mm), whose
-#: images have sigma 3.50 mm (EARL1-like) and 2.26 mm (EARL2-like) as :func:`outline_sigma` measures
-#: them. Between and beyond the two resolutions the fraction is interpolated linearly in sigma (and
-#: clamped); between sizes, linearly in log volume (and clamped). Smaller lesions and blurrier images
-#: need higher fractions: a Gaussian blur moves the half-contrast surface of a sphere inwards by
-#: about sigma^2 / R, and partial volume lowers SUVpeak more than the edge (Jentzen W et al., J Nucl
-#: Med 2007;48:108 calibrate the same way, on SUVmax).
+#: systems, 4:1, 8:1 and 10:1; noise realisations 0-19 of each; spheres 10-37 mm) with its spheres'
+#: cold walls left out (``sphere_wall_mm=0``): lesions have none. The images have sigma 3.51 mm
+#: (EARL1-like) and 2.26 mm (EARL2-like) as :func:`outline_sigma` measures them. One knot per sphere
+#: at its median measured size, its fraction set so that the mean over the sphere's realisations of
+#: the fraction the curve gives at each one's measured size equals the mean fraction that reproduces
+#: the true volume (the measured size scatters on a steep curve; ``python
+#: benchmarks/eval_segmentation.py --calibrate 20 --sphere-wall 0`` reproduces the table). Between and
+#: beyond the two resolutions the fraction is interpolated linearly in sigma (and clamped); between
+#: sizes, linearly in log volume (and clamped). Smaller lesions and blurrier images need higher
+#: fractions: a Gaussian blur moves the half-contrast surface of a sphere inwards by about
+#: sigma^2 / R, and partial volume lowers SUVpeak more than the edge (Jentzen W et al., J Nucl Med
+#: 2007;48:108 calibrate the same way, on SUVmax).
 ADAPTIVE_CALIBRATION = {
-    2.26: ((0.46, 0.770), (0.87, 0.487), (1.90, 0.367), (4.75, 0.348), (10.26, 0.368), (24.66, 0.367)),
-    3.50: ((0.55, 0.907), (1.19, 0.606), (2.37, 0.483), (5.04, 0.389), (10.75, 0.370), (25.04, 0.380)),
+    2.26: ((0.46, 0.824), (0.91, 0.486), (2.14, 0.405), (5.05, 0.382), (10.80, 0.398), (25.67, 0.400)),
+    3.51: ((0.60, 0.971), (1.28, 0.612), (2.42, 0.487), (5.31, 0.403), (11.19, 0.393), (26.10, 0.407)),
+}
+#: The same calibration on the phantom as it is built, each sphere inside a 1 mm cold plastic wall
+#: (``python benchmarks/eval_segmentation.py --calibrate 20``): for measuring a phantom's spheres
+#: (``SegmentOptions(cold_walls=True)``, ``netpet segment --cold-walls``). A cold wall between a
+#: sphere and its background pulls the blurred edge inwards and lowers the threshold that reproduces
+#: the sphere's volume, the more the lower the contrast (Hofheinz F et al., Phys Med Biol
+#: 2010;55:1099): measured on the noiseless simulation, 17-37 mm spheres want a fraction 0.03-0.05
+#: lower with the walls at 4:1 and 0.01-0.02 lower at 10:1. A lesion measured with this table reads
+#: too large; a phantom sphere measured with the default, too small at low contrast.
+ADAPTIVE_CALIBRATION_COLD_WALLS = {
+    2.26: ((0.44, 0.775), (0.86, 0.464), (1.93, 0.372), (4.79, 0.353), (10.48, 0.373), (25.02, 0.373)),
+    3.52: ((0.57, 0.908), (1.15, 0.584), (2.26, 0.469), (5.02, 0.388), (10.65, 0.371), (25.25, 0.384)),
 }
 #: The saddle a lesion stands on, in noisy tissue, lies above the tissue's mean by the highest path noise
 #: opens (1-2 noise SD): the contrast test takes this many SD off, the cautious end (see :func:`_grow`).
@@ -166,6 +183,8 @@ class SegmentOptions:
         above its surroundings to count as another structure
     min_contrast : focal contrast, in noise standard deviations of 1 mL local means, below which a
         structure is not separable from its background
+    cold_walls : the ``adaptive`` calibration of phantom spheres inside cold plastic walls (NEMA IEC
+        quality control), instead of the default one for lesions, which have no wall
     """
 
     method: str = DEFAULT_METHOD
@@ -177,6 +196,7 @@ class SegmentOptions:
     split: bool = True
     split_depth: Tuple[float, float] = (0.35, 0.07)
     min_contrast: float = 3.0
+    cold_walls: bool = False
 
     def effective_fraction(self) -> float:
         if self.fraction is not None:
@@ -493,14 +513,16 @@ def _gradient_region(values: np.ndarray, inside: np.ndarray, peak: Tuple[int, ..
     return _component(inside & (values >= level) & ((basins == 1) | line), peak)
 
 
-def adaptive_fraction(volume_ml: float, sigma_mm: Optional[float] = None) -> float:
-    """The calibrated fraction of the ``adaptive`` method (:data:`ADAPTIVE_CALIBRATION`) for a lesion
-    of ``volume_ml`` in an image of resolution ``sigma_mm`` (the mean of the two calibrated
-    resolutions when unknown). Constant outside the calibrated volumes: below the smallest sphere
+def adaptive_fraction(volume_ml: float, sigma_mm: Optional[float] = None, cold_walls: bool = False) -> float:
+    """The calibrated fraction of the ``adaptive`` method (:data:`ADAPTIVE_CALIBRATION`, or
+    :data:`ADAPTIVE_CALIBRATION_COLD_WALLS` for phantom spheres in cold walls) for a lesion of
+    ``volume_ml`` in an image of resolution ``sigma_mm`` (the mean of the two calibrated resolutions
+    when unknown). Constant outside the calibrated volumes: below the smallest sphere
     the curve is not continued, since an ever higher fraction would make any core of a few voxels a
     consistent answer."""
     x = math.log(max(volume_ml, 1e-3))
-    (low, low_curve), (high, high_curve) = sorted(ADAPTIVE_CALIBRATION.items())
+    table = ADAPTIVE_CALIBRATION_COLD_WALLS if cold_walls else ADAPTIVE_CALIBRATION
+    (low, low_curve), (high, high_curve) = sorted(table.items())
     at_low = float(np.interp(x, np.log([v for v, _ in low_curve]), [f for _, f in low_curve]))
     at_high = float(np.interp(x, np.log([v for v, _ in high_curve]), [f for _, f in high_curve]))
     if sigma_mm is None:
@@ -598,7 +620,7 @@ def edge_sigma(values: np.ndarray, region: np.ndarray, spacing: np.ndarray, thre
 def _adaptive_region(values: np.ndarray, means: np.ndarray, allowed: np.ndarray, peak: Tuple[int, ...],
                      background: float, fraction: Optional[float], spacing: np.ndarray,
                      image_sigma: Optional[float] = None, correlation: float = 1.0,
-                     trace: Optional[dict] = None) -> Tuple[np.ndarray, float]:
+                     trace: Optional[dict] = None, cold_walls: bool = False) -> Tuple[np.ndarray, float]:
     """The ``adaptive`` method: threshold = background + f x (SUVpeak - background), SUVpeak the
     highest 1 mL local mean of the region, f the calibrated fraction (:func:`adaptive_fraction`) for
     the lesion's size at the image's resolution; or a fixed ``fraction`` when one is given.
@@ -615,6 +637,7 @@ def _adaptive_region(values: np.ndarray, means: np.ndarray, allowed: np.ndarray,
     SUVpeak sphere, never below half of SUVmax over the background. SUVpeak rather than SUVmax: the
     maximum voxel carries the noise and the edge overshoot of resolution-modelled reconstructions,
     SUVpeak much less of both. ``trace`` (a dict) receives the intermediate values, for calibration.
+    ``cold_walls``: the calibration of phantom spheres in cold walls (:data:`ADAPTIVE_CALIBRATION_COLD_WALLS`).
     """
     voxel_ml = float(np.prod(spacing)) / 1000.0
     suv_max = float(values[peak])
@@ -637,7 +660,7 @@ def _adaptive_region(values: np.ndarray, means: np.ndarray, allowed: np.ndarray,
     local_peak = tuple(p - s.start for p, s in zip(peak, box))
     # a first look with the calibration of an unknown resolution
     chosen = _sweep(local_values, local_means, local_allowed, local_peak, background, level, suv_max, voxel_ml, None,
-                    floor)
+                    floor, cold_walls)
     sigma = image_sigma
     if chosen is not None and sigma is None:
         sigma = edge_sigma(local_values, chosen[1], spacing, chosen[0])  # no body outline: the lesion's own profile
@@ -653,7 +676,7 @@ def _adaptive_region(values: np.ndarray, means: np.ndarray, allowed: np.ndarray,
             if trace is not None:
                 trace.update(size_ml=size_ml, top=top, sigma=sigma, floor=floor, box=box, allowed=local_allowed,
                              peak=local_peak)
-            threshold = max(background + adaptive_fraction(size_ml, sigma) * (top - background), floor)
+            threshold = max(background + adaptive_fraction(size_ml, sigma, cold_walls) * (top - background), floor)
             if threshold < suv_max:
                 chosen = (threshold, _component(local_allowed & (local_values >= threshold), local_peak))
     if chosen is None:
@@ -676,7 +699,8 @@ def _adaptive_region(values: np.ndarray, means: np.ndarray, allowed: np.ndarray,
 
 
 def _sweep(values: np.ndarray, means: np.ndarray, allowed: np.ndarray, peak: Tuple[int, ...], background: float,
-           level: float, suv_max: float, voxel_ml: float, sigma: Optional[float], floor: float):
+           level: float, suv_max: float, voxel_ml: float, sigma: Optional[float], floor: float,
+           cold_walls: bool = False):
     """Lower the threshold from SUVmax in steps of 2 % of the contrast until it first falls to the
     calibrated fraction of the region it delimits, or reaches the noise ``floor``; (threshold,
     region), or None when the region never rose above the calibration."""
@@ -689,7 +713,7 @@ def _sweep(values: np.ndarray, means: np.ndarray, allowed: np.ndarray, peak: Tup
         region = _component(allowed & (values >= threshold), peak)
         voxels = int(region.sum())
         top = max(float(np.max(means[region])), level) if voxels else level
-        needed = adaptive_fraction(voxels * voxel_ml, sigma)
+        needed = adaptive_fraction(voxels * voxel_ml, sigma, cold_walls)
         # the threshold as a share of the region's own SUVpeak contrast; the solution is where it
         # first falls from above the calibrated fraction to it (a core of a few voxels at the top can
         # be "consistent" by the curve's extrapolation: that is not a crossing)
@@ -1096,7 +1120,7 @@ def _grow(frame: _Frame, peak: Tuple[int, int, int], click: Tuple[int, int, int]
     elif method == "adaptive":
         trace: dict = {}
         region, threshold = _adaptive_region(values, frame.means, inside, peak, bg, options.fraction, spacing,
-                                             frame.sigma, frame.correlation, trace)
+                                             frame.sigma, frame.correlation, trace, options.cold_walls)
         raised = _untangle(values, region, peak, threshold, suv_max)
         if raised > threshold:
             notes.append(f"threshold raised from {threshold:.2f} to {raised:.2f}: the region ran out into the "
