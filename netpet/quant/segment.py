@@ -95,15 +95,16 @@ ADAPTIVE_FRACTION = 0.44
 #: at its median measured size, its fraction set so that the mean over the sphere's realisations of
 #: the fraction the curve gives at each one's measured size equals the mean fraction that reproduces
 #: the true volume (the measured size scatters on a steep curve; ``python
-#: benchmarks/eval_segmentation.py --calibrate 20 --sphere-wall 0`` reproduces the table). Between and
-#: beyond the two resolutions the fraction is interpolated linearly in sigma (and clamped); between
-#: sizes, linearly in log volume (and clamped). Smaller lesions and blurrier images need higher
-#: fractions: a Gaussian blur moves the half-contrast surface of a sphere inwards by about
-#: sigma^2 / R, and partial volume lowers SUVpeak more than the edge (Jentzen W et al., J Nucl Med
-#: 2007;48:108 calibrate the same way, on SUVmax).
+#: benchmarks/eval_segmentation.py --calibrate 20 --sphere-wall 0`` reproduces the table; the sizes
+#: depend on the table through the method's first look, and a second pass moved no fraction by more
+#: than 0.002). Between and beyond the two resolutions the fraction is interpolated linearly in
+#: sigma (and clamped); between sizes, linearly in log volume (and clamped). Smaller lesions and
+#: blurrier images need higher fractions: a Gaussian blur moves the half-contrast surface of a sphere
+#: inwards by about sigma^2 / R, and partial volume lowers SUVpeak more than the edge (Jentzen W et
+#: al., J Nucl Med 2007;48:108 calibrate the same way, on SUVmax).
 ADAPTIVE_CALIBRATION = {
-    2.26: ((0.46, 0.824), (0.91, 0.486), (2.14, 0.405), (5.05, 0.382), (10.80, 0.398), (25.67, 0.400)),
-    3.51: ((0.60, 0.971), (1.28, 0.612), (2.42, 0.487), (5.31, 0.403), (11.19, 0.393), (26.10, 0.407)),
+    2.26: ((0.46, 0.823), (0.89, 0.488), (2.14, 0.405), (5.04, 0.382), (10.80, 0.398), (25.66, 0.400)),
+    3.51: ((0.55, 0.970), (1.27, 0.613), (2.41, 0.487), (5.30, 0.404), (11.19, 0.393), (26.10, 0.407)),
 }
 #: The same calibration on the phantom as it is built, each sphere inside a 1 mm cold plastic wall
 #: (``python benchmarks/eval_segmentation.py --calibrate 20``): for measuring a phantom's spheres
