@@ -226,7 +226,8 @@ def test_negative_coordinates_parse_as_a_user_types_them(tmp_path, capsys):
 
 def test_cold_walls_option_takes_the_phantom_calibration(tmp_path, capsys):
     """`netpet segment --cold-walls` measures a phantom sphere with the calibration for spheres in cold
-    walls, whose fraction is lower than the default one for lesions: the same sphere reads larger."""
+    walls, whose fraction is lower than the default one for lesions: the same sphere reads larger,
+    and the result says which calibration it used (flag `cold-walls`)."""
     import numpy as np
     import SimpleITK as sitk
     from scipy import ndimage
@@ -244,5 +245,6 @@ def test_cold_walls_option_takes_the_phantom_calibration(tmp_path, capsys):
         assert main(["segment", str(path), "--seed", "0,0,0", "--out", str(tmp_path / "m.nrrd"), "--json", *extra]) == 0
         lesion = json.loads(capsys.readouterr().out)["lesions"][0]
         assert lesion["status"] == "segmented"
+        assert ("cold-walls" in lesion["flags"]) == bool(extra)
         volumes.append(lesion["mtv_ml"])
     assert volumes[1] > volumes[0]

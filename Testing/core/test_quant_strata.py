@@ -160,6 +160,9 @@ def test_cold_walls_read_smaller_with_the_lesion_calibration(nema_errors):
     for (w, cw, r, c, s, d), e in nema_errors.items():
         if w and cw and d >= 17:
             assert nema_errors[(w, False, r, c, s, d)] <= e + 1e-9
+    # over 20 realisations (benchmarks/nema_precision.py) the lesion calibration reads walled 17-37 mm
+    # spheres at 4:1 3.3-9.7 points smaller than cold_walls, 5.5 on average; 3 points leaves room for
+    # the noise of two realisations
     assert mean(4.0, False) < mean(4.0, True) - 0.03
     assert mean(4.0, True) - mean(4.0, False) > mean(8.0, True) - mean(8.0, False)
 

@@ -1123,6 +1123,10 @@ def _grow(frame: _Frame, peak: Tuple[int, int, int], click: Tuple[int, int, int]
         trace: dict = {}
         region, threshold = _adaptive_region(values, frame.means, inside, peak, bg, options.fraction, spacing,
                                              frame.sigma, frame.correlation, trace, options.cold_walls)
+        if options.cold_walls and options.fraction is None:
+            notes.append("measured with the calibration for phantom spheres inside cold walls (cold_walls, "
+                         "--cold-walls): a lesion, which has no wall, reads too large with it")
+            flags.append("cold-walls")
         raised = _untangle(values, region, peak, threshold, suv_max)
         if raised > threshold:
             notes.append(f"threshold raised from {threshold:.2f} to {raised:.2f}: the region ran out into the "
